@@ -1,0 +1,127 @@
+//! What a plugin may do: its id, its key prefix, its TTLs and its limits.
+//!
+//! Everything here is operator policy. How the host is backed (the store URL) is
+//! configured on the store itself.
+
+use std::time::Duration;
+
+use crate::error::Error;
+use crate::keys::Namespace;
+
+/// The configuration of one plugin.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct PluginConfig {
+    /// The id the host knows the plugin by (letters, digits, `_ . - /`).
+    pub id: String,
+    /// The key prefix of the plugin's state, usually one per tenant; same
+    /// characters as `id`. Two plugins with different prefixes never see each
+    /// other's data; the same plugin loaded twice with one prefix shares it.
+    pub prefix: String,
+    /// How long a session lives after its last write; `None`: forever.
+    pub default_ttl: Option<Duration>,
+    /// Reads (`load`, `items`) extend a session's expiry to `default_ttl` from now.
+    pub sliding_ttl: bool,
+    /// Resource limits.
+    pub limits: Limits,
+}
+
+impl PluginConfig {
+    /// A plugin with default TTL "never" and default limits.
+    pub fn new(id: impl Into<String>, prefix: impl Into<String>) -> Self {
+        Self {
+            id: id.into(),
+            prefix: prefix.into(),
+            default_ttl: None,
+            sliding_ttl: false,
+            limits: Limits::default(),
+        }
+    }
+
+    /// Sets the default TTL of sessions.
+    pub fn with_default_ttl(mut self, ttl: Option<Duration>) -> Self {
+        self.default_ttl = ttl;
+        self
+    }
+
+    /// Turns sliding expiry on or off.
+    pub fn with_sliding_ttl(mut self, on: bool) -> Self {
+        self.sliding_ttl = on;
+        self
+    }
+
+    /// Replaces the limits.
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Checks the config and builds the plugin's namespace under `root`.
+    pub(crate) fn namespace(&self, root: &str) -> Result<Namespace, Error> {
+        Namespace::new("plugin", &self.id)
+            .map_err(|e| Error::Config(format!("plugin id: {e}")))?;
+        if self.default_ttl.is_some_and(|t| t < Duration::from_millis(1)) {
+            return Err(Error::Config(format!(
+                "plugin {}: default_ttl must be at least 1ms",
+                self.id
+            )));
+        }
+        self.limits
+            .check()
+            .map_err(|e| Error::Config(format!("plugin {}: {e}", self.id)))?;
+        Namespace::new(root, &self.prefix).map_err(Error::Config)
+    }
+}
+
+/// Per-plugin limits. Every one is enforced by the host; a guest that reaches one
+/// gets a typed error (or is stopped, for memory and time) and the operator a log
+/// line.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct Limits {
+    /// Linear memory of one instance, in bytes. Default 64 MiB.
+    pub memory_bytes: u64,
+    /// Wall-clock time of one turn. Default 10 s.
+    pub deadline: Duration,
+    /// Largest state document, plugin-wide value, or one append, in bytes.
+    /// Default 1 MiB.
+    pub max_value_bytes: u64,
+    /// Longest history of one session. Default 10,000 items.
+    pub max_history_items: u64,
+    /// Most items one call returns or takes (`items`, `list-sessions`, `append`).
+    /// Default 1,000.
+    pub max_items_per_call: u32,
+    /// Bytes of stdout and of stderr kept per turn for the logs. Default 64 KiB.
+    pub max_output_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            memory_bytes: 64 << 20,
+            deadline: Duration::from_secs(10),
+            max_value_bytes: 1 << 20,
+            max_history_items: 10_000,
+            max_items_per_call: 1_000,
+            max_output_bytes: 64 << 10,
+        }
+    }
+}
+
+impl Limits {
+    fn check(&self) -> Result<(), String> {
+        let positive = [
+            ("memory_bytes", self.memory_bytes),
+            ("max_value_bytes", self.max_value_bytes),
+            ("max_history_items", self.max_history_items),
+            ("max_items_per_call", u64::from(self.max_items_per_call)),
+        ];
+        if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {
+            return Err(format!("limits.{name} must be at least 1"));
+        }
+        if self.deadline < Duration::from_millis(1) {
+            return Err("limits.deadline must be at least 1ms".into());
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,159 @@
+//! Errors, one type per audience: the guest ([`StateError`]), storage
+//! ([`StoreError`]), a turn's caller ([`TurnError`]) and set-up ([`Error`]).
+//!
+//! None of them ever holds a Redis URL or password: store errors are classified and
+//! reworded when they are made (see `store::redis`).
+
+use std::time::Duration;
+
+/// Why a state call of the guest did not happen. Becomes the WIT `error` variant in
+/// exactly one place (`state.rs`, `convert_error`).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StateError {
+    /// A session id, key or cursor broke a rule.
+    #[error("invalid {what}: {reason}")]
+    InvalidKey {
+        /// What was invalid ("session id", "key", "cursor").
+        what: &'static str,
+        /// The rule it broke.
+        reason: String,
+    },
+    /// A number or option is out of range.
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+    /// A value or an append is over the plugin's size limit.
+    #[error("{size} bytes is over the limit of {limit} bytes")]
+    TooLarge {
+        /// Size of what the guest sent.
+        size: u64,
+        /// The plugin's limit.
+        limit: u64,
+    },
+    /// A per-plugin quota would be exceeded.
+    #[error("quota exceeded: {0}")]
+    QuotaExceeded(String),
+    /// The store refused or failed the operation.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A failed store operation, classified so callers can decide what to do.
+///
+/// The messages are short, stable and safe to show to a guest: no URL, no password,
+/// no server dump.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The store did not answer in time, refused the connection or lost it. Retrying
+    /// later may work; the store reconnects by itself.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// A conditional write found another version.
+    #[error("version conflict")]
+    Conflict,
+    /// A store-side quota (history length) would be exceeded.
+    #[error("quota exceeded: {0}")]
+    QuotaExceeded(String),
+    /// `increment` on a value that is not a 64-bit integer, or an overflow.
+    #[error("value is not an integer or the result would overflow")]
+    NotAnInteger,
+    /// Anything else the store reported.
+    #[error("store error: {0}")]
+    Internal(String),
+}
+
+impl StoreError {
+    /// True for errors that may go away by themselves (timeouts, refused or lost
+    /// connections).
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, Self::Unavailable(_))
+    }
+}
+
+/// Why a turn did not produce an answer.
+///
+/// A plugin's own `Err(message)` is [`TurnError::Plugin`]; the others mean the host
+/// stopped the plugin or could not run it.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TurnError {
+    /// No plugin with that id is loaded.
+    #[error("no plugin {0:?} is loaded")]
+    UnknownPlugin(String),
+    /// The session id broke a rule.
+    #[error("{0}")]
+    InvalidSession(StateError),
+    /// The plugin answered `Err(message)`.
+    #[error("plugin {plugin} failed: {message}")]
+    Plugin {
+        /// Plugin id.
+        plugin: String,
+        /// What the plugin said.
+        message: String,
+    },
+    /// The plugin failed while the store was unreachable; the plugin's own message
+    /// is kept.
+    #[error("plugin {plugin} failed because the store is unavailable ({reason}): {message}")]
+    StoreUnavailable {
+        /// Plugin id.
+        plugin: String,
+        /// The store's error.
+        reason: String,
+        /// What the plugin said, if it answered.
+        message: String,
+    },
+    /// The turn ran past the plugin's wall-clock deadline and was stopped.
+    #[error("plugin {plugin} ran past its deadline of {} and was stopped", humantime::format_duration(*limit))]
+    Deadline {
+        /// Plugin id.
+        plugin: String,
+        /// The deadline.
+        limit: Duration,
+    },
+    /// The plugin asked for more memory than its cap and was stopped.
+    #[error("plugin {plugin} went over its memory limit of {limit} bytes and was stopped")]
+    MemoryLimit {
+        /// Plugin id.
+        plugin: String,
+        /// The cap in bytes.
+        limit: u64,
+    },
+    /// The plugin trapped (a panic, `unreachable`, a bad memory access...).
+    #[error("plugin {plugin} crashed: {reason}")]
+    Trap {
+        /// Plugin id.
+        plugin: String,
+        /// The trap, as wasmtime reports it.
+        reason: String,
+    },
+}
+
+/// A failure to build the host or load a plugin.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A configuration value is invalid.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// A plugin could not be read, compiled or linked.
+    #[error("plugin {id}: {reason}")]
+    Plugin {
+        /// Plugin id.
+        id: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The store could not be set up.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// No plugin with that id is loaded.
+    #[error("no plugin {0:?} is loaded")]
+    UnknownPlugin(String),
+    /// A session id or argument is invalid.
+    #[error(transparent)]
+    Invalid(StateError),
+    /// The wasm engine could not be set up.
+    #[error("engine: {0}")]
+    Engine(String),
+}

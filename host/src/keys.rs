@@ -1,0 +1,191 @@
+//! The key layout: how a plugin's namespace, session ids and keys become Redis keys.
+//!
+//! Every key is `{root}:{prefix}:…`. `root` and `prefix` come from the operator and
+//! are restricted to `[A-Za-z0-9_.-/]`, so `:` always ends them; the guest never
+//! chooses them. Session ids and plugin-wide keys come from the guest; they are
+//! validated ([`Name::session`], [`Name::key`]) and percent-encoded so that the
+//! encoded form has only `[A-Za-z0-9_.~-]` and `%`: no `:` to break out of its place,
+//! no `{`/`}` to move a hash tag, no glob character. Two different ids never encode
+//! to the same string.
+//!
+//! | what | key |
+//! |---|---|
+//! | session state (hash: `v`, `ver`) | `{root}:{prefix}:s:{<session>}:state` |
+//! | session history (list) | `{root}:{prefix}:s:{<session>}:hist` |
+//! | plugin-wide value | `{root}:{prefix}:kv:{<key>}` |
+//! | session index (zset, by name) | `{root}:{prefix}:index:{<root>:<prefix>}:names` |
+//! | session index (zset, by expiry) | `{root}:{prefix}:index:{<root>:<prefix>}:expiry` |
+//!
+//! The `{…}` are Redis Cluster hash tags: all keys of one session share a slot, so a
+//! session's writes are one atomic step; the two index keys of a plugin share another.
+
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+
+use crate::error::StateError;
+
+/// Longest accepted session id or key, in bytes.
+pub const MAX_NAME_BYTES: usize = 512;
+/// Longest accepted root or prefix, in bytes.
+pub const MAX_PREFIX_BYTES: usize = 128;
+
+/// Every byte but these is percent-encoded.
+const ENCODE: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
+
+/// Where one plugin's keys live: `{root}:{prefix}`, checked at construction.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Namespace {
+    base: String,
+}
+
+impl Namespace {
+    /// Checks `root` and `prefix` (1 to 128 bytes of `[A-Za-z0-9_.-/]` each).
+    pub fn new(root: &str, prefix: &str) -> Result<Self, String> {
+        check_segment("root", root)?;
+        check_segment("prefix", prefix)?;
+        Ok(Self {
+            base: format!("{root}:{prefix}"),
+        })
+    }
+
+    /// `{root}:{prefix}`, the start of every key of this namespace.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// The session's state key.
+    pub fn state_key(&self, session: &Name) -> String {
+        format!("{}:s:{{{}}}:state", self.base, session.encoded)
+    }
+
+    /// The session's history key.
+    pub fn history_key(&self, session: &Name) -> String {
+        format!("{}:s:{{{}}}:hist", self.base, session.encoded)
+    }
+
+    /// A plugin-wide value's key.
+    pub fn value_key(&self, key: &Name) -> String {
+        format!("{}:kv:{{{}}}", self.base, key.encoded)
+    }
+
+    /// The index of session names (all scores 0, ordered by name).
+    pub fn index_names_key(&self) -> String {
+        format!("{0}:index:{{{0}}}:names", self.base)
+    }
+
+    /// The index of session expiry times (score: unix ms, `+inf` for never).
+    pub fn index_expiry_key(&self) -> String {
+        format!("{0}:index:{{{0}}}:expiry", self.base)
+    }
+}
+
+fn check_segment(what: &str, s: &str) -> Result<(), String> {
+    if s.is_empty() || s.len() > MAX_PREFIX_BYTES {
+        return Err(format!("{what} must be 1 to {MAX_PREFIX_BYTES} bytes"));
+    }
+    if let Some(c) = s
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-' | '/')))
+    {
+        return Err(format!(
+            "{what} {s:?} has {c:?}; only letters, digits and _ . - / are allowed"
+        ));
+    }
+    Ok(())
+}
+
+/// A session id or plugin-wide key from the guest, validated, with its encoded form.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Name {
+    raw: String,
+    encoded: String,
+}
+
+impl Name {
+    /// Validates a session id.
+    pub fn session(raw: impl Into<String>) -> Result<Self, StateError> {
+        Self::new("session id", raw.into())
+    }
+
+    /// Validates a plugin-wide key.
+    pub fn key(raw: impl Into<String>) -> Result<Self, StateError> {
+        Self::new("key", raw.into())
+    }
+
+    fn new(what: &'static str, raw: String) -> Result<Self, StateError> {
+        check_name(what, &raw)?;
+        let encoded = utf8_percent_encode(&raw, ENCODE).to_string();
+        Ok(Self { raw, encoded })
+    }
+
+    /// The id as the guest gave it.
+    pub fn as_str(&self) -> &str {
+        &self.raw
+    }
+}
+
+/// The rules every guest-supplied id, key or cursor follows.
+pub(crate) fn check_name(what: &'static str, raw: &str) -> Result<(), StateError> {
+    let invalid = |reason: String| StateError::InvalidKey { what, reason };
+    if raw.is_empty() {
+        return Err(invalid("is empty".into()));
+    }
+    if raw.len() > MAX_NAME_BYTES {
+        return Err(invalid(format!(
+            "is {} bytes, over the limit of {MAX_NAME_BYTES}",
+            raw.len()
+        )));
+    }
+    if let Some(pos) = raw.chars().position(char::is_control) {
+        return Err(invalid(format!("has a control character at char {pos}")));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hostile_ids_stay_inside_their_hash_tag() {
+        let ns = Namespace::new("agent", "tenant-a").unwrap();
+        for raw in ["a:b", "{x}", "*", "?", "[a-z]", "\\", "}:state", "é ü", "%41"] {
+            let key = ns.state_key(&Name::session(raw).unwrap());
+            let inner = key
+                .strip_prefix("agent:tenant-a:s:{")
+                .and_then(|k| k.strip_suffix("}:state"))
+                .unwrap();
+            assert!(
+                inner
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.~%".contains(&b)),
+                "{raw:?} encoded as {inner:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn encoding_is_injective_on_tricky_pairs() {
+        let a = Name::session("%41").unwrap();
+        let b = Name::session("A").unwrap();
+        assert_ne!(a.encoded, b.encoded);
+    }
+
+    #[test]
+    fn bad_names_are_typed_errors() {
+        for raw in [String::new(), "a\nb".into(), "\u{7f}".into(), "x".repeat(513)] {
+            assert!(matches!(
+                Name::session(raw.clone()),
+                Err(StateError::InvalidKey { .. })
+            ));
+        }
+        assert!(Name::session("x".repeat(512)).is_ok());
+    }
+
+    #[test]
+    fn namespace_rejects_separators() {
+        for bad in ["", "a:b", "a{b", "a b", "a*"] {
+            assert!(Namespace::new("agent", bad).is_err(), "{bad:?}");
+        }
+        assert!(Namespace::new("agent", "tenant-a/chat_v1.2").is_ok());
+    }
+}

@@ -1,0 +1,45 @@
+//! Runs sandboxed WebAssembly agent plugins and gives each one persistent, isolated
+//! session state in Redis through the WIT interface `agent-state`.
+//!
+//! # Layout
+//! - [`host`]: [`Host`] and [`HostBuilder`]: load plugins, run turns, inspect sessions.
+//! - [`config`]: what a plugin may do ([`PluginConfig`], [`Limits`]).
+//! - [`store`]: the [`StateStore`] trait and its backends ([`RedisStore`]).
+//! - [`keys`]: how namespaces, session ids and keys become store keys.
+//! - [`error`]: one error type per audience.
+//! - `sandbox`: the wasmtime engine, WASI without capabilities, memory and time
+//!   limits.
+//! - `state`: the host side of `agent-state`, answering the guest.
+//! - `bindings`: the code generated from `wit/`.
+//!
+//! # Example
+//! ```no_run
+//! use agent_host::{Host, PluginConfig, RedisOptions, RedisStore};
+//! use std::time::Duration;
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let store = RedisStore::open("redis://127.0.0.1:6379", RedisOptions::default())?;
+//! let host = Host::builder().store(store).build()?;
+//! let config = PluginConfig::new("chat", "tenant-a")
+//!     .with_default_ttl(Some(Duration::from_secs(7 * 24 * 3600)));
+//! host.load_plugin_file(config, "chat_memory.wasm").await?;
+//! let answer = host.run_turn("chat", "alice", "hello there").await?;
+//! println!("{answer}");
+//! let session = host.inspect("chat", "alice").await?;
+//! println!("{} history items", session.history.len());
+//! # Ok(()) }
+//! ```
+
+mod bindings;
+pub mod config;
+pub mod error;
+pub mod host;
+pub mod keys;
+mod sandbox;
+mod state;
+pub mod store;
+
+pub use config::{Limits, PluginConfig};
+pub use error::{Error, StateError, StoreError, TurnError};
+pub use host::{Host, HostBuilder, PluginInfo, SessionSnapshot};
+pub use store::{RedisOptions, RedisStore, StateStore};

@@ -1,0 +1,183 @@
+//! The sandbox: the wasmtime engine, what one instance may use, and the clock that
+//! stops runaway plugins.
+//!
+//! A plugin gets WASI p2 (a Rust std guest imports it even if it does nothing with
+//! it) with no preopened directories, no network, no environment and no arguments;
+//! its stdout and stderr are captured (bounded) and written to the host's log. Its
+//! memory is capped by [`MemoryLimiter`] and its wall time by epoch interruption.
+
+use std::time::{Duration, Instant};
+
+use wasmtime::component::{HasSelf, Linker, ResourceTable};
+use wasmtime::{Config, Engine, ResourceLimiter, Store, UpdateDeadline};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+use crate::bindings::AgentPlugin;
+use crate::config::Limits;
+use crate::error::Error;
+use crate::state::StateCtx;
+
+/// How often the epoch ticks: the granularity of deadlines and of yielding to other
+/// turns on the same thread.
+const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// The engine every plugin of a host is compiled for, with its epoch ticker.
+pub(crate) fn engine() -> Result<Engine, Error> {
+    let mut config = Config::new();
+    config.wasm_component_model(true).epoch_interruption(true);
+    let engine = Engine::new(&config).map_err(|e| Error::Engine(e.to_string()))?;
+    spawn_epoch_ticker(&engine)?;
+    Ok(engine)
+}
+
+/// Ticks the engine's epoch until the engine is dropped.
+fn spawn_epoch_ticker(engine: &Engine) -> Result<(), Error> {
+    let weak = engine.weak();
+    std::thread::Builder::new()
+        .name("agent-host-epoch".into())
+        .spawn(move || {
+            while let Some(engine) = weak.upgrade() {
+                engine.increment_epoch();
+                drop(engine);
+                std::thread::sleep(EPOCH_TICK);
+            }
+        })
+        .map_err(|e| Error::Engine(format!("cannot start the epoch thread: {e}")))?;
+    Ok(())
+}
+
+/// A linker with WASI p2 and `agent-state`.
+pub(crate) fn linker(engine: &Engine) -> Result<Linker<TurnCtx>, Error> {
+    let mut linker = Linker::new(engine);
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker)
+        .map_err(|e| Error::Engine(format!("linking WASI: {e}")))?;
+    AgentPlugin::add_to_linker::<TurnCtx, HasSelf<StateCtx>>(&mut linker, |t| &mut t.state)
+        .map_err(|e| Error::Engine(format!("linking agent-state: {e}")))?;
+    Ok(linker)
+}
+
+/// Everything one turn's instance owns.
+pub(crate) struct TurnCtx {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    pub(crate) limiter: MemoryLimiter,
+    pub(crate) state: StateCtx,
+}
+
+impl WasiView for TurnCtx {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+/// The captured stdout and stderr of one turn.
+pub(crate) struct Output {
+    pub(crate) stdout: MemoryOutputPipe,
+    pub(crate) stderr: MemoryOutputPipe,
+}
+
+impl Output {
+    /// Writes what the plugin printed to the host's log, one event per line.
+    pub(crate) fn log(&self, plugin: &str) {
+        for (stream, pipe) in [("stdout", &self.stdout), ("stderr", &self.stderr)] {
+            let bytes = pipe.contents();
+            for line in String::from_utf8_lossy(&bytes).lines() {
+                tracing::info!(plugin, stream, "{line}");
+            }
+        }
+    }
+
+    /// The last line the plugin wrote to stderr (a Rust guest's panic message).
+    pub(crate) fn last_stderr_line(&self) -> Option<String> {
+        let bytes = self.stderr.contents();
+        let text = String::from_utf8_lossy(&bytes);
+        text.lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .map(|l| l.chars().take(300).collect())
+    }
+}
+
+/// A store for one turn, with its limits and deadline set.
+pub(crate) fn turn_store(
+    engine: &Engine,
+    limits: &Limits,
+    state: StateCtx,
+    deadline: Instant,
+) -> (Store<TurnCtx>, Output) {
+    let output = Output {
+        stdout: MemoryOutputPipe::new(limits.max_output_bytes),
+        stderr: MemoryOutputPipe::new(limits.max_output_bytes),
+    };
+    // No dirs, no env, no args, no sockets: WasiCtxBuilder grants none by default.
+    let wasi = WasiCtxBuilder::new()
+        .stdout(output.stdout.clone())
+        .stderr(output.stderr.clone())
+        .build();
+    let ctx = TurnCtx {
+        wasi,
+        table: ResourceTable::new(),
+        limiter: MemoryLimiter::new(limits.memory_bytes),
+        state,
+    };
+    let mut store = Store::new(engine, ctx);
+    store.limiter(|t| &mut t.limiter);
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_callback(move |_| {
+        Ok(if Instant::now() >= deadline {
+            UpdateDeadline::Interrupt
+        } else {
+            // Let other turns on this thread run, then look again next tick.
+            UpdateDeadline::Yield(1)
+        })
+    });
+    (store, output)
+}
+
+/// Caps an instance's linear memory and remembers whether the cap was hit, so the
+/// host can say "memory limit" instead of the guest's `unreachable`.
+pub(crate) struct MemoryLimiter {
+    limit: usize,
+    pub(crate) hit: bool,
+}
+
+impl MemoryLimiter {
+    fn new(limit: u64) -> Self {
+        Self {
+            limit: usize::try_from(limit).unwrap_or(usize::MAX),
+            hit: false,
+        }
+    }
+}
+
+/// Most table elements an instance may have.
+const MAX_TABLE_ELEMENTS: usize = 100_000;
+
+impl ResourceLimiter for MemoryLimiter {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.limit {
+            self.hit = true;
+            tracing::warn!(desired, limit = self.limit, "memory growth refused");
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= MAX_TABLE_ELEMENTS)
+    }
+}
