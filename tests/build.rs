@@ -1,0 +1,79 @@
+//! Builds the plugins the tests run (test plugins and examples) for
+//! `wasm32-wasip2`, once per change of their sources, and tells the tests where
+//! they are (`PLUGIN_<NAME>` env vars at compile time).
+//!
+//! They build in their own target dir (`target/wasm-plugins`), so this nested cargo
+//! never waits for the lock of the build that runs it.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const PLUGINS: &[(&str, &str)] = &[
+    ("probe", "tests/plugins/probe"),
+    ("spin", "tests/plugins/spin"),
+    ("hog", "tests/plugins/hog"),
+    ("chat-memory", "examples/chat-memory"),
+    ("notes", "examples/notes"),
+];
+
+fn main() {
+    let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
+    let root = manifest.parent().unwrap().to_path_buf();
+    let target = root.join("target").join("wasm-plugins");
+
+    for dir in ["wit", "guest-sdk"]
+        .iter()
+        .copied()
+        .chain(PLUGINS.iter().map(|(_, d)| *d))
+    {
+        watch(&root.join(dir));
+    }
+    println!("cargo:rerun-if-changed={}", root.join("Cargo.lock").display());
+
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(&root)
+        .args(["build", "--release", "--target", "wasm32-wasip2"])
+        .arg("--target-dir")
+        .arg(&target);
+    for (name, _) in PLUGINS {
+        cmd.args(["-p", name]);
+    }
+    // Flags meant for the host build must not leak into the guest build.
+    for var in [
+        "CARGO_ENCODED_RUSTFLAGS",
+        "RUSTFLAGS",
+        "CARGO_TARGET_DIR",
+        "CARGO_BUILD_TARGET",
+        "RUSTC_WORKSPACE_WRAPPER",
+        "CARGO_PROFILE_RELEASE_DEBUG",
+    ] {
+        cmd.env_remove(var);
+    }
+    let status = cmd.status().unwrap_or_else(|e| panic!("cannot run cargo: {e}"));
+    if !status.success() {
+        panic!(
+            "building the test plugins for wasm32-wasip2 failed ({status}). If the target \
+             is missing: `rustup target add wasm32-wasip2`."
+        );
+    }
+    for (name, _) in PLUGINS {
+        let file = target
+            .join("wasm32-wasip2")
+            .join("release")
+            .join(format!("{}.wasm", name.replace('-', "_")));
+        assert!(file.exists(), "{} was not built", file.display());
+        let var = format!("PLUGIN_{}", name.replace('-', "_").to_uppercase());
+        println!("cargo:rustc-env={var}={}", file.display());
+    }
+}
+
+fn watch(dir: &Path) {
+    for name in ["src", "Cargo.toml"] {
+        println!("cargo:rerun-if-changed={}", dir.join(name).display());
+    }
+    // WIT files are directly in `wit/`.
+    if dir.ends_with("wit") {
+        println!("cargo:rerun-if-changed={}", dir.display());
+    }
+}

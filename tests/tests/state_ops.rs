@@ -1,0 +1,280 @@
+//! Every `agent-state` operation, through a real plugin and a real Redis.
+
+use agent_host::{Limits, PluginConfig};
+use agent_host_tests::{RedisServer, host, load, plugins, probe, probe_err, probe_ok};
+use serde_json::json;
+
+async fn setup(limits: Limits) -> (RedisServer, agent_host::Host) {
+    let server = RedisServer::start();
+    let host = host(&server);
+    let config = PluginConfig::new("p", "tenant-a").with_limits(limits);
+    load(&host, config, plugins::PROBE).await;
+    (server, host)
+}
+
+#[tokio::test]
+async fn save_load_versions_and_conflicts() {
+    let (_server, host) = setup(Limits::default()).await;
+    let h = &host;
+    assert_eq!(probe_ok(h, "p", json!({"op": "load", "session": "s"})).await, json!(null));
+    assert_eq!(
+        probe_ok(h, "p", json!({"op": "save", "session": "s", "value": "one"})).await,
+        json!(1)
+    );
+    assert_eq!(
+        probe_ok(h, "p", json!({"op": "save", "session": "s", "value": "two"})).await,
+        json!(2)
+    );
+    assert_eq!(
+        probe_ok(h, "p", json!({"op": "load", "session": "s"})).await,
+        json!({"value": "two", "version": 2})
+    );
+    // A stale expected version is refused and writes nothing.
+    let (kind, _) = probe_err(
+        h,
+        "p",
+        json!({"op": "save", "session": "s", "value": "stale", "if_version": 1}),
+    )
+    .await;
+    assert_eq!(kind, "conflict");
+    assert_eq!(
+        probe_ok(h, "p", json!({"op": "load", "session": "s"})).await["value"],
+        json!("two")
+    );
+    assert_eq!(
+        probe_ok(h, "p", json!({"op": "save", "session": "s", "value": "three", "if_version": 2}))
+            .await,
+        json!(3)
+    );
+    // if-version 0: create only.
+    let (kind, _) =
+        probe_err(h, "p", json!({"op": "save", "session": "s", "value": "x", "if_version": 0}))
+            .await;
+    assert_eq!(kind, "conflict");
+    assert_eq!(
+        probe_ok(h, "p", json!({"op": "save", "session": "new", "value": "x", "if_version": 0}))
+            .await,
+        json!(1)
+    );
+
+    assert_eq!(probe_ok(h, "p", json!({"op": "delete", "session": "s"})).await, json!(true));
+    assert_eq!(probe_ok(h, "p", json!({"op": "delete", "session": "s"})).await, json!(false));
+    assert_eq!(probe_ok(h, "p", json!({"op": "load", "session": "s"})).await, json!(null));
+}
+
+#[tokio::test]
+async fn history_append_items_pop() {
+    let (_server, host) = setup(Limits::default()).await;
+    let h = &host;
+    let results = probe(
+        h,
+        "p",
+        json!([
+            {"op": "items", "session": "s", "last": null},
+            {"op": "append", "session": "s", "items": ["a", "b"]},
+            {"op": "append", "session": "s", "items": ["c"]},
+            {"op": "append", "session": "s", "items": []},
+            {"op": "items", "session": "s", "last": 2},
+            {"op": "items", "session": "s", "last": null},
+            {"op": "items", "session": "s", "last": 0},
+            {"op": "items", "session": "s", "last": 99},
+            {"op": "pop", "session": "s"},
+            {"op": "items", "session": "s", "last": null},
+            {"op": "pop", "session": "s"},
+            {"op": "pop", "session": "s"},
+            {"op": "pop", "session": "s"},
+        ]),
+    )
+    .await;
+    let oks: Vec<_> = results.iter().map(|r| r["ok"].clone()).collect();
+    assert_eq!(
+        oks,
+        vec![
+            json!([]),
+            json!(2),
+            json!(3),
+            json!(3),
+            json!(["b", "c"]),
+            json!(["a", "b", "c"]),
+            json!([]),
+            json!(["a", "b", "c"]),
+            json!("c"),
+            json!(["a", "b"]),
+            json!("b"),
+            json!("a"),
+            json!(null),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn touch_ttl_and_clear() {
+    let (_server, host) = setup(Limits::default()).await;
+    let h = &host;
+    // No session: touch reports it, ttl is none.
+    assert_eq!(
+        probe_ok(h, "p", json!({"op": "touch", "session": "s", "ttl": 60})).await,
+        json!(false)
+    );
+    assert_eq!(probe_ok(h, "p", json!({"op": "ttl", "session": "s"})).await, json!(null));
+    probe_ok(h, "p", json!({"op": "save", "session": "s", "value": "v"})).await;
+    probe_ok(h, "p", json!({"op": "append", "session": "s", "items": ["m"]})).await;
+    // The plugin's default TTL is "never".
+    assert_eq!(probe_ok(h, "p", json!({"op": "ttl", "session": "s"})).await, json!(null));
+    assert_eq!(
+        probe_ok(h, "p", json!({"op": "touch", "session": "s", "ttl": 100})).await,
+        json!(true)
+    );
+    let ttl = probe_ok(h, "p", json!({"op": "ttl", "session": "s"})).await;
+    assert!((99..=100).contains(&ttl.as_u64().unwrap()), "{ttl}");
+    // A save with its own TTL sets it on the whole session.
+    probe_ok(h, "p", json!({"op": "save", "session": "s", "value": "v", "ttl": 5000})).await;
+    let ttl = probe_ok(h, "p", json!({"op": "ttl", "session": "s"})).await;
+    assert!((4990..=5000).contains(&ttl.as_u64().unwrap()), "{ttl}");
+    // touch(none) removes the expiry.
+    assert_eq!(
+        probe_ok(h, "p", json!({"op": "touch", "session": "s", "ttl": null})).await,
+        json!(true)
+    );
+    assert_eq!(probe_ok(h, "p", json!({"op": "ttl", "session": "s"})).await, json!(null));
+
+    assert_eq!(probe_ok(h, "p", json!({"op": "clear", "session": "s"})).await, json!(true));
+    assert_eq!(probe_ok(h, "p", json!({"op": "load", "session": "s"})).await, json!(null));
+    assert_eq!(
+        probe_ok(h, "p", json!({"op": "items", "session": "s", "last": null})).await,
+        json!([])
+    );
+    assert_eq!(probe_ok(h, "p", json!({"op": "clear", "session": "s"})).await, json!(false));
+}
+
+#[tokio::test]
+async fn list_sessions_pages_through_live_sessions() {
+    let (_server, host) = setup(Limits::default()).await;
+    let h = &host;
+    let mut ops = Vec::new();
+    for i in 0..25 {
+        ops.push(json!({"op": "save", "session": format!("s{i:02}"), "value": "v"}));
+    }
+    ops.push(json!({"op": "append", "session": "history-only", "items": ["x"]}));
+    probe(h, "p", json!(ops)).await;
+
+    let mut seen = Vec::new();
+    let mut cursor = serde_json::Value::Null;
+    loop {
+        let page = probe_ok(h, "p", json!({"op": "list", "cursor": cursor, "limit": 10})).await;
+        let sessions = page["sessions"].as_array().unwrap();
+        assert!(sessions.len() <= 10);
+        seen.extend(sessions.iter().map(|s| s.as_str().unwrap().to_string()));
+        cursor = page["cursor"].clone();
+        if cursor.is_null() {
+            break;
+        }
+    }
+    let mut expected: Vec<String> = (0..25).map(|i| format!("s{i:02}")).collect();
+    expected.insert(0, "history-only".into());
+    assert_eq!(seen, expected);
+
+    // A cleared session leaves the listing at once; a session whose state was
+    // deleted and whose history is empty leaves it at the next listing.
+    probe_ok(h, "p", json!({"op": "clear", "session": "s00"})).await;
+    probe_ok(h, "p", json!({"op": "delete", "session": "s01"})).await;
+    let page = probe_ok(h, "p", json!({"op": "list", "cursor": null, "limit": 100})).await;
+    let listed = page["sessions"].as_array().unwrap();
+    assert_eq!(listed.len(), 24);
+    assert!(!listed.contains(&json!("s00")) && !listed.contains(&json!("s01")));
+    assert!(page["cursor"].is_null());
+
+    let (kind, _) = probe_err(h, "p", json!({"op": "list", "cursor": null, "limit": 0})).await;
+    assert_eq!(kind, "invalid-argument");
+}
+
+#[tokio::test]
+async fn plugin_wide_values() {
+    let (_server, host) = setup(Limits::default()).await;
+    let h = &host;
+    assert_eq!(probe_ok(h, "p", json!({"op": "get", "key": "k"})).await, json!(null));
+    probe_ok(h, "p", json!({"op": "set", "key": "k", "value": "hello", "ttl": null})).await;
+    assert_eq!(probe_ok(h, "p", json!({"op": "get", "key": "k"})).await, json!("hello"));
+    assert_eq!(
+        probe_ok(h, "p", json!({"op": "increment", "key": "n", "delta": 5})).await,
+        json!(5)
+    );
+    assert_eq!(
+        probe_ok(h, "p", json!({"op": "increment", "key": "n", "delta": -7})).await,
+        json!(-2)
+    );
+    assert_eq!(probe_ok(h, "p", json!({"op": "get", "key": "n"})).await, json!("-2"));
+    let (kind, _) = probe_err(h, "p", json!({"op": "increment", "key": "k", "delta": 1})).await;
+    assert_eq!(kind, "internal");
+    probe_ok(h, "p", json!({"op": "set", "key": "max", "value": i64::MAX.to_string(), "ttl": null}))
+        .await;
+    let (kind, _) = probe_err(h, "p", json!({"op": "increment", "key": "max", "delta": 1})).await;
+    assert_eq!(kind, "internal");
+    assert_eq!(probe_ok(h, "p", json!({"op": "remove", "key": "k"})).await, json!(true));
+    assert_eq!(probe_ok(h, "p", json!({"op": "remove", "key": "k"})).await, json!(false));
+    assert_eq!(probe_ok(h, "p", json!({"op": "get", "key": "k"})).await, json!(null));
+
+    // A value with a TTL gets it.
+    probe_ok(h, "p", json!({"op": "set", "key": "t", "value": "v", "ttl": 300})).await;
+    let mut conn = _server.conn().await;
+    let pttl: i64 = redis::cmd("PTTL")
+        .arg("agent:tenant-a:kv:{t}")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!((290_000..=300_000).contains(&pttl), "{pttl}");
+}
+
+#[tokio::test]
+async fn limits_and_bad_arguments_are_typed_errors() {
+    let mut limits = Limits::default();
+    limits.max_value_bytes = 1000;
+    limits.max_history_items = 3;
+    limits.max_items_per_call = 5;
+    let (_server, host) = setup(limits).await;
+    let h = &host;
+
+    let (kind, detail) = probe_err(h, "p", json!({"op": "save-big", "session": "s", "size": 1001})).await;
+    assert_eq!((kind.as_str(), detail), ("too-large", json!(1000)));
+    assert_eq!(
+        probe_ok(h, "p", json!({"op": "save-big", "session": "s", "size": 1000})).await,
+        json!(1)
+    );
+    let (kind, _) = probe_err(h, "p", json!({"op": "set-big", "key": "k", "size": 1001})).await;
+    assert_eq!(kind, "too-large");
+
+    probe_ok(h, "p", json!({"op": "append", "session": "s", "items": ["a", "b"]})).await;
+    let (kind, _) =
+        probe_err(h, "p", json!({"op": "append", "session": "s", "items": ["c", "d"]})).await;
+    assert_eq!(kind, "quota-exceeded");
+    // Nothing of the refused append was written.
+    assert_eq!(
+        probe_ok(h, "p", json!({"op": "items", "session": "s", "last": null})).await,
+        json!(["a", "b"])
+    );
+    let (kind, _) = probe_err(
+        h,
+        "p",
+        json!({"op": "append", "session": "t", "items": ["1", "2", "3", "4", "5", "6"]}),
+    )
+    .await;
+    assert_eq!(kind, "quota-exceeded");
+
+    let (kind, _) =
+        probe_err(h, "p", json!({"op": "save", "session": "s", "value": "v", "ttl": 0})).await;
+    assert_eq!(kind, "invalid-argument");
+    let (kind, _) = probe_err(h, "p", json!({"op": "touch", "session": "s", "ttl": 0})).await;
+    assert_eq!(kind, "invalid-argument");
+
+    for bad in [String::new(), "a\u{0}b".into(), "tab\there".into(), "x".repeat(513)] {
+        for op in [
+            json!({"op": "load", "session": bad}),
+            json!({"op": "get", "key": bad}),
+        ] {
+            let (kind, _) = probe_err(h, "p", op).await;
+            assert_eq!(kind, "invalid-key");
+        }
+    }
+    let (kind, _) = probe_err(h, "p", json!({"op": "list", "cursor": "", "limit": 1})).await;
+    assert_eq!(kind, "invalid-key");
+}
