@@ -80,3 +80,23 @@ pub async fn probe_err(host: &Host, id: &str, op: Value) -> (String, Value) {
         None => panic!("{op} should have failed: {result}"),
     }
 }
+
+/// Polls `check` every 20 ms until it returns true or `within` has passed; returns
+/// whether it did. For waiting on real time passing (TTL expiry, a server coming
+/// back), never as a stand-in for an event the test could wait on.
+pub async fn eventually<F, Fut>(within: Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if check().await {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
