@@ -131,8 +131,9 @@ pub(crate) fn turn_store(
         Ok(if Instant::now() >= deadline {
             UpdateDeadline::Interrupt
         } else {
-            // Let other turns on this thread run, then look again next tick.
-            UpdateDeadline::Yield(1)
+            // Let other turns on this thread run, then look again next tick. Tokio's
+            // own yield also lets its I/O driver run, which a plain wake does not.
+            UpdateDeadline::YieldCustom(1, Box::pin(tokio::task::yield_now()))
         })
     });
     (store, output)

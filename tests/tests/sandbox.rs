@@ -1,0 +1,119 @@
+//! Runaway plugins are stopped at their limits and the host keeps serving.
+
+use std::time::{Duration, Instant};
+
+use agent_host::{Limits, PluginConfig, TurnError};
+use agent_host_tests::{RedisServer, host, load, plugins, probe_ok};
+use serde_json::json;
+
+// A current-thread runtime: the looping plugin and the other turns share one
+// thread, so the others finish only if the loop yields.
+#[tokio::test(flavor = "current_thread")]
+async fn an_endless_loop_is_stopped_at_its_deadline_while_others_are_served() {
+    let server = RedisServer::start();
+    let host = host(&server);
+    let mut limits = Limits::default();
+    limits.deadline = Duration::from_millis(1500);
+    load(&host, PluginConfig::new("spin", "t").with_limits(limits), plugins::SPIN).await;
+    load(&host, PluginConfig::new("p", "t"), plugins::PROBE).await;
+
+    let started = Instant::now();
+    let spinning = tokio::spawn({
+        let host = host.clone();
+        async move { host.run_turn("spin", "s", "go").await }
+    });
+    tokio::task::yield_now().await;
+    for i in 0..10 {
+        let v = probe_ok(&host, "p", json!({"op": "increment", "key": "n", "delta": 1})).await;
+        assert_eq!(v, json!(i + 1));
+    }
+    assert!(
+        !spinning.is_finished(),
+        "the other turns should have finished while the loop was still running"
+    );
+    let result = spinning.await.unwrap();
+    let elapsed = started.elapsed();
+    match result {
+        Err(TurnError::Deadline { plugin, limit }) => {
+            assert_eq!(plugin, "spin");
+            assert_eq!(limit, Duration::from_millis(1500));
+        }
+        other => panic!("expected a deadline error, got {other:?}"),
+    }
+    assert!(elapsed >= Duration::from_millis(1500), "{elapsed:?}");
+    assert!(elapsed < Duration::from_secs(5), "stopped late: {elapsed:?}");
+    // And the host still serves.
+    let v = probe_ok(&host, "p", json!({"op": "increment", "key": "n", "delta": 1})).await;
+    assert_eq!(v, json!(11));
+}
+
+#[tokio::test]
+async fn unbounded_allocation_is_stopped_at_the_memory_cap() {
+    let server = RedisServer::start();
+    let host = host(&server);
+    let mut limits = Limits::default();
+    limits.memory_bytes = 32 << 20;
+    load(&host, PluginConfig::new("hog", "t").with_limits(limits), plugins::HOG).await;
+    load(&host, PluginConfig::new("p", "t"), plugins::PROBE).await;
+    for _ in 0..3 {
+        match host.run_turn("hog", "s", "go").await {
+            Err(TurnError::MemoryLimit { plugin, limit }) => {
+                assert_eq!(plugin, "hog");
+                assert_eq!(limit, 32 << 20);
+            }
+            other => panic!("expected a memory limit error, got {other:?}"),
+        }
+    }
+    let v = probe_ok(&host, "p", json!({"op": "increment", "key": "n", "delta": 1})).await;
+    assert_eq!(v, json!(1));
+}
+
+#[tokio::test]
+async fn bad_turn_arguments_are_typed_errors() {
+    let server = RedisServer::start();
+    let host = host(&server);
+    load(&host, PluginConfig::new("p", "t"), plugins::PROBE).await;
+    assert!(matches!(
+        host.run_turn("nope", "s", "[]").await,
+        Err(TurnError::UnknownPlugin(id)) if id == "nope"
+    ));
+    for bad in ["", "a\nb", &"x".repeat(513)] {
+        assert!(matches!(
+            host.run_turn("p", bad, "[]").await,
+            Err(TurnError::InvalidSession(_))
+        ));
+    }
+    // The plugin's own error comes back as such.
+    match host.run_turn("p", "s", "not json").await {
+        Err(TurnError::Plugin { plugin, message }) => {
+            assert_eq!(plugin, "p");
+            assert!(message.contains("expected"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_file_that_is_not_a_plugin_is_refused_with_a_reason() {
+    let server = RedisServer::start();
+    let host = host(&server);
+    let dir = tempfile::tempdir().unwrap();
+    let junk = dir.path().join("junk.wasm");
+    std::fs::write(&junk, b"\0asm not really").unwrap();
+    let err = host
+        .load_plugin_file(PluginConfig::new("j", "t"), &junk)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("not a valid component"), "{err}");
+    let err = host
+        .load_plugin_file(PluginConfig::new("j", "t"), dir.path().join("missing.wasm"))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("cannot read"), "{err}");
+    let err = host
+        .load_plugin_file(PluginConfig::new("j", "bad:prefix"), plugins::PROBE)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("prefix"), "{err}");
+    assert!(host.plugins().is_empty());
+}
