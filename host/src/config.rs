@@ -58,9 +58,11 @@ impl PluginConfig {
 
     /// Checks the config and builds the plugin's namespace under `root`.
     pub(crate) fn namespace(&self, root: &str) -> Result<Namespace, Error> {
-        Namespace::new("plugin", &self.id)
-            .map_err(|e| Error::Config(format!("plugin id: {e}")))?;
-        if self.default_ttl.is_some_and(|t| t < Duration::from_millis(1)) {
+        Namespace::new("plugin", &self.id).map_err(|e| Error::Config(format!("plugin id: {e}")))?;
+        if self
+            .default_ttl
+            .is_some_and(|t| t < Duration::from_millis(1))
+        {
             return Err(Error::Config(format!(
                 "plugin {}: default_ttl must be at least 1ms",
                 self.id

@@ -164,9 +164,8 @@ impl Host {
             .linker
             .instantiate_pre(&component)
             .map_err(|e| plugin_err(format!("cannot be linked: {e:#}")))?;
-        let pre = AgentPluginPre::new(instance_pre).map_err(|e| {
-            plugin_err(format!("does not export the agent-plugin world: {e:#}"))
-        })?;
+        let pre = AgentPluginPre::new(instance_pre)
+            .map_err(|e| plugin_err(format!("does not export the agent-plugin world: {e:#}")))?;
         let scope = Arc::new(PluginScope { config, ns });
         let mut plugin = Plugin {
             scope,
@@ -216,7 +215,10 @@ impl Host {
         let (mut store, output) = sandbox::turn_store(&self.inner.engine, limits, state, deadline);
         let call = async {
             let instance = plugin.pre.instantiate_async(&mut store).await?;
-            instance.agent_state_handler().call_describe(&mut store).await
+            instance
+                .agent_state_handler()
+                .call_describe(&mut store)
+                .await
         };
         let result = tokio::time::timeout_at(deadline.into(), call).await;
         output.log(&plugin.scope.config.id);

@@ -29,7 +29,11 @@ pub const MAX_NAME_BYTES: usize = 512;
 pub const MAX_PREFIX_BYTES: usize = 128;
 
 /// Every byte but these is percent-encoded.
-const ENCODE: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
+const ENCODE: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
 
 /// Where one plugin's keys live: `{root}:{prefix}`, checked at construction.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -148,7 +152,9 @@ mod tests {
     #[test]
     fn hostile_ids_stay_inside_their_hash_tag() {
         let ns = Namespace::new("agent", "tenant-a").unwrap();
-        for raw in ["a:b", "{x}", "*", "?", "[a-z]", "\\", "}:state", "é ü", "%41"] {
+        for raw in [
+            "a:b", "{x}", "*", "?", "[a-z]", "\\", "}:state", "é ü", "%41",
+        ] {
             let key = ns.state_key(&Name::session(raw).unwrap());
             let inner = key
                 .strip_prefix("agent:tenant-a:s:{")
@@ -172,7 +178,12 @@ mod tests {
 
     #[test]
     fn bad_names_are_typed_errors() {
-        for raw in [String::new(), "a\nb".into(), "\u{7f}".into(), "x".repeat(513)] {
+        for raw in [
+            String::new(),
+            "a\nb".into(),
+            "\u{7f}".into(),
+            "x".repeat(513),
+        ] {
             assert!(matches!(
                 Name::session(raw.clone()),
                 Err(StateError::InvalidKey { .. })

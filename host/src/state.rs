@@ -91,10 +91,7 @@ impl StateCtx {
 impl agent_state::Host for StateCtx {
     async fn load(&mut self, session: String) -> Result<Option<Entry>, StateError> {
         let session = Name::session(session)?;
-        let found = self
-            .store
-            .load(self.ns(), &session, self.refresh())
-            .await;
+        let found = self.store.load(self.ns(), &session, self.refresh()).await;
         Ok(self.check(found)?.map(|e| Entry {
             value: e.value,
             version: e.version,
@@ -165,7 +162,11 @@ impl agent_state::Host for StateCtx {
         self.check(popped)
     }
 
-    async fn touch(&mut self, session: String, ttl_seconds: Option<u32>) -> Result<bool, StateError> {
+    async fn touch(
+        &mut self,
+        session: String,
+        ttl_seconds: Option<u32>,
+    ) -> Result<bool, StateError> {
         let session = Name::session(session)?;
         let expiry = Expiry::from_ttl(Self::ttl(ttl_seconds)?);
         let found = self.store.touch(self.ns(), &session, expiry).await;

@@ -62,7 +62,9 @@ pub async fn probe(host: &Host, id: &str, ops: Value) -> Vec<Value> {
 
 /// Runs one op through the probe and returns its `ok` value, panicking on `err`.
 pub async fn probe_ok(host: &Host, id: &str, op: Value) -> Value {
-    let result = probe(host, id, Value::Array(vec![op.clone()])).await.remove(0);
+    let result = probe(host, id, Value::Array(vec![op.clone()]))
+        .await
+        .remove(0);
     match result.get("ok") {
         Some(v) => v.clone(),
         None => panic!("{op} failed: {result}"),
@@ -71,7 +73,9 @@ pub async fn probe_ok(host: &Host, id: &str, op: Value) -> Value {
 
 /// Runs one op through the probe and returns its error kind, panicking on `ok`.
 pub async fn probe_err(host: &Host, id: &str, op: Value) -> (String, Value) {
-    let result = probe(host, id, Value::Array(vec![op.clone()])).await.remove(0);
+    let result = probe(host, id, Value::Array(vec![op.clone()]))
+        .await
+        .remove(0);
     match result.get("err") {
         Some(e) => (
             e["kind"].as_str().unwrap_or_default().to_string(),

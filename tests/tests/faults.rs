@@ -13,7 +13,12 @@ async fn redis_stopped_mid_run_gives_unavailable_and_the_host_recovers() {
     let host = host(&server);
     load(&host, PluginConfig::new("p", "t"), plugins::PROBE).await;
     load(&host, PluginConfig::new("chat", "t"), plugins::CHAT_MEMORY).await;
-    probe_ok(&host, "p", json!({"op": "save", "session": "s", "value": "before"})).await;
+    probe_ok(
+        &host,
+        "p",
+        json!({"op": "save", "session": "s", "value": "before"}),
+    )
+    .await;
     host.run_turn("chat", "c", "first message").await.unwrap();
 
     server.stop();
@@ -52,14 +57,22 @@ async fn redis_stopped_mid_run_gives_unavailable_and_the_host_recovers() {
             .is_ok_and(|answer| answer.contains("before"))
     })
     .await;
-    assert!(recovered, "the host did not recover within 10 s of Redis coming back");
+    assert!(
+        recovered,
+        "the host did not recover within 10 s of Redis coming back"
+    );
     // The state written before the outage is intact, the failed writes left nothing.
     assert_eq!(
         probe_ok(&host, "p", json!({"op": "load", "session": "s"})).await,
         json!({"value": "before", "version": 1})
     );
     assert_eq!(
-        probe_ok(&host, "p", json!({"op": "items", "session": "s", "last": null})).await,
+        probe_ok(
+            &host,
+            "p",
+            json!({"op": "items", "session": "s", "last": null})
+        )
+        .await,
         json!([])
     );
     let answer = host.run_turn("chat", "c", "third message").await.unwrap();
@@ -91,7 +104,12 @@ async fn the_password_never_reaches_the_guest_or_the_caller() {
     let host = host(&server);
     load(&host, PluginConfig::new("p", "t"), plugins::PROBE).await;
     load(&host, PluginConfig::new("chat", "t"), plugins::CHAT_MEMORY).await;
-    probe_ok(&host, "p", json!({"op": "save", "session": "s", "value": "v"})).await;
+    probe_ok(
+        &host,
+        "p",
+        json!({"op": "save", "session": "s", "value": "v"}),
+    )
+    .await;
     server.stop();
     let (_, detail) = probe_err(&host, "p", json!({"op": "load", "session": "s"})).await;
     assert!(!detail.to_string().contains("hunter2"), "{detail}");

@@ -7,9 +7,35 @@ use serde_json::{Value, json};
 
 fn hostile_ids() -> Vec<String> {
     let mut ids: Vec<String> = [
-        "*", "?", "[", "]", "[a-z]", "{", "}", "{}", ":", "::", "\\", "a:b", "}:state",
-        "{tenant-b}", "tenant-b", "../tenant-b", "agent:tenant-b:s:{x}:state", "%", "%2A",
-        "%7B", " ", "é", "🦀", "a b", "\"quoted\"", "-", "+", "(a", "[a",
+        "*",
+        "?",
+        "[",
+        "]",
+        "[a-z]",
+        "{",
+        "}",
+        "{}",
+        ":",
+        "::",
+        "\\",
+        "a:b",
+        "}:state",
+        "{tenant-b}",
+        "tenant-b",
+        "../tenant-b",
+        "agent:tenant-b:s:{x}:state",
+        "%",
+        "%2A",
+        "%7B",
+        " ",
+        "é",
+        "🦀",
+        "a b",
+        "\"quoted\"",
+        "-",
+        "+",
+        "(a",
+        "[a",
     ]
     .iter()
     .map(|s| s.to_string())
@@ -60,7 +86,12 @@ async fn plugins_with_different_prefixes_cannot_see_each_other() {
         json!("*"),
         json!("a"),
     ] {
-        let page = probe_ok(&host, "b", json!({"op": "list", "cursor": cursor, "limit": 1000})).await;
+        let page = probe_ok(
+            &host,
+            "b",
+            json!({"op": "list", "cursor": cursor, "limit": 1000}),
+        )
+        .await;
         assert_eq!(page["sessions"], json!([]), "cursor {cursor}");
     }
     // Plugin b's destructive calls on the same ids do not touch a's data.
@@ -73,7 +104,10 @@ async fn plugins_with_different_prefixes_cannot_see_each_other() {
     }
     for result in probe(&host, "b", Value::Array(wipes)).await {
         let ok = &result["ok"];
-        assert!(ok == &json!(false) || ok.is_null(), "b changed something: {result}");
+        assert!(
+            ok == &json!(false) || ok.is_null(),
+            "b changed something: {result}"
+        );
     }
 
     // Plugin a gets back exactly what it wrote, for every id.
@@ -87,7 +121,12 @@ async fn plugins_with_different_prefixes_cannot_see_each_other() {
     let mut listed = Vec::new();
     let mut cursor = Value::Null;
     loop {
-        let page = probe_ok(&host, "a", json!({"op": "list", "cursor": cursor, "limit": 7})).await;
+        let page = probe_ok(
+            &host,
+            "a",
+            json!({"op": "list", "cursor": cursor, "limit": 7}),
+        )
+        .await;
         listed.extend(page["sessions"].as_array().unwrap().iter().cloned());
         cursor = page["cursor"].clone();
         if cursor.is_null() {
@@ -95,12 +134,21 @@ async fn plugins_with_different_prefixes_cannot_see_each_other() {
         }
     }
     let mut expected: Vec<Value> = ids.iter().map(|i| json!(i)).collect();
-    expected.sort_by(|a, b| a.as_str().unwrap().as_bytes().cmp(b.as_str().unwrap().as_bytes()));
+    expected.sort_by(|a, b| {
+        a.as_str()
+            .unwrap()
+            .as_bytes()
+            .cmp(b.as_str().unwrap().as_bytes())
+    });
     assert_eq!(listed, expected);
 
     // Every key in Redis is under tenant-a's namespace.
     let mut conn = server.conn().await;
-    let keys: Vec<String> = redis::cmd("KEYS").arg("*").query_async(&mut conn).await.unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("*")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
     assert!(!keys.is_empty());
     for key in &keys {
         assert!(key.starts_with("agent:tenant-a:"), "{key}");

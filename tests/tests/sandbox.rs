@@ -14,7 +14,12 @@ async fn an_endless_loop_is_stopped_at_its_deadline_while_others_are_served() {
     let host = host(&server);
     let mut limits = Limits::default();
     limits.deadline = Duration::from_millis(1500);
-    load(&host, PluginConfig::new("spin", "t").with_limits(limits), plugins::SPIN).await;
+    load(
+        &host,
+        PluginConfig::new("spin", "t").with_limits(limits),
+        plugins::SPIN,
+    )
+    .await;
     load(&host, PluginConfig::new("p", "t"), plugins::PROBE).await;
 
     let started = Instant::now();
@@ -24,7 +29,12 @@ async fn an_endless_loop_is_stopped_at_its_deadline_while_others_are_served() {
     });
     tokio::task::yield_now().await;
     for i in 0..10 {
-        let v = probe_ok(&host, "p", json!({"op": "increment", "key": "n", "delta": 1})).await;
+        let v = probe_ok(
+            &host,
+            "p",
+            json!({"op": "increment", "key": "n", "delta": 1}),
+        )
+        .await;
         assert_eq!(v, json!(i + 1));
     }
     assert!(
@@ -41,9 +51,17 @@ async fn an_endless_loop_is_stopped_at_its_deadline_while_others_are_served() {
         other => panic!("expected a deadline error, got {other:?}"),
     }
     assert!(elapsed >= Duration::from_millis(1500), "{elapsed:?}");
-    assert!(elapsed < Duration::from_secs(5), "stopped late: {elapsed:?}");
+    assert!(
+        elapsed < Duration::from_secs(5),
+        "stopped late: {elapsed:?}"
+    );
     // And the host still serves.
-    let v = probe_ok(&host, "p", json!({"op": "increment", "key": "n", "delta": 1})).await;
+    let v = probe_ok(
+        &host,
+        "p",
+        json!({"op": "increment", "key": "n", "delta": 1}),
+    )
+    .await;
     assert_eq!(v, json!(11));
 }
 
@@ -53,7 +71,12 @@ async fn unbounded_allocation_is_stopped_at_the_memory_cap() {
     let host = host(&server);
     let mut limits = Limits::default();
     limits.memory_bytes = 32 << 20;
-    load(&host, PluginConfig::new("hog", "t").with_limits(limits), plugins::HOG).await;
+    load(
+        &host,
+        PluginConfig::new("hog", "t").with_limits(limits),
+        plugins::HOG,
+    )
+    .await;
     load(&host, PluginConfig::new("p", "t"), plugins::PROBE).await;
     for _ in 0..3 {
         match host.run_turn("hog", "s", "go").await {
@@ -64,7 +87,12 @@ async fn unbounded_allocation_is_stopped_at_the_memory_cap() {
             other => panic!("expected a memory limit error, got {other:?}"),
         }
     }
-    let v = probe_ok(&host, "p", json!({"op": "increment", "key": "n", "delta": 1})).await;
+    let v = probe_ok(
+        &host,
+        "p",
+        json!({"op": "increment", "key": "n", "delta": 1}),
+    )
+    .await;
     assert_eq!(v, json!(1));
 }
 

@@ -16,13 +16,26 @@ async fn setup(limits: Limits) -> (RedisServer, agent_host::Host) {
 async fn save_load_versions_and_conflicts() {
     let (_server, host) = setup(Limits::default()).await;
     let h = &host;
-    assert_eq!(probe_ok(h, "p", json!({"op": "load", "session": "s"})).await, json!(null));
     assert_eq!(
-        probe_ok(h, "p", json!({"op": "save", "session": "s", "value": "one"})).await,
+        probe_ok(h, "p", json!({"op": "load", "session": "s"})).await,
+        json!(null)
+    );
+    assert_eq!(
+        probe_ok(
+            h,
+            "p",
+            json!({"op": "save", "session": "s", "value": "one"})
+        )
+        .await,
         json!(1)
     );
     assert_eq!(
-        probe_ok(h, "p", json!({"op": "save", "session": "s", "value": "two"})).await,
+        probe_ok(
+            h,
+            "p",
+            json!({"op": "save", "session": "s", "value": "two"})
+        )
+        .await,
         json!(2)
     );
     assert_eq!(
@@ -42,24 +55,44 @@ async fn save_load_versions_and_conflicts() {
         json!("two")
     );
     assert_eq!(
-        probe_ok(h, "p", json!({"op": "save", "session": "s", "value": "three", "if_version": 2}))
-            .await,
+        probe_ok(
+            h,
+            "p",
+            json!({"op": "save", "session": "s", "value": "three", "if_version": 2})
+        )
+        .await,
         json!(3)
     );
     // if-version 0: create only.
-    let (kind, _) =
-        probe_err(h, "p", json!({"op": "save", "session": "s", "value": "x", "if_version": 0}))
-            .await;
+    let (kind, _) = probe_err(
+        h,
+        "p",
+        json!({"op": "save", "session": "s", "value": "x", "if_version": 0}),
+    )
+    .await;
     assert_eq!(kind, "conflict");
     assert_eq!(
-        probe_ok(h, "p", json!({"op": "save", "session": "new", "value": "x", "if_version": 0}))
-            .await,
+        probe_ok(
+            h,
+            "p",
+            json!({"op": "save", "session": "new", "value": "x", "if_version": 0})
+        )
+        .await,
         json!(1)
     );
 
-    assert_eq!(probe_ok(h, "p", json!({"op": "delete", "session": "s"})).await, json!(true));
-    assert_eq!(probe_ok(h, "p", json!({"op": "delete", "session": "s"})).await, json!(false));
-    assert_eq!(probe_ok(h, "p", json!({"op": "load", "session": "s"})).await, json!(null));
+    assert_eq!(
+        probe_ok(h, "p", json!({"op": "delete", "session": "s"})).await,
+        json!(true)
+    );
+    assert_eq!(
+        probe_ok(h, "p", json!({"op": "delete", "session": "s"})).await,
+        json!(false)
+    );
+    assert_eq!(
+        probe_ok(h, "p", json!({"op": "load", "session": "s"})).await,
+        json!(null)
+    );
 }
 
 #[tokio::test]
@@ -116,11 +149,22 @@ async fn touch_ttl_and_clear() {
         probe_ok(h, "p", json!({"op": "touch", "session": "s", "ttl": 60})).await,
         json!(false)
     );
-    assert_eq!(probe_ok(h, "p", json!({"op": "ttl", "session": "s"})).await, json!(null));
+    assert_eq!(
+        probe_ok(h, "p", json!({"op": "ttl", "session": "s"})).await,
+        json!(null)
+    );
     probe_ok(h, "p", json!({"op": "save", "session": "s", "value": "v"})).await;
-    probe_ok(h, "p", json!({"op": "append", "session": "s", "items": ["m"]})).await;
+    probe_ok(
+        h,
+        "p",
+        json!({"op": "append", "session": "s", "items": ["m"]}),
+    )
+    .await;
     // The plugin's default TTL is "never".
-    assert_eq!(probe_ok(h, "p", json!({"op": "ttl", "session": "s"})).await, json!(null));
+    assert_eq!(
+        probe_ok(h, "p", json!({"op": "ttl", "session": "s"})).await,
+        json!(null)
+    );
     assert_eq!(
         probe_ok(h, "p", json!({"op": "touch", "session": "s", "ttl": 100})).await,
         json!(true)
@@ -128,7 +172,12 @@ async fn touch_ttl_and_clear() {
     let ttl = probe_ok(h, "p", json!({"op": "ttl", "session": "s"})).await;
     assert!((99..=100).contains(&ttl.as_u64().unwrap()), "{ttl}");
     // A save with its own TTL sets it on the whole session.
-    probe_ok(h, "p", json!({"op": "save", "session": "s", "value": "v", "ttl": 5000})).await;
+    probe_ok(
+        h,
+        "p",
+        json!({"op": "save", "session": "s", "value": "v", "ttl": 5000}),
+    )
+    .await;
     let ttl = probe_ok(h, "p", json!({"op": "ttl", "session": "s"})).await;
     assert!((4990..=5000).contains(&ttl.as_u64().unwrap()), "{ttl}");
     // touch(none) removes the expiry.
@@ -136,15 +185,27 @@ async fn touch_ttl_and_clear() {
         probe_ok(h, "p", json!({"op": "touch", "session": "s", "ttl": null})).await,
         json!(true)
     );
-    assert_eq!(probe_ok(h, "p", json!({"op": "ttl", "session": "s"})).await, json!(null));
+    assert_eq!(
+        probe_ok(h, "p", json!({"op": "ttl", "session": "s"})).await,
+        json!(null)
+    );
 
-    assert_eq!(probe_ok(h, "p", json!({"op": "clear", "session": "s"})).await, json!(true));
-    assert_eq!(probe_ok(h, "p", json!({"op": "load", "session": "s"})).await, json!(null));
+    assert_eq!(
+        probe_ok(h, "p", json!({"op": "clear", "session": "s"})).await,
+        json!(true)
+    );
+    assert_eq!(
+        probe_ok(h, "p", json!({"op": "load", "session": "s"})).await,
+        json!(null)
+    );
     assert_eq!(
         probe_ok(h, "p", json!({"op": "items", "session": "s", "last": null})).await,
         json!([])
     );
-    assert_eq!(probe_ok(h, "p", json!({"op": "clear", "session": "s"})).await, json!(false));
+    assert_eq!(
+        probe_ok(h, "p", json!({"op": "clear", "session": "s"})).await,
+        json!(false)
+    );
 }
 
 #[tokio::test]
@@ -192,9 +253,20 @@ async fn list_sessions_pages_through_live_sessions() {
 async fn plugin_wide_values() {
     let (_server, host) = setup(Limits::default()).await;
     let h = &host;
-    assert_eq!(probe_ok(h, "p", json!({"op": "get", "key": "k"})).await, json!(null));
-    probe_ok(h, "p", json!({"op": "set", "key": "k", "value": "hello", "ttl": null})).await;
-    assert_eq!(probe_ok(h, "p", json!({"op": "get", "key": "k"})).await, json!("hello"));
+    assert_eq!(
+        probe_ok(h, "p", json!({"op": "get", "key": "k"})).await,
+        json!(null)
+    );
+    probe_ok(
+        h,
+        "p",
+        json!({"op": "set", "key": "k", "value": "hello", "ttl": null}),
+    )
+    .await;
+    assert_eq!(
+        probe_ok(h, "p", json!({"op": "get", "key": "k"})).await,
+        json!("hello")
+    );
     assert_eq!(
         probe_ok(h, "p", json!({"op": "increment", "key": "n", "delta": 5})).await,
         json!(5)
@@ -203,19 +275,40 @@ async fn plugin_wide_values() {
         probe_ok(h, "p", json!({"op": "increment", "key": "n", "delta": -7})).await,
         json!(-2)
     );
-    assert_eq!(probe_ok(h, "p", json!({"op": "get", "key": "n"})).await, json!("-2"));
+    assert_eq!(
+        probe_ok(h, "p", json!({"op": "get", "key": "n"})).await,
+        json!("-2")
+    );
     let (kind, _) = probe_err(h, "p", json!({"op": "increment", "key": "k", "delta": 1})).await;
     assert_eq!(kind, "internal");
-    probe_ok(h, "p", json!({"op": "set", "key": "max", "value": i64::MAX.to_string(), "ttl": null}))
-        .await;
+    probe_ok(
+        h,
+        "p",
+        json!({"op": "set", "key": "max", "value": i64::MAX.to_string(), "ttl": null}),
+    )
+    .await;
     let (kind, _) = probe_err(h, "p", json!({"op": "increment", "key": "max", "delta": 1})).await;
     assert_eq!(kind, "internal");
-    assert_eq!(probe_ok(h, "p", json!({"op": "remove", "key": "k"})).await, json!(true));
-    assert_eq!(probe_ok(h, "p", json!({"op": "remove", "key": "k"})).await, json!(false));
-    assert_eq!(probe_ok(h, "p", json!({"op": "get", "key": "k"})).await, json!(null));
+    assert_eq!(
+        probe_ok(h, "p", json!({"op": "remove", "key": "k"})).await,
+        json!(true)
+    );
+    assert_eq!(
+        probe_ok(h, "p", json!({"op": "remove", "key": "k"})).await,
+        json!(false)
+    );
+    assert_eq!(
+        probe_ok(h, "p", json!({"op": "get", "key": "k"})).await,
+        json!(null)
+    );
 
     // A value with a TTL gets it.
-    probe_ok(h, "p", json!({"op": "set", "key": "t", "value": "v", "ttl": 300})).await;
+    probe_ok(
+        h,
+        "p",
+        json!({"op": "set", "key": "t", "value": "v", "ttl": 300}),
+    )
+    .await;
     let mut conn = _server.conn().await;
     let pttl: i64 = redis::cmd("PTTL")
         .arg("agent:tenant-a:kv:{t}")
@@ -234,18 +327,37 @@ async fn limits_and_bad_arguments_are_typed_errors() {
     let (_server, host) = setup(limits).await;
     let h = &host;
 
-    let (kind, detail) = probe_err(h, "p", json!({"op": "save-big", "session": "s", "size": 1001})).await;
+    let (kind, detail) = probe_err(
+        h,
+        "p",
+        json!({"op": "save-big", "session": "s", "size": 1001}),
+    )
+    .await;
     assert_eq!((kind.as_str(), detail), ("too-large", json!(1000)));
     assert_eq!(
-        probe_ok(h, "p", json!({"op": "save-big", "session": "s", "size": 1000})).await,
+        probe_ok(
+            h,
+            "p",
+            json!({"op": "save-big", "session": "s", "size": 1000})
+        )
+        .await,
         json!(1)
     );
     let (kind, _) = probe_err(h, "p", json!({"op": "set-big", "key": "k", "size": 1001})).await;
     assert_eq!(kind, "too-large");
 
-    probe_ok(h, "p", json!({"op": "append", "session": "s", "items": ["a", "b"]})).await;
-    let (kind, _) =
-        probe_err(h, "p", json!({"op": "append", "session": "s", "items": ["c", "d"]})).await;
+    probe_ok(
+        h,
+        "p",
+        json!({"op": "append", "session": "s", "items": ["a", "b"]}),
+    )
+    .await;
+    let (kind, _) = probe_err(
+        h,
+        "p",
+        json!({"op": "append", "session": "s", "items": ["c", "d"]}),
+    )
+    .await;
     assert_eq!(kind, "quota-exceeded");
     // Nothing of the refused append was written.
     assert_eq!(
@@ -260,13 +372,22 @@ async fn limits_and_bad_arguments_are_typed_errors() {
     .await;
     assert_eq!(kind, "quota-exceeded");
 
-    let (kind, _) =
-        probe_err(h, "p", json!({"op": "save", "session": "s", "value": "v", "ttl": 0})).await;
+    let (kind, _) = probe_err(
+        h,
+        "p",
+        json!({"op": "save", "session": "s", "value": "v", "ttl": 0}),
+    )
+    .await;
     assert_eq!(kind, "invalid-argument");
     let (kind, _) = probe_err(h, "p", json!({"op": "touch", "session": "s", "ttl": 0})).await;
     assert_eq!(kind, "invalid-argument");
 
-    for bad in [String::new(), "a\u{0}b".into(), "tab\there".into(), "x".repeat(513)] {
+    for bad in [
+        String::new(),
+        "a\u{0}b".into(),
+        "tab\there".into(),
+        "x".repeat(513),
+    ] {
         for op in [
             json!({"op": "load", "session": bad}),
             json!({"op": "get", "key": bad}),

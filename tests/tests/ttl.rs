@@ -37,7 +37,12 @@ async fn a_session_expires_as_a_whole() {
         let left = pttl(&mut conn, key).await;
         assert!((1..=400).contains(&left), "{key}: {left}");
     }
-    let listed = probe_ok(&host, "p", json!({"op": "list", "cursor": null, "limit": 10})).await;
+    let listed = probe_ok(
+        &host,
+        "p",
+        json!({"op": "list", "cursor": null, "limit": 10}),
+    )
+    .await;
     assert_eq!(listed["sessions"], json!(["keep", "s"]));
 
     let gone = eventually(Duration::from_secs(5), || {
@@ -141,11 +146,21 @@ async fn sliding_refresh_extends_on_read_and_only_when_enabled() {
         .query_async(&mut conn)
         .await
         .unwrap();
-    probe_ok(&host, "sliding", json!({"op": "items", "session": "s", "last": 1})).await;
+    probe_ok(
+        &host,
+        "sliding",
+        json!({"op": "items", "session": "s", "last": 1}),
+    )
+    .await;
     assert!(pttl(&mut conn, state).await > 55_000);
 
     // A session without expiry stays without one.
-    probe_ok(&host, "sliding", json!({"op": "touch", "session": "s", "ttl": null})).await;
+    probe_ok(
+        &host,
+        "sliding",
+        json!({"op": "touch", "session": "s", "ttl": null}),
+    )
+    .await;
     probe_ok(&host, "sliding", json!({"op": "load", "session": "s"})).await;
     assert_eq!(pttl(&mut conn, state).await, -1);
 }

@@ -50,11 +50,19 @@ impl Agent for ChatMemory {
     }
 }
 
-/// Words of five letters or more, lowercased: a stand-in for topic extraction.
+/// Common words that are never topics.
+const STOP_WORDS: &[&str] = &[
+    "about", "after", "again", "could", "hello", "there", "their", "these", "thing", "think",
+    "those", "where", "which", "while", "would", "should", "works", "learn",
+];
+
+/// Words of five letters or more that are not stop words, lowercased: a stand-in for
+/// topic extraction.
 fn topics(text: &str) -> impl Iterator<Item = String> + '_ {
     text.split(|c: char| !c.is_alphanumeric())
         .filter(|w| w.chars().count() >= 5)
         .map(str::to_lowercase)
+        .filter(|w| !STOP_WORDS.contains(&w.as_str()))
 }
 
 fn reply(memory: &Memory, recent: &[Message], input: &str) -> String {
@@ -66,7 +74,11 @@ fn reply(memory: &Memory, recent: &[Message], input: &str) -> String {
     let mut top: Vec<(&String, &u32)> = memory.topics.iter().collect();
     top.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
     if !top.is_empty() {
-        let list: Vec<String> = top.iter().take(3).map(|(t, n)| format!("{t} ({n})")).collect();
+        let list: Vec<String> = top
+            .iter()
+            .take(3)
+            .map(|(t, n)| format!("{t} ({n})"))
+            .collect();
         out.push_str(&format!(" Topics so far: {}.", list.join(", ")));
     }
     out

@@ -46,8 +46,9 @@ impl Agent for Notes {
                 values::set(BOARD, rest, Some(Duration::from_secs(3600)))?;
                 Ok("Posted to the board for an hour.".into())
             }
-            "board" => Ok(values::get::<String>(BOARD)?
-                .unwrap_or_else(|| "The board is empty.".into())),
+            "board" => {
+                Ok(values::get::<String>(BOARD)?.unwrap_or_else(|| "The board is empty.".into()))
+            }
             "stats" => {
                 let total: i64 = values::get(TOTAL)?.unwrap_or(0);
                 let sessions = agent_sdk::sessions().count();

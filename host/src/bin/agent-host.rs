@@ -11,7 +11,10 @@ use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
-#[command(version, about = "Runs sandboxed WebAssembly agent plugins with state in Redis")]
+#[command(
+    version,
+    about = "Runs sandboxed WebAssembly agent plugins with state in Redis"
+)]
 struct Cli {
     /// More log output (-v: plugin output and turns, -vv: every state call).
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]

@@ -113,8 +113,12 @@ pub trait StateStore: Send + Sync + 'static {
     async fn pop(&self, ns: &Namespace, session: &Name) -> Result<Option<Vec<u8>>, StoreError>;
 
     /// Sets the session's expiry; false if the session does not exist.
-    async fn touch(&self, ns: &Namespace, session: &Name, expiry: Expiry)
-    -> Result<bool, StoreError>;
+    async fn touch(
+        &self,
+        ns: &Namespace,
+        session: &Name,
+        expiry: Expiry,
+    ) -> Result<bool, StoreError>;
 
     /// Time left before the session expires; `None` if it never does or does not
     /// exist.

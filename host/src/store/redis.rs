@@ -58,7 +58,9 @@ pub struct RedisStore {
 
 impl std::fmt::Debug for RedisStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RedisStore").field("url", &self.url).finish()
+        f.debug_struct("RedisStore")
+            .field("url", &self.url)
+            .finish()
     }
 }
 
@@ -157,13 +159,15 @@ fn classify(e: RedisError) -> StoreError {
                 | ServerErrorKind::ReadOnly),
             ) => StoreError::Unavailable(format!("server not ready ({k:?})")),
             ErrorKind::Server(ServerErrorKind::ResponseError)
-                if e.detail().is_some_and(|d| {
-                    d.contains("not an integer") || d.contains("overflow")
-                }) =>
+                if e.detail()
+                    .is_some_and(|d| d.contains("not an integer") || d.contains("overflow")) =>
             {
                 StoreError::NotAnInteger
             }
-            _ => StoreError::Internal(format!("unexpected reply ({})", e.code().unwrap_or("client"))),
+            _ => StoreError::Internal(format!(
+                "unexpected reply ({})",
+                e.code().unwrap_or("client")
+            )),
         }
     };
     tracing::warn!(error = %e, classified = %out, "redis call failed");
@@ -329,7 +333,10 @@ impl StateStore for RedisStore {
         refresh: Option<Duration>,
     ) -> Result<Option<Entry>, StoreError> {
         let mut pipe = redis::pipe();
-        pipe.cmd("HMGET").arg(ns.state_key(session)).arg("v").arg("ver");
+        pipe.cmd("HMGET")
+            .arg(ns.state_key(session))
+            .arg("v")
+            .arg("ver");
         if let Some(by) = refresh {
             Self::refresh(&mut pipe, ns, session, by);
         }
@@ -374,7 +381,9 @@ impl StateStore for RedisStore {
         max_len: u64,
     ) -> Result<u64, StoreError> {
         if items.is_empty() {
-            return self.query(redis::cmd("LLEN").arg(ns.history_key(session))).await;
+            return self
+                .query(redis::cmd("LLEN").arg(ns.history_key(session)))
+                .await;
         }
         let mut pipe = redis::pipe();
         Self::session_script(&mut pipe, APPEND, ns, session);
@@ -516,11 +525,7 @@ impl StateStore for RedisStore {
                 sessions.push(name.as_str().to_owned());
             } else {
                 any_stale = true;
-                stale
-                    .cmd("ZREM")
-                    .arg(&names)
-                    .arg(name.as_str())
-                    .ignore();
+                stale.cmd("ZREM").arg(&names).arg(name.as_str()).ignore();
                 stale
                     .cmd("ZREM")
                     .arg(ns.index_expiry_key())

@@ -11,22 +11,66 @@ use serde_json::{Value, json};
 #[derive(Deserialize)]
 #[serde(tag = "op", rename_all = "kebab-case", deny_unknown_fields)]
 enum Op {
-    Load { session: String },
-    Save { session: String, value: String, ttl: Option<u32>, if_version: Option<u64> },
-    SaveBig { session: String, size: usize },
-    Delete { session: String },
-    Append { session: String, items: Vec<String> },
-    Items { session: String, last: Option<u32> },
-    Pop { session: String },
-    Touch { session: String, ttl: Option<u32> },
-    Ttl { session: String },
-    Clear { session: String },
-    List { cursor: Option<String>, limit: u32 },
-    Get { key: String },
-    Set { key: String, value: String, ttl: Option<u32> },
-    SetBig { key: String, size: usize },
-    Remove { key: String },
-    Increment { key: String, delta: i64 },
+    Load {
+        session: String,
+    },
+    Save {
+        session: String,
+        value: String,
+        ttl: Option<u32>,
+        if_version: Option<u64>,
+    },
+    SaveBig {
+        session: String,
+        size: usize,
+    },
+    Delete {
+        session: String,
+    },
+    Append {
+        session: String,
+        items: Vec<String>,
+    },
+    Items {
+        session: String,
+        last: Option<u32>,
+    },
+    Pop {
+        session: String,
+    },
+    Touch {
+        session: String,
+        ttl: Option<u32>,
+    },
+    Ttl {
+        session: String,
+    },
+    Clear {
+        session: String,
+    },
+    List {
+        cursor: Option<String>,
+        limit: u32,
+    },
+    Get {
+        key: String,
+    },
+    Set {
+        key: String,
+        value: String,
+        ttl: Option<u32>,
+    },
+    SetBig {
+        key: String,
+        size: usize,
+    },
+    Remove {
+        key: String,
+    },
+    Increment {
+        key: String,
+        delta: i64,
+    },
 }
 
 fn text(bytes: Vec<u8>) -> Value {
@@ -34,14 +78,26 @@ fn text(bytes: Vec<u8>) -> Value {
 }
 
 fn run(op: Op) -> std::result::Result<Value, StateError> {
-    let no_opts = |ttl, if_version| wit::SaveOptions { ttl_seconds: ttl, if_version };
+    let no_opts = |ttl, if_version| wit::SaveOptions {
+        ttl_seconds: ttl,
+        if_version,
+    };
     Ok(match op {
         Op::Load { session } => match wit::load(&session)? {
             Some(e) => json!({"value": text(e.value), "version": e.version}),
             None => Value::Null,
         },
-        Op::Save { session, value, ttl, if_version } => {
-            json!(wit::save(&session, value.as_bytes(), no_opts(ttl, if_version))?)
+        Op::Save {
+            session,
+            value,
+            ttl,
+            if_version,
+        } => {
+            json!(wit::save(
+                &session,
+                value.as_bytes(),
+                no_opts(ttl, if_version)
+            )?)
         }
         Op::SaveBig { session, size } => {
             json!(wit::save(&session, &vec![b'x'; size], no_opts(None, None))?)

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs what a fresh machine of this kind lacks to build and test agent-host:
+# the pinned Rust toolchain's wasm32-wasip2 target and redis-server (with redis-cli).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# rustup reads rust-toolchain.toml here, so this installs the pinned toolchain too.
+if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2; then
+  echo "setup: adding the wasm32-wasip2 target" >&2
+  rustup target add wasm32-wasip2
+fi
+
+if ! command -v redis-server >/dev/null || ! command -v redis-cli >/dev/null; then
+  echo "setup: installing redis-server" >&2
+  sudo=""
+  if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq redis-server >/dev/null
+fi
