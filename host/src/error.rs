@@ -103,6 +103,25 @@ pub enum TurnError {
         /// What the plugin said, if it answered.
         message: String,
     },
+    /// The session kept changing under the turn (other turns committed first) and
+    /// the turn gave up after this many attempts. Nothing of it was written.
+    #[error(
+        "plugin {plugin}: the session kept changing during the turn; gave up after {attempts} attempts"
+    )]
+    Conflict {
+        /// Plugin id.
+        plugin: String,
+        /// How many times the turn ran.
+        attempts: u32,
+    },
+    /// The store failed the turn's commit for another reason. Nothing was written.
+    #[error("plugin {plugin}: the store refused the turn's writes: {error}")]
+    Store {
+        /// Plugin id.
+        plugin: String,
+        /// The store's error.
+        error: StoreError,
+    },
     /// The turn ran past the plugin's wall-clock deadline and was stopped.
     #[error("plugin {plugin} ran past its deadline of {} and was stopped", humantime::format_duration(*limit))]
     Deadline {

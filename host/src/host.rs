@@ -1,8 +1,10 @@
 //! [`Host`]: loaded plugins, the store, and running turns.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
 use std::path::Path;
-use std::sync::{Arc, RwLock};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use wasmtime::component::{Component, Linker};
@@ -10,11 +12,12 @@ use wasmtime::{Engine, Trap};
 
 use crate::bindings::AgentPluginPre;
 use crate::config::PluginConfig;
-use crate::error::{Error, TurnError};
+use crate::error::{Error, StoreError, TurnError};
 use crate::keys::Name;
 use crate::sandbox::{self, TurnCtx};
 use crate::state::{PluginScope, StateCtx};
-use crate::store::{Entry, Page, StateStore};
+use crate::store::{Commit, Entry, ExpiryChange, Page, SessionCommit, StateChange, StateStore};
+use crate::turn::Turn;
 
 /// Default root of every key (`{root}:{prefix}:…`).
 pub const DEFAULT_ROOT: &str = "agent";
@@ -24,6 +27,8 @@ pub const DEFAULT_ROOT: &str = "agent";
 pub struct HostBuilder {
     store: Option<Arc<dyn StateStore>>,
     root: String,
+    serialize_sessions: bool,
+    max_attempts: u32,
 }
 
 impl HostBuilder {
@@ -46,6 +51,21 @@ impl HostBuilder {
         self
     }
 
+    /// Whether turns of one session on this host wait for each other (default: yes).
+    /// Either way, concurrent turns never overwrite each other: a turn whose commit
+    /// finds the session changed since it read it is run again. Waiting makes that
+    /// rare; without it, concurrent turns on a hot session mostly retry.
+    pub fn serialize_sessions(mut self, on: bool) -> Self {
+        self.serialize_sessions = on;
+        self
+    }
+
+    /// How many times a turn is run before a conflict is reported (default 8).
+    pub fn max_attempts(mut self, attempts: u32) -> Self {
+        self.max_attempts = attempts.max(1);
+        self
+    }
+
     /// Creates the engine and checks the settings.
     pub fn build(self) -> Result<Host, Error> {
         let store = self
@@ -62,6 +82,10 @@ impl HostBuilder {
                 store,
                 root: self.root,
                 plugins: RwLock::default(),
+                serialize_sessions: self.serialize_sessions,
+                max_attempts: self.max_attempts,
+                locks: SessionLocks::default(),
+                stats: Counters::default(),
             }),
         })
     }
@@ -82,6 +106,29 @@ struct Inner {
     store: Arc<dyn StateStore>,
     root: String,
     plugins: RwLock<HashMap<String, Arc<Plugin>>>,
+    serialize_sessions: bool,
+    max_attempts: u32,
+    locks: SessionLocks,
+    stats: Counters,
+}
+
+#[derive(Default)]
+struct Counters {
+    turns: AtomicU64,
+    attempts: AtomicU64,
+    conflicts: AtomicU64,
+}
+
+/// Counters of a host since it was built.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct HostStats {
+    /// Turns run (each counted once, however many attempts it took).
+    pub turns: u64,
+    /// Attempts, retries included.
+    pub attempts: u64,
+    /// Commits refused because the session changed since the turn read it.
+    pub conflicts: u64,
 }
 
 struct Plugin {
@@ -116,6 +163,18 @@ impl Host {
         HostBuilder {
             store: None,
             root: DEFAULT_ROOT.into(),
+            serialize_sessions: true,
+            max_attempts: 8,
+        }
+    }
+
+    /// Counters since the host was built.
+    pub fn stats(&self) -> HostStats {
+        let c = &self.inner.stats;
+        HostStats {
+            turns: c.turns.load(Ordering::Relaxed),
+            attempts: c.attempts.load(Ordering::Relaxed),
+            conflicts: c.conflicts.load(Ordering::Relaxed),
         }
     }
 
@@ -211,7 +270,9 @@ impl Host {
     async fn describe(&self, plugin: &Plugin) -> Result<PluginInfo, TurnError> {
         let limits = &plugin.scope.config.limits;
         let deadline = Instant::now() + limits.deadline;
-        let state = StateCtx::new(plugin.scope.clone(), self.inner.store.clone());
+        let state = StateCtx {
+            turn: Turn::new(plugin.scope.clone(), self.inner.store.clone()),
+        };
         let (mut store, output) = sandbox::turn_store(&self.inner.engine, limits, state, deadline);
         let call = async {
             let instance = plugin.pre.instantiate_async(&mut store).await?;
@@ -234,6 +295,12 @@ impl Host {
 
     /// Runs one turn: a fresh instance of plugin `plugin_id` handles `input` for
     /// `session`, within the plugin's deadline and memory cap.
+    ///
+    /// The turn's writes are committed in one atomic step when `handle` returns
+    /// (`Ok` or `Err`); if the plugin is stopped (trap, deadline, memory) nothing is
+    /// written. If the session changed since the turn read it, the turn is run
+    /// again, up to [`HostBuilder::max_attempts`] times, then
+    /// [`TurnError::Conflict`].
     pub async fn run_turn(
         &self,
         plugin_id: &str,
@@ -243,50 +310,112 @@ impl Host {
         let plugin = self
             .plugin(plugin_id)
             .ok_or_else(|| TurnError::UnknownPlugin(plugin_id.to_string()))?;
-        Name::session(session).map_err(TurnError::InvalidSession)?;
-        let scope = &plugin.scope;
-        let limits = &scope.config.limits;
+        let name = Name::session(session).map_err(TurnError::InvalidSession)?;
         let span = tracing::info_span!("turn", plugin = %plugin_id, session = %session);
         let _enter = span.enter();
         let started = Instant::now();
-        let deadline = started + limits.deadline;
+        let inner = &self.inner;
+        inner.stats.turns.fetch_add(1, Ordering::Relaxed);
+        let _serial = match inner.serialize_sessions {
+            true => Some(inner.locks.lock(plugin_id, session).await),
+            false => None,
+        };
 
-        let state = StateCtx::new(scope.clone(), self.inner.store.clone());
-        let (mut store, output) = sandbox::turn_store(&self.inner.engine, limits, state, deadline);
+        let mut attempt = 1;
+        let outcome = loop {
+            inner.stats.attempts.fetch_add(1, Ordering::Relaxed);
+            match self.attempt(&plugin, &name, input).await {
+                Err(Attempt::Conflict) => {
+                    inner.stats.conflicts.fetch_add(1, Ordering::Relaxed);
+                    if attempt >= inner.max_attempts {
+                        break Err(TurnError::Conflict {
+                            plugin: plugin_id.to_string(),
+                            attempts: attempt,
+                        });
+                    }
+                    tracing::debug!(attempt, "session changed during the turn; running it again");
+                    tokio::time::sleep(backoff(attempt)).await;
+                    attempt += 1;
+                }
+                Err(Attempt::Failed(e)) => break Err(e),
+                Ok(answer) => break answer,
+            }
+        };
+        let elapsed_us = started.elapsed().as_micros() as u64;
+        match &outcome {
+            Ok(_) => tracing::debug!(elapsed_us, attempt, "turn done"),
+            Err(e) => tracing::warn!(elapsed_us, attempt, error = %e, "turn failed"),
+        }
+        outcome
+    }
+
+    /// One run of a turn. `Ok` holds the plugin's answer (which may be its own
+    /// error), committed.
+    async fn attempt(
+        &self,
+        plugin: &Plugin,
+        session: &Name,
+        input: &str,
+    ) -> Result<Result<String, TurnError>, Attempt> {
+        let scope = &plugin.scope;
+        let plugin_id = scope.config.id.as_str();
+        let limits = &scope.config.limits;
+        let deadline = Instant::now() + limits.deadline;
+
+        let mut turn = Turn::new(scope.clone(), self.inner.store.clone());
+        // One round trip for what a turn usually reads; a failure here is seen
+        // again (and reported) by the plugin's first state call.
+        let _ = turn.prefetch(session).await;
+        let (mut store, output) =
+            sandbox::turn_store(&self.inner.engine, limits, StateCtx { turn }, deadline);
         let call = async {
             let instance = plugin.pre.instantiate_async(&mut store).await?;
             instance
                 .agent_state_handler()
-                .call_handle(&mut store, session, input)
+                .call_handle(&mut store, session.as_str(), input)
                 .await
         };
         // The epoch stops guest code at the deadline; this stops a turn that is
         // waiting on the store at that moment.
         let result = tokio::time::timeout_at(deadline.into(), call).await;
         output.log(plugin_id);
+        let answer = match result {
+            Ok(Ok(answer)) => answer,
+            Ok(Err(e)) => return Err(Attempt::Failed(stopped(scope, &store, &output, e))),
+            Err(_) => return Err(Attempt::Failed(deadline_error(scope))),
+        };
 
-        let outcome = match result {
-            Ok(Ok(Ok(answer))) => Ok(answer),
-            Ok(Ok(Err(message))) => Err(match store.data().state.unavailable.clone() {
-                Some(reason) => TurnError::StoreUnavailable {
+        let turn = store.into_data().state.turn;
+        let unavailable = turn.unavailable.clone();
+        let commit = turn.into_commit();
+        match self.inner.store.commit(&scope.ns, &commit).await {
+            Ok(()) => {}
+            Err(StoreError::Conflict) => return Err(Attempt::Conflict),
+            Err(StoreError::Unavailable(reason)) => {
+                return Err(Attempt::Failed(TurnError::StoreUnavailable {
                     plugin: plugin_id.to_string(),
                     reason,
-                    message,
-                },
-                None => TurnError::Plugin {
+                    message: "the turn's writes could not be committed".into(),
+                }));
+            }
+            Err(error) => {
+                return Err(Attempt::Failed(TurnError::Store {
                     plugin: plugin_id.to_string(),
-                    message,
-                },
-            }),
-            Ok(Err(e)) => Err(stopped(scope, &store, &output, e)),
-            Err(_) => Err(deadline_error(scope)),
-        };
-        let elapsed_us = started.elapsed().as_micros() as u64;
-        match &outcome {
-            Ok(_) => tracing::debug!(elapsed_us, "turn done"),
-            Err(e) => tracing::warn!(elapsed_us, error = %e, "turn failed"),
+                    error,
+                }));
+            }
         }
-        outcome
+        Ok(answer.map_err(|message| match unavailable {
+            Some(reason) => TurnError::StoreUnavailable {
+                plugin: plugin_id.to_string(),
+                reason,
+                message,
+            },
+            None => TurnError::Plugin {
+                plugin: plugin_id.to_string(),
+                message,
+            },
+        }))
     }
 
     /// A session's state, recent history and TTL, without running the plugin.
@@ -299,8 +428,8 @@ impl Host {
         let store = &self.inner.store;
         let last = plugin.scope.config.limits.max_items_per_call;
         Ok(SessionSnapshot {
-            state: store.load(ns, &session, None).await?,
-            history: store.items(ns, &session, last, None).await?,
+            state: store.load(ns, &session).await?,
+            history: store.items(ns, &session, last).await?,
             ttl: store.ttl(ns, &session).await?,
         })
     }
@@ -329,7 +458,81 @@ impl Host {
             .plugin(plugin_id)
             .ok_or_else(|| Error::UnknownPlugin(plugin_id.to_string()))?;
         let session = Name::session(session).map_err(Error::Invalid)?;
-        Ok(self.inner.store.clear(&plugin.scope.ns, &session).await?)
+        let ns = &plugin.scope.ns;
+        let before = self.inner.store.snapshot(ns, &session, 0).await?;
+        let existed = before.state.is_some() || before.history_len > 0;
+        let commit = Commit {
+            sessions: vec![SessionCommit {
+                session,
+                expect_version: None,
+                expect_history_len: None,
+                clear: true,
+                state: StateChange::Keep,
+                pops: 0,
+                append: Vec::new(),
+                expiry: ExpiryChange::Keep,
+            }],
+            values: Vec::new(),
+        };
+        self.inner.store.commit(ns, &commit).await?;
+        Ok(existed)
+    }
+}
+
+/// Why an attempt of a turn did not produce an answer.
+enum Attempt {
+    /// The commit found the session changed: run the turn again.
+    Conflict,
+    /// Anything else: report it.
+    Failed(TurnError),
+}
+
+/// Waits 1-2 ms, then 2-4 ms, 4-8 ms... (at most 64-128 ms), so turns that
+/// conflicted do not meet again.
+fn backoff(attempt: u32) -> Duration {
+    let base = 1u64 << attempt.min(7).saturating_sub(1);
+    let jitter = RandomState::new().hash_one(Instant::now()) % (base * 1000);
+    Duration::from_micros(base * 1000 + jitter)
+}
+
+/// One async lock per (plugin, session) that has a turn running on this host;
+/// entries go away with their last user.
+#[derive(Default)]
+struct SessionLocks {
+    map: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+struct SessionGuard<'a> {
+    locks: &'a SessionLocks,
+    key: String,
+    guard: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl SessionLocks {
+    async fn lock(&self, plugin: &str, session: &str) -> SessionGuard<'_> {
+        let key = format!("{plugin}\0{session}");
+        let mutex = {
+            let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+            map.entry(key.clone()).or_default().clone()
+        };
+        SessionGuard {
+            locks: self,
+            key,
+            guard: Some(mutex.lock_owned().await),
+        }
+    }
+}
+
+impl Drop for SessionGuard<'_> {
+    fn drop(&mut self) {
+        drop(self.guard.take());
+        let mut map = self.locks.map.lock().unwrap_or_else(|p| p.into_inner());
+        if map
+            .get(&self.key)
+            .is_some_and(|m| Arc::strong_count(m) == 1)
+        {
+            map.remove(&self.key);
+        }
     }
 }
 

@@ -10,6 +10,7 @@
 //! - `sandbox`: the wasmtime engine, WASI without capabilities, memory and time
 //!   limits.
 //! - `state`: the host side of `agent-state`, answering the guest.
+//! - `turn`: a turn's staged view of its state, committed in one step.
 //! - `bindings`: the code generated from `wit/`.
 //!
 //! # Example
@@ -38,8 +39,9 @@ pub mod keys;
 mod sandbox;
 mod state;
 pub mod store;
+mod turn;
 
 pub use config::{Limits, PluginConfig};
 pub use error::{Error, StateError, StoreError, TurnError};
-pub use host::{Host, HostBuilder, PluginInfo, SessionSnapshot};
+pub use host::{Host, HostBuilder, HostStats, PluginInfo, SessionSnapshot};
 pub use store::{RedisOptions, RedisStore, StateStore};

@@ -1,14 +1,14 @@
 //! The host side of the WIT interface `agent-state`: checks every argument from the
-//! guest, applies the plugin's policy (TTLs, limits) and calls the store.
+//! guest, applies the plugin's policy (TTLs, limits) and hands the call to the
+//! turn's staged view (`turn.rs`).
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use crate::bindings::agent_state::{self, Entry, Error as WitError, Page, SaveOptions};
 use crate::config::PluginConfig;
 use crate::error::{StateError, StoreError};
 use crate::keys::{Name, Namespace, check_name};
-use crate::store::{Expiry, StateStore};
+use crate::turn::Turn;
 
 /// What a plugin's state calls need: who the plugin is and where its state lives.
 pub(crate) struct PluginScope {
@@ -18,35 +18,12 @@ pub(crate) struct PluginScope {
 
 /// The `agent-state` context of one turn.
 pub(crate) struct StateCtx {
-    scope: Arc<PluginScope>,
-    store: Arc<dyn StateStore>,
-    /// The last "store unavailable" a call of this turn got, to tell the caller why
-    /// a plugin failed.
-    pub(crate) unavailable: Option<String>,
+    pub(crate) turn: Turn,
 }
 
 impl StateCtx {
-    pub(crate) fn new(scope: Arc<PluginScope>, store: Arc<dyn StateStore>) -> Self {
-        Self {
-            scope,
-            store,
-            unavailable: None,
-        }
-    }
-
-    fn ns(&self) -> &Namespace {
-        &self.scope.ns
-    }
-
     fn config(&self) -> &PluginConfig {
-        &self.scope.config
-    }
-
-    fn check<T>(&mut self, result: Result<T, StoreError>) -> Result<T, StateError> {
-        if let Err(StoreError::Unavailable(reason)) = &result {
-            self.unavailable = Some(reason.clone());
-        }
-        Ok(result?)
+        &self.turn.scope().config
     }
 
     fn check_size(&self, size: usize) -> Result<(), StateError> {
@@ -68,31 +45,12 @@ impl StateCtx {
             s => Ok(s.map(|s| Duration::from_secs(u64::from(s)))),
         }
     }
-
-    fn default_expiry(&self) -> Expiry {
-        Expiry::from_ttl(self.config().default_ttl)
-    }
-
-    fn refresh(&self) -> Option<Duration> {
-        let config = self.config();
-        config.default_ttl.filter(|_| config.sliding_ttl)
-    }
-
-    fn per_call_limit(&self, asked: u32, what: &str) -> Result<u32, StateError> {
-        if asked == 0 {
-            return Err(StateError::InvalidArgument(format!(
-                "{what} must be at least 1"
-            )));
-        }
-        Ok(asked.min(self.config().limits.max_items_per_call))
-    }
 }
 
 impl agent_state::Host for StateCtx {
     async fn load(&mut self, session: String) -> Result<Option<Entry>, StateError> {
         let session = Name::session(session)?;
-        let found = self.store.load(self.ns(), &session, self.refresh()).await;
-        Ok(self.check(found)?.map(|e| Entry {
+        Ok(self.turn.load(&session).await?.map(|e| Entry {
             value: e.value,
             version: e.version,
         }))
@@ -106,39 +64,27 @@ impl agent_state::Host for StateCtx {
     ) -> Result<u64, StateError> {
         let session = Name::session(session)?;
         self.check_size(value.len())?;
-        let expiry = match Self::ttl(options.ttl_seconds)? {
-            Some(ttl) => Expiry::After(ttl),
-            None => self.default_expiry(),
-        };
-        let saved = self
-            .store
-            .save(self.ns(), &session, &value, expiry, options.if_version)
-            .await;
-        self.check(saved)
+        let ttl = Self::ttl(options.ttl_seconds)?;
+        self.turn
+            .save(&session, value, ttl, options.if_version)
+            .await
     }
 
     async fn delete(&mut self, session: String) -> Result<bool, StateError> {
         let session = Name::session(session)?;
-        let deleted = self.store.delete(self.ns(), &session).await;
-        self.check(deleted)
+        self.turn.delete(&session).await
     }
 
     async fn append(&mut self, session: String, items: Vec<Vec<u8>>) -> Result<u64, StateError> {
         let session = Name::session(session)?;
-        let limits = &self.config().limits;
-        if items.len() > limits.max_items_per_call as usize {
+        let per_call = self.config().limits.max_items_per_call;
+        if items.len() > per_call as usize {
             return Err(StateError::QuotaExceeded(format!(
-                "at most {} items per append",
-                limits.max_items_per_call
+                "at most {per_call} items per append"
             )));
         }
         self.check_size(items.iter().map(Vec::len).sum())?;
-        let max_len = limits.max_history_items;
-        let appended = self
-            .store
-            .append(self.ns(), &session, &items, self.default_expiry(), max_len)
-            .await;
-        self.check(appended)
+        self.turn.append(&session, items).await
     }
 
     async fn items(
@@ -149,17 +95,12 @@ impl agent_state::Host for StateCtx {
         let session = Name::session(session)?;
         let max = self.config().limits.max_items_per_call;
         let last = last.unwrap_or(max).min(max);
-        let items = self
-            .store
-            .items(self.ns(), &session, last, self.refresh())
-            .await;
-        self.check(items)
+        self.turn.items(&session, last).await
     }
 
     async fn pop(&mut self, session: String) -> Result<Option<Vec<u8>>, StateError> {
         let session = Name::session(session)?;
-        let popped = self.store.pop(self.ns(), &session).await;
-        self.check(popped)
+        self.turn.pop(&session).await
     }
 
     async fn touch(
@@ -168,16 +109,14 @@ impl agent_state::Host for StateCtx {
         ttl_seconds: Option<u32>,
     ) -> Result<bool, StateError> {
         let session = Name::session(session)?;
-        let expiry = Expiry::from_ttl(Self::ttl(ttl_seconds)?);
-        let found = self.store.touch(self.ns(), &session, expiry).await;
-        self.check(found)
+        let ttl = Self::ttl(ttl_seconds)?;
+        self.turn.touch(&session, ttl).await
     }
 
     async fn ttl(&mut self, session: String) -> Result<Option<u32>, StateError> {
         let session = Name::session(session)?;
-        let left = self.store.ttl(self.ns(), &session).await;
         // Round up: a session with 0.4 s left still exists.
-        Ok(self.check(left)?.map(|d| {
+        Ok(self.turn.ttl(&session).await?.map(|d| {
             let secs = d.as_millis().div_ceil(1000);
             u32::try_from(secs).unwrap_or(u32::MAX)
         }))
@@ -185,8 +124,7 @@ impl agent_state::Host for StateCtx {
 
     async fn clear(&mut self, session: String) -> Result<bool, StateError> {
         let session = Name::session(session)?;
-        let cleared = self.store.clear(self.ns(), &session).await;
-        self.check(cleared)
+        self.turn.clear(&session).await
     }
 
     async fn list_sessions(
@@ -197,12 +135,13 @@ impl agent_state::Host for StateCtx {
         if let Some(cursor) = &cursor {
             check_name("cursor", cursor)?;
         }
-        let limit = self.per_call_limit(limit, "limit")?;
-        let page = self
-            .store
-            .list_sessions(self.ns(), cursor.as_deref(), limit)
-            .await;
-        let page = self.check(page)?;
+        if limit == 0 {
+            return Err(StateError::InvalidArgument(
+                "limit must be at least 1".into(),
+            ));
+        }
+        let limit = limit.min(self.config().limits.max_items_per_call);
+        let page = self.turn.list_sessions(cursor.as_deref(), limit).await?;
         Ok(Page {
             sessions: page.sessions,
             cursor: page.cursor,
@@ -211,8 +150,7 @@ impl agent_state::Host for StateCtx {
 
     async fn get(&mut self, key: String) -> Result<Option<Vec<u8>>, StateError> {
         let key = Name::key(key)?;
-        let value = self.store.get(self.ns(), &key).await;
-        self.check(value)
+        self.turn.get(&key).await
     }
 
     async fn set(
@@ -223,21 +161,18 @@ impl agent_state::Host for StateCtx {
     ) -> Result<(), StateError> {
         let key = Name::key(key)?;
         self.check_size(value.len())?;
-        let expiry = Expiry::from_ttl(Self::ttl(ttl_seconds)?);
-        let set = self.store.set(self.ns(), &key, &value, expiry).await;
-        self.check(set)
+        let ttl = Self::ttl(ttl_seconds)?;
+        self.turn.set(&key, value, ttl)
     }
 
     async fn remove(&mut self, key: String) -> Result<bool, StateError> {
         let key = Name::key(key)?;
-        let removed = self.store.remove(self.ns(), &key).await;
-        self.check(removed)
+        self.turn.remove(&key).await
     }
 
     async fn increment(&mut self, key: String, delta: i64) -> Result<i64, StateError> {
         let key = Name::key(key)?;
-        let value = self.store.increment(self.ns(), &key, delta).await;
-        self.check(value)
+        self.turn.increment(&key, delta).await
     }
 
     /// The one place a host error becomes the guest's WIT error.

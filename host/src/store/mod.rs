@@ -51,54 +51,122 @@ impl Expiry {
     }
 }
 
+/// What a turn learns about a stored session when it first uses it: one round trip.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Snapshot {
+    /// The state document.
+    pub state: Option<Entry>,
+    /// Length of the history.
+    pub history_len: u64,
+    /// The newest history items (as many as asked for), oldest first.
+    pub tail: Vec<Vec<u8>>,
+    /// Time left before the session expires; `None`: never, or no session.
+    pub ttl: Option<Duration>,
+}
+
+/// How a commit changes a session's expiry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExpiryChange {
+    /// Leave it.
+    Keep,
+    /// Set it (on every key of the session).
+    Set(Expiry),
+    /// Extend it to at least this long from now, if the session expires at all.
+    Extend(Duration),
+}
+
+/// How a commit changes a session's state document.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StateChange {
+    /// Leave it.
+    Keep,
+    /// Store this value with this version.
+    Put {
+        /// The document.
+        value: Vec<u8>,
+        /// Its new version.
+        version: u64,
+    },
+    /// Delete it.
+    Delete,
+}
+
+/// The staged writes of one session, applied in this order: clear, state, pops,
+/// appends, expiry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SessionCommit {
+    /// The session.
+    pub session: Name,
+    /// Commit only if the stored state version (0: none) is this one.
+    pub expect_version: Option<u64>,
+    /// Commit only if the stored history has this length.
+    pub expect_history_len: Option<u64>,
+    /// Remove the whole session first.
+    pub clear: bool,
+    /// The state document.
+    pub state: StateChange,
+    /// How many items to remove from the end of the history.
+    pub pops: u64,
+    /// Items to append to the history.
+    pub append: Vec<Vec<u8>>,
+    /// The session's expiry.
+    pub expiry: ExpiryChange,
+}
+
+/// A staged write of a plugin-wide value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ValueChange {
+    /// Set it.
+    Set(Vec<u8>, Expiry),
+    /// Remove it.
+    Remove,
+    /// Add to the integer stored there (0 when absent), keeping its expiry. Fails
+    /// the commit if the value is not an integer or the sum overflows.
+    Add(i64),
+}
+
+/// Everything one turn writes.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Commit {
+    /// Session writes.
+    pub sessions: Vec<SessionCommit>,
+    /// Plugin-wide value writes.
+    pub values: Vec<(Name, ValueChange)>,
+}
+
+impl Commit {
+    /// True if there is nothing to write.
+    pub fn is_empty(&self) -> bool {
+        self.sessions.is_empty() && self.values.is_empty()
+    }
+}
+
 /// Storage for the state of many plugins, each in its own [`Namespace`].
+///
+/// Reads are single calls; every write goes through [`StateStore::commit`], which
+/// applies all of a turn's writes or none.
 ///
 /// ## Behavior
 /// - A session is its state document, its history, and its index entry; they expire
-///   together. Every write to a session (`save`, `append`, `touch`) sets the expiry of
-///   all of them to the given [`Expiry`]. `pop` and `delete` keep it.
-/// - Reads given a `refresh` extend a session that already expires to at least
-///   `refresh` from now (sliding expiry); they never make a non-expiring session
-///   expire.
+///   together, and the index follows the session on every commit.
+/// - [`StateStore::commit`] first checks every expectation (state versions, history
+///   lengths, that added-to values are integers); if one fails it writes nothing and
+///   returns [`StoreError::Conflict`].
 /// - Methods return [`StoreError::Unavailable`] within a bounded time when the
 ///   backend cannot be reached, and work again once it is back.
 /// - Nothing here sees another namespace's keys.
 #[async_trait]
 pub trait StateStore: Send + Sync + 'static {
+    /// The session's state, history length and newest `tail` items, and TTL.
+    async fn snapshot(
+        &self,
+        ns: &Namespace,
+        session: &Name,
+        tail: u32,
+    ) -> Result<Snapshot, StoreError>;
+
     /// The session's state document.
-    async fn load(
-        &self,
-        ns: &Namespace,
-        session: &Name,
-        refresh: Option<Duration>,
-    ) -> Result<Option<Entry>, StoreError>;
-
-    /// Replaces the state document; returns the new version. With `if_version`,
-    /// writes only if the current version (0 when there is none) matches, and
-    /// otherwise returns [`StoreError::Conflict`] and writes nothing.
-    async fn save(
-        &self,
-        ns: &Namespace,
-        session: &Name,
-        value: &[u8],
-        expiry: Expiry,
-        if_version: Option<u64>,
-    ) -> Result<u64, StoreError>;
-
-    /// Deletes the state document; true if it existed.
-    async fn delete(&self, ns: &Namespace, session: &Name) -> Result<bool, StoreError>;
-
-    /// Appends to the history; returns the new length. If the history would get
-    /// longer than `max_len`, returns [`StoreError::QuotaExceeded`] and writes
-    /// nothing.
-    async fn append(
-        &self,
-        ns: &Namespace,
-        session: &Name,
-        items: &[Vec<u8>],
-        expiry: Expiry,
-        max_len: u64,
-    ) -> Result<u64, StoreError>;
+    async fn load(&self, ns: &Namespace, session: &Name) -> Result<Option<Entry>, StoreError>;
 
     /// The last `last` history items, oldest first.
     async fn items(
@@ -106,26 +174,11 @@ pub trait StateStore: Send + Sync + 'static {
         ns: &Namespace,
         session: &Name,
         last: u32,
-        refresh: Option<Duration>,
     ) -> Result<Vec<Vec<u8>>, StoreError>;
-
-    /// Removes and returns the newest history item.
-    async fn pop(&self, ns: &Namespace, session: &Name) -> Result<Option<Vec<u8>>, StoreError>;
-
-    /// Sets the session's expiry; false if the session does not exist.
-    async fn touch(
-        &self,
-        ns: &Namespace,
-        session: &Name,
-        expiry: Expiry,
-    ) -> Result<bool, StoreError>;
 
     /// Time left before the session expires; `None` if it never does or does not
     /// exist.
     async fn ttl(&self, ns: &Namespace, session: &Name) -> Result<Option<Duration>, StoreError>;
-
-    /// Removes the whole session; true if anything of it existed.
-    async fn clear(&self, ns: &Namespace, session: &Name) -> Result<bool, StoreError>;
 
     /// Up to `limit` live sessions after `cursor` (exclusive), in byte order.
     async fn list_sessions(
@@ -138,20 +191,9 @@ pub trait StateStore: Send + Sync + 'static {
     /// A plugin-wide value.
     async fn get(&self, ns: &Namespace, key: &Name) -> Result<Option<Vec<u8>>, StoreError>;
 
-    /// Sets a plugin-wide value.
-    async fn set(
-        &self,
-        ns: &Namespace,
-        key: &Name,
-        value: &[u8],
-        expiry: Expiry,
-    ) -> Result<(), StoreError>;
-
-    /// Removes a plugin-wide value; true if it existed.
-    async fn remove(&self, ns: &Namespace, key: &Name) -> Result<bool, StoreError>;
-
-    /// Adds `delta` to an integer value (0 when absent), keeping its expiry.
-    async fn increment(&self, ns: &Namespace, key: &Name, delta: i64) -> Result<i64, StoreError>;
+    /// Applies all of `commit` in one atomic step, or nothing (see the trait's
+    /// behaviour).
+    async fn commit(&self, ns: &Namespace, commit: &Commit) -> Result<(), StoreError>;
 
     /// Checks that the backend answers.
     async fn ping(&self) -> Result<(), StoreError>;

@@ -10,10 +10,13 @@
 //! - Every call returns within `RedisOptions::op_timeout`. A failed call returns its
 //!   error and the manager reconnects in the background, so the store recovers by
 //!   itself when Redis is back.
-//! - Each session write is one Lua script over the session's keys (one hash tag),
-//!   so state, history and expiry change together. The session index is updated in
-//!   the same round trip but is a separate step: it may briefly list a session that
-//!   is gone, never hide one that exists; listing checks every candidate.
+//! - A turn's writes are one Lua script (`COMMIT`): it checks every expectation,
+//!   then applies state, history, expiry, plugin-wide values and the session index
+//!   together, so a turn is written entirely or not at all. (All keys of one session
+//!   share a hash tag; a turn that touches several sessions spans several slots,
+//!   which a Redis Cluster would refuse in one script.)
+//! - Listing checks every candidate of the index, which never lists a session
+//!   whose keys are gone.
 //! - No URL or password ever appears in an error or a log line.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -22,7 +25,11 @@ use async_trait::async_trait;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{ErrorKind, FromRedisValue, Pipeline, RedisError, ServerErrorKind};
 
-use super::{Entry, Expiry, Page, StateStore};
+use redis::Script;
+
+use super::{
+    Commit, Entry, Expiry, ExpiryChange, Page, Snapshot, StateChange, StateStore, ValueChange,
+};
 use crate::error::StoreError;
 use crate::keys::{Name, Namespace};
 
@@ -52,6 +59,7 @@ impl Default for RedisOptions {
 #[derive(Clone)]
 pub struct RedisStore {
     conn: ConnectionManager,
+    commit_script: Script,
     op_timeout: Duration,
     url: String,
 }
@@ -86,6 +94,7 @@ impl RedisStore {
         let conn = ConnectionManager::new_lazy_with_config(client, config).map_err(classify)?;
         Ok(Self {
             conn,
+            commit_script: Script::new(COMMIT),
             op_timeout: options.op_timeout,
             url: shown,
         })
@@ -203,196 +212,246 @@ fn now_ms() -> u128 {
         .as_millis()
 }
 
-/// The TTL argument of the scripts: milliseconds, "0" for never.
-fn ttl_arg(expiry: Expiry) -> String {
-    match expiry {
-        Expiry::Never => "0".into(),
-        Expiry::After(d) => d.as_millis().max(1).to_string(),
-    }
-}
-
-/// The index score of a session: when it expires, in unix ms.
-fn expiry_score(expiry: Expiry) -> String {
-    match expiry {
-        Expiry::Never => "+inf".into(),
-        Expiry::After(d) => (now_ms() + d.as_millis().max(1)).to_string(),
-    }
-}
-
-// Every session script gets KEYS = [state, history] and sets the expiry of both.
-macro_rules! session_script {
-    ($body:literal) => {
-        concat!(
-            "local function expire_all(ttl)\n",
-            "  for i = 1, #KEYS do\n",
-            "    if ttl ~= '0' then redis.call('PEXPIRE', KEYS[i], ttl)\n",
-            "    else redis.call('PERSIST', KEYS[i]) end\n",
-            "  end\n",
-            "end\n",
-            $body
-        )
-    };
-}
-
-/// ARGV: value, expected version ('' for any), ttl. Returns the new version, or -1
-/// on a version mismatch.
-const SAVE: &str = session_script!(
-    r#"
-local ver = redis.call('HGET', KEYS[1], 'ver') or '0'
-if ARGV[2] ~= '' and ARGV[2] ~= ver then return -1 end
-redis.call('HSET', KEYS[1], 'v', ARGV[1])
-local new = redis.call('HINCRBY', KEYS[1], 'ver', 1)
-expire_all(ARGV[3])
-return new
-"#
-);
-
-/// ARGV: ttl, max length, items... Returns the new length, or -1 if over max.
-const APPEND: &str = session_script!(
-    r#"
-if redis.call('LLEN', KEYS[2]) + #ARGV - 2 > tonumber(ARGV[2]) then return -1 end
-local len = redis.call('RPUSH', KEYS[2], unpack(ARGV, 3))
-expire_all(ARGV[1])
-return len
-"#
-);
-
-/// ARGV: ttl. Returns 1 if the session exists (and its expiry was set), else 0.
-const TOUCH: &str = session_script!(
-    r#"
-if redis.call('EXISTS', KEYS[1], KEYS[2]) == 0 then return 0 end
-expire_all(ARGV[1])
-return 1
-"#
-);
-
-/// How many expired index entries one write removes; listing removes more.
-const PRUNE_ON_WRITE: u32 = 64;
-const PRUNE_ON_LIST: u32 = 1000;
-
-/// KEYS: index names, index expiry. ARGV: now (ms), prune batch, then optionally
-/// member and score to add. Removes up to `batch` expired entries.
-const INDEX_UPDATE: &str = r#"
+/// KEYS: index names, index expiry. ARGV: now (ms), batch. Removes up to `batch`
+/// expired entries.
+const INDEX_PRUNE: &str = r#"
 local old = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
 if #old > 0 then
   redis.call('ZREM', KEYS[1], unpack(old))
   redis.call('ZREM', KEYS[2], unpack(old))
 end
-if ARGV[3] then
-  redis.call('ZADD', KEYS[1], 0, ARGV[3])
-  redis.call('ZADD', KEYS[2], ARGV[4], ARGV[3])
-end
 return #old
 "#;
 
-impl RedisStore {
-    fn session_script(pipe: &mut Pipeline, script: &str, ns: &Namespace, session: &Name) {
-        pipe.cmd("EVAL")
-            .arg(script)
-            .arg(2)
-            .arg(ns.state_key(session))
-            .arg(ns.history_key(session));
-    }
+/// How many expired index entries one listing removes (a commit removes 64).
+const PRUNE_ON_LIST: u32 = 1000;
 
-    fn index_add(pipe: &mut Pipeline, ns: &Namespace, session: &Name, expiry: Expiry) {
-        pipe.cmd("EVAL")
-            .arg(INDEX_UPDATE)
-            .arg(2)
-            .arg(ns.index_names_key())
-            .arg(ns.index_expiry_key())
-            .arg(now_ms().to_string())
-            .arg(PRUNE_ON_WRITE)
-            .arg(session.as_str())
-            .arg(expiry_score(expiry))
-            .ignore();
-    }
+/// One turn's writes, all or nothing.
+///
+/// KEYS: for each session its state and history keys, then one key per value, then
+/// the index names and index expiry keys.
+/// ARGV: now (ms), session count, value count; per session: member, expected
+/// version ('' = any), expected history length ('' = any), clear ('1'/'0'), state op
+/// ('keep'/'put'/'del'), value, version, pops, expiry ('keep', 'never', 'set:MS',
+/// 'extend:MS'), item count, items...; per value: op ('set'/'del'/'add'), value or
+/// delta, ttl ms ('0' = never).
+/// Returns 0, or the 1-based position of the first session or value whose check
+/// failed (then nothing was written).
+const COMMIT: &str = r#"
+local now = tonumber(ARGV[1])
+local ns, nv = tonumber(ARGV[2]), tonumber(ARGV[3])
+local idx_names, idx_exp = KEYS[#KEYS - 1], KEYS[#KEYS]
+local s, a = {}, 4
+for i = 1, ns do
+  local n = tonumber(ARGV[a + 9])
+  s[i] = {a = a, n = n, st = KEYS[2 * i - 1], hi = KEYS[2 * i]}
+  a = a + 10 + n
+end
+local v = {}
+for j = 1, nv do
+  v[j] = {a = a, key = KEYS[2 * ns + j]}
+  a = a + 3
+end
 
-    /// Sliding expiry: extend the session (never shorten it, never add an expiry to
-    /// a session without one).
-    fn refresh(pipe: &mut Pipeline, ns: &Namespace, session: &Name, by: Duration) {
-        let ms = by.as_millis().max(1).to_string();
-        for key in [ns.state_key(session), ns.history_key(session)] {
-            pipe.cmd("PEXPIRE").arg(key).arg(&ms).arg("GT").ignore();
+for i = 1, ns do
+  local x = s[i].a
+  if ARGV[x + 1] ~= '' and (redis.call('HGET', s[i].st, 'ver') or '0') ~= ARGV[x + 1] then
+    return i
+  end
+  if ARGV[x + 2] ~= '' and tostring(redis.call('LLEN', s[i].hi)) ~= ARGV[x + 2] then
+    return i
+  end
+end
+for j = 1, nv do
+  local x = v[j].a
+  if ARGV[x] == 'add' then
+    local cur = redis.call('GET', v[j].key) or '0'
+    if not string.match(cur, '^%-?%d+$') then return ns + j end
+    local sum = tonumber(cur) + tonumber(ARGV[x + 1])
+    if sum > 9.2e18 or sum < -9.2e18 then return ns + j end
+  end
+end
+
+for i = 1, ns do
+  local x, st, hi = s[i].a, s[i].st, s[i].hi
+  if ARGV[x + 3] == '1' then redis.call('DEL', st, hi) end
+  local op = ARGV[x + 4]
+  if op == 'put' then
+    redis.call('HSET', st, 'v', ARGV[x + 5], 'ver', ARGV[x + 6])
+  elseif op == 'del' then
+    redis.call('DEL', st)
+  end
+  local pops = tonumber(ARGV[x + 7])
+  if pops > 0 then redis.call('RPOP', hi, pops) end
+  if s[i].n > 0 then redis.call('RPUSH', hi, unpack(ARGV, x + 10, x + 9 + s[i].n)) end
+  local e = ARGV[x + 8]
+  if e == 'never' then
+    redis.call('PERSIST', st)
+    redis.call('PERSIST', hi)
+  elseif string.sub(e, 1, 4) == 'set:' then
+    redis.call('PEXPIRE', st, string.sub(e, 5))
+    redis.call('PEXPIRE', hi, string.sub(e, 5))
+  elseif string.sub(e, 1, 7) == 'extend:' then
+    redis.call('PEXPIRE', st, string.sub(e, 8), 'GT')
+    redis.call('PEXPIRE', hi, string.sub(e, 8), 'GT')
+  end
+  local member = ARGV[x]
+  local p1, p2 = redis.call('PTTL', st), redis.call('PTTL', hi)
+  if p1 == -2 and p2 == -2 then
+    redis.call('ZREM', idx_names, member)
+    redis.call('ZREM', idx_exp, member)
+  else
+    local score = '+inf'
+    if p1 ~= -1 and p2 ~= -1 then score = now + math.max(p1, p2) end
+    redis.call('ZADD', idx_names, 0, member)
+    redis.call('ZADD', idx_exp, score, member)
+  end
+end
+
+for j = 1, nv do
+  local x, k = v[j].a, v[j].key
+  local op = ARGV[x]
+  if op == 'set' then
+    if ARGV[x + 2] == '0' then
+      redis.call('SET', k, ARGV[x + 1])
+    else
+      redis.call('SET', k, ARGV[x + 1], 'PX', ARGV[x + 2])
+    end
+  elseif op == 'del' then
+    redis.call('DEL', k)
+  else
+    redis.call('INCRBY', k, ARGV[x + 1])
+  end
+end
+
+local old = redis.call('ZRANGEBYSCORE', idx_exp, '-inf', now, 'LIMIT', 0, 64)
+if #old > 0 then
+  redis.call('ZREM', idx_names, unpack(old))
+  redis.call('ZREM', idx_exp, unpack(old))
+end
+return 0
+"#;
+
+fn ms(d: Duration) -> String {
+    d.as_millis().max(1).to_string()
+}
+
+/// The `EVALSHA` of one commit (see [`COMMIT`] for the layout).
+fn commit_invocation<'a>(
+    script: &'a Script,
+    ns: &Namespace,
+    commit: &Commit,
+) -> redis::ScriptInvocation<'a> {
+    let mut call = script.prepare_invoke();
+    call.arg(now_ms().to_string())
+        .arg(commit.sessions.len())
+        .arg(commit.values.len());
+    for s in &commit.sessions {
+        call.key(ns.state_key(&s.session))
+            .key(ns.history_key(&s.session));
+        let (op, value, version): (&str, &[u8], u64) = match &s.state {
+            StateChange::Keep => ("keep", b"", 0),
+            StateChange::Put { value, version } => ("put", value, *version),
+            StateChange::Delete => ("del", b"", 0),
+        };
+        let expiry = match s.expiry {
+            ExpiryChange::Keep => "keep".to_string(),
+            ExpiryChange::Set(Expiry::Never) => "never".to_string(),
+            ExpiryChange::Set(Expiry::After(d)) => format!("set:{}", ms(d)),
+            ExpiryChange::Extend(d) => format!("extend:{}", ms(d)),
+        };
+        call.arg(s.session.as_str())
+            .arg(s.expect_version.map(|v| v.to_string()).unwrap_or_default())
+            .arg(
+                s.expect_history_len
+                    .map(|v| v.to_string())
+                    .unwrap_or_default(),
+            )
+            .arg(if s.clear { "1" } else { "0" })
+            .arg(op)
+            .arg(value)
+            .arg(version)
+            .arg(s.pops)
+            .arg(expiry)
+            .arg(s.append.len());
+        for item in &s.append {
+            call.arg(item.as_slice());
         }
-        pipe.cmd("ZADD")
-            .arg(ns.index_expiry_key())
-            .arg("XX")
-            .arg("GT")
-            .arg(expiry_score(Expiry::After(by)))
-            .arg(session.as_str())
-            .ignore();
     }
+    for (key, change) in &commit.values {
+        call.key(ns.value_key(key));
+        match change {
+            ValueChange::Set(value, expiry) => {
+                let ttl = match expiry {
+                    Expiry::Never => "0".to_string(),
+                    Expiry::After(d) => ms(*d),
+                };
+                call.arg("set").arg(value.as_slice()).arg(ttl);
+            }
+            ValueChange::Remove => {
+                call.arg("del").arg("").arg("0");
+            }
+            ValueChange::Add(delta) => {
+                call.arg("add").arg(*delta).arg("0");
+            }
+        }
+    }
+    call.key(ns.index_names_key()).key(ns.index_expiry_key());
+    call
 }
 
 #[async_trait]
 impl StateStore for RedisStore {
-    async fn load(
+    async fn snapshot(
         &self,
         ns: &Namespace,
         session: &Name,
-        refresh: Option<Duration>,
-    ) -> Result<Option<Entry>, StoreError> {
+        tail: u32,
+    ) -> Result<Snapshot, StoreError> {
+        let (state, hist) = (ns.state_key(session), ns.history_key(session));
         let mut pipe = redis::pipe();
-        pipe.cmd("HMGET")
-            .arg(ns.state_key(session))
-            .arg("v")
-            .arg("ver");
-        if let Some(by) = refresh {
-            Self::refresh(&mut pipe, ns, session, by);
+        pipe.cmd("HMGET").arg(&state).arg("v").arg("ver");
+        pipe.cmd("LLEN").arg(&hist);
+        if tail > 0 {
+            pipe.cmd("LRANGE").arg(&hist).arg(-i64::from(tail)).arg(-1);
+        } else {
+            // Keeps the reply's shape fixed.
+            pipe.cmd("LRANGE").arg(&hist).arg(1).arg(0);
         }
-        let ((value, version),): ((Option<Vec<u8>>, Option<u64>),) = self.pipe(&pipe).await?;
+        pipe.cmd("PTTL").arg(&state);
+        pipe.cmd("PTTL").arg(&hist);
+        #[allow(clippy::type_complexity)]
+        let ((value, version), history_len, tail, a, b): (
+            (Option<Vec<u8>>, Option<u64>),
+            u64,
+            Vec<Vec<u8>>,
+            i64,
+            i64,
+        ) = self.pipe(&pipe).await?;
+        Ok(Snapshot {
+            state: value.map(|value| Entry {
+                value,
+                version: version.unwrap_or(0),
+            }),
+            history_len,
+            tail,
+            ttl: session_ttl(a, b),
+        })
+    }
+
+    async fn load(&self, ns: &Namespace, session: &Name) -> Result<Option<Entry>, StoreError> {
+        let (value, version): (Option<Vec<u8>>, Option<u64>) = self
+            .query(
+                redis::cmd("HMGET")
+                    .arg(ns.state_key(session))
+                    .arg("v")
+                    .arg("ver"),
+            )
+            .await?;
         Ok(value.map(|value| Entry {
             value,
             version: version.unwrap_or(0),
         }))
-    }
-
-    async fn save(
-        &self,
-        ns: &Namespace,
-        session: &Name,
-        value: &[u8],
-        expiry: Expiry,
-        if_version: Option<u64>,
-    ) -> Result<u64, StoreError> {
-        let mut pipe = redis::pipe();
-        Self::session_script(&mut pipe, SAVE, ns, session);
-        pipe.arg(value)
-            .arg(if_version.map(|v| v.to_string()).unwrap_or_default())
-            .arg(ttl_arg(expiry));
-        Self::index_add(&mut pipe, ns, session, expiry);
-        let (version,): (i64,) = self.pipe(&pipe).await?;
-        u64::try_from(version).map_err(|_| StoreError::Conflict)
-    }
-
-    async fn delete(&self, ns: &Namespace, session: &Name) -> Result<bool, StoreError> {
-        let n: i64 = self
-            .query(redis::cmd("DEL").arg(ns.state_key(session)))
-            .await?;
-        Ok(n > 0)
-    }
-
-    async fn append(
-        &self,
-        ns: &Namespace,
-        session: &Name,
-        items: &[Vec<u8>],
-        expiry: Expiry,
-        max_len: u64,
-    ) -> Result<u64, StoreError> {
-        if items.is_empty() {
-            return self
-                .query(redis::cmd("LLEN").arg(ns.history_key(session)))
-                .await;
-        }
-        let mut pipe = redis::pipe();
-        Self::session_script(&mut pipe, APPEND, ns, session);
-        pipe.arg(ttl_arg(expiry)).arg(max_len).arg(items);
-        Self::index_add(&mut pipe, ns, session, expiry);
-        let (len,): (i64,) = self.pipe(&pipe).await?;
-        u64::try_from(len).map_err(|_| {
-            StoreError::QuotaExceeded(format!("history would be longer than {max_len} items"))
-        })
     }
 
     async fn items(
@@ -400,45 +459,17 @@ impl StateStore for RedisStore {
         ns: &Namespace,
         session: &Name,
         last: u32,
-        refresh: Option<Duration>,
     ) -> Result<Vec<Vec<u8>>, StoreError> {
         if last == 0 {
             return Ok(Vec::new());
         }
-        let mut pipe = redis::pipe();
-        pipe.cmd("LRANGE")
-            .arg(ns.history_key(session))
-            .arg(-i64::from(last))
-            .arg(-1);
-        if let Some(by) = refresh {
-            Self::refresh(&mut pipe, ns, session, by);
-        }
-        let (items,): (Vec<Vec<u8>>,) = self.pipe(&pipe).await?;
-        Ok(items)
-    }
-
-    async fn pop(&self, ns: &Namespace, session: &Name) -> Result<Option<Vec<u8>>, StoreError> {
-        self.query(redis::cmd("RPOP").arg(ns.history_key(session)))
-            .await
-    }
-
-    async fn touch(
-        &self,
-        ns: &Namespace,
-        session: &Name,
-        expiry: Expiry,
-    ) -> Result<bool, StoreError> {
-        let mut pipe = redis::pipe();
-        Self::session_script(&mut pipe, TOUCH, ns, session);
-        pipe.arg(ttl_arg(expiry));
-        pipe.cmd("ZADD")
-            .arg(ns.index_expiry_key())
-            .arg("XX")
-            .arg(expiry_score(expiry))
-            .arg(session.as_str())
-            .ignore();
-        let (found,): (i64,) = self.pipe(&pipe).await?;
-        Ok(found == 1)
+        self.query(
+            redis::cmd("LRANGE")
+                .arg(ns.history_key(session))
+                .arg(-i64::from(last))
+                .arg(-1),
+        )
+        .await
     }
 
     async fn ttl(&self, ns: &Namespace, session: &Name) -> Result<Option<Duration>, StoreError> {
@@ -446,28 +477,7 @@ impl StateStore for RedisStore {
         pipe.cmd("PTTL").arg(ns.state_key(session));
         pipe.cmd("PTTL").arg(ns.history_key(session));
         let (a, b): (i64, i64) = self.pipe(&pipe).await?;
-        // -2: no such key, -1: no expiry.
-        if a == -1 || b == -1 || a.max(b) < 0 {
-            return Ok(None);
-        }
-        Ok(Some(Duration::from_millis(a.max(b).unsigned_abs())))
-    }
-
-    async fn clear(&self, ns: &Namespace, session: &Name) -> Result<bool, StoreError> {
-        let mut pipe = redis::pipe();
-        pipe.cmd("DEL")
-            .arg(ns.state_key(session))
-            .arg(ns.history_key(session));
-        pipe.cmd("ZREM")
-            .arg(ns.index_names_key())
-            .arg(session.as_str())
-            .ignore();
-        pipe.cmd("ZREM")
-            .arg(ns.index_expiry_key())
-            .arg(session.as_str())
-            .ignore();
-        let (n,): (i64,) = self.pipe(&pipe).await?;
-        Ok(n > 0)
+        Ok(session_ttl(a, b))
     }
 
     async fn list_sessions(
@@ -479,7 +489,7 @@ impl StateStore for RedisStore {
         let names = ns.index_names_key();
         let mut pipe = redis::pipe();
         pipe.cmd("EVAL")
-            .arg(INDEX_UPDATE)
+            .arg(INDEX_PRUNE)
             .arg(2)
             .arg(&names)
             .arg(ns.index_expiry_key())
@@ -502,10 +512,9 @@ impl StateStore for RedisStore {
             return Ok(Page::default());
         }
 
-        // The index may name a session whose keys are gone (deleted state and popped
-        // history, or a crash between the two steps of a write): check each one.
+        // The index may name a session that expired a moment ago or whose last
+        // key went away outside a commit: check each one.
         let mut pipe = redis::pipe();
-        let mut sessions = Vec::with_capacity(candidates.len());
         let mut checked = Vec::with_capacity(candidates.len());
         for raw in candidates {
             // Every member was written from a valid `Name`.
@@ -518,24 +527,12 @@ impl StateStore for RedisStore {
             checked.push(name);
         }
         let exists: Vec<i64> = self.pipe(&pipe).await?;
-        let mut stale = redis::pipe();
-        let mut any_stale = false;
-        for (name, n) in checked.into_iter().zip(exists) {
-            if n > 0 {
-                sessions.push(name.as_str().to_owned());
-            } else {
-                any_stale = true;
-                stale.cmd("ZREM").arg(&names).arg(name.as_str()).ignore();
-                stale
-                    .cmd("ZREM")
-                    .arg(ns.index_expiry_key())
-                    .arg(name.as_str())
-                    .ignore();
-            }
-        }
-        if any_stale {
-            let () = self.pipe(&stale).await?;
-        }
+        let sessions = checked
+            .into_iter()
+            .zip(exists)
+            .filter(|(_, n)| *n > 0)
+            .map(|(name, _)| name.as_str().to_owned())
+            .collect();
         Ok(Page {
             sessions,
             cursor: next,
@@ -546,35 +543,36 @@ impl StateStore for RedisStore {
         self.query(redis::cmd("GET").arg(ns.value_key(key))).await
     }
 
-    async fn set(
-        &self,
-        ns: &Namespace,
-        key: &Name,
-        value: &[u8],
-        expiry: Expiry,
-    ) -> Result<(), StoreError> {
-        let mut cmd = redis::cmd("SET");
-        cmd.arg(ns.value_key(key)).arg(value);
-        if let Expiry::After(d) = expiry {
-            cmd.arg("PX").arg(d.as_millis().max(1).to_string());
+    async fn commit(&self, ns: &Namespace, commit: &Commit) -> Result<(), StoreError> {
+        if commit.is_empty() {
+            return Ok(());
         }
-        self.query(&cmd).await
-    }
-
-    async fn remove(&self, ns: &Namespace, key: &Name) -> Result<bool, StoreError> {
-        let n: i64 = self.query(redis::cmd("DEL").arg(ns.value_key(key))).await?;
-        Ok(n > 0)
-    }
-
-    async fn increment(&self, ns: &Namespace, key: &Name, delta: i64) -> Result<i64, StoreError> {
-        self.query(redis::cmd("INCRBY").arg(ns.value_key(key)).arg(delta))
-            .await
+        let call = commit_invocation(&self.commit_script, ns, commit);
+        let mut conn = self.conn.clone();
+        let failed: i64 =
+            match tokio::time::timeout(self.op_timeout, call.invoke_async(&mut conn)).await {
+                Ok(reply) => reply.map_err(classify)?,
+                Err(_) => return Err(timed_out()),
+            };
+        if failed == 0 {
+            Ok(())
+        } else {
+            Err(StoreError::Conflict)
+        }
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
         let _: String = self.query(&redis::cmd("PING")).await?;
         Ok(())
     }
+}
+
+/// A session's TTL from the PTTL of its two keys (-2: no key, -1: no expiry).
+fn session_ttl(state: i64, history: i64) -> Option<Duration> {
+    if state == -1 || history == -1 || state.max(history) < 0 {
+        return None;
+    }
+    Some(Duration::from_millis(state.max(history).unsigned_abs()))
 }
 
 #[cfg(test)]
