@@ -12,6 +12,8 @@ const PLUGINS: &[(&str, &str)] = &[
     ("probe", "tests/plugins/probe"),
     ("spin", "tests/plugins/spin"),
     ("hog", "tests/plugins/hog"),
+    ("wreck", "tests/plugins/wreck"),
+    ("counter", "tests/plugins/counter"),
     ("chat-memory", "examples/chat-memory"),
     ("notes", "examples/notes"),
 ];

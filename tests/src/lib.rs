@@ -20,6 +20,10 @@ pub mod plugins {
     pub const SPIN: &str = env!("PLUGIN_SPIN");
     /// Allocates without bound.
     pub const HOG: &str = env!("PLUGIN_HOG");
+    /// Writes every kind of state, then traps, spins or allocates (see its source).
+    pub const WRECK: &str = env!("PLUGIN_WRECK");
+    /// A read-modify-write counter in the session state.
+    pub const COUNTER: &str = env!("PLUGIN_COUNTER");
     /// The chat-memory example.
     pub const CHAT_MEMORY: &str = env!("PLUGIN_CHAT_MEMORY");
     /// The notes example.

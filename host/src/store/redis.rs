@@ -19,6 +19,8 @@
 //!   whose keys are gone.
 //! - No URL or password ever appears in an error or a log line.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
@@ -60,6 +62,7 @@ impl Default for RedisOptions {
 pub struct RedisStore {
     conn: ConnectionManager,
     commit_script: Script,
+    round_trips: Arc<AtomicU64>,
     op_timeout: Duration,
     url: String,
 }
@@ -95,6 +98,7 @@ impl RedisStore {
         Ok(Self {
             conn,
             commit_script: Script::new(COMMIT),
+            round_trips: Arc::default(),
             op_timeout: options.op_timeout,
             url: shown,
         })
@@ -105,7 +109,15 @@ impl RedisStore {
         &self.url
     }
 
+    /// Requests sent to Redis so far by this store and its clones (a pipeline or a
+    /// script counts once; a reload of the commit script after a restart is not
+    /// counted).
+    pub fn round_trips(&self) -> u64 {
+        self.round_trips.load(Ordering::Relaxed)
+    }
+
     async fn query<T: FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, StoreError> {
+        self.round_trips.fetch_add(1, Ordering::Relaxed);
         let mut conn = self.conn.clone();
         match tokio::time::timeout(self.op_timeout, cmd.query_async(&mut conn)).await {
             Ok(reply) => reply.map_err(classify),
@@ -114,6 +126,7 @@ impl RedisStore {
     }
 
     async fn pipe<T: FromRedisValue>(&self, pipe: &Pipeline) -> Result<T, StoreError> {
+        self.round_trips.fetch_add(1, Ordering::Relaxed);
         let mut conn = self.conn.clone();
         match tokio::time::timeout(self.op_timeout, pipe.query_async(&mut conn)).await {
             Ok(reply) => reply.map_err(classify),
@@ -548,6 +561,7 @@ impl StateStore for RedisStore {
             return Ok(());
         }
         let call = commit_invocation(&self.commit_script, ns, commit);
+        self.round_trips.fetch_add(1, Ordering::Relaxed);
         let mut conn = self.conn.clone();
         let failed: i64 =
             match tokio::time::timeout(self.op_timeout, call.invoke_async(&mut conn)).await {

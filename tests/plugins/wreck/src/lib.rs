@@ -1,0 +1,40 @@
+//! Test plugin: writes to every kind of state, then dies the way `input` says:
+//! `trap` (a panic), `spin` (an endless loop) or `hog` (unbounded allocation).
+//! `ok` returns normally, to show the same writes do land.
+
+use std::time::Duration;
+
+use agent_sdk::{Agent, Error, Result, Session, values};
+
+struct Wreck;
+
+impl Agent for Wreck {
+    fn handle(session: &Session, input: &str) -> Result<String> {
+        session.save(&format!("written by a turn that ends with {input}"))?;
+        session.push(&input)?;
+        session.touch(Some(Duration::from_secs(3600)))?;
+        Session::new("other").save(&1)?;
+        values::set("value", &input, None)?;
+        values::increment("counter", 1)?;
+        match input {
+            "trap" => panic!("wreck: trapping after writing"),
+            "spin" => {
+                let mut n: u64 = 0;
+                loop {
+                    n = std::hint::black_box(n.wrapping_add(1));
+                }
+            }
+            "hog" => {
+                let mut blocks = Vec::new();
+                loop {
+                    blocks.push(vec![1u8; 1 << 20]);
+                    std::hint::black_box(&blocks);
+                }
+            }
+            "ok" => Ok("written".into()),
+            other => Err(Error::msg(format!("unknown mode {other:?}"))),
+        }
+    }
+}
+
+agent_sdk::export_agent!(Wreck);
