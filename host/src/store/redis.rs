@@ -79,9 +79,15 @@ impl RedisStore {
     /// A store for `url` (`redis://[user:password@]host[:port][/db]` or `rediss://…`).
     ///
     /// Only the URL is checked here; the connection is made on first use (see the
-    /// type's behaviour).
+    /// type's behaviour). Must be called inside a Tokio runtime, which the store's
+    /// connection task runs on.
     pub fn open(url: &str, options: RedisOptions) -> Result<Self, StoreError> {
         let shown = redact_url(url);
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(StoreError::Internal(
+                "RedisStore::open must be called inside a Tokio runtime".into(),
+            ));
+        }
         if url.starts_with("rediss://") {
             // rustls needs a process-wide crypto provider; keep one an embedder set.
             let _ = rustls::crypto::ring::default_provider().install_default();
@@ -591,7 +597,14 @@ fn session_ttl(state: i64, history: i64) -> Option<Duration> {
 
 #[cfg(test)]
 mod tests {
-    use super::redact_url;
+    use super::{RedisOptions, RedisStore, redact_url};
+    use crate::error::StoreError;
+
+    #[test]
+    fn opening_outside_a_runtime_is_an_error_not_a_panic() {
+        let err = RedisStore::open("redis://127.0.0.1:1", RedisOptions::default()).unwrap_err();
+        assert!(matches!(err, StoreError::Internal(m) if m.contains("Tokio runtime")));
+    }
 
     #[test]
     fn passwords_are_redacted() {
