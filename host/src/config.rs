@@ -95,6 +95,9 @@ pub struct Limits {
     pub max_items_per_call: u32,
     /// Bytes of stdout and of stderr kept per turn for the logs. Default 64 KiB.
     pub max_output_bytes: usize,
+    /// Most plugin-wide values (`set` keys) the plugin may hold at once. Default
+    /// 10,000.
+    pub max_values: u64,
     /// Bytes one turn may write (state documents, history items, values). Default
     /// 8 MiB.
     pub max_turn_bytes: u64,
@@ -109,6 +112,7 @@ impl Default for Limits {
             max_history_items: 10_000,
             max_items_per_call: 1_000,
             max_output_bytes: 64 << 10,
+            max_values: 10_000,
             max_turn_bytes: 8 << 20,
         }
     }
@@ -122,6 +126,7 @@ impl Limits {
             ("max_history_items", self.max_history_items),
             ("max_items_per_call", u64::from(self.max_items_per_call)),
             ("max_turn_bytes", self.max_turn_bytes),
+            ("max_values", self.max_values),
         ];
         if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {
             return Err(format!("limits.{name} must be at least 1"));

@@ -472,7 +472,7 @@ impl Host {
                 append: Vec::new(),
                 expiry: ExpiryChange::Keep,
             }],
-            values: Vec::new(),
+            ..Commit::default()
         };
         self.inner.store.commit(ns, &commit).await?;
         Ok(existed)

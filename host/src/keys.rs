@@ -15,9 +15,10 @@
 //! | plugin-wide value | `{root}:{prefix}:kv:{<key>}` |
 //! | session index (zset, by name) | `{root}:{prefix}:index:{<root>:<prefix>}:names` |
 //! | session index (zset, by expiry) | `{root}:{prefix}:index:{<root>:<prefix>}:expiry` |
+//! | plugin-wide value index (zset, by expiry) | `{root}:{prefix}:index:{<root>:<prefix>}:values` |
 //!
 //! The `{…}` are Redis Cluster hash tags: all keys of one session share a slot, so a
-//! session's writes are one atomic step; the two index keys of a plugin share another.
+//! session's writes are one atomic step; the index keys of a plugin share another.
 
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
@@ -79,6 +80,12 @@ impl Namespace {
     /// The index of session expiry times (score: unix ms, `+inf` for never).
     pub fn index_expiry_key(&self) -> String {
         format!("{0}:index:{{{0}}}:expiry", self.base)
+    }
+
+    /// The index of plugin-wide values (score: expiry in unix ms, `+inf` for never),
+    /// which the per-plugin limit on their number is checked against.
+    pub fn index_values_key(&self) -> String {
+        format!("{0}:index:{{{0}}}:values", self.base)
     }
 }
 

@@ -162,7 +162,7 @@ impl agent_state::Host for StateCtx {
         let key = Name::key(key)?;
         self.check_size(value.len())?;
         let ttl = Self::ttl(ttl_seconds)?;
-        self.turn.set(&key, value, ttl)
+        self.turn.set(&key, value, ttl).await
     }
 
     async fn remove(&mut self, key: String) -> Result<bool, StateError> {

@@ -28,6 +28,8 @@ pub(crate) struct Turn {
     store: Arc<dyn StateStore>,
     sessions: HashMap<String, SessionStage>,
     values: HashMap<String, ValueStage>,
+    /// Live plugin-wide values in the store, fetched when the turn first creates one.
+    values_live: Option<u64>,
     staged_bytes: u64,
     /// The last "store unavailable" a call of this turn got, to tell the caller why
     /// a plugin failed.
@@ -57,7 +59,7 @@ enum Staged {
 
 struct ValueStage {
     name: Name,
-    base: Option<Option<Vec<u8>>>,
+    base: Option<Vec<u8>>,
     change: Option<ValueChange>,
 }
 
@@ -136,6 +138,7 @@ impl Turn {
             store,
             sessions: HashMap::new(),
             values: HashMap::new(),
+            values_live: None,
             staged_bytes: 0,
             unavailable: None,
         }
@@ -375,27 +378,46 @@ impl Turn {
     }
 
     async fn value(&mut self, key: &Name) -> Result<&mut ValueStage, StateError> {
-        let stage = self
-            .values
-            .entry(key.as_str().to_owned())
-            .or_insert_with(|| ValueStage {
-                name: key.clone(),
-                base: None,
-                change: None,
-            });
-        if stage.base.is_none()
-            && !matches!(
-                stage.change,
-                Some(ValueChange::Set(..) | ValueChange::Remove)
-            )
-        {
+        if !self.values.contains_key(key.as_str()) {
             let fetched = self.store.get(&self.scope.ns, key).await;
-            let fetched = self.check(fetched)?;
-            let stage = self.values.get_mut(key.as_str()).expect("inserted above");
-            stage.base = Some(fetched);
-            return Ok(stage);
+            let base = self.check(fetched)?;
+            self.values.insert(
+                key.as_str().to_owned(),
+                ValueStage {
+                    name: key.clone(),
+                    base,
+                    change: None,
+                },
+            );
         }
         Ok(self.values.get_mut(key.as_str()).expect("inserted above"))
+    }
+
+    /// Stages `change` for `key` unless the plugin would then hold more values than
+    /// its limit.
+    async fn stage_value(&mut self, key: &Name, change: ValueChange) -> Result<(), StateError> {
+        let stage = &self.values[key.as_str()];
+        let creates = stage.base.is_none() && !matches!(change, ValueChange::Remove);
+        if creates && self.values_live.is_none() {
+            let live = self.store.count_values(&self.scope.ns).await;
+            self.values_live = Some(self.check(live)?);
+        }
+        let stage = self.values.get_mut(key.as_str()).expect("present");
+        let previous = stage.change.replace(change);
+        let max = self.scope.config.limits.max_values;
+        let staged: i64 = self
+            .values
+            .values()
+            .map(|v| v.exists_after() as i64 - v.base.is_some() as i64)
+            .sum();
+        if self.values_live.unwrap_or(0) as i64 + staged > max as i64 {
+            self.values.get_mut(key.as_str()).expect("present").change = previous;
+            tracing::warn!(plugin = %self.scope.config.id, max, "plugin-wide value limit reached");
+            return Err(StateError::QuotaExceeded(format!(
+                "at most {max} plugin-wide values"
+            )));
+        }
+        Ok(())
     }
 
     /// Listing reads the store: sessions this turn creates appear after it commits.
@@ -416,23 +438,16 @@ impl Turn {
         stage.current()
     }
 
-    pub(crate) fn set(
+    pub(crate) async fn set(
         &mut self,
         key: &Name,
         value: Vec<u8>,
         ttl: Option<Duration>,
     ) -> Result<(), StateError> {
         self.charge(value.len())?;
-        let stage = self
-            .values
-            .entry(key.as_str().to_owned())
-            .or_insert_with(|| ValueStage {
-                name: key.clone(),
-                base: None,
-                change: None,
-            });
-        stage.change = Some(ValueChange::Set(value, Expiry::from_ttl(ttl)));
-        Ok(())
+        self.value(key).await?;
+        self.stage_value(key, ValueChange::Set(value, Expiry::from_ttl(ttl)))
+            .await
     }
 
     pub(crate) async fn remove(&mut self, key: &Name) -> Result<bool, StateError> {
@@ -468,7 +483,10 @@ impl Turn {
 
     /// Everything this turn wrote, with what it relied on.
     pub(crate) fn into_commit(self) -> Commit {
-        let mut commit = Commit::default();
+        let mut commit = Commit {
+            max_values: Some(self.scope.config.limits.max_values),
+            ..Commit::default()
+        };
         let any_write = self.sessions.values().any(SessionStage::changed)
             || self.values.values().any(|v| v.change.is_some());
         if !any_write {
@@ -513,8 +531,17 @@ fn slide_stage(scope: &PluginScope, stage: &mut SessionStage) {
 }
 
 impl ValueStage {
+    /// Whether the value exists once the staged change is applied.
+    fn exists_after(&self) -> bool {
+        match &self.change {
+            None => self.base.is_some(),
+            Some(ValueChange::Remove) => false,
+            Some(_) => true,
+        }
+    }
+
     fn current(&self) -> Result<Option<Vec<u8>>, StateError> {
-        let base = || self.base.clone().flatten();
+        let base = || self.base.clone();
         Ok(match &self.change {
             None => base(),
             Some(ValueChange::Set(v, _)) => Some(v.clone()),

@@ -153,8 +153,8 @@ async fn plugins_with_different_prefixes_cannot_see_each_other() {
     for key in &keys {
         assert!(key.starts_with("agent:tenant-a:"), "{key}");
     }
-    // One state key, one history key and two value keys per id, plus the index.
-    assert_eq!(keys.len(), ids.len() * 4 + 2);
+    // One state key, one history key and two value keys per id, plus three index keys.
+    assert_eq!(keys.len(), ids.len() * 4 + 3);
 }
 
 #[tokio::test]

@@ -399,3 +399,66 @@ async fn limits_and_bad_arguments_are_typed_errors() {
     let (kind, _) = probe_err(h, "p", json!({"op": "list", "cursor": "", "limit": 1})).await;
     assert_eq!(kind, "invalid-key");
 }
+
+#[tokio::test]
+async fn the_number_of_plugin_wide_values_is_limited() {
+    let mut limits = Limits::default();
+    limits.max_values = 3;
+    let (_server, host) = setup(limits).await;
+    let h = &host;
+    let results = probe(
+        h,
+        "p",
+        json!([
+            {"op": "set", "key": "a", "value": "1", "ttl": null},
+            {"op": "set", "key": "b", "value": "1", "ttl": null},
+            {"op": "increment", "key": "c", "delta": 1},
+            {"op": "set", "key": "d", "value": "1", "ttl": null},
+            {"op": "increment", "key": "d", "delta": 1},
+            {"op": "set", "key": "a", "value": "overwrite", "ttl": null},
+            {"op": "remove", "key": "b"},
+            {"op": "set", "key": "d", "value": "1", "ttl": null},
+        ]),
+    )
+    .await;
+    let kinds: Vec<&str> = results
+        .iter()
+        .map(|r| r["err"]["kind"].as_str().unwrap_or("ok"))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "ok",
+            "ok",
+            "ok",
+            "quota-exceeded",
+            "quota-exceeded",
+            "ok",
+            "ok",
+            "ok"
+        ]
+    );
+    // Three values committed (a, c, d); a fourth is refused in a later turn too.
+    let (kind, _) = probe_err(
+        h,
+        "p",
+        json!({"op": "set", "key": "e", "value": "1", "ttl": null}),
+    )
+    .await;
+    assert_eq!(kind, "quota-exceeded");
+    assert_eq!(
+        probe_ok(h, "p", json!({"op": "get", "key": "b"})).await,
+        json!(null)
+    );
+    assert_eq!(
+        probe_ok(h, "p", json!({"op": "get", "key": "d"})).await,
+        json!("1")
+    );
+    probe_ok(h, "p", json!({"op": "remove", "key": "a"})).await;
+    probe_ok(
+        h,
+        "p",
+        json!({"op": "set", "key": "e", "value": "1", "ttl": null}),
+    )
+    .await;
+}

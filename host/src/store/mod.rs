@@ -132,6 +132,9 @@ pub struct Commit {
     pub sessions: Vec<SessionCommit>,
     /// Plugin-wide value writes.
     pub values: Vec<(Name, ValueChange)>,
+    /// Fail the commit with [`StoreError::QuotaExceeded`] if the namespace would
+    /// then hold more live plugin-wide values than this.
+    pub max_values: Option<u64>,
 }
 
 impl Commit {
@@ -151,7 +154,8 @@ impl Commit {
 ///   together, and the index follows the session on every commit.
 /// - [`StateStore::commit`] first checks every expectation (state versions, history
 ///   lengths, that added-to values are integers); if one fails it writes nothing and
-///   returns [`StoreError::Conflict`].
+///   returns [`StoreError::Conflict`]. If the value limit would be exceeded it
+///   writes nothing and returns [`StoreError::QuotaExceeded`].
 /// - Methods return [`StoreError::Unavailable`] within a bounded time when the
 ///   backend cannot be reached, and work again once it is back.
 /// - Nothing here sees another namespace's keys.
@@ -190,6 +194,9 @@ pub trait StateStore: Send + Sync + 'static {
 
     /// A plugin-wide value.
     async fn get(&self, ns: &Namespace, key: &Name) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// How many live plugin-wide values the namespace holds.
+    async fn count_values(&self, ns: &Namespace) -> Result<u64, StoreError>;
 
     /// Applies all of `commit` in one atomic step, or nothing (see the trait's
     /// behaviour).

@@ -248,19 +248,20 @@ const PRUNE_ON_LIST: u32 = 1000;
 /// One turn's writes, all or nothing.
 ///
 /// KEYS: for each session its state and history keys, then one key per value, then
-/// the index names and index expiry keys.
-/// ARGV: now (ms), session count, value count; per session: member, expected
+/// the index names, index expiry and value index keys.
+/// ARGV: now (ms), session count, value count, most values ('' = no limit); per
+/// session: member, expected
 /// version ('' = any), expected history length ('' = any), clear ('1'/'0'), state op
 /// ('keep'/'put'/'del'), value, version, pops, expiry ('keep', 'never', 'set:MS',
-/// 'extend:MS'), item count, items...; per value: op ('set'/'del'/'add'), value or
-/// delta, ttl ms ('0' = never).
-/// Returns 0, or the 1-based position of the first session or value whose check
-/// failed (then nothing was written).
+/// 'extend:MS'), item count, items...; per value: member, op ('set'/'del'/'add'),
+/// value or delta, ttl ms ('0' = never).
+/// Returns 0; -1 if the value limit would be exceeded; or the 1-based position of
+/// the first session or value whose check failed. Nothing is written unless 0.
 const COMMIT: &str = r#"
 local now = tonumber(ARGV[1])
 local ns, nv = tonumber(ARGV[2]), tonumber(ARGV[3])
-local idx_names, idx_exp = KEYS[#KEYS - 1], KEYS[#KEYS]
-local s, a = {}, 4
+local idx_names, idx_exp, idx_vals = KEYS[#KEYS - 2], KEYS[#KEYS - 1], KEYS[#KEYS]
+local s, a = {}, 5
 for i = 1, ns do
   local n = tonumber(ARGV[a + 9])
   s[i] = {a = a, n = n, st = KEYS[2 * i - 1], hi = KEYS[2 * i]}
@@ -268,8 +269,22 @@ for i = 1, ns do
 end
 local v = {}
 for j = 1, nv do
-  v[j] = {a = a, key = KEYS[2 * ns + j]}
-  a = a + 3
+  v[j] = {a = a + 1, member = ARGV[a], key = KEYS[2 * ns + j]}
+  a = a + 4
+end
+
+if ARGV[4] ~= '' and nv > 0 then
+  local count = redis.call('ZCOUNT', idx_vals, '(' .. ARGV[1], '+inf')
+  for j = 1, nv do
+    local live = redis.call('ZSCORE', idx_vals, v[j].member)
+    live = live and tonumber(live) > now
+    if ARGV[v[j].a] == 'del' then
+      if live then count = count - 1 end
+    elseif not live then
+      count = count + 1
+    end
+  end
+  if count > tonumber(ARGV[4]) then return -1 end
 end
 
 for i = 1, ns do
@@ -333,15 +348,23 @@ for j = 1, nv do
   if op == 'set' then
     if ARGV[x + 2] == '0' then
       redis.call('SET', k, ARGV[x + 1])
+      redis.call('ZADD', idx_vals, '+inf', v[j].member)
     else
       redis.call('SET', k, ARGV[x + 1], 'PX', ARGV[x + 2])
+      redis.call('ZADD', idx_vals, now + tonumber(ARGV[x + 2]), v[j].member)
     end
   elseif op == 'del' then
     redis.call('DEL', k)
+    redis.call('ZREM', idx_vals, v[j].member)
   else
     redis.call('INCRBY', k, ARGV[x + 1])
+    local left = redis.call('PTTL', k)
+    local score = '+inf'
+    if left >= 0 then score = now + left end
+    redis.call('ZADD', idx_vals, score, v[j].member)
   end
 end
+redis.call('ZREMRANGEBYSCORE', idx_vals, '-inf', now)
 
 local old = redis.call('ZRANGEBYSCORE', idx_exp, '-inf', now, 'LIMIT', 0, 64)
 if #old > 0 then
@@ -364,7 +387,8 @@ fn commit_invocation<'a>(
     let mut call = script.prepare_invoke();
     call.arg(now_ms().to_string())
         .arg(commit.sessions.len())
-        .arg(commit.values.len());
+        .arg(commit.values.len())
+        .arg(commit.max_values.map(|m| m.to_string()).unwrap_or_default());
     for s in &commit.sessions {
         call.key(ns.state_key(&s.session))
             .key(ns.history_key(&s.session));
@@ -398,7 +422,7 @@ fn commit_invocation<'a>(
         }
     }
     for (key, change) in &commit.values {
-        call.key(ns.value_key(key));
+        call.key(ns.value_key(key)).arg(key.as_str());
         match change {
             ValueChange::Set(value, expiry) => {
                 let ttl = match expiry {
@@ -415,7 +439,9 @@ fn commit_invocation<'a>(
             }
         }
     }
-    call.key(ns.index_names_key()).key(ns.index_expiry_key());
+    call.key(ns.index_names_key())
+        .key(ns.index_expiry_key())
+        .key(ns.index_values_key());
     call
 }
 
@@ -562,6 +588,16 @@ impl StateStore for RedisStore {
         self.query(redis::cmd("GET").arg(ns.value_key(key))).await
     }
 
+    async fn count_values(&self, ns: &Namespace) -> Result<u64, StoreError> {
+        self.query(
+            redis::cmd("ZCOUNT")
+                .arg(ns.index_values_key())
+                .arg(format!("({}", now_ms()))
+                .arg("+inf"),
+        )
+        .await
+    }
+
     async fn commit(&self, ns: &Namespace, commit: &Commit) -> Result<(), StoreError> {
         if commit.is_empty() {
             return Ok(());
@@ -574,10 +610,13 @@ impl StateStore for RedisStore {
                 Ok(reply) => reply.map_err(classify)?,
                 Err(_) => return Err(timed_out()),
             };
-        if failed == 0 {
-            Ok(())
-        } else {
-            Err(StoreError::Conflict)
+        match failed {
+            0 => Ok(()),
+            -1 => Err(StoreError::QuotaExceeded(format!(
+                "at most {} plugin-wide values",
+                commit.max_values.unwrap_or_default()
+            ))),
+            _ => Err(StoreError::Conflict),
         }
     }
 
