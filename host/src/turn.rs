@@ -466,18 +466,22 @@ impl Turn {
         let new = current
             .checked_add(delta)
             .ok_or(StateError::Store(StoreError::NotAnInteger))?;
-        stage.change = Some(match stage.change.take() {
+        let change = match &stage.change {
             // The turn knows the whole value: store the result.
             Some(ValueChange::Set(_, expiry)) => {
-                ValueChange::Set(new.to_string().into_bytes(), expiry)
+                ValueChange::Set(new.to_string().into_bytes(), *expiry)
             }
             Some(ValueChange::Remove) => {
                 ValueChange::Set(new.to_string().into_bytes(), Expiry::Never)
             }
             // Otherwise add at commit time, so concurrent increments all count.
-            Some(ValueChange::Add(d)) => ValueChange::Add(d + delta),
+            Some(ValueChange::Add(d)) => ValueChange::Add(
+                d.checked_add(delta)
+                    .ok_or(StateError::Store(StoreError::NotAnInteger))?,
+            ),
             None => ValueChange::Add(delta),
-        });
+        };
+        self.stage_value(key, change).await?;
         Ok(new)
     }
 
