@@ -14,6 +14,7 @@ const PLUGINS: &[(&str, &str)] = &[
     ("hog", "tests/plugins/hog"),
     ("wreck", "tests/plugins/wreck"),
     ("counter", "tests/plugins/counter"),
+    ("bench-agent", "tests/plugins/bench-agent"),
     ("chat-memory", "examples/chat-memory"),
     ("notes", "examples/notes"),
 ];

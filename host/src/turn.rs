@@ -332,7 +332,11 @@ impl Turn {
         self.ensure_tail(session, needed).await?;
         let stage = self.sessions.get_mut(session.as_str()).expect("present");
         let tail = &stage.base.tail;
-        let index = tail.len() - needed as usize;
+        // The history can only be shorter than the snapshot said if another turn
+        // changed it meanwhile; this turn's commit would fail on that anyway.
+        let Some(index) = tail.len().checked_sub(needed as usize) else {
+            return Err(StoreError::Conflict.into());
+        };
         let item = tail[index].clone();
         stage.popped += 1;
         Ok(Some(item))

@@ -24,6 +24,8 @@ pub mod plugins {
     pub const WRECK: &str = env!("PLUGIN_WRECK");
     /// A read-modify-write counter in the session state.
     pub const COUNTER: &str = env!("PLUGIN_COUNTER");
+    /// One typical agent turn, for the benchmark.
+    pub const BENCH_AGENT: &str = env!("PLUGIN_BENCH_AGENT");
     /// The chat-memory example.
     pub const CHAT_MEMORY: &str = env!("PLUGIN_CHAT_MEMORY");
     /// The notes example.

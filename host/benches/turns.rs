@@ -1,0 +1,321 @@
+//! The host against raw redis-rs, in one run.
+//!
+//! ```text
+//! cargo bench -p agent-host --bench turns                 # 20,000 turns per row
+//! AGENT_BENCH_TURNS=2000 cargo bench -p agent-host --bench turns
+//! AGENT_BENCH_SOAK=1000000 cargo bench -p agent-host --bench turns   # RSS over 1M turns
+//! ```
+//!
+//! It starts its own `redis-server` on a free port and measures, at concurrency 1, 16
+//! and 64 over 1,000 sessions:
+//! - **baseline**: redis-rs doing the Redis work of one agent turn (read the ~2 KB
+//!   JSON state and the last 10 history items in one round trip; write the state with
+//!   a TTL, append 2 items and set their TTL in one MULTI/EXEC), no WASM;
+//! - **host**: the same turn done by the `bench-agent` plugin through the host;
+//! - **host, null store**: the host on a store that does nothing: the WASM and host
+//!   overhead of a turn.
+//!
+//! It prints turns/s, p50/p99 latency, commands and round trips per turn, RSS, and
+//! the ratio host / baseline; and the cold-start figures.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use agent_host::keys::{Name, Namespace};
+use agent_host::store::{Commit, Entry, Page, Snapshot};
+use agent_host::{Host, PluginConfig, RedisStore, StateStore, StoreError};
+use agent_host_tests::{RedisServer, plugins, test_store_options};
+use redis::aio::MultiplexedConnection;
+use serde::{Deserialize, Serialize};
+
+const SESSIONS: u64 = 1000;
+const CONCURRENCY: [usize; 3] = [1, 16, 64];
+
+fn env_u64(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kib: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0.0);
+    kib / 1024.0
+}
+
+/// The baseline's state, the same shape as the plugin's.
+#[derive(Serialize, Deserialize)]
+struct State {
+    turns: u64,
+    profile: String,
+}
+
+async fn baseline_turn(conn: &mut MultiplexedConnection, session: u64) -> redis::RedisResult<()> {
+    let state_key = format!("baseline:s:{{{session}}}:state");
+    let hist_key = format!("baseline:s:{{{session}}}:hist");
+    let (state, recent): (Option<Vec<u8>>, Vec<Vec<u8>>) = redis::pipe()
+        .get(&state_key)
+        .lrange(&hist_key, -10, -1)
+        .query_async(conn)
+        .await?;
+    let mut state = state
+        .and_then(|b| serde_json::from_slice::<State>(&b).ok())
+        .unwrap_or_else(|| State {
+            turns: 0,
+            profile: "x".repeat(2000),
+        });
+    state.turns += 1;
+    let answer = format!("turn {} after {} messages", state.turns, recent.len());
+    let bytes = serde_json::to_vec(&state).expect("encodes");
+    redis::pipe()
+        .atomic()
+        .set_ex(&state_key, bytes, 3600)
+        .ignore()
+        .rpush(&hist_key, &["hello", answer.as_str()])
+        .ignore()
+        .expire(&hist_key, 3600)
+        .ignore()
+        .query_async::<()>(conn)
+        .await
+}
+
+/// A store that stores nothing: isolates the host's own cost per turn.
+struct NullStore;
+
+#[async_trait::async_trait]
+impl StateStore for NullStore {
+    async fn snapshot(&self, _: &Namespace, _: &Name, _: u32) -> Result<Snapshot, StoreError> {
+        Ok(Snapshot::default())
+    }
+    async fn load(&self, _: &Namespace, _: &Name) -> Result<Option<Entry>, StoreError> {
+        Ok(None)
+    }
+    async fn items(&self, _: &Namespace, _: &Name, _: u32) -> Result<Vec<Vec<u8>>, StoreError> {
+        Ok(Vec::new())
+    }
+    async fn ttl(&self, _: &Namespace, _: &Name) -> Result<Option<Duration>, StoreError> {
+        Ok(None)
+    }
+    async fn list_sessions(
+        &self,
+        _: &Namespace,
+        _: Option<&str>,
+        _: u32,
+    ) -> Result<Page, StoreError> {
+        Ok(Page::default())
+    }
+    async fn get(&self, _: &Namespace, _: &Name) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(None)
+    }
+    async fn count_values(&self, _: &Namespace) -> Result<u64, StoreError> {
+        Ok(0)
+    }
+    async fn commit(&self, _: &Namespace, _: &Commit) -> Result<(), StoreError> {
+        Ok(())
+    }
+    async fn ping(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+}
+
+struct Row {
+    turns_per_s: f64,
+    p50: Duration,
+    p99: Duration,
+}
+
+/// Runs `turns` turns, `concurrency` at a time, and measures them.
+async fn measure<F, Fut>(turns: u64, concurrency: usize, turn: F) -> Row
+where
+    F: Fn(u64) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let next = Arc::new(AtomicU64::new(0));
+    let turn = Arc::new(turn);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let (next, turn) = (next.clone(), turn.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= turns {
+                    break latencies;
+                }
+                let t = Instant::now();
+                turn(i).await;
+                latencies.push(t.elapsed());
+            }
+        }));
+    }
+    let mut all = Vec::with_capacity(turns as usize);
+    for task in tasks {
+        all.extend(task.await.expect("a benchmark task panicked"));
+    }
+    let elapsed = started.elapsed();
+    all.sort_unstable();
+    let at = |q: f64| all[((all.len() as f64 * q) as usize).min(all.len() - 1)];
+    Row {
+        turns_per_s: turns as f64 / elapsed.as_secs_f64(),
+        p50: at(0.50),
+        p99: at(0.99),
+    }
+}
+
+async fn command_calls(conn: &mut MultiplexedConnection) -> u64 {
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(conn)
+        .await
+        .expect("INFO");
+    info.lines()
+        .filter(|l| l.starts_with("cmdstat_") && !l.starts_with("cmdstat_info:"))
+        .filter_map(|l| {
+            l.split("calls=")
+                .nth(1)?
+                .split(',')
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
+        .sum()
+}
+
+fn main() {
+    let turns = env_u64("AGENT_BENCH_TURNS", 20_000);
+    let soak = env_u64("AGENT_BENCH_SOAK", 0);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(run(turns, soak));
+}
+
+async fn run(turns: u64, soak: u64) {
+    let server = RedisServer::start();
+    let store = RedisStore::open(&server.url(), test_store_options()).expect("store");
+    let host = Host::builder().store(store.clone()).build().expect("host");
+    let null_host = Host::builder().store(NullStore).build().expect("host");
+    let mut raw = server.conn().await;
+    let config = || PluginConfig::new("bench", "bench");
+
+    println!("# agent-host benchmark: {turns} turns per row, {SESSIONS} sessions");
+    println!(
+        "# machine: {} cores; redis-server on loopback, same cores",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    let wasm = std::fs::read(plugins::BENCH_AGENT).expect("bench plugin");
+    let t = Instant::now();
+    host.load_plugin(config(), wasm.clone())
+        .await
+        .expect("load");
+    let load = t.elapsed();
+    let t = Instant::now();
+    host.run_turn("bench", "cold", "hello")
+        .await
+        .expect("first turn");
+    let first = t.elapsed();
+    null_host.load_plugin(config(), wasm).await.expect("load");
+    println!(
+        "cold start: compile + link + describe {:.1} ms, first turn {:.2} ms",
+        load.as_secs_f64() * 1e3,
+        first.as_secs_f64() * 1e3
+    );
+
+    println!(
+        "\n| mode | C | turns/s | p50 | p99 | cmds/turn | round trips/turn | RSS MiB | host/baseline |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|");
+    for c in CONCURRENCY {
+        let calls = command_calls(&mut raw).await;
+        let conn = raw.clone();
+        let base = measure(turns, c, move |i| {
+            let mut conn = conn.clone();
+            async move {
+                baseline_turn(&mut conn, i % SESSIONS)
+                    .await
+                    .expect("baseline turn");
+            }
+        })
+        .await;
+        let base_cmds = (command_calls(&mut raw).await - calls - 1) as f64 / turns as f64;
+        print_row("baseline (redis-rs)", c, &base, base_cmds, 2.0, None);
+
+        let calls = command_calls(&mut raw).await;
+        let trips = store.round_trips();
+        let h = host.clone();
+        let row = measure(turns, c, move |i| {
+            let h = h.clone();
+            async move {
+                h.run_turn("bench", &format!("s{}", i % SESSIONS), "hello")
+                    .await
+                    .expect("host turn");
+            }
+        })
+        .await;
+        let cmds = (command_calls(&mut raw).await - calls - 1) as f64 / turns as f64;
+        let rt = (store.round_trips() - trips) as f64 / turns as f64;
+        print_row(
+            "host",
+            c,
+            &row,
+            cmds,
+            rt,
+            Some(row.turns_per_s / base.turns_per_s),
+        );
+
+        let h = null_host.clone();
+        let null = measure(turns, c, move |i| {
+            let h = h.clone();
+            async move {
+                h.run_turn("bench", &format!("s{}", i % SESSIONS), "hello")
+                    .await
+                    .expect("null-store turn");
+            }
+        })
+        .await;
+        print_row("host, null store", c, &null, 0.0, 0.0, None);
+        if c == 1 {
+            println!(
+                "|  | | host overhead per turn (null store, C=1): {:.1} us |||||||",
+                1e6 / null.turns_per_s
+            );
+        }
+    }
+
+    if soak > 0 {
+        println!("\nRSS over {soak} null-store turns at C=16:");
+        let chunk = (soak / 10).max(1);
+        for done in (chunk..=soak).step_by(chunk as usize) {
+            let h = null_host.clone();
+            measure(chunk, 16, move |i| {
+                let h = h.clone();
+                async move {
+                    h.run_turn("bench", &format!("s{}", i % SESSIONS), "hello")
+                        .await
+                        .expect("null-store turn");
+                }
+            })
+            .await;
+            println!("  after {done:>8} turns: RSS {:.1} MiB", rss_mib());
+        }
+    }
+}
+
+fn print_row(mode: &str, c: usize, row: &Row, cmds: f64, trips: f64, ratio: Option<f64>) {
+    println!(
+        "| {mode} | {c} | {:.0} | {:.0} us | {:.0} us | {cmds:.1} | {trips:.1} | {:.0} | {} |",
+        row.turns_per_s,
+        row.p50.as_secs_f64() * 1e6,
+        row.p99.as_secs_f64() * 1e6,
+        rss_mib(),
+        ratio.map_or(String::new(), |r| format!("{r:.2}")),
+    );
+}
