@@ -138,6 +138,12 @@ pub enum TurnError {
         /// The cap in bytes.
         limit: u64,
     },
+    /// Every instance slot of the host is in use; try again later.
+    #[error("plugin {plugin}: the host is running as many instances as it can; try again")]
+    Busy {
+        /// Plugin id.
+        plugin: String,
+    },
     /// The plugin trapped (a panic, `unreachable`, a bad memory access...).
     #[error("plugin {plugin} crashed: {reason}")]
     Trap {

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use wasmtime::component::{Component, Linker};
-use wasmtime::{Engine, Trap};
+use wasmtime::{Engine, PoolConcurrencyLimitError, Trap};
 
 use crate::bindings::AgentPluginPre;
 use crate::config::PluginConfig;
@@ -29,6 +29,7 @@ pub struct HostBuilder {
     root: String,
     serialize_sessions: bool,
     max_attempts: u32,
+    pool: sandbox::Pool,
 }
 
 impl HostBuilder {
@@ -66,6 +67,22 @@ impl HostBuilder {
         self
     }
 
+    /// How many plugin instances can run at once (default 256). Their memories,
+    /// tables and stacks are reserved up front (virtual memory only) and reused,
+    /// which makes a turn much cheaper; a turn beyond the limit fails with
+    /// [`TurnError::Busy`]. 0 allocates every instance on demand instead.
+    pub fn instance_slots(mut self, slots: u32) -> Self {
+        self.pool.slots = slots;
+        self
+    }
+
+    /// The largest memory limit a plugin may be given (default 256 MiB); with
+    /// instance slots, each slot reserves this much address space.
+    pub fn max_instance_memory(mut self, bytes: u64) -> Self {
+        self.pool.max_memory = bytes;
+        self
+    }
+
     /// Creates the engine and checks the settings.
     pub fn build(self) -> Result<Host, Error> {
         let store = self
@@ -73,7 +90,7 @@ impl HostBuilder {
             .ok_or_else(|| Error::Config("no store given to HostBuilder".into()))?;
         // Checked the same way as every prefix.
         crate::keys::Namespace::new(&self.root, "x").map_err(Error::Config)?;
-        let engine = sandbox::engine()?;
+        let engine = sandbox::engine(self.pool)?;
         let linker = sandbox::linker(&engine)?;
         Ok(Host {
             inner: Arc::new(Inner {
@@ -84,6 +101,7 @@ impl HostBuilder {
                 plugins: RwLock::default(),
                 serialize_sessions: self.serialize_sessions,
                 max_attempts: self.max_attempts,
+                max_instance_memory: self.pool.max_memory,
                 locks: SessionLocks::default(),
                 stats: Counters::default(),
             }),
@@ -108,6 +126,7 @@ struct Inner {
     plugins: RwLock<HashMap<String, Arc<Plugin>>>,
     serialize_sessions: bool,
     max_attempts: u32,
+    max_instance_memory: u64,
     locks: SessionLocks,
     stats: Counters,
 }
@@ -165,6 +184,10 @@ impl Host {
             root: DEFAULT_ROOT.into(),
             serialize_sessions: true,
             max_attempts: 8,
+            pool: sandbox::Pool {
+                slots: 256,
+                max_memory: 256 << 20,
+            },
         }
     }
 
@@ -206,6 +229,12 @@ impl Host {
         wasm: Vec<u8>,
     ) -> Result<PluginInfo, Error> {
         let ns = config.namespace(&self.inner.root)?;
+        if config.limits.memory_bytes > self.inner.max_instance_memory {
+            return Err(Error::Config(format!(
+                "plugin {}: limits.memory_bytes {} is over the host's max_instance_memory {}",
+                config.id, config.limits.memory_bytes, self.inner.max_instance_memory
+            )));
+        }
         let id = config.id.clone();
         let plugin_err = |reason: String| Error::Plugin {
             id: id.clone(),
@@ -551,6 +580,9 @@ fn stopped(
     error: wasmtime::Error,
 ) -> TurnError {
     let plugin = scope.config.id.clone();
+    if error.is::<PoolConcurrencyLimitError>() {
+        return TurnError::Busy { plugin };
+    }
     if store.data().limiter.hit {
         return TurnError::MemoryLimit {
             plugin,

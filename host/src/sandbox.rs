@@ -9,7 +9,10 @@
 use std::time::{Duration, Instant};
 
 use wasmtime::component::{HasSelf, Linker, ResourceTable};
-use wasmtime::{Config, Engine, ResourceLimiter, Store, UpdateDeadline};
+use wasmtime::{
+    Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, ResourceLimiter,
+    Store, UpdateDeadline,
+};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
@@ -22,11 +25,40 @@ use crate::state::StateCtx;
 /// turns on the same thread.
 const EPOCH_TICK: Duration = Duration::from_millis(10);
 
+/// How instances are allocated.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Pool {
+    /// Instances that can exist at once (0: no pool, allocate on demand).
+    pub(crate) slots: u32,
+    /// Largest linear memory of one instance.
+    pub(crate) max_memory: u64,
+}
+
 /// The engine every plugin of a host is compiled for, with its epoch ticker.
-pub(crate) fn engine() -> Result<Engine, Error> {
+///
+/// With a pool, memories, tables and fiber stacks are reserved once and reused
+/// (kept resident, reset with `pagemap_scan` where the kernel has it), which
+/// removes the mmap/munmap of every instantiation and every async call.
+pub(crate) fn engine(pool: Pool) -> Result<Engine, Error> {
     let mut config = Config::new();
     config.wasm_component_model(true).epoch_interruption(true);
-    let engine = Engine::new(&config).map_err(|e| Error::Engine(e.to_string()))?;
+    if pool.slots > 0 {
+        let n = pool.slots;
+        let mut pooling = PoolingAllocationConfig::new();
+        pooling
+            .total_component_instances(n)
+            .total_core_instances(n.saturating_mul(4))
+            .total_memories(n.saturating_mul(2))
+            .total_tables(n.saturating_mul(4))
+            .total_stacks(n)
+            .max_memory_size(usize::try_from(pool.max_memory).unwrap_or(usize::MAX))
+            .linear_memory_keep_resident(1 << 20)
+            .table_keep_resident(64 << 10)
+            .async_stack_keep_resident(64 << 10)
+            .pagemap_scan(Enabled::Auto);
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
+    }
+    let engine = Engine::new(&config).map_err(|e| Error::Engine(format!("{e:#}")))?;
     spawn_epoch_ticker(&engine)?;
     Ok(engine)
 }

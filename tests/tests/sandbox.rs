@@ -145,3 +145,65 @@ async fn a_file_that_is_not_a_plugin_is_refused_with_a_reason() {
     assert!(err.to_string().contains("prefix"), "{err}");
     assert!(host.plugins().is_empty());
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn more_turns_than_instance_slots_are_refused_as_busy() {
+    let server = RedisServer::start();
+    let store = agent_host::RedisStore::open(&server.url(), agent_host_tests::test_store_options())
+        .unwrap();
+    let host = agent_host::Host::builder()
+        .store(store)
+        .instance_slots(2)
+        .build()
+        .unwrap();
+    let mut limits = Limits::default();
+    limits.deadline = Duration::from_millis(500);
+    load(
+        &host,
+        PluginConfig::new("spin", "t").with_limits(limits),
+        plugins::SPIN,
+    )
+    .await;
+    let mut running = Vec::new();
+    for i in 0..2 {
+        let host = host.clone();
+        running.push(tokio::spawn(async move {
+            host.run_turn("spin", &format!("s{i}"), "x").await
+        }));
+    }
+    // Let both take their slot.
+    tokio::task::yield_now().await;
+    tokio::task::yield_now().await;
+    match host.run_turn("spin", "third", "x").await {
+        Err(TurnError::Busy { plugin }) => assert_eq!(plugin, "spin"),
+        other => panic!("expected busy, got {other:?}"),
+    }
+    for turn in running {
+        assert!(matches!(
+            turn.await.unwrap(),
+            Err(TurnError::Deadline { .. })
+        ));
+    }
+}
+
+#[tokio::test]
+async fn a_memory_limit_over_the_hosts_maximum_is_refused_at_load() {
+    let server = RedisServer::start();
+    let store = agent_host::RedisStore::open(&server.url(), agent_host_tests::test_store_options())
+        .unwrap();
+    let host = agent_host::Host::builder()
+        .store(store)
+        .max_instance_memory(32 << 20)
+        .build()
+        .unwrap();
+    let mut limits = Limits::default();
+    limits.memory_bytes = 64 << 20;
+    let err = host
+        .load_plugin_file(
+            PluginConfig::new("p", "t").with_limits(limits),
+            plugins::PROBE,
+        )
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("max_instance_memory"), "{err}");
+}
