@@ -4,6 +4,7 @@
 //! cargo bench -p agent-host --bench turns                 # 20,000 turns per row
 //! AGENT_BENCH_TURNS=2000 cargo bench -p agent-host --bench turns
 //! AGENT_BENCH_SOAK=1000000 cargo bench -p agent-host --bench turns   # RSS over 1M turns
+//! AGENT_BENCH_NULL_ONLY=1 cargo bench -p agent-host --bench turns     # host overhead only
 //! ```
 //!
 //! It starts its own `redis-server` on a free port and measures, at concurrency 1, 16
@@ -233,7 +234,23 @@ async fn run(turns: u64, soak: u64) {
         "\n| mode | C | turns/s | p50 | p99 | cmds/turn | round trips/turn | RSS MiB | host/baseline |"
     );
     println!("|---|---|---|---|---|---|---|---|---|");
+    // AGENT_BENCH_NULL_ONLY=1: only the null-store rows (for profiling the host).
+    let null_only = env_u64("AGENT_BENCH_NULL_ONLY", 0) == 1;
     for c in CONCURRENCY {
+        if null_only {
+            let h = null_host.clone();
+            let null = measure(turns, c, move |i| {
+                let h = h.clone();
+                async move {
+                    h.run_turn("bench", &format!("s{}", i % SESSIONS), "hello")
+                        .await
+                        .expect("null-store turn");
+                }
+            })
+            .await;
+            print_row("host, null store", c, &null, 0.0, 0.0, None);
+            continue;
+        }
         let calls = command_calls(&mut raw).await;
         let conn = raw.clone();
         let base = measure(turns, c, move |i| {
