@@ -79,6 +79,7 @@ impl agent_state::Host for StateCtx {
         let session = Name::session(session)?;
         let per_call = self.config().limits.max_items_per_call;
         if items.len() > per_call as usize {
+            tracing::warn!(plugin = %self.config().id, per_call, "too many items in one append");
             return Err(StateError::QuotaExceeded(format!(
                 "at most {per_call} items per append"
             )));

@@ -264,6 +264,7 @@ impl Turn {
         }
         let new_len = stage.history_len() + items.len() as u64;
         if new_len > max_len {
+            tracing::warn!(plugin = %self.scope.config.id, max_len, "history length limit reached");
             return Err(StateError::QuotaExceeded(format!(
                 "history would be longer than {max_len} items"
             )));

@@ -401,6 +401,40 @@ async fn limits_and_bad_arguments_are_typed_errors() {
 }
 
 #[tokio::test]
+async fn the_bytes_one_turn_writes_are_limited() {
+    let mut limits = Limits::default();
+    limits.max_value_bytes = 1000;
+    limits.max_turn_bytes = 2500;
+    let (_server, host) = setup(limits).await;
+    let results = probe(
+        &host,
+        "p",
+        json!([
+            {"op": "save-big", "session": "a", "size": 1000},
+            {"op": "set-big", "key": "k", "size": 1000},
+            {"op": "save-big", "session": "b", "size": 1000},
+            {"op": "append", "session": "a", "items": ["12345"]},
+        ]),
+    )
+    .await;
+    let kinds: Vec<&str> = results
+        .iter()
+        .map(|r| r["err"]["kind"].as_str().unwrap_or("ok"))
+        .collect();
+    assert_eq!(kinds, ["ok", "ok", "quota-exceeded", "ok"]);
+    // The budget is per turn: the next turn may write again.
+    assert_eq!(
+        probe_ok(
+            &host,
+            "p",
+            json!({"op": "save-big", "session": "b", "size": 1000})
+        )
+        .await,
+        json!(1)
+    );
+}
+
+#[tokio::test]
 async fn the_number_of_plugin_wide_values_is_limited() {
     let mut limits = Limits::default();
     limits.max_values = 3;
