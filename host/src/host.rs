@@ -255,18 +255,11 @@ impl Host {
         let pre = AgentPluginPre::new(instance_pre)
             .map_err(|e| plugin_err(format!("does not export the agent-plugin world: {e:#}")))?;
         let scope = Arc::new(PluginScope { config, ns });
-        let mut plugin = Plugin {
-            scope,
-            pre,
-            info: PluginInfo {
-                name: String::new(),
-                version: String::new(),
-            },
-        };
-        plugin.info = self
-            .describe(&plugin)
+        let info = self
+            .describe(&scope, &pre)
             .await
             .map_err(|e| plugin_err(format!("describe failed: {e}")))?;
+        let plugin = Plugin { scope, pre, info };
         tracing::info!(
             plugin = %id,
             name = %plugin.info.name,
@@ -296,29 +289,33 @@ impl Host {
         plugins.get(id).cloned()
     }
 
-    async fn describe(&self, plugin: &Plugin) -> Result<PluginInfo, TurnError> {
-        let limits = &plugin.scope.config.limits;
+    async fn describe(
+        &self,
+        scope: &Arc<PluginScope>,
+        pre: &AgentPluginPre<TurnCtx>,
+    ) -> Result<PluginInfo, TurnError> {
+        let limits = &scope.config.limits;
         let deadline = Instant::now() + limits.deadline;
         let state = StateCtx {
-            turn: Turn::new(plugin.scope.clone(), self.inner.store.clone()),
+            turn: Turn::new(scope.clone(), self.inner.store.clone()),
         };
         let (mut store, output) = sandbox::turn_store(&self.inner.engine, limits, state, deadline);
         let call = async {
-            let instance = plugin.pre.instantiate_async(&mut store).await?;
+            let instance = pre.instantiate_async(&mut store).await?;
             instance
                 .agent_state_handler()
                 .call_describe(&mut store)
                 .await
         };
         let result = tokio::time::timeout_at(deadline.into(), call).await;
-        output.log(&plugin.scope.config.id);
+        output.log(&scope.config.id);
         match result {
             Ok(Ok(info)) => Ok(PluginInfo {
                 name: info.name,
                 version: info.version,
             }),
-            Ok(Err(e)) => Err(stopped(&plugin.scope, &store, &output, e)),
-            Err(_) => Err(deadline_error(&plugin.scope)),
+            Ok(Err(e)) => Err(stopped(scope, &store, &output, e)),
+            Err(_) => Err(deadline_error(scope)),
         }
     }
 

@@ -364,7 +364,7 @@ for j = 1, nv do
     redis.call('ZADD', idx_vals, score, v[j].member)
   end
 end
-redis.call('ZREMRANGEBYSCORE', idx_vals, '-inf', now)
+if nv > 0 then redis.call('ZREMRANGEBYSCORE', idx_vals, '-inf', now) end
 
 local old = redis.call('ZRANGEBYSCORE', idx_exp, '-inf', now, 'LIMIT', 0, 64)
 if #old > 0 then
