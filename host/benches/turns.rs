@@ -125,6 +125,21 @@ impl StateStore for NullStore {
     }
 }
 
+/// Turn `i` of the benchmark plugin on `host`, on session `i % SESSIONS`.
+fn turns_on(host: &Host) -> impl Fn(u64) -> BoxedTurn + Send + Sync + 'static {
+    let host = host.clone();
+    move |i| {
+        let host = host.clone();
+        Box::pin(async move {
+            host.run_turn("bench", &format!("s{}", i % SESSIONS), "hello")
+                .await
+                .expect("host turn");
+        })
+    }
+}
+
+type BoxedTurn = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
 struct Row {
     turns_per_s: f64,
     p50: Duration,
@@ -238,16 +253,7 @@ async fn run(turns: u64, soak: u64) {
     let null_only = env_u64("AGENT_BENCH_NULL_ONLY", 0) == 1;
     for c in CONCURRENCY {
         if null_only {
-            let h = null_host.clone();
-            let null = measure(turns, c, move |i| {
-                let h = h.clone();
-                async move {
-                    h.run_turn("bench", &format!("s{}", i % SESSIONS), "hello")
-                        .await
-                        .expect("null-store turn");
-                }
-            })
-            .await;
+            let null = measure(turns, c, turns_on(&null_host)).await;
             print_row("host, null store", c, &null, 0.0, 0.0, None);
             continue;
         }
@@ -267,16 +273,7 @@ async fn run(turns: u64, soak: u64) {
 
         let calls = command_calls(&mut raw).await;
         let trips = store.round_trips();
-        let h = host.clone();
-        let row = measure(turns, c, move |i| {
-            let h = h.clone();
-            async move {
-                h.run_turn("bench", &format!("s{}", i % SESSIONS), "hello")
-                    .await
-                    .expect("host turn");
-            }
-        })
-        .await;
+        let row = measure(turns, c, turns_on(&host)).await;
         let cmds = (command_calls(&mut raw).await - calls - 1) as f64 / turns as f64;
         let rt = (store.round_trips() - trips) as f64 / turns as f64;
         print_row(
@@ -288,16 +285,7 @@ async fn run(turns: u64, soak: u64) {
             Some(row.turns_per_s / base.turns_per_s),
         );
 
-        let h = null_host.clone();
-        let null = measure(turns, c, move |i| {
-            let h = h.clone();
-            async move {
-                h.run_turn("bench", &format!("s{}", i % SESSIONS), "hello")
-                    .await
-                    .expect("null-store turn");
-            }
-        })
-        .await;
+        let null = measure(turns, c, turns_on(&null_host)).await;
         print_row("host, null store", c, &null, 0.0, 0.0, None);
         if c == 1 {
             println!(
@@ -311,16 +299,7 @@ async fn run(turns: u64, soak: u64) {
         println!("\nRSS over {soak} null-store turns at C=16:");
         let chunk = (soak / 10).max(1);
         for done in (chunk..=soak).step_by(chunk as usize) {
-            let h = null_host.clone();
-            measure(chunk, 16, move |i| {
-                let h = h.clone();
-                async move {
-                    h.run_turn("bench", &format!("s{}", i % SESSIONS), "hello")
-                        .await
-                        .expect("null-store turn");
-                }
-            })
-            .await;
+            measure(chunk, 16, turns_on(&null_host)).await;
             println!("  after {done:>8} turns: RSS {:.1} MiB", rss_mib());
         }
     }
