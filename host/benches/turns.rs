@@ -25,8 +25,8 @@ use std::time::{Duration, Instant};
 
 use agent_host::keys::{Name, Namespace};
 use agent_host::store::{Commit, Entry, Page, Snapshot};
-use agent_host::{Host, PluginConfig, RedisStore, StateStore, StoreError};
-use agent_host_tests::{RedisServer, plugins, test_store_options};
+use agent_host::{Host, PluginConfig, StateStore, StoreError};
+use agent_host_tests::{RedisServer, plugins};
 use redis::aio::MultiplexedConnection;
 use serde::{Deserialize, Serialize};
 
@@ -216,7 +216,7 @@ fn main() {
 
 async fn run(turns: u64, soak: u64) {
     let server = RedisServer::start();
-    let store = RedisStore::open(&server.url(), test_store_options()).expect("store");
+    let store = agent_host_tests::store(&server);
     let host = Host::builder().store(store.clone()).build().expect("host");
     let null_host = Host::builder().store(NullStore).build().expect("host");
     let mut raw = server.conn().await;

@@ -148,6 +148,8 @@ pub struct HostStats {
     pub attempts: u64,
     /// Commits refused because the session changed since the turn read it.
     pub conflicts: u64,
+    /// Plugin instances alive right now (with instance slots; 0 without).
+    pub instances: u64,
 }
 
 struct Plugin {
@@ -198,6 +200,11 @@ impl Host {
             turns: c.turns.load(Ordering::Relaxed),
             attempts: c.attempts.load(Ordering::Relaxed),
             conflicts: c.conflicts.load(Ordering::Relaxed),
+            instances: self
+                .inner
+                .engine
+                .pooling_allocator_metrics()
+                .map_or(0, |m| m.component_instances()),
         }
     }
 

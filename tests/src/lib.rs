@@ -41,10 +41,14 @@ pub fn test_store_options() -> RedisOptions {
     options
 }
 
+/// A store on `server`'s Redis, with [`test_store_options`].
+pub fn store(server: &RedisServer) -> RedisStore {
+    RedisStore::open(&server.url(), test_store_options()).expect("store")
+}
+
 /// A host on `server`'s Redis.
 pub fn host(server: &RedisServer) -> Host {
-    let store = RedisStore::open(&server.url(), test_store_options()).expect("store");
-    Host::builder().store(store).build().expect("host")
+    Host::builder().store(store(server)).build().expect("host")
 }
 
 /// Loads `path` into `host` as plugin `id` with key prefix `prefix`.

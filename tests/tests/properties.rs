@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use agent_host::keys::{MAX_NAME_BYTES, Name, Namespace};
 use agent_host::store::{Commit, Expiry, ExpiryChange, SessionCommit, StateChange, ValueChange};
-use agent_host::{PluginConfig, RedisStore, StateError, StateStore};
-use agent_host_tests::{RedisServer, host, plugins, test_store_options};
+use agent_host::{PluginConfig, StateError, StateStore};
+use agent_host_tests::{RedisServer, host, plugins};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use serde_json::{Value, json};
@@ -61,7 +61,7 @@ fn ids_and_values_round_trip_through_the_store() {
     let server = RedisServer::start();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let _in_runtime = rt.enter();
-    let store = RedisStore::open(&server.url(), test_store_options()).unwrap();
+    let store = agent_host_tests::store(&server);
     let ns = Namespace::new("agent", "props").unwrap();
     let mut runner = TestRunner::new(Config {
         cases: 300,

@@ -149,8 +149,7 @@ async fn a_file_that_is_not_a_plugin_is_refused_with_a_reason() {
 #[tokio::test(flavor = "current_thread")]
 async fn more_turns_than_instance_slots_are_refused_as_busy() {
     let server = RedisServer::start();
-    let store = agent_host::RedisStore::open(&server.url(), agent_host_tests::test_store_options())
-        .unwrap();
+    let store = agent_host_tests::store(&server);
     let host = agent_host::Host::builder()
         .store(store)
         .instance_slots(2)
@@ -171,9 +170,12 @@ async fn more_turns_than_instance_slots_are_refused_as_busy() {
             host.run_turn("spin", &format!("s{i}"), "x").await
         }));
     }
-    // Let both take their slot.
-    tokio::task::yield_now().await;
-    tokio::task::yield_now().await;
+    // Wait until both hold their slot.
+    let both = agent_host_tests::eventually(Duration::from_secs(5), || async {
+        host.stats().instances == 2
+    })
+    .await;
+    assert!(both, "the two looping turns never both ran");
     match host.run_turn("spin", "third", "x").await {
         Err(TurnError::Busy { plugin }) => assert_eq!(plugin, "spin"),
         other => panic!("expected busy, got {other:?}"),
@@ -189,8 +191,7 @@ async fn more_turns_than_instance_slots_are_refused_as_busy() {
 #[tokio::test]
 async fn a_memory_limit_over_the_hosts_maximum_is_refused_at_load() {
     let server = RedisServer::start();
-    let store = agent_host::RedisStore::open(&server.url(), agent_host_tests::test_store_options())
-        .unwrap();
+    let store = agent_host_tests::store(&server);
     let host = agent_host::Host::builder()
         .store(store)
         .max_instance_memory(32 << 20)

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use agent_host::{Host, Limits, PluginConfig, RedisStore, TurnError};
-use agent_host_tests::{RedisServer, load, plugins, test_store_options};
+use agent_host_tests::{RedisServer, load, plugins};
 use redis::aio::MultiplexedConnection;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
@@ -39,7 +39,7 @@ fn host_on(store: RedisStore) -> Host {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_turn_that_is_stopped_writes_nothing() {
     let server = RedisServer::start();
-    let host = host_on(RedisStore::open(&server.url(), test_store_options()).unwrap());
+    let host = host_on(agent_host_tests::store(&server));
     // Three ids, one prefix: the same state, each with the limit its mode hits.
     let mut limits = Limits::default();
     limits.memory_bytes = 16 << 20;
@@ -132,7 +132,7 @@ async fn a_turn_that_is_stopped_writes_nothing() {
 #[tokio::test]
 async fn a_typical_turn_costs_two_round_trips() {
     let server = RedisServer::start();
-    let store = RedisStore::open(&server.url(), test_store_options()).unwrap();
+    let store = agent_host_tests::store(&server);
     let counter = store.clone();
     let host = host_on(store);
     load(&host, PluginConfig::new("chat", "t"), plugins::CHAT_MEMORY).await;
@@ -196,7 +196,7 @@ async fn increment_concurrently(serialize: bool, turns: u64) -> (u64, u64) {
     let server = RedisServer::start();
     let mut hosts = Vec::new();
     for _ in 0..2 {
-        let store = RedisStore::open(&server.url(), test_store_options()).unwrap();
+        let store = agent_host_tests::store(&server);
         let host = Host::builder()
             .store(store)
             .serialize_sessions(serialize)
@@ -252,7 +252,7 @@ async fn without_serialisation_conflicts_are_retried_and_nothing_is_lost() {
 #[tokio::test]
 async fn a_conflict_that_outlasts_the_retries_is_an_error() {
     let server = RedisServer::start();
-    let store = RedisStore::open(&server.url(), test_store_options()).unwrap();
+    let store = agent_host_tests::store(&server);
     let host = Host::builder()
         .store(store)
         .serialize_sessions(false)

@@ -93,7 +93,7 @@ impl RedisStore {
             let _ = rustls::crypto::ring::default_provider().install_default();
         }
         let client = redis::Client::open(url).map_err(|e| {
-            StoreError::Internal(format!("invalid store URL {shown}: {}", e.kind_str()))
+            StoreError::Internal(format!("invalid store URL {shown}: {}", kind_str(&e)))
         })?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(options.connect_timeout))
@@ -141,18 +141,13 @@ impl RedisStore {
     }
 }
 
-trait KindStr {
-    fn kind_str(&self) -> &'static str;
-}
-
-impl KindStr for RedisError {
-    fn kind_str(&self) -> &'static str {
-        match self.kind() {
-            ErrorKind::InvalidClientConfig => "invalid URL or client settings",
-            ErrorKind::AuthenticationFailed => "authentication failed",
-            ErrorKind::Io => "I/O error",
-            _ => "client error",
-        }
+/// What kind of client-side error `e` is, in words safe to show.
+fn kind_str(e: &RedisError) -> &'static str {
+    match e.kind() {
+        ErrorKind::InvalidClientConfig => "invalid URL or client settings",
+        ErrorKind::AuthenticationFailed => "authentication failed",
+        ErrorKind::Io => "I/O error",
+        _ => "client error",
     }
 }
 
