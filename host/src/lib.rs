@@ -4,7 +4,8 @@
 //! # Layout
 //! - [`host`]: [`Host`] and [`HostBuilder`]: load plugins, run turns, inspect sessions.
 //! - [`config`]: what a plugin may do ([`PluginConfig`], [`Limits`]).
-//! - [`store`]: the [`StateStore`] trait and its backends ([`RedisStore`]).
+//! - [`store`]: the [`StateStore`] trait and its backends ([`RedisStore`],
+//!   [`EmbeddedStore`]).
 //! - [`keys`]: how namespaces, session ids and keys become store keys.
 //! - [`error`]: one error type per audience.
 //! - `sandbox`: the wasmtime engine, WASI without capabilities, memory and time
@@ -44,4 +45,4 @@ mod turn;
 pub use config::{Limits, PluginConfig};
 pub use error::{Error, StateError, StoreError, TurnError};
 pub use host::{Host, HostBuilder, HostStats, PluginInfo, SessionSnapshot};
-pub use store::{RedisOptions, RedisStore, StateStore};
+pub use store::{EmbeddedStore, RedisOptions, RedisStore, StateStore};

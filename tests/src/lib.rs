@@ -4,9 +4,10 @@
 
 pub mod redis_server;
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use agent_host::{Host, PluginConfig, RedisOptions, RedisStore};
+use agent_host::{EmbeddedStore, Host, PluginConfig, RedisOptions, RedisStore, StateStore};
 use serde_json::Value;
 
 pub use redis_server::RedisServer;
@@ -49,6 +50,95 @@ pub fn store(server: &RedisServer) -> RedisStore {
 /// A host on `server`'s Redis.
 pub fn host(server: &RedisServer) -> Host {
     Host::builder().store(store(server)).build().expect("host")
+}
+
+/// A store under test, with what it runs on: the conformance suite runs every
+/// behaviour once per variant (see [`conformance!`]).
+pub enum Backend {
+    /// A real `redis-server` of its own.
+    Redis(RedisServer),
+    /// The embedded store in a file of a temp dir.
+    Embedded {
+        /// Holds the file.
+        dir: tempfile::TempDir,
+        /// The open store (one process opens a file once).
+        store: Option<EmbeddedStore>,
+    },
+}
+
+impl Backend {
+    /// A fresh Redis server that writes every command to its AOF before answering
+    /// (so [`Backend::restart`] keeps every commit, as the embedded store does).
+    pub fn redis() -> Self {
+        Self::Redis(RedisServer::start_with(&[
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "always",
+        ]))
+    }
+
+    /// A fresh embedded store file.
+    pub fn embedded() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = EmbeddedStore::open(dir.path().join("state.redb")).expect("embedded store");
+        Self::Embedded {
+            dir,
+            store: Some(store),
+        }
+    }
+
+    /// A store on the backend (a new connection for Redis, the open file for the
+    /// embedded store).
+    pub fn store(&self) -> Arc<dyn StateStore> {
+        match self {
+            Self::Redis(server) => Arc::new(store(server)),
+            Self::Embedded { store, .. } => Arc::new(store.clone().expect("store is open")),
+        }
+    }
+
+    /// A host on the backend.
+    pub fn host(&self) -> Host {
+        Host::builder()
+            .shared_store(self.store())
+            .build()
+            .expect("host")
+    }
+
+    /// Restarts the backend on the same data: the Redis server (from its AOF), or
+    /// the embedded file (closed and opened again). Hosts built before must be
+    /// dropped first for the embedded store, whose file only one owner may open.
+    pub fn restart(&mut self) {
+        match self {
+            Self::Redis(server) => server.restart(),
+            Self::Embedded { dir, store } => {
+                drop(store.take());
+                let path = dir.path().join("state.redb");
+                *store = Some(EmbeddedStore::open(&path).expect("reopen the embedded store"));
+            }
+        }
+    }
+}
+
+/// Expands test bodies written once as `async fn name(backend: Backend)` into one
+/// test per store: `name::redis` and `name::embedded`.
+#[macro_export]
+macro_rules! conformance {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn redis() {
+                    super::$name($crate::Backend::redis()).await
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn embedded() {
+                    super::$name($crate::Backend::embedded()).await
+                }
+            }
+        )*
+    };
 }
 
 /// Loads `path` into `host` as plugin `id` with key prefix `prefix`.

@@ -190,65 +190,6 @@ async fn a_typical_turn_costs_two_round_trips() {
     assert_eq!(delta.get("get"), None);
 }
 
-/// `turns` concurrent increments of one session's counter, spread over two hosts
-/// that share one Redis. Returns the final value and the hosts' conflict counts.
-async fn increment_concurrently(serialize: bool, turns: u64) -> (u64, u64) {
-    let server = RedisServer::start();
-    let mut hosts = Vec::new();
-    for _ in 0..2 {
-        let store = agent_host_tests::store(&server);
-        let host = Host::builder()
-            .store(store)
-            .serialize_sessions(serialize)
-            .max_attempts(1000)
-            .build()
-            .unwrap();
-        load(&host, PluginConfig::new("counter", "t"), plugins::COUNTER).await;
-        hosts.push(host);
-    }
-    let mut running = JoinSet::new();
-    for i in 0..turns {
-        let host = hosts[i as usize % 2].clone();
-        running.spawn(async move { host.run_turn("counter", "shared", "+1").await });
-    }
-    let mut answers = Vec::new();
-    while let Some(result) = running.join_next().await {
-        answers.push(
-            result
-                .unwrap()
-                .expect("every turn commits")
-                .parse::<u64>()
-                .unwrap(),
-        );
-    }
-    // Each turn saw a different value: no two turns committed on the same read.
-    answers.sort_unstable();
-    assert_eq!(answers, (1..=turns).collect::<Vec<_>>());
-    let snapshot = hosts[0].inspect("counter", "shared").await.unwrap();
-    let value: u64 = String::from_utf8(snapshot.state.unwrap().value)
-        .unwrap()
-        .parse()
-        .unwrap();
-    let conflicts = hosts.iter().map(|h| h.stats().conflicts).sum();
-    (value, conflicts)
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_turns_on_two_hosts_lose_no_update() {
-    const TURNS: u64 = 200;
-    let (value, conflicts) = increment_concurrently(true, TURNS).await;
-    println!("serialised per session: {TURNS} turns, {conflicts} conflicts retried");
-    assert_eq!(value, TURNS);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn without_serialisation_conflicts_are_retried_and_nothing_is_lost() {
-    const TURNS: u64 = 100;
-    let (value, conflicts) = increment_concurrently(false, TURNS).await;
-    println!("not serialised: {TURNS} turns, {conflicts} conflicts retried");
-    assert_eq!(value, TURNS);
-}
-
 #[tokio::test]
 async fn a_conflict_that_outlasts_the_retries_is_an_error() {
     let server = RedisServer::start();

@@ -6,6 +6,7 @@
 //! keep one session's keys consistent (state, history and expiry change together)
 //! and to answer within a bounded time.
 
+pub mod embedded;
 pub mod redis;
 
 use std::time::Duration;
@@ -15,6 +16,7 @@ use async_trait::async_trait;
 use crate::error::StoreError;
 use crate::keys::{Name, Namespace};
 
+pub use self::embedded::EmbeddedStore;
 pub use self::redis::{RedisOptions, RedisStore};
 
 /// A session's state document and its version.

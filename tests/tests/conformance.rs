@@ -1,20 +1,26 @@
-//! Every `agent-state` operation, through a real plugin and a real Redis.
+//! The conformance suite: every `agent-state` operation and turn behaviour, through
+//! a real plugin, written once and run on every store (a real Redis and the
+//! embedded file store): `cargo test --test conformance`.
 
-use agent_host::{Limits, PluginConfig};
-use agent_host_tests::{RedisServer, host, load, plugins, probe, probe_err, probe_ok};
+use std::time::Duration;
+
+use agent_host::{Host, Limits, PluginConfig};
+use tokio::task::JoinSet;
+
+use agent_host_tests::{
+    Backend, conformance, eventually, load, plugins, probe, probe_err, probe_ok,
+};
 use serde_json::json;
 
-async fn setup(limits: Limits) -> (RedisServer, agent_host::Host) {
-    let server = RedisServer::start();
-    let host = host(&server);
+async fn setup(backend: &Backend, limits: Limits) -> Host {
+    let host = backend.host();
     let config = PluginConfig::new("p", "tenant-a").with_limits(limits);
     load(&host, config, plugins::PROBE).await;
-    (server, host)
+    host
 }
 
-#[tokio::test]
-async fn save_load_versions_and_conflicts() {
-    let (_server, host) = setup(Limits::default()).await;
+async fn save_load_versions_and_conflicts(backend: Backend) {
+    let host = setup(&backend, Limits::default()).await;
     let h = &host;
     assert_eq!(
         probe_ok(h, "p", json!({"op": "load", "session": "s"})).await,
@@ -95,9 +101,8 @@ async fn save_load_versions_and_conflicts() {
     );
 }
 
-#[tokio::test]
-async fn history_append_items_pop() {
-    let (_server, host) = setup(Limits::default()).await;
+async fn history_append_items_pop(backend: Backend) {
+    let host = setup(&backend, Limits::default()).await;
     let h = &host;
     let results = probe(
         h,
@@ -140,9 +145,8 @@ async fn history_append_items_pop() {
     );
 }
 
-#[tokio::test]
-async fn touch_ttl_and_clear() {
-    let (_server, host) = setup(Limits::default()).await;
+async fn touch_ttl_and_clear(backend: Backend) {
+    let host = setup(&backend, Limits::default()).await;
     let h = &host;
     // No session: touch reports it, ttl is none.
     assert_eq!(
@@ -208,9 +212,8 @@ async fn touch_ttl_and_clear() {
     );
 }
 
-#[tokio::test]
-async fn list_sessions_pages_through_live_sessions() {
-    let (_server, host) = setup(Limits::default()).await;
+async fn list_sessions_pages_through_live_sessions(backend: Backend) {
+    let host = setup(&backend, Limits::default()).await;
     let h = &host;
     let mut ops = Vec::new();
     for i in 0..25 {
@@ -249,9 +252,8 @@ async fn list_sessions_pages_through_live_sessions() {
     assert_eq!(kind, "invalid-argument");
 }
 
-#[tokio::test]
-async fn plugin_wide_values() {
-    let (_server, host) = setup(Limits::default()).await;
+async fn plugin_wide_values(backend: Backend) {
+    let host = setup(&backend, Limits::default()).await;
     let h = &host;
     assert_eq!(
         probe_ok(h, "p", json!({"op": "get", "key": "k"})).await,
@@ -309,22 +311,42 @@ async fn plugin_wide_values() {
         json!({"op": "set", "key": "t", "value": "v", "ttl": 300}),
     )
     .await;
-    let mut conn = _server.conn().await;
-    let pttl: i64 = redis::cmd("PTTL")
-        .arg("agent:tenant-a:kv:{t}")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    assert!((290_000..=300_000).contains(&pttl), "{pttl}");
+    if let Backend::Redis(server) = &backend {
+        let mut conn = server.conn().await;
+        let pttl: i64 = redis::cmd("PTTL")
+            .arg("agent:tenant-a:kv:{t}")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert!((290_000..=300_000).contains(&pttl), "{pttl}");
+    }
+    probe_ok(
+        h,
+        "p",
+        json!({"op": "set", "key": "short", "value": "v", "ttl": 1}),
+    )
+    .await;
+    assert_eq!(
+        probe_ok(h, "p", json!({"op": "get", "key": "short"})).await,
+        json!("v")
+    );
+    let expired = eventually(Duration::from_secs(5), || async {
+        probe_ok(h, "p", json!({"op": "get", "key": "short"})).await == json!(null)
+    })
+    .await;
+    assert!(expired, "a value with a 1 s TTL still there after 5 s");
+    assert_eq!(
+        probe_ok(h, "p", json!({"op": "get", "key": "t"})).await,
+        json!("v")
+    );
 }
 
-#[tokio::test]
-async fn limits_and_bad_arguments_are_typed_errors() {
+async fn limits_and_bad_arguments_are_typed_errors(backend: Backend) {
     let mut limits = Limits::default();
     limits.max_value_bytes = 1000;
     limits.max_history_items = 3;
     limits.max_items_per_call = 5;
-    let (_server, host) = setup(limits).await;
+    let host = setup(&backend, limits).await;
     let h = &host;
 
     let (kind, detail) = probe_err(
@@ -400,12 +422,11 @@ async fn limits_and_bad_arguments_are_typed_errors() {
     assert_eq!(kind, "invalid-key");
 }
 
-#[tokio::test]
-async fn the_bytes_one_turn_writes_are_limited() {
+async fn the_bytes_one_turn_writes_are_limited(backend: Backend) {
     let mut limits = Limits::default();
     limits.max_value_bytes = 1000;
     limits.max_turn_bytes = 2500;
-    let (_server, host) = setup(limits).await;
+    let host = setup(&backend, limits).await;
     let results = probe(
         &host,
         "p",
@@ -434,11 +455,10 @@ async fn the_bytes_one_turn_writes_are_limited() {
     );
 }
 
-#[tokio::test]
-async fn the_number_of_plugin_wide_values_is_limited() {
+async fn the_number_of_plugin_wide_values_is_limited(backend: Backend) {
     let mut limits = Limits::default();
     limits.max_values = 3;
-    let (_server, host) = setup(limits).await;
+    let host = setup(&backend, limits).await;
     let h = &host;
     let results = probe(
         h,
@@ -496,3 +516,175 @@ async fn the_number_of_plugin_wide_values_is_limited() {
     )
     .await;
 }
+
+/// `turns` concurrent increments of one session's counter, spread over two hosts
+/// that share one store. Returns the final value and the hosts' conflict counts.
+async fn increment_concurrently(backend: &Backend, serialize: bool, turns: u64) -> (u64, u64) {
+    let mut hosts = Vec::new();
+    for _ in 0..2 {
+        let host = Host::builder()
+            .shared_store(backend.store())
+            .serialize_sessions(serialize)
+            .max_attempts(1000)
+            .build()
+            .unwrap();
+        load(&host, PluginConfig::new("counter", "t"), plugins::COUNTER).await;
+        hosts.push(host);
+    }
+    let mut running = JoinSet::new();
+    for i in 0..turns {
+        let host = hosts[i as usize % 2].clone();
+        running.spawn(async move { host.run_turn("counter", "shared", "+1").await });
+    }
+    let mut answers = Vec::new();
+    while let Some(result) = running.join_next().await {
+        answers.push(
+            result
+                .unwrap()
+                .expect("every turn commits")
+                .parse::<u64>()
+                .unwrap(),
+        );
+    }
+    // Each turn saw a different value: no two turns committed on the same read.
+    answers.sort_unstable();
+    assert_eq!(answers, (1..=turns).collect::<Vec<_>>());
+    let snapshot = hosts[0].inspect("counter", "shared").await.unwrap();
+    let value: u64 = String::from_utf8(snapshot.state.unwrap().value)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let conflicts = hosts.iter().map(|h| h.stats().conflicts).sum();
+    (value, conflicts)
+}
+
+async fn concurrent_turns_on_two_hosts_lose_no_update(backend: Backend) {
+    const TURNS: u64 = 200;
+    let (value, conflicts) = increment_concurrently(&backend, true, TURNS).await;
+    println!("serialised per session: {TURNS} turns, {conflicts} conflicts retried");
+    assert_eq!(value, TURNS);
+}
+
+async fn without_serialisation_conflicts_are_retried_and_nothing_is_lost(backend: Backend) {
+    const TURNS: u64 = 100;
+    let (value, conflicts) = increment_concurrently(&backend, false, TURNS).await;
+    println!("not serialised: {TURNS} turns, {conflicts} conflicts retried");
+    assert_eq!(value, TURNS);
+}
+
+async fn a_session_expires_as_a_whole(backend: Backend) {
+    let host = backend.host();
+    let ttl = Duration::from_millis(400);
+    load(
+        &host,
+        PluginConfig::new("p", "t").with_default_ttl(Some(ttl)),
+        plugins::PROBE,
+    )
+    .await;
+    let results = probe(
+        &host,
+        "p",
+        json!([
+            {"op": "save", "session": "s", "value": "v"},
+            {"op": "append", "session": "s", "items": ["a"]},
+            {"op": "save", "session": "keep", "value": "v", "ttl": 600},
+        ]),
+    )
+    .await;
+    assert!(results.iter().all(|r| r.get("ok").is_some()), "{results:?}");
+    // Listing reads what is committed, so it comes in the next turn.
+    let results = probe(
+        &host,
+        "p",
+        json!([
+            {"op": "ttl", "session": "s"},
+            {"op": "list", "cursor": null, "limit": 10},
+        ]),
+    )
+    .await;
+    assert!(
+        results[0]["ok"].as_u64().is_some_and(|t| t <= 1),
+        "{results:?}"
+    );
+    assert_eq!(results[1]["ok"]["sessions"], json!(["keep", "s"]));
+    let snapshot = host.inspect("p", "s").await.unwrap();
+    assert!(snapshot.ttl.is_some_and(|t| t <= ttl), "{:?}", snapshot.ttl);
+
+    let gone = eventually(Duration::from_secs(5), || async {
+        let s = host.inspect("p", "s").await.unwrap();
+        s.state.is_none() && s.history.is_empty()
+    })
+    .await;
+    assert!(gone, "session still there 5 s after a 400 ms TTL");
+    let results = probe(
+        &host,
+        "p",
+        json!([
+            {"op": "load", "session": "s"},
+            {"op": "items", "session": "s", "last": null},
+            {"op": "ttl", "session": "s"},
+            {"op": "list", "cursor": null, "limit": 10},
+        ]),
+    )
+    .await;
+    assert_eq!(results[0]["ok"], json!(null));
+    assert_eq!(results[1]["ok"], json!([]));
+    assert_eq!(results[2]["ok"], json!(null));
+    assert_eq!(results[3]["ok"]["sessions"], json!(["keep"]));
+    // A new session under the old id starts from nothing, without expiry.
+    let results = probe(
+        &host,
+        "p",
+        json!([
+            {"op": "append", "session": "s", "items": ["b"]},
+            {"op": "items", "session": "s", "last": null},
+            {"op": "load", "session": "s"},
+        ]),
+    )
+    .await;
+    assert_eq!(results[1]["ok"], json!(["b"]));
+    assert_eq!(results[2]["ok"], json!(null));
+}
+
+async fn sessions_survive_a_restart(mut backend: Backend) {
+    let config =
+        || PluginConfig::new("chat", "tenant-a").with_default_ttl(Some(Duration::from_secs(3600)));
+    {
+        let host = backend.host();
+        load(&host, config(), plugins::CHAT_MEMORY).await;
+        for line in ["my name is Ada", "I like tea"] {
+            host.run_turn("chat", "alice", line).await.unwrap();
+        }
+    }
+    backend.restart();
+    let host = backend.host();
+    load(&host, config(), plugins::CHAT_MEMORY).await;
+    let snapshot = host.inspect("chat", "alice").await.unwrap();
+    assert_eq!(
+        snapshot.history.len(),
+        4,
+        "two turns, question and answer each"
+    );
+    assert!(snapshot.state.is_some_and(|s| s.version == 2));
+    assert!(snapshot.ttl.is_some_and(|t| t > Duration::from_secs(3500)));
+    let page = host.list_sessions("chat", None, 10).await.unwrap();
+    assert_eq!(page.sessions, vec!["alice".to_string()]);
+    let answer = host.run_turn("chat", "alice", "and cake").await.unwrap();
+    assert!(answer.starts_with("Turn 3."), "{answer}");
+    assert!(answer.contains("I like tea"), "{answer}");
+}
+
+conformance!(
+    save_load_versions_and_conflicts,
+    history_append_items_pop,
+    touch_ttl_and_clear,
+    list_sessions_pages_through_live_sessions,
+    plugin_wide_values,
+    limits_and_bad_arguments_are_typed_errors,
+    the_bytes_one_turn_writes_are_limited,
+    the_number_of_plugin_wide_values_is_limited,
+    concurrent_turns_on_two_hosts_lose_no_update,
+    without_serialisation_conflicts_are_retried_and_nothing_is_lost,
+    a_session_expires_as_a_whole,
+    sessions_survive_a_restart,
+);
