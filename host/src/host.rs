@@ -2,15 +2,16 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use wasmtime::component::{Component, Linker};
+use wasmtime::component::Linker;
 use wasmtime::{Engine, PoolConcurrencyLimitError, Trap};
 
 use crate::bindings::AgentPluginPre;
+use crate::cache;
 use crate::config::PluginConfig;
 use crate::error::{Error, StoreError, TurnError};
 use crate::keys::Name;
@@ -30,6 +31,7 @@ pub struct HostBuilder {
     serialize_sessions: bool,
     max_attempts: u32,
     pool: sandbox::Pool,
+    cache_dir: Option<PathBuf>,
 }
 
 impl HostBuilder {
@@ -83,6 +85,14 @@ impl HostBuilder {
         self
     }
 
+    /// A directory where compiled plugins are kept, so the next load of the same
+    /// component on the same host version skips compilation (default: none).
+    /// Give it to the host alone: artifacts in it are trusted as compiled code.
+    pub fn cache_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.cache_dir = Some(dir.into());
+        self
+    }
+
     /// Creates the engine and checks the settings.
     pub fn build(self) -> Result<Host, Error> {
         let store = self
@@ -102,6 +112,7 @@ impl HostBuilder {
                 serialize_sessions: self.serialize_sessions,
                 max_attempts: self.max_attempts,
                 max_instance_memory: self.pool.max_memory,
+                cache_dir: self.cache_dir,
                 locks: SessionLocks::default(),
                 stats: Counters::default(),
             }),
@@ -127,6 +138,7 @@ struct Inner {
     serialize_sessions: bool,
     max_attempts: u32,
     max_instance_memory: u64,
+    cache_dir: Option<PathBuf>,
     locks: SessionLocks,
     stats: Counters,
 }
@@ -158,13 +170,19 @@ struct Plugin {
     info: PluginInfo,
 }
 
-/// What a plugin says about itself (`describe`).
+/// What a plugin says about itself (`describe`), and how it was loaded.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct PluginInfo {
     /// The plugin's name.
     pub name: String,
     /// The plugin's version.
     pub version: String,
+    /// True if its compiled code came from the cache (see
+    /// [`HostBuilder::cache_dir`]).
+    pub from_cache: bool,
+    /// Time spent compiling it or loading it from the cache.
+    pub compile_time: Duration,
 }
 
 /// A session as an operator sees it.
@@ -190,6 +208,7 @@ impl Host {
                 slots: 256,
                 max_memory: 256 << 20,
             },
+            cache_dir: None,
         }
     }
 
@@ -248,12 +267,12 @@ impl Host {
             reason,
         };
         let engine = self.inner.engine.clone();
-        let started = Instant::now();
-        let component = tokio::task::spawn_blocking(move || Component::new(&engine, &wasm))
-            .await
-            .map_err(|e| plugin_err(format!("compile task failed: {e}")))?
-            .map_err(|e| plugin_err(format!("not a valid component: {e:#}")))?;
-        let compiled_in = started.elapsed();
+        let cache = self.inner.cache_dir.clone();
+        let (component, origin, compile_time) =
+            tokio::task::spawn_blocking(move || cache::compile(&engine, &wasm, cache.as_deref()))
+                .await
+                .map_err(|e| plugin_err(format!("compile task failed: {e}")))?
+                .map_err(|e| plugin_err(format!("not a valid component: {e}")))?;
         let instance_pre = self
             .inner
             .linker
@@ -262,16 +281,19 @@ impl Host {
         let pre = AgentPluginPre::new(instance_pre)
             .map_err(|e| plugin_err(format!("does not export the agent-plugin world: {e:#}")))?;
         let scope = Arc::new(PluginScope { config, ns });
-        let info = self
+        let mut info = self
             .describe(&scope, &pre)
             .await
             .map_err(|e| plugin_err(format!("describe failed: {e}")))?;
+        info.from_cache = origin == cache::Origin::Cached;
+        info.compile_time = compile_time;
         let plugin = Plugin { scope, pre, info };
         tracing::info!(
             plugin = %id,
             name = %plugin.info.name,
             version = %plugin.info.version,
-            compile_ms = compiled_in.as_millis() as u64,
+            from_cache = plugin.info.from_cache,
+            compile_ms = compile_time.as_secs_f64() * 1e3,
             "plugin loaded"
         );
         let info = plugin.info.clone();
@@ -320,6 +342,8 @@ impl Host {
             Ok(Ok(info)) => Ok(PluginInfo {
                 name: info.name,
                 version: info.version,
+                from_cache: false,
+                compile_time: Duration::ZERO,
             }),
             Ok(Err(e)) => Err(stopped(scope, &store, &output, e)),
             Err(_) => Err(deadline_error(scope)),

@@ -4,6 +4,7 @@
 //! # Layout
 //! - [`host`]: [`Host`] and [`HostBuilder`]: load plugins, run turns, inspect sessions.
 //! - [`config`]: what a plugin may do ([`PluginConfig`], [`Limits`]).
+//! - [`config_file`]: the operator's TOML file ([`ConfigFile`]).
 //! - [`store`]: the [`StateStore`] trait and its backends ([`RedisStore`],
 //!   [`EmbeddedStore`]).
 //! - [`keys`]: how namespaces, session ids and keys become store keys.
@@ -33,7 +34,9 @@
 //! ```
 
 mod bindings;
+mod cache;
 pub mod config;
+pub mod config_file;
 pub mod error;
 pub mod host;
 pub mod keys;
@@ -43,6 +46,7 @@ pub mod store;
 mod turn;
 
 pub use config::{Limits, PluginConfig};
+pub use config_file::ConfigFile;
 pub use error::{Error, StateError, StoreError, TurnError};
 pub use host::{Host, HostBuilder, HostStats, PluginInfo, SessionSnapshot};
 pub use store::{EmbeddedStore, RedisOptions, RedisStore, StateStore};
