@@ -413,6 +413,11 @@ impl ConfigFile {
                     .path
                     .clone()
                     .unwrap_or_else(|| "state.redb".into());
+                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(dir).map_err(|e| {
+                        Error::Config(format!("cannot create {}: {e}", dir.display()))
+                    })?;
+                }
                 Ok(Arc::new(EmbeddedStore::open(path)?))
             }
         }
@@ -428,6 +433,14 @@ impl ConfigFile {
             builder = builder.cache_dir(dir.clone());
         }
         builder
+    }
+
+    /// The namespace of plugin `id`'s state.
+    pub fn namespace(&self, id: &str) -> Result<crate::keys::Namespace, Error> {
+        let plugin = self
+            .plugin(id)
+            .ok_or_else(|| Error::UnknownPlugin(id.to_string()))?;
+        plugin.config().namespace(&self.store.root)
     }
 
     /// The plugin with id `id`.

@@ -154,6 +154,26 @@ pub enum TurnError {
     },
 }
 
+impl TurnError {
+    /// A stable, short name of the kind of failure (`unknown_plugin`,
+    /// `invalid_session`, `plugin_error`, `store_unavailable`, `conflict`, `store`,
+    /// `deadline`, `memory_limit`, `busy`, `trap`), for metrics and API bodies.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::UnknownPlugin(_) => "unknown_plugin",
+            Self::InvalidSession(_) => "invalid_session",
+            Self::Plugin { .. } => "plugin_error",
+            Self::StoreUnavailable { .. } => "store_unavailable",
+            Self::Conflict { .. } => "conflict",
+            Self::Store { .. } => "store",
+            Self::Deadline { .. } => "deadline",
+            Self::MemoryLimit { .. } => "memory_limit",
+            Self::Busy { .. } => "busy",
+            Self::Trap { .. } => "trap",
+        }
+    }
+}
+
 /// A failure to build the host or load a plugin.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

@@ -7,9 +7,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
+use tracing::Instrument;
 use wasmtime::component::Linker;
 use wasmtime::{Engine, PoolConcurrencyLimitError, Trap};
 
+use crate::admin;
 use crate::bindings::AgentPluginPre;
 use crate::cache;
 use crate::config::PluginConfig;
@@ -17,7 +19,7 @@ use crate::error::{Error, StoreError, TurnError};
 use crate::keys::Name;
 use crate::sandbox::{self, TurnCtx};
 use crate::state::{PluginScope, StateCtx};
-use crate::store::{Commit, Entry, ExpiryChange, Page, SessionCommit, StateChange, StateStore};
+use crate::store::{Entry, Page, StateStore};
 use crate::turn::Turn;
 
 /// Default root of every key (`{root}:{prefix}:…`).
@@ -187,9 +189,14 @@ pub struct PluginInfo {
 
 /// A session as an operator sees it.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct SessionSnapshot {
+    /// True if the session has a state document or history.
+    pub exists: bool,
     /// The state document.
     pub state: Option<Entry>,
+    /// Length of the whole history.
+    pub history_len: u64,
     /// The newest history items (up to the plugin's per-call limit), oldest first.
     pub history: Vec<Vec<u8>>,
     /// Time left before the session expires; `None`: never (or no session).
@@ -368,42 +375,65 @@ impl Host {
             .plugin(plugin_id)
             .ok_or_else(|| TurnError::UnknownPlugin(plugin_id.to_string()))?;
         let name = Name::session(session).map_err(TurnError::InvalidSession)?;
-        let span = tracing::info_span!("turn", plugin = %plugin_id, session = %session);
-        let _enter = span.enter();
+        let span = tracing::info_span!(
+            "turn",
+            plugin = %plugin_id,
+            session = %session,
+            outcome = tracing::field::Empty
+        );
         let started = Instant::now();
+        let (outcome, attempts) = self
+            .attempts(&plugin, &name, input)
+            .instrument(span.clone())
+            .await;
+        let elapsed_us = started.elapsed().as_micros() as u64;
+        span.record(
+            "outcome",
+            outcome.as_ref().map_or_else(TurnError::kind, |_| "ok"),
+        );
+        span.in_scope(|| match &outcome {
+            Ok(_) => tracing::info!(elapsed_us, attempts, "turn done"),
+            Err(e) => tracing::warn!(elapsed_us, attempts, error = %e, "turn failed"),
+        });
+        outcome
+    }
+
+    /// Runs a turn until it commits, fails, or runs out of attempts; returns the
+    /// outcome and the number of attempts.
+    async fn attempts(
+        &self,
+        plugin: &Plugin,
+        name: &Name,
+        input: &str,
+    ) -> (Result<String, TurnError>, u32) {
         let inner = &self.inner;
+        let plugin_id = plugin.scope.config.id.as_str();
         inner.stats.turns.fetch_add(1, Ordering::Relaxed);
         let _serial = match inner.serialize_sessions {
-            true => Some(inner.locks.lock(plugin_id, session).await),
+            true => Some(inner.locks.lock(plugin_id, name.as_str()).await),
             false => None,
         };
-
         let mut attempt = 1;
-        let outcome = loop {
+        loop {
             inner.stats.attempts.fetch_add(1, Ordering::Relaxed);
-            match self.attempt(&plugin, &name, input).await {
+            match self.attempt(plugin, name, input).await {
                 Err(Attempt::Conflict) => {
                     inner.stats.conflicts.fetch_add(1, Ordering::Relaxed);
                     if attempt >= inner.max_attempts {
-                        break Err(TurnError::Conflict {
+                        let e = TurnError::Conflict {
                             plugin: plugin_id.to_string(),
                             attempts: attempt,
-                        });
+                        };
+                        return (Err(e), attempt);
                     }
                     tracing::debug!(attempt, "session changed during the turn; running it again");
                     tokio::time::sleep(backoff(attempt)).await;
                     attempt += 1;
                 }
-                Err(Attempt::Failed(e)) => break Err(e),
-                Ok(answer) => break answer,
+                Err(Attempt::Failed(e)) => return (Err(e), attempt),
+                Ok(answer) => return (answer, attempt),
             }
-        };
-        let elapsed_us = started.elapsed().as_micros() as u64;
-        match &outcome {
-            Ok(_) => tracing::debug!(elapsed_us, attempt, "turn done"),
-            Err(e) => tracing::warn!(elapsed_us, attempt, error = %e, "turn failed"),
         }
-        outcome
     }
 
     /// One run of a turn. `Ok` holds the plugin's answer (which may be its own
@@ -477,18 +507,9 @@ impl Host {
 
     /// A session's state, recent history and TTL, without running the plugin.
     pub async fn inspect(&self, plugin_id: &str, session: &str) -> Result<SessionSnapshot, Error> {
-        let plugin = self
-            .plugin(plugin_id)
-            .ok_or_else(|| Error::UnknownPlugin(plugin_id.to_string()))?;
-        let session = Name::session(session).map_err(Error::Invalid)?;
-        let ns = &plugin.scope.ns;
-        let store = &self.inner.store;
-        let last = plugin.scope.config.limits.max_items_per_call;
-        Ok(SessionSnapshot {
-            state: store.load(ns, &session).await?,
-            history: store.items(ns, &session, last).await?,
-            ttl: store.ttl(ns, &session).await?,
-        })
+        let scope = self.scope(plugin_id)?;
+        let last = scope.config.limits.max_items_per_call;
+        admin::inspect(self.inner.store.as_ref(), &scope.ns, session, last).await
     }
 
     /// One page of a plugin's live sessions.
@@ -498,41 +519,21 @@ impl Host {
         cursor: Option<&str>,
         limit: u32,
     ) -> Result<Page, Error> {
-        let plugin = self
-            .plugin(plugin_id)
-            .ok_or_else(|| Error::UnknownPlugin(plugin_id.to_string()))?;
-        let limit = limit.clamp(1, plugin.scope.config.limits.max_items_per_call);
-        Ok(self
-            .inner
-            .store
-            .list_sessions(&plugin.scope.ns, cursor, limit)
-            .await?)
+        let scope = self.scope(plugin_id)?;
+        let limit = limit.clamp(1, scope.config.limits.max_items_per_call);
+        admin::list_sessions(self.inner.store.as_ref(), &scope.ns, cursor, limit).await
     }
 
     /// Removes everything of a session; true if anything existed.
     pub async fn clear_session(&self, plugin_id: &str, session: &str) -> Result<bool, Error> {
-        let plugin = self
-            .plugin(plugin_id)
-            .ok_or_else(|| Error::UnknownPlugin(plugin_id.to_string()))?;
-        let session = Name::session(session).map_err(Error::Invalid)?;
-        let ns = &plugin.scope.ns;
-        let before = self.inner.store.snapshot(ns, &session, 0).await?;
-        let existed = before.state.is_some() || before.history_len > 0;
-        let commit = Commit {
-            sessions: vec![SessionCommit {
-                session,
-                expect_version: None,
-                expect_history_len: None,
-                clear: true,
-                state: StateChange::Keep,
-                pops: 0,
-                append: Vec::new(),
-                expiry: ExpiryChange::Keep,
-            }],
-            ..Commit::default()
-        };
-        self.inner.store.commit(ns, &commit).await?;
-        Ok(existed)
+        let scope = self.scope(plugin_id)?;
+        admin::clear_session(self.inner.store.as_ref(), &scope.ns, session).await
+    }
+
+    fn scope(&self, plugin_id: &str) -> Result<Arc<PluginScope>, Error> {
+        self.plugin(plugin_id)
+            .map(|p| p.scope.clone())
+            .ok_or_else(|| Error::UnknownPlugin(plugin_id.to_string()))
     }
 }
 
@@ -628,4 +629,54 @@ fn stopped(
         reason = format!("{reason} (last stderr line: {line})");
     }
     TurnError::Trap { plugin, reason }
+}
+
+/// What [`inspect_component`] finds in a component.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct ComponentReport {
+    /// Names of the interfaces and functions it imports.
+    pub imports: Vec<String>,
+    /// Names of the interfaces and functions it exports.
+    pub exports: Vec<String>,
+    /// `Ok` if the host can run it as an agent plugin, or why not.
+    pub fits: Result<(), String>,
+}
+
+/// Compiles `wasm` and reports its imports, exports and whether it fits the
+/// `agent-plugin` world (the host can link what it imports and it exports the
+/// handler). Does not run it.
+pub fn inspect_component(wasm: &[u8]) -> Result<ComponentReport, Error> {
+    let engine = sandbox::engine(sandbox::Pool {
+        slots: 0,
+        max_memory: 256 << 20,
+    })?;
+    let (component, _, _) = cache::compile(&engine, wasm, None).map_err(|reason| {
+        Error::Invalid(crate::StateError::InvalidArgument(format!(
+            "not a valid component: {reason}"
+        )))
+    })?;
+    let ty = component.component_type();
+    let imports = ty
+        .imports(&engine)
+        .map(|(name, _)| name.to_string())
+        .collect();
+    let exports = ty
+        .exports(&engine)
+        .map(|(name, _)| name.to_string())
+        .collect();
+    let linker = sandbox::linker(&engine)?;
+    let fits = linker
+        .instantiate_pre(&component)
+        .map_err(|e| format!("cannot be linked: {e:#}"))
+        .and_then(|pre| {
+            AgentPluginPre::new(pre)
+                .map(drop)
+                .map_err(|e| format!("does not export the agent-plugin world: {e:#}"))
+        });
+    Ok(ComponentReport {
+        imports,
+        exports,
+        fits,
+    })
 }

@@ -7,6 +7,7 @@
 //! - [`config_file`]: the operator's TOML file ([`ConfigFile`]).
 //! - [`store`]: the [`StateStore`] trait and its backends ([`RedisStore`],
 //!   [`EmbeddedStore`]).
+//! - [`admin`]: sessions by namespace, for operator tools.
 //! - [`keys`]: how namespaces, session ids and keys become store keys.
 //! - [`error`]: one error type per audience.
 //! - `sandbox`: the wasmtime engine, WASI without capabilities, memory and time
@@ -33,6 +34,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod admin;
 mod bindings;
 mod cache;
 pub mod config;
@@ -48,5 +50,7 @@ mod turn;
 pub use config::{Limits, PluginConfig};
 pub use config_file::ConfigFile;
 pub use error::{Error, StateError, StoreError, TurnError};
-pub use host::{Host, HostBuilder, HostStats, PluginInfo, SessionSnapshot};
+pub use host::{
+    ComponentReport, Host, HostBuilder, HostStats, PluginInfo, SessionSnapshot, inspect_component,
+};
 pub use store::{EmbeddedStore, RedisOptions, RedisStore, StateStore};

@@ -1,0 +1,353 @@
+//! `agent-host`: the command line. It parses arguments and delegates to the library
+//! (and, for `serve`, to the HTTP layer in `serve.rs`).
+
+mod serve;
+
+use std::io::{IsTerminal, Read};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use agent_host::config_file::ConfigFile;
+use agent_host::{
+    EmbeddedStore, Host, Limits, PluginConfig, RedisOptions, RedisStore, SessionSnapshot,
+    StateStore, admin,
+};
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+use serde_json::json;
+use tracing_subscriber::EnvFilter;
+
+#[derive(Parser)]
+#[command(
+    version,
+    about = "Runs sandboxed WebAssembly agent plugins with persistent, isolated session state"
+)]
+struct Cli {
+    /// More log output (-v: turns and plugin output, -vv: every state call).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    /// Log format on stderr.
+    #[arg(long, value_enum, default_value_t = LogFormat::Human, global = true)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    /// One readable line per event.
+    Human,
+    /// One JSON object per line.
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run one turn of a plugin and print its answer.
+    Run(RunArgs),
+    /// Serve the plugins of a config file over HTTP.
+    Serve(ServeArgs),
+    /// List, show or delete the sessions of a configured plugin.
+    Sessions(SessionsArgs),
+    /// Show a component's imports and exports and whether it is an agent plugin.
+    Inspect(InspectArgs),
+}
+
+/// Where `run` keeps state when no Redis URL is given.
+const DEFAULT_STATE_FILE: &str = ".agent-host/state.redb";
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// The plugin component (.wasm).
+    plugin: PathBuf,
+    /// The session the turn belongs to.
+    #[arg(long, short)]
+    session: String,
+    /// The turn's input; read from stdin when not given.
+    #[arg(long, short)]
+    input: Option<String>,
+    /// A Redis store: redis://[user:password@]host[:port][/db] or rediss://...
+    /// Without it, state goes to the embedded store file (--state-file).
+    #[arg(long, env = "REDIS_URL", hide_env_values = true)]
+    store: Option<String>,
+    /// The embedded store's file, used when no Redis URL is given.
+    #[arg(long, env = "AGENT_HOST_STATE", default_value = DEFAULT_STATE_FILE)]
+    state_file: PathBuf,
+    /// Key prefix of the plugin's state (one per tenant).
+    #[arg(long, default_value = "default")]
+    prefix: String,
+    /// First segment of every key.
+    #[arg(long, default_value = agent_host::host::DEFAULT_ROOT)]
+    root: String,
+    /// Session TTL, e.g. 30m, 7d; sessions never expire when not given.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    ttl: Option<Duration>,
+    /// Reads extend the session's TTL (needs --ttl).
+    #[arg(long, requires = "ttl")]
+    sliding: bool,
+    /// Wall-clock limit of the turn.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "10s")]
+    deadline: Duration,
+    /// Memory limit of the plugin instance, in MiB.
+    #[arg(long, default_value_t = 64)]
+    memory_mib: u64,
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// The config file (TOML; see examples/agent-host.toml).
+    #[arg(long, short, env = "AGENT_HOST_CONFIG")]
+    config: PathBuf,
+    /// Listen on this address instead of the file's `server.listen`.
+    #[arg(long)]
+    listen: Option<std::net::SocketAddr>,
+}
+
+#[derive(clap::Args)]
+struct SessionsArgs {
+    /// The config file that names the plugin and the store.
+    #[arg(long, short, env = "AGENT_HOST_CONFIG", global = true)]
+    config: Option<PathBuf>,
+    /// The plugin id (as in the config file).
+    #[arg(long, short, global = true)]
+    plugin: Option<String>,
+    #[command(subcommand)]
+    action: SessionsAction,
+}
+
+#[derive(Subcommand)]
+enum SessionsAction {
+    /// One session id per line, in byte order.
+    List {
+        /// Start after this session id.
+        #[arg(long)]
+        after: Option<String>,
+        /// At most this many (default: all).
+        #[arg(long)]
+        limit: Option<u64>,
+    },
+    /// A session as JSON: state, version, history, TTL.
+    Show {
+        /// The session id.
+        session: String,
+    },
+    /// Delete a session (state and history).
+    Delete {
+        /// The session id.
+        session: String,
+    },
+}
+
+#[derive(clap::Args)]
+struct InspectArgs {
+    /// The component (.wasm).
+    plugin: PathBuf,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let default = match (cli.verbose, &cli.command) {
+        // A server logs its turns; the one-shot commands print their error as one
+        // line, and logs are opt-in.
+        (0, Command::Serve(_)) => "info",
+        (0, _) => "error",
+        (1, _) => "info",
+        _ => "debug",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
+    match cli.log_format {
+        LogFormat::Human => logs.init(),
+        LogFormat::Json => logs.json().flatten_event(true).init(),
+    }
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Run(args) => run(args).await,
+            Command::Serve(args) => serve::serve(args.config, args.listen).await,
+            Command::Sessions(args) => sessions(args).await,
+            Command::Inspect(args) => inspect(&args.plugin),
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: RunArgs) -> anyhow::Result<()> {
+    let input = match args.input {
+        Some(input) => input,
+        None => {
+            let mut input = String::new();
+            std::io::stdin()
+                .read_to_string(&mut input)
+                .context("reading the input from stdin")?;
+            input
+        }
+    };
+    let store: Arc<dyn StateStore> = match &args.store {
+        Some(url) => {
+            let store = RedisStore::open(url, RedisOptions::default())?;
+            let shown = store.url().to_string();
+            store
+                .ping()
+                .await
+                .with_context(|| format!("store {shown}"))?;
+            Arc::new(store)
+        }
+        None => Arc::new(open_embedded(&args.state_file)?),
+    };
+    let host = Host::builder()
+        .shared_store(store)
+        .root(args.root)
+        .build()?;
+
+    let mut limits = Limits::default();
+    limits.deadline = args.deadline;
+    limits.memory_bytes = args.memory_mib.saturating_mul(1 << 20);
+    let config = PluginConfig::new(plugin_id(&args.plugin), args.prefix)
+        .with_default_ttl(args.ttl)
+        .with_sliding_ttl(args.sliding)
+        .with_limits(limits);
+    let id = config.id.clone();
+    host.load_plugin_file(config, &args.plugin).await?;
+    let answer = host.run_turn(&id, &args.session, &input).await?;
+    println!("{answer}");
+    Ok(())
+}
+
+/// Opens the embedded store at `path`, creating its directory.
+fn open_embedded(path: &Path) -> anyhow::Result<EmbeddedStore> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("creating the state directory {}", dir.display()))?;
+    }
+    Ok(EmbeddedStore::open(path)?)
+}
+
+async fn sessions(args: SessionsArgs) -> anyhow::Result<()> {
+    let Some(config) = args.config else {
+        anyhow::bail!("give the config file with --config FILE (or AGENT_HOST_CONFIG)");
+    };
+    let Some(plugin) = args.plugin else {
+        anyhow::bail!("give the plugin with --plugin ID");
+    };
+    let file = ConfigFile::load(&config)?;
+    let ns = file.namespace(&plugin)?;
+    let limits = file.plugin(&plugin).map(|p| p.config().limits);
+    let page_size = limits.map_or(1000, |l| l.max_items_per_call);
+    let store = file.open_store()?;
+    let store = store.as_ref();
+    match args.action {
+        SessionsAction::List { after, limit } => {
+            let mut cursor = after;
+            let mut left = limit.unwrap_or(u64::MAX);
+            while left > 0 {
+                let want = u32::try_from(left.min(u64::from(page_size))).unwrap_or(page_size);
+                let page = admin::list_sessions(store, &ns, cursor.as_deref(), want).await?;
+                for session in &page.sessions {
+                    println!("{session}");
+                }
+                left = left.saturating_sub(page.sessions.len() as u64);
+                match page.cursor {
+                    Some(next) => cursor = Some(next),
+                    None => break,
+                }
+            }
+        }
+        SessionsAction::Show { session } => {
+            let snapshot = admin::inspect(store, &ns, &session, page_size).await?;
+            if !snapshot.exists {
+                anyhow::bail!("plugin {plugin} has no session {session:?}");
+            }
+            let body = session_json(&session, &snapshot);
+            println!("{}", serde_json::to_string_pretty(&body)?);
+        }
+        SessionsAction::Delete { session } => {
+            if !admin::clear_session(store, &ns, &session).await? {
+                anyhow::bail!("plugin {plugin} has no session {session:?}");
+            }
+            println!("deleted {session}");
+        }
+    }
+    Ok(())
+}
+
+/// A session as JSON (the same shape as the HTTP API's).
+pub(crate) fn session_json(session: &str, s: &SessionSnapshot) -> serde_json::Value {
+    json!({
+        "session": session,
+        "state": s.state.as_ref().map(|e| bytes_json(&e.value)),
+        "version": s.state.as_ref().map_or(0, |e| e.version),
+        "history_len": s.history_len,
+        "history": s.history.iter().map(|i| bytes_json(i)).collect::<Vec<_>>(),
+        "ttl_ms": s.ttl.map(|t| t.as_millis() as u64),
+    })
+}
+
+/// Stored bytes as JSON: the text when it is UTF-8 (what the SDK writes), otherwise
+/// `{"hex": "..."}`, so nothing is altered on the way.
+fn bytes_json(bytes: &[u8]) -> serde_json::Value {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => json!(text),
+        Err(_) => json!({ "hex": bytes.iter().map(|b| format!("{b:02x}")).collect::<String>() }),
+    }
+}
+
+fn inspect(path: &Path) -> anyhow::Result<()> {
+    let wasm = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let report = agent_host::inspect_component(&wasm)?;
+    println!("imports:");
+    for name in &report.imports {
+        println!("  {name}");
+    }
+    println!("exports:");
+    for name in &report.exports {
+        println!("  {name}");
+    }
+    match &report.fits {
+        Ok(()) => {
+            println!("fits the agent-plugin world: yes");
+            Ok(())
+        }
+        Err(reason) => {
+            println!("fits the agent-plugin world: no");
+            anyhow::bail!("{} is not an agent plugin: {reason}", path.display())
+        }
+    }
+}
+
+/// A plugin id from the file name: `chat_memory.wasm` -> `chat_memory`.
+fn plugin_id(path: &std::path::Path) -> String {
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let id: String = stem
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-') {
+                c
+            } else {
+                '-'
+            }
+        })
+        .take(128)
+        .collect();
+    if id.is_empty() { "plugin".into() } else { id }
+}
