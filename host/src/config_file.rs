@@ -403,8 +403,10 @@ impl ConfigFile {
     pub fn open_store(&self) -> Result<Arc<dyn StateStore>, Error> {
         match &self.store.url {
             Some(url) => {
-                let mut options = RedisOptions::default();
-                options.op_timeout = self.store.op_timeout;
+                let options = RedisOptions {
+                    op_timeout: self.store.op_timeout,
+                    ..RedisOptions::default()
+                };
                 Ok(Arc::new(RedisStore::open(url.expose(), options)?))
             }
             None => {

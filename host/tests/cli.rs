@@ -113,8 +113,10 @@ fn errors_are_one_line_with_a_failing_exit_code_and_no_password() {
                 "a",
                 "--input",
                 "x",
+                "--state-file",
+                "/proc/no-such-dir/state.redb",
             ],
-            "no store",
+            "creating the state directory /proc/no-such-dir",
         ),
         (
             &[
@@ -233,6 +235,112 @@ fn plugin_failures_are_reported() {
     assert!(!out.status.success());
     assert!(
         text(&out.stderr).contains("session id"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn without_redis_state_goes_to_the_embedded_file_and_the_admin_commands_see_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state").join("state.redb");
+    let state = state.to_str().unwrap();
+    for (input, expected) in [("hello world", "Turn 1."), ("again", "Turn 2.")] {
+        let out = agent_host(
+            &[
+                "run",
+                plugins::CHAT_MEMORY,
+                "--session",
+                "alice",
+                "--input",
+                input,
+                "--state-file",
+                state,
+            ],
+            None,
+            None,
+        );
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        assert!(
+            text(&out.stdout).starts_with(expected),
+            "{}",
+            text(&out.stdout)
+        );
+    }
+
+    // The same store and namespace through a config file (`run` uses the prefix
+    // "default").
+    let config = dir.path().join("agent-host.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[store]\npath = \"state/state.redb\"\n\n[[plugin]]\nid = \"chat\"\nwasm = \"{}\"\nprefix = \"default\"\n",
+            plugins::CHAT_MEMORY
+        ),
+    )
+    .unwrap();
+    let config = config.to_str().unwrap();
+    let sessions = |args: &[&str]| {
+        let mut all = vec!["sessions", "--config", config, "--plugin", "chat"];
+        all.extend_from_slice(args);
+        agent_host(&all, None, None)
+    };
+    let out = sessions(&["list"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "alice\n");
+    let out = sessions(&["show", "alice"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let shown: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(shown["version"], 2);
+    assert_eq!(shown["history_len"], 4);
+    assert_eq!(shown["ttl_ms"], serde_json::Value::Null);
+    let out = sessions(&["delete", "alice"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = sessions(&["show", "alice"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("no session \"alice\""),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = sessions(&["list"]);
+    assert_eq!(text(&out.stdout), "");
+    let out = agent_host(
+        &["sessions", "--config", config, "--plugin", "nope", "list"],
+        None,
+        None,
+    );
+    assert!(
+        text(&out.stderr).contains("no plugin \"nope\""),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn inspect_shows_the_world_of_a_component() {
+    let out = agent_host(&["inspect", plugins::CHAT_MEMORY], None, None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let shown = text(&out.stdout);
+    assert!(
+        shown.contains("  agent:state/agent-state@0.1.0\n"),
+        "{shown}"
+    );
+    assert!(shown.contains("  agent:state/handler@0.1.0\n"), "{shown}");
+    assert!(shown.contains("  wasi:cli/"), "{shown}");
+    assert!(
+        shown.ends_with("fits the agent-plugin world: yes\n"),
+        "{shown}"
+    );
+
+    // A core module is not a component.
+    let dir = tempfile::tempdir().unwrap();
+    let module = dir.path().join("core.wasm");
+    std::fs::write(&module, b"\0asm\x01\0\0\0").unwrap();
+    let out = agent_host(&["inspect", module.to_str().unwrap()], None, None);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("not a valid component"),
         "{}",
         text(&out.stderr)
     );

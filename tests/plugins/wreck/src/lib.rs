@@ -1,6 +1,7 @@
 //! Test plugin: writes to every kind of state, then dies the way `input` says:
 //! `trap` (a panic), `spin` (an endless loop) or `hog` (unbounded allocation).
-//! `ok` returns normally, to show the same writes do land.
+//! `ok` returns normally, to show the same writes do land; `slow MS` returns
+//! normally after MS milliseconds.
 
 use std::time::Duration;
 
@@ -32,6 +33,15 @@ impl Agent for Wreck {
                 }
             }
             "ok" => Ok("written".into()),
+            // Returns normally after MS milliseconds of work (a slow turn).
+            slow if slow.starts_with("slow ") => {
+                let ms: u64 = slow[5..].parse().map_err(Error::msg)?;
+                let started = std::time::Instant::now();
+                while started.elapsed() < Duration::from_millis(ms) {
+                    std::hint::spin_loop();
+                }
+                Ok(format!("slept {ms} ms"))
+            }
             other => Err(Error::msg(format!("unknown mode {other:?}"))),
         }
     }
