@@ -7,7 +7,7 @@ use std::time::Duration;
 use agent_host::keys::{MAX_NAME_BYTES, Name, Namespace};
 use agent_host::store::{Commit, Expiry, ExpiryChange, SessionCommit, StateChange, ValueChange};
 use agent_host::{PluginConfig, StateError, StateStore};
-use agent_host_tests::{RedisServer, host, plugins};
+use agent_host_tests::{Backend, RedisServer, host, plugins};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use serde_json::{Value, json};
@@ -57,11 +57,19 @@ fn put(name: Name, value: Vec<u8>) -> Commit {
 }
 
 #[test]
-fn ids_and_values_round_trip_through_the_store() {
-    let server = RedisServer::start();
+fn ids_and_values_round_trip_through_redis() {
+    ids_and_values_round_trip(Backend::redis());
+}
+
+#[test]
+fn ids_and_values_round_trip_through_the_embedded_store() {
+    ids_and_values_round_trip(Backend::embedded());
+}
+
+fn ids_and_values_round_trip(backend: Backend) {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let _in_runtime = rt.enter();
-    let store = agent_host_tests::store(&server);
+    let store = backend.store();
     let ns = Namespace::new("agent", "props").unwrap();
     let mut runner = TestRunner::new(Config {
         cases: 300,
