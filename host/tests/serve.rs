@@ -86,8 +86,7 @@ impl Server {
 
     fn start_in(dir: tempfile::TempDir) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_agent-host"))
-            .arg("serve")
-            .arg("--config")
+            .args(["--log-format", "json", "serve", "--config"])
             .arg(dir.path().join("agent-host.toml"))
             .env("TEST_TOKEN_B", TOKEN_B)
             .env_remove("REDIS_URL")
@@ -341,9 +340,26 @@ async fn every_endpoint_with_tenant_auth_on_the_embedded_store() {
     ] {
         assert!(metrics.contains(line), "no {line:?} in:\n{metrics}");
     }
-    // Secrets never reach the log.
+    // JSON logs, one span per turn with plugin, session and outcome; no secrets.
     let log = s.log();
-    assert!(log.contains("turn done"), "{log}");
+    let lines: Vec<Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let trap = lines
+        .iter()
+        .find(|l| l["message"] == "turn failed" && l["span"]["outcome"] == "trap")
+        .unwrap_or_else(|| panic!("no failed turn in:\n{log}"));
+    assert_eq!(trap["span"]["plugin"], "wreck");
+    assert_eq!(trap["span"]["session"], "w2");
+    assert!(
+        trap["spans"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["tenant"] == "a"),
+        "{trap}"
+    );
     for secret in [TOKEN_A, TOKEN_B, TOKEN_ADMIN] {
         assert!(!log.contains(secret), "a token is in the log");
     }
@@ -358,7 +374,11 @@ async fn every_endpoint_with_tenant_auth_on_the_embedded_store() {
         body["output"].as_str().unwrap().starts_with("Turn 3."),
         "{body}"
     );
-    assert!(s.log().contains("compiled=0 cached=3"), "{}", s.log());
+    assert!(
+        s.log().contains(r#""compiled":0,"cached":3"#),
+        "{}",
+        s.log()
+    );
 }
 
 #[tokio::test]
