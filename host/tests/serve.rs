@@ -85,11 +85,23 @@ impl Server {
     }
 
     fn start_in(dir: tempfile::TempDir) -> Self {
+        let config = dir.path().join("agent-host.toml");
+        Self::spawn(dir, &config, &[("TEST_TOKEN_B", TOKEN_B)], &[])
+    }
+
+    /// Starts `serve --config config` with `env`; its log goes to `dir`.
+    fn spawn(
+        dir: tempfile::TempDir,
+        config: &std::path::Path,
+        env: &[(&str, &str)],
+        args: &[&str],
+    ) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_agent-host"))
             .args(["--log-format", "json", "serve", "--config"])
-            .arg(dir.path().join("agent-host.toml"))
-            .env("TEST_TOKEN_B", TOKEN_B)
+            .arg(config)
+            .args(args)
             .env_remove("REDIS_URL")
+            .envs(env.iter().copied())
             .env("RUST_LOG", "info")
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(dir.path().join("stderr.log")).unwrap())
@@ -472,6 +484,40 @@ async fn shutdown_finishes_the_turns_in_flight() {
         StatusCode::OK,
         "the slow turn's writes are committed: {body}"
     );
+}
+
+#[tokio::test]
+async fn the_sample_config_serves_a_turn_with_redis_url_overriding_its_store() {
+    let redis = RedisServer::start();
+    let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/agent-host.toml");
+    let url = redis.url();
+    let s = Server::spawn(
+        tempfile::tempdir().unwrap(),
+        std::path::Path::new(sample),
+        &[
+            ("AGENT_HOST_TOKEN_A", TOKEN_A),
+            ("AGENT_HOST_TOKEN_B", TOKEN_B),
+            ("REDIS_URL", &url),
+        ],
+        &["--listen", "127.0.0.1:0"],
+    );
+    let (status, body) = turn(&s, TOKEN_A, "chat", "alice", "hello sourdough").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(
+        body["output"].as_str().unwrap().starts_with("Turn 1."),
+        "{body}"
+    );
+    let (status, _) = turn(&s, TOKEN_B, "chat", "alice", "hello").await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    // The state went to the Redis of REDIS_URL, under tenant A's prefix.
+    let mut conn = redis.conn().await;
+    let version: Option<u64> = redis::cmd("HGET")
+        .arg("agent:tenant-a:s:{alice}:state")
+        .arg("ver")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(version, Some(1));
 }
 
 #[test]
