@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use agent_host::keys::{MAX_NAME_BYTES, Name, Namespace};
 use agent_host::store::{Commit, Expiry, ExpiryChange, SessionCommit, StateChange, ValueChange};
-use agent_host::{PluginConfig, StateError, StateStore};
+use agent_host::{PluginConfig, StateError};
 use agent_host_tests::{Backend, RedisServer, host, plugins};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
