@@ -90,6 +90,22 @@ pub struct StoreSection {
     /// Upper bound on one Redis call. Default 3 s.
     #[serde(default = "default_op_timeout", deserialize_with = "duration")]
     pub op_timeout: Duration,
+    /// PEM file of the CA of the Redis server's certificate (`rediss://`).
+    #[serde(default)]
+    pub tls_ca: Option<PathBuf>,
+    /// PEM file of a client certificate for Redis (with `tls_key`).
+    #[serde(default)]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM file of the client certificate's key.
+    #[serde(default)]
+    pub tls_key: Option<PathBuf>,
+    /// Replicas that must have a commit before a turn is reported committed (Redis
+    /// `WAIT`). Default 0.
+    #[serde(default)]
+    pub wait_replicas: u32,
+    /// How long a commit waits for them. Default 1 s.
+    #[serde(default = "default_wait_timeout", deserialize_with = "duration")]
+    pub wait_timeout: Duration,
 }
 
 impl Default for StoreSection {
@@ -99,6 +115,11 @@ impl Default for StoreSection {
             path: None,
             root: default_root(),
             op_timeout: default_op_timeout(),
+            tls_ca: None,
+            tls_cert: None,
+            tls_key: None,
+            wait_replicas: 0,
+            wait_timeout: default_wait_timeout(),
         }
     }
 }
@@ -231,6 +252,9 @@ fn default_root() -> String {
 fn default_op_timeout() -> Duration {
     RedisOptions::default().op_timeout
 }
+fn default_wait_timeout() -> Duration {
+    RedisOptions::default().wait_timeout
+}
 fn default_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 8080))
 }
@@ -314,6 +338,21 @@ impl ConfigFile {
                     .unwrap_or(Path::new("state.redb")),
             ),
         );
+        if file.store.tls_cert.is_some() != file.store.tls_key.is_some() {
+            return Err(Error::Config(format!(
+                "{}: [store] tls_cert and tls_key go together",
+                path.display()
+            )));
+        }
+        for tls in [
+            &mut file.store.tls_ca,
+            &mut file.store.tls_cert,
+            &mut file.store.tls_key,
+        ] {
+            if let Some(p) = tls {
+                *p = dir.join(&*p);
+            }
+        }
         file.server.cache_dir = Some(
             dir.join(
                 file.server
@@ -403,8 +442,13 @@ impl ConfigFile {
     pub fn open_store(&self) -> Result<Arc<dyn StateStore>, Error> {
         match &self.store.url {
             Some(url) => {
+                let store = &self.store;
                 let options = RedisOptions {
-                    op_timeout: self.store.op_timeout,
+                    op_timeout: store.op_timeout,
+                    tls_ca: store.tls_ca.clone(),
+                    tls_client_cert: store.tls_cert.clone().zip(store.tls_key.clone()),
+                    wait_replicas: store.wait_replicas,
+                    wait_timeout: store.wait_timeout,
                     ..RedisOptions::default()
                 };
                 Ok(Arc::new(RedisStore::open(url.expose(), options)?))

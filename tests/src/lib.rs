@@ -3,6 +3,7 @@
 //! ([`plugins`]), and helpers to drive them through a [`Host`].
 
 pub mod redis_server;
+pub mod tls;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,7 +11,7 @@ use std::time::Duration;
 use agent_host::{EmbeddedStore, Host, PluginConfig, RedisOptions, RedisStore, StateStore};
 use serde_json::Value;
 
-pub use redis_server::RedisServer;
+pub use redis_server::{RedisServer, TlsFiles};
 
 /// Paths of the plugin components, built by `build.rs` from `tests/plugins/` and
 /// `examples/`.

@@ -8,6 +8,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
@@ -24,6 +25,22 @@ pub struct RedisServer {
     dir: TempDir,
     args: Vec<String>,
     password: Option<String>,
+    tls: Option<TlsFiles>,
+}
+
+/// The PEM files of a TLS test server, in its temp dir: a CA made for the server,
+/// the server's certificate for `127.0.0.1` and `localhost`, and a client
+/// certificate from the same CA.
+#[derive(Clone, Debug)]
+pub struct TlsFiles {
+    /// The CA's certificate.
+    pub ca: PathBuf,
+    /// A client certificate the server accepts.
+    pub client_cert: PathBuf,
+    /// Its key.
+    pub client_key: PathBuf,
+    server_cert: PathBuf,
+    server_key: PathBuf,
 }
 
 impl RedisServer {
@@ -34,12 +51,43 @@ impl RedisServer {
 
     /// A server with extra `redis-server` arguments (e.g. `["--appendonly", "yes"]`).
     pub fn start_with(args: &[&str]) -> Self {
+        Self::start_in(tempfile::tempdir().expect("temp dir"), args, None)
+    }
+
+    /// A server that speaks only TLS (`--tls-port`, no plain port) and requires a
+    /// client certificate, with certificates made for this test (see [`TlsFiles`]).
+    pub fn start_tls() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let ca = crate::tls::TestCa::new("agent-host test CA");
+        let files = TlsFiles {
+            ca: dir.path().join("ca.pem"),
+            client_cert: dir.path().join("client.pem"),
+            client_key: dir.path().join("client.key"),
+            server_cert: dir.path().join("server.pem"),
+            server_key: dir.path().join("server.key"),
+        };
+        ca.write_cert(&files.ca);
+        ca.write_leaf(
+            &["127.0.0.1", "localhost"],
+            &files.server_cert,
+            &files.server_key,
+        );
+        ca.write_leaf(
+            &["agent-host client"],
+            &files.client_cert,
+            &files.client_key,
+        );
+        Self::start_in(dir, &[], Some(files))
+    }
+
+    fn start_in(dir: TempDir, args: &[&str], tls: Option<TlsFiles>) -> Self {
         let mut server = Self {
             child: None,
             port: 0,
-            dir: tempfile::tempdir().expect("temp dir"),
+            dir,
             args: args.iter().map(|s| s.to_string()).collect(),
             password: None,
+            tls,
         };
         let mut last_error = String::new();
         for _ in 0..5 {
@@ -60,12 +108,22 @@ impl RedisServer {
         server
     }
 
-    /// `redis://127.0.0.1:PORT` (with the password, if any).
+    /// `redis://127.0.0.1:PORT` (with the password, if any), or `rediss://` with TLS.
     pub fn url(&self) -> String {
+        let scheme = if self.tls.is_some() {
+            "rediss"
+        } else {
+            "redis"
+        };
         match &self.password {
-            Some(p) => format!("redis://:{p}@127.0.0.1:{}", self.port),
-            None => format!("redis://127.0.0.1:{}", self.port),
+            Some(p) => format!("{scheme}://:{p}@127.0.0.1:{}", self.port),
+            None => format!("{scheme}://127.0.0.1:{}", self.port),
         }
+    }
+
+    /// The TLS files of a [`RedisServer::start_tls`] server.
+    pub fn tls(&self) -> Option<&TlsFiles> {
+        self.tls.as_ref()
     }
 
     /// The port the server listens on.
@@ -75,7 +133,24 @@ impl RedisServer {
 
     /// A raw connection, for looking at keys behind the host's back.
     pub async fn conn(&self) -> redis::aio::MultiplexedConnection {
-        redis::Client::open(self.url())
+        let client = match &self.tls {
+            None => redis::Client::open(self.url()),
+            Some(files) => {
+                let read = |p: &PathBuf| std::fs::read(p).expect("TLS file");
+                let _ = rustls::crypto::ring::default_provider().install_default();
+                redis::Client::build_with_tls(
+                    self.url(),
+                    redis::TlsCertificates {
+                        client_tls: Some(redis::ClientTlsConfig {
+                            client_cert: read(&files.client_cert),
+                            client_key: read(&files.client_key),
+                        }),
+                        root_cert: Some(read(&files.ca)),
+                    },
+                )
+            }
+        };
+        client
             .expect("client")
             .get_multiplexed_async_connection()
             .await
@@ -99,9 +174,20 @@ impl RedisServer {
 
     fn spawn(&mut self) -> Result<(), String> {
         let mut cmd = Command::new("redis-server");
-        cmd.arg("--port")
-            .arg(self.port.to_string())
-            .args(["--bind", "127.0.0.1", "--save", "", "--logfile", ""])
+        match &self.tls {
+            None => cmd.arg("--port").arg(self.port.to_string()),
+            Some(files) => cmd
+                .args(["--port", "0", "--tls-port"])
+                .arg(self.port.to_string())
+                .arg("--tls-cert-file")
+                .arg(&files.server_cert)
+                .arg("--tls-key-file")
+                .arg(&files.server_key)
+                .arg("--tls-ca-cert-file")
+                .arg(&files.ca)
+                .args(["--tls-auth-clients", "yes"]),
+        };
+        cmd.args(["--bind", "127.0.0.1", "--save", "", "--logfile", ""])
             .arg("--dir")
             .arg(self.dir.path())
             .args(&self.args)

@@ -1,8 +1,20 @@
-//! The Redis backend: standalone `redis://` or `rediss://` (TLS), with user,
-//! password and `/db` in the URL.
+//! The Redis backend: standalone `redis://` or `rediss://` (TLS, with an optional CA
+//! file and client certificate), or a primary found through Sentinel
+//! (`redis+sentinel://`), with user, password and `/db` in the URL.
 //!
 //! One shared [`ConnectionManager`] carries every call of every plugin; it is cloned
 //! per call (a handle clone) and multiplexes commands on one connection.
+//!
+//! ## Sentinel
+//! `redis+sentinel://[user:password@]host1:26379,host2:26379,.../SERVICE[/db]` asks
+//! the sentinels (which need no password) for the primary of `SERVICE` and connects
+//! to it with the user, password and db of the URL. When a call fails because the
+//! primary is gone or has become a replica, the store asks the sentinels again on the
+//! next call, so it follows a failover by itself. What a failover can lose: a commit
+//! the old primary acknowledged but had not yet sent to the replica that got promoted.
+//! [`RedisOptions::wait_replicas`] closes that gap: a commit is reported only once
+//! that many replicas have it (`WAIT`), otherwise the turn fails as unavailable (it
+//! may still be on the primary, as with any unacknowledged write).
 //!
 //! ## Behavior
 //! - Connecting is lazy: building the store never fails because Redis is down; the
@@ -19,6 +31,7 @@
 //!   whose keys are gone.
 //! - No URL or password ever appears in an error or a log line.
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -28,6 +41,8 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{ErrorKind, FromRedisValue, Pipeline, RedisError, ServerErrorKind};
 
 use redis::Script;
+use redis::sentinel::{SentinelClient, SentinelNodeConnectionInfo, SentinelServerType};
+use redis::{ClientTlsConfig, TlsCertificates};
 
 use super::{
     Commit, Entry, Expiry, ExpiryChange, Page, Snapshot, StateChange, StateStore, ValueChange,
@@ -45,6 +60,16 @@ pub struct RedisOptions {
     pub response_timeout: Duration,
     /// Upper bound on one store call, reconnection included.
     pub op_timeout: Duration,
+    /// PEM file of the CA that signed the server's certificate (`rediss://`), instead
+    /// of the system's roots.
+    pub tls_ca: Option<PathBuf>,
+    /// PEM files of a client certificate and its key, for servers that require one.
+    pub tls_client_cert: Option<(PathBuf, PathBuf)>,
+    /// Replicas that must have a commit before it is reported (Redis `WAIT`); 0: do
+    /// not wait.
+    pub wait_replicas: u32,
+    /// How long a commit waits for [`RedisOptions::wait_replicas`].
+    pub wait_timeout: Duration,
 }
 
 impl Default for RedisOptions {
@@ -53,18 +78,69 @@ impl Default for RedisOptions {
             connect_timeout: Duration::from_secs(1),
             response_timeout: Duration::from_secs(2),
             op_timeout: Duration::from_secs(3),
+            tls_ca: None,
+            tls_client_cert: None,
+            wait_replicas: 0,
+            wait_timeout: Duration::from_secs(1),
         }
     }
 }
 
-/// A [`StateStore`] on one Redis server.
+/// A [`StateStore`] on one Redis server or a Sentinel-managed primary.
 #[derive(Clone)]
 pub struct RedisStore {
-    conn: ConnectionManager,
+    conn: Conn,
     commit_script: Script,
     round_trips: Arc<AtomicU64>,
     op_timeout: Duration,
+    wait: Option<(u32, Duration)>,
     url: String,
+}
+
+/// Where calls go.
+#[derive(Clone)]
+enum Conn {
+    /// One server.
+    Direct(ConnectionManager),
+    /// The primary the sentinels name, found again after a failure.
+    Sentinel(Arc<SentinelConn>),
+}
+
+struct SentinelConn {
+    client: tokio::sync::Mutex<SentinelClient>,
+    current: std::sync::RwLock<Option<ConnectionManager>>,
+    config: ConnectionManagerConfig,
+}
+
+impl SentinelConn {
+    fn current(&self) -> Option<ConnectionManager> {
+        self.current
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    async fn get(&self) -> Result<ConnectionManager, StoreError> {
+        if let Some(conn) = self.current() {
+            return Ok(conn);
+        }
+        let mut sentinels = self.client.lock().await;
+        // Another call may have found it while this one waited.
+        if let Some(conn) = self.current() {
+            return Ok(conn);
+        }
+        let client = sentinels.async_get_client().await.map_err(classify)?;
+        let conn = ConnectionManager::new_with_config(client, self.config.clone())
+            .await
+            .map_err(classify)?;
+        tracing::info!("connected to the primary the sentinels name");
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = Some(conn.clone());
+        Ok(conn)
+    }
+
+    fn forget(&self) {
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = None;
+    }
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -76,11 +152,12 @@ impl std::fmt::Debug for RedisStore {
 }
 
 impl RedisStore {
-    /// A store for `url` (`redis://[user:password@]host[:port][/db]` or `rediss://…`).
+    /// A store for `url`: `redis://[user:password@]host[:port][/db]`, `rediss://…`
+    /// (TLS), or `redis+sentinel://[user:password@]host:port,host:port/SERVICE[/db]`.
     ///
-    /// Only the URL is checked here; the connection is made on first use (see the
-    /// type's behaviour). Must be called inside a Tokio runtime, which the store's
-    /// connection task runs on.
+    /// Only the URL and the TLS files are checked here; the connection is made on
+    /// first use (see the type's behaviour). Must be called inside a Tokio runtime,
+    /// which the store's connection task runs on.
     pub fn open(url: &str, options: RedisOptions) -> Result<Self, StoreError> {
         let shown = redact_url(url);
         if tokio::runtime::Handle::try_current().is_err() {
@@ -88,26 +165,80 @@ impl RedisStore {
                 "RedisStore::open must be called inside a Tokio runtime".into(),
             ));
         }
-        if url.starts_with("rediss://") {
-            // rustls needs a process-wide crypto provider; keep one an embedder set.
-            let _ = rustls::crypto::ring::default_provider().install_default();
-        }
-        let client = redis::Client::open(url).map_err(|e| {
+        let invalid = |e: RedisError| {
             StoreError::Internal(format!("invalid store URL {shown}: {}", kind_str(&e)))
-        })?;
+        };
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(options.connect_timeout))
             .set_response_timeout(Some(options.response_timeout))
             .set_number_of_retries(1)
             .set_max_delay(Duration::from_millis(500));
-        let conn = ConnectionManager::new_lazy_with_config(client, config).map_err(classify)?;
+        let conn = if let Some(rest) = url.strip_prefix("redis+sentinel://") {
+            let client = sentinel_client(rest).map_err(|e| match e {
+                Ok(reason) => StoreError::Internal(format!("invalid store URL {shown}: {reason}")),
+                Err(e) => invalid(e),
+            })?;
+            Conn::Sentinel(Arc::new(SentinelConn {
+                client: tokio::sync::Mutex::new(client),
+                current: std::sync::RwLock::new(None),
+                config,
+            }))
+        } else {
+            let tls = tls_certificates(&options)?;
+            if url.starts_with("rediss://") {
+                // rustls needs a process-wide crypto provider; keep one an embedder set.
+                let _ = rustls::crypto::ring::default_provider().install_default();
+            } else if tls.is_some() {
+                return Err(StoreError::Internal(format!(
+                    "TLS files are given but the store URL {shown} is not rediss://"
+                )));
+            }
+            let client = match tls {
+                Some(certs) => redis::Client::build_with_tls(url, certs),
+                None => redis::Client::open(url),
+            }
+            .map_err(invalid)?;
+            Conn::Direct(ConnectionManager::new_lazy_with_config(client, config).map_err(classify)?)
+        };
         Ok(Self {
             conn,
             commit_script: Script::new(COMMIT),
             round_trips: Arc::default(),
             op_timeout: options.op_timeout,
+            wait: (options.wait_replicas > 0)
+                .then_some((options.wait_replicas, options.wait_timeout)),
             url: shown,
         })
+    }
+
+    /// The connection for one call.
+    async fn connection(&self) -> Result<ConnectionManager, StoreError> {
+        match &self.conn {
+            Conn::Direct(conn) => Ok(conn.clone()),
+            Conn::Sentinel(sentinel) => sentinel.get().await,
+        }
+    }
+
+    /// Runs one call on the connection within the operation timeout; with Sentinel,
+    /// a failure that says the primary is gone makes the next call ask again.
+    async fn call<T, F, Fut>(&self, f: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(ConnectionManager) -> Fut,
+        Fut: Future<Output = Result<T, RedisError>>,
+    {
+        self.round_trips.fetch_add(1, Ordering::Relaxed);
+        let attempt = async {
+            let conn = self.connection().await?;
+            f(conn).await.map_err(classify)
+        };
+        let result = match tokio::time::timeout(self.op_timeout, attempt).await {
+            Ok(result) => result,
+            Err(_) => Err(timed_out()),
+        };
+        if let (Conn::Sentinel(sentinel), Err(StoreError::Unavailable(_))) = (&self.conn, &result) {
+            sentinel.forget();
+        }
+        result
     }
 
     /// The URL with its password replaced by `***`, for logs.
@@ -123,22 +254,77 @@ impl RedisStore {
     }
 
     async fn query<T: FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, StoreError> {
-        self.round_trips.fetch_add(1, Ordering::Relaxed);
-        let mut conn = self.conn.clone();
-        match tokio::time::timeout(self.op_timeout, cmd.query_async(&mut conn)).await {
-            Ok(reply) => reply.map_err(classify),
-            Err(_) => Err(timed_out()),
-        }
+        self.call(|mut conn| async move { cmd.query_async(&mut conn).await })
+            .await
     }
 
     async fn pipe<T: FromRedisValue>(&self, pipe: &Pipeline) -> Result<T, StoreError> {
-        self.round_trips.fetch_add(1, Ordering::Relaxed);
-        let mut conn = self.conn.clone();
-        match tokio::time::timeout(self.op_timeout, pipe.query_async(&mut conn)).await {
-            Ok(reply) => reply.map_err(classify),
-            Err(_) => Err(timed_out()),
-        }
+        self.call(|mut conn| async move { pipe.query_async(&mut conn).await })
+            .await
     }
+}
+
+/// The TLS files of `options`, read.
+fn tls_certificates(options: &RedisOptions) -> Result<Option<TlsCertificates>, StoreError> {
+    let read = |what: &str, path: &Path| {
+        std::fs::read(path).map_err(|e| {
+            StoreError::Internal(format!(
+                "cannot read the TLS {what} {}: {e}",
+                path.display()
+            ))
+        })
+    };
+    if options.tls_ca.is_none() && options.tls_client_cert.is_none() {
+        return Ok(None);
+    }
+    let root_cert = match &options.tls_ca {
+        Some(path) => Some(read("CA file", path)?),
+        None => None,
+    };
+    let client_tls = match &options.tls_client_cert {
+        Some((cert, key)) => Some(ClientTlsConfig {
+            client_cert: read("client certificate", cert)?,
+            client_key: read("client key", key)?,
+        }),
+        None => None,
+    };
+    Ok(Some(TlsCertificates {
+        client_tls,
+        root_cert,
+    }))
+}
+
+/// A Sentinel client from the part of a `redis+sentinel://` URL after the scheme.
+/// `Err(Ok(reason))` for a malformed URL, `Err(Err(e))` when redis-rs refuses it.
+fn sentinel_client(rest: &str) -> Result<SentinelClient, Result<String, RedisError>> {
+    let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let (userinfo, hosts) = match authority.rsplit_once('@') {
+        Some((userinfo, hosts)) => (Some(userinfo), hosts),
+        None => (None, authority),
+    };
+    let mut path = path.split('/');
+    let service = path.next().unwrap_or_default();
+    let db = path.next().unwrap_or("0");
+    if service.is_empty() {
+        return Err(Ok("no service name (redis+sentinel://HOSTS/SERVICE)".into()));
+    }
+    let sentinels: Vec<String> = hosts
+        .split(',')
+        .filter(|h| !h.is_empty())
+        .map(|h| format!("redis://{h}"))
+        .collect();
+    let Some(first) = sentinels.first() else {
+        return Err(Ok("no sentinel hosts".into()));
+    };
+    // The primary's credentials and db, parsed by redis-rs from an equivalent URL.
+    let node_url = match userinfo {
+        Some(userinfo) => format!("redis://{userinfo}@{}/{db}", &first[8..]),
+        None => format!("{first}/{db}"),
+    };
+    let node = redis::IntoConnectionInfo::into_connection_info(node_url.as_str()).map_err(Err)?;
+    let node = SentinelNodeConnectionInfo::default()
+        .set_redis_connection_info(node.redis_settings().clone());
+    SentinelClient::build(sentinels, service, Some(node), SentinelServerType::Master).map_err(Err)
 }
 
 /// What kind of client-side error `e` is, in words safe to show.
@@ -160,7 +346,10 @@ fn timed_out() -> StoreError {
 /// the caller gets a short, stable message.
 fn classify(e: RedisError) -> StoreError {
     let kind = e.kind();
-    let out = if e.is_timeout() {
+    let text = e.to_string();
+    let out = if tls_failure(&text) {
+        StoreError::Unavailable(format!("TLS handshake failed: {text}"))
+    } else if e.is_timeout() {
         StoreError::Unavailable("timed out".into())
     } else if e.is_connection_refusal() {
         StoreError::Unavailable("connection refused".into())
@@ -195,6 +384,15 @@ fn classify(e: RedisError) -> StoreError {
     };
     tracing::warn!(error = %e, classified = %out, "redis call failed");
     out
+}
+
+/// Whether an error's text is rustls refusing the other side (its messages name the
+/// certificate or the handshake; they never hold a URL or a password).
+fn tls_failure(text: &str) -> bool {
+    let text = text.to_ascii_lowercase();
+    ["certificate", "handshake", "tls alert"]
+        .iter()
+        .any(|w| text.contains(w))
 }
 
 /// `redis://user:secret@host` becomes `redis://user:***@host`.
@@ -598,13 +796,28 @@ impl StateStore for RedisStore {
             return Ok(());
         }
         let call = commit_invocation(&self.commit_script, ns, commit);
-        self.round_trips.fetch_add(1, Ordering::Relaxed);
-        let mut conn = self.conn.clone();
-        let failed: i64 =
-            match tokio::time::timeout(self.op_timeout, call.invoke_async(&mut conn)).await {
-                Ok(reply) => reply.map_err(classify)?,
-                Err(_) => return Err(timed_out()),
-            };
+        let failed: i64 = self
+            .call(|mut conn| async move { call.invoke_async(&mut conn).await })
+            .await?;
+        if let (0, Some((replicas, timeout))) = (failed, self.wait) {
+            let acked: u32 = self
+                .query(
+                    redis::cmd("WAIT")
+                        .arg(replicas)
+                        .arg(timeout.as_millis().max(1) as u64),
+                )
+                .await?;
+            if acked < replicas {
+                tracing::warn!(
+                    acked,
+                    replicas,
+                    "commit not acknowledged by enough replicas"
+                );
+                return Err(StoreError::Unavailable(format!(
+                    "the commit reached {acked} of {replicas} replicas in time"
+                )));
+            }
+        }
         match failed {
             0 => Ok(()),
             -1 => Err(StoreError::QuotaExceeded(format!(

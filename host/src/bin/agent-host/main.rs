@@ -72,6 +72,15 @@ struct RunArgs {
     /// Without it, state goes to the embedded store file (--state-file).
     #[arg(long, env = "REDIS_URL", hide_env_values = true)]
     store: Option<String>,
+    /// PEM file of the CA of the Redis server's certificate (rediss://).
+    #[arg(long)]
+    tls_ca: Option<PathBuf>,
+    /// PEM file of a client certificate for Redis (with --tls-key).
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM file of the client certificate's key.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
     /// The embedded store's file, used when no Redis URL is given.
     #[arg(long, env = "AGENT_HOST_STATE", default_value = DEFAULT_STATE_FILE)]
     state_file: PathBuf,
@@ -202,7 +211,10 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     };
     let store: Arc<dyn StateStore> = match &args.store {
         Some(url) => {
-            let store = RedisStore::open(url, RedisOptions::default())?;
+            let mut options = RedisOptions::default();
+            options.tls_ca.clone_from(&args.tls_ca);
+            options.tls_client_cert = args.tls_cert.clone().zip(args.tls_key.clone());
+            let store = RedisStore::open(url, options)?;
             let shown = store.url().to_string();
             store
                 .ping()
