@@ -344,14 +344,15 @@ impl ConfigFile {
                 path.display()
             )));
         }
-        for tls in [
+        for p in [
             &mut file.store.tls_ca,
             &mut file.store.tls_cert,
             &mut file.store.tls_key,
-        ] {
-            if let Some(p) = tls {
-                *p = dir.join(&*p);
-            }
+        ]
+        .into_iter()
+        .flatten()
+        {
+            *p = dir.join(&*p);
         }
         file.server.cache_dir = Some(
             dir.join(
