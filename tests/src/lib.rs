@@ -2,6 +2,7 @@
 //! ports ([`RedisServer`]), the plugins under test built from source
 //! ([`plugins`]), and helpers to drive them through a [`Host`].
 
+pub mod cluster;
 pub mod redis_server;
 pub mod sentinel;
 pub mod tls;
@@ -59,6 +60,8 @@ pub fn host(server: &RedisServer) -> Host {
 pub enum Backend {
     /// A real `redis-server` of its own.
     Redis(RedisServer),
+    /// A real three-primary Redis Cluster of its own.
+    Cluster(cluster::RedisCluster),
     /// The embedded store in a file of a temp dir.
     Embedded {
         /// Holds the file.
@@ -80,6 +83,11 @@ impl Backend {
         ]))
     }
 
+    /// A fresh Redis Cluster.
+    pub fn cluster() -> Self {
+        Self::Cluster(cluster::RedisCluster::start())
+    }
+
     /// A fresh embedded store file.
     pub fn embedded() -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
@@ -95,6 +103,9 @@ impl Backend {
     pub fn store(&self) -> Arc<dyn StateStore> {
         match self {
             Self::Redis(server) => Arc::new(store(server)),
+            Self::Cluster(cluster) => Arc::new(
+                RedisStore::open(&cluster.url(), test_store_options()).expect("cluster store"),
+            ),
             Self::Embedded { store, .. } => Arc::new(store.clone().expect("store is open")),
         }
     }
@@ -113,6 +124,7 @@ impl Backend {
     pub fn restart(&mut self) {
         match self {
             Self::Redis(server) => server.restart(),
+            Self::Cluster(cluster) => cluster.restart(),
             Self::Embedded { dir, store } => {
                 drop(store.take());
                 let path = dir.path().join("state.redb");
@@ -123,7 +135,7 @@ impl Backend {
 }
 
 /// Expands test bodies written once as `async fn name(backend: Backend)` into one
-/// test per store: `name::redis` and `name::embedded`.
+/// test per store: `name::redis`, `name::cluster` and `name::embedded`.
 #[macro_export]
 macro_rules! conformance {
     ($($name:ident),* $(,)?) => {
@@ -132,6 +144,11 @@ macro_rules! conformance {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn redis() {
                     super::$name($crate::Backend::redis()).await
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn cluster() {
+                    super::$name($crate::Backend::cluster()).await
                 }
 
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

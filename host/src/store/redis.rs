@@ -41,11 +41,14 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{ErrorKind, FromRedisValue, Pipeline, RedisError, ServerErrorKind};
 
 use redis::Script;
+use redis::cluster::ClusterClient;
+use redis::cluster_async::ClusterConnection;
 use redis::sentinel::{SentinelClient, SentinelNodeConnectionInfo, SentinelServerType};
 use redis::{ClientTlsConfig, TlsCertificates};
 
 use super::{
-    Commit, Entry, Expiry, ExpiryChange, Page, Snapshot, StateChange, StateStore, ValueChange,
+    Commit, Entry, Expiry, ExpiryChange, Page, SessionCommit, Snapshot, StateChange, StateStore,
+    ValueChange,
 };
 use crate::error::StoreError;
 use crate::keys::{Name, Namespace};
@@ -90,7 +93,7 @@ impl Default for RedisOptions {
 #[derive(Clone)]
 pub struct RedisStore {
     conn: Conn,
-    commit_script: Script,
+    scripts: Scripts,
     round_trips: Arc<AtomicU64>,
     op_timeout: Duration,
     wait: Option<(u32, Duration)>,
@@ -104,6 +107,51 @@ enum Conn {
     Direct(ConnectionManager),
     /// The primary the sentinels name, found again after a failure.
     Sentinel(Arc<SentinelConn>),
+    /// A Redis Cluster, connected on first use.
+    Cluster(Arc<ClusterConn>),
+}
+
+struct ClusterConn {
+    client: ClusterClient,
+    conn: tokio::sync::OnceCell<ClusterConnection>,
+}
+
+/// One call's connection: either kind of client, used the same way.
+#[derive(Clone)]
+enum Handle {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl redis::aio::ConnectionLike for Handle {
+    fn req_packed_command<'a>(
+        &'a mut self,
+        cmd: &'a redis::Cmd,
+    ) -> redis::RedisFuture<'a, redis::Value> {
+        match self {
+            Self::Single(c) => c.req_packed_command(cmd),
+            Self::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> redis::RedisFuture<'a, Vec<redis::Value>> {
+        match self {
+            Self::Single(c) => c.req_packed_commands(pipeline, offset, count),
+            Self::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Self::Single(c) => c.get_db(),
+            Self::Cluster(c) => c.get_db(),
+        }
+    }
 }
 
 struct SentinelConn {
@@ -173,7 +221,12 @@ impl RedisStore {
             .set_response_timeout(Some(options.response_timeout))
             .set_number_of_retries(1)
             .set_max_delay(Duration::from_millis(500));
-        let conn = if let Some(rest) = url.strip_prefix("redis+sentinel://") {
+        let conn = if let Some(rest) = url.strip_prefix("redis+cluster://") {
+            Conn::Cluster(Arc::new(ClusterConn {
+                client: cluster_client(rest, &options).map_err(invalid)?,
+                conn: tokio::sync::OnceCell::new(),
+            }))
+        } else if let Some(rest) = url.strip_prefix("redis+sentinel://") {
             let client = sentinel_client(rest).map_err(|e| match e {
                 Ok(reason) => StoreError::Internal(format!("invalid store URL {shown}: {reason}")),
                 Err(e) => invalid(e),
@@ -202,7 +255,7 @@ impl RedisStore {
         };
         Ok(Self {
             conn,
-            commit_script: Script::new(COMMIT),
+            scripts: Scripts::new(),
             round_trips: Arc::default(),
             op_timeout: options.op_timeout,
             wait: (options.wait_replicas > 0)
@@ -212,10 +265,24 @@ impl RedisStore {
     }
 
     /// The connection for one call.
-    async fn connection(&self) -> Result<ConnectionManager, StoreError> {
+    async fn connection(&self) -> Result<Handle, StoreError> {
         match &self.conn {
-            Conn::Direct(conn) => Ok(conn.clone()),
-            Conn::Sentinel(sentinel) => sentinel.get().await,
+            Conn::Direct(conn) => Ok(Handle::Single(conn.clone())),
+            Conn::Sentinel(sentinel) => sentinel.get().await.map(Handle::Single),
+            Conn::Cluster(cluster) => cluster
+                .conn
+                .get_or_try_init(|| async {
+                    let conn = cluster
+                        .client
+                        .get_async_connection()
+                        .await
+                        .map_err(classify)?;
+                    tracing::info!("connected to the Redis Cluster");
+                    Ok::<_, StoreError>(conn)
+                })
+                .await
+                .cloned()
+                .map(Handle::Cluster),
         }
     }
 
@@ -223,7 +290,7 @@ impl RedisStore {
     /// a failure that says the primary is gone makes the next call ask again.
     async fn call<T, F, Fut>(&self, f: F) -> Result<T, StoreError>
     where
-        F: FnOnce(ConnectionManager) -> Fut,
+        F: FnOnce(Handle) -> Fut,
         Fut: Future<Output = Result<T, RedisError>>,
     {
         self.round_trips.fetch_add(1, Ordering::Relaxed);
@@ -264,6 +331,101 @@ impl RedisStore {
     }
 }
 
+impl RedisStore {
+    /// Runs a script invocation as one call.
+    async fn invoke<T: FromRedisValue>(
+        &self,
+        call: &redis::ScriptInvocation<'_>,
+    ) -> Result<T, StoreError> {
+        self.call(|mut conn| async move { call.invoke_async(&mut conn).await })
+            .await
+    }
+
+    /// A commit on a Redis Cluster, where a script may touch one slot only: each
+    /// session (its keys share a hash tag) is checked and written atomically by
+    /// itself, then each plugin-wide value, then the plugin's indexes.
+    ///
+    /// A turn that writes one session (the usual turn) is atomic as before. A turn
+    /// that writes several sessions or values is atomic per session and value: if
+    /// the first part's check fails nothing is written and the turn is retried
+    /// ([`StoreError::Conflict`]); if a later part's check fails the parts before it
+    /// stay written and the turn fails without a retry, so nothing is written twice.
+    async fn commit_per_slot(&self, ns: &Namespace, commit: &Commit) -> Result<(), StoreError> {
+        let now = now_ms().to_string();
+        if let (Some(max), false) = (commit.max_values, commit.values.is_empty()) {
+            let mut call = self.scripts.quota.prepare_invoke();
+            call.key(ns.index_values_key()).arg(&now).arg(max);
+            for (name, change) in &commit.values {
+                call.arg(name.as_str()).arg(value_op(change));
+            }
+            let over: i64 = self.invoke(&call).await?;
+            if over == 1 {
+                return Err(StoreError::QuotaExceeded(format!(
+                    "at most {max} plugin-wide values"
+                )));
+            }
+        }
+        let mut written = Vec::new();
+        let refused = |written: &[String], part: &str| {
+            if written.is_empty() {
+                return StoreError::Conflict;
+            }
+            tracing::error!(
+                written = ?written,
+                refused = part,
+                "a multi-part commit on the cluster was refused after its first parts"
+            );
+            StoreError::Internal(format!(
+                "the turn was partly written ({}) before {part} changed; not retried",
+                written.join(", ")
+            ))
+        };
+        let mut index = self.scripts.index.prepare_invoke();
+        index
+            .key(ns.index_names_key())
+            .key(ns.index_expiry_key())
+            .key(ns.index_values_key())
+            .arg(&now)
+            .arg(commit.sessions.len());
+        for s in &commit.sessions {
+            let mut call = self.scripts.session.prepare_invoke();
+            call.key(ns.state_key(&s.session))
+                .key(ns.history_key(&s.session))
+                .arg(&now);
+            session_args(&mut call, s);
+            let reply: redis::Value = self.invoke(&call).await?;
+            let part = format!("session {:?}", s.session.as_str());
+            let (p1, p2): (i64, i64) = match reply {
+                redis::Value::Int(-1) => return Err(refused(&written, &part)),
+                other => redis::from_redis_value(other)
+                    .map_err(|e| StoreError::Internal(format!("unexpected reply: {e}")))?,
+            };
+            index.arg(s.session.as_str()).arg(p1).arg(p2);
+            written.push(part);
+        }
+        for (name, change) in &commit.values {
+            let mut call = self.scripts.value.prepare_invoke();
+            call.key(ns.value_key(name)).arg(&now).arg(name.as_str());
+            value_args(&mut call, change);
+            let reply: redis::Value = self.invoke(&call).await?;
+            let part = format!("value {:?}", name.as_str());
+            let score: String = match reply {
+                redis::Value::Int(-1) => return Err(refused(&written, &part)),
+                other => redis::from_redis_value(other)
+                    .map_err(|e| StoreError::Internal(format!("unexpected reply: {e}")))?,
+            };
+            index.arg(name.as_str()).arg(score);
+            written.push(part);
+        }
+        // The turn is written; the index only lists it. If this fails, the next
+        // commit of the session puts it back, and listing never shows a gone one.
+        if let Err(e) = self.invoke::<i64>(&index).await {
+            tracing::warn!(error = %e, "session index not updated after a commit");
+        }
+        Ok(())
+    }
+}
+
 /// The TLS files of `options`, read.
 fn tls_certificates(options: &RedisOptions) -> Result<Option<TlsCertificates>, StoreError> {
     let read = |what: &str, path: &Path| {
@@ -292,6 +454,27 @@ fn tls_certificates(options: &RedisOptions) -> Result<Option<TlsCertificates>, S
         client_tls,
         root_cert,
     }))
+}
+
+/// A cluster client from the part of a `redis+cluster://` URL after the scheme:
+/// `[user:password@]host:port,host:port,...` (seed nodes).
+fn cluster_client(rest: &str, options: &RedisOptions) -> Result<ClusterClient, RedisError> {
+    let (userinfo, hosts) = match rest.trim_end_matches('/').rsplit_once('@') {
+        Some((userinfo, hosts)) => (Some(userinfo), hosts),
+        None => (None, rest.trim_end_matches('/')),
+    };
+    let nodes: Vec<String> = hosts
+        .split(',')
+        .filter(|h| !h.is_empty())
+        .map(|h| match userinfo {
+            Some(userinfo) => format!("redis://{userinfo}@{h}"),
+            None => format!("redis://{h}"),
+        })
+        .collect();
+    ClusterClient::builder(nodes)
+        .connection_timeout(options.connect_timeout)
+        .response_timeout(options.response_timeout)
+        .build()
 }
 
 /// A Sentinel client from the part of a `redis+sentinel://` URL after the scheme.
@@ -376,6 +559,10 @@ fn classify(e: RedisError) -> StoreError {
             {
                 StoreError::NotAnInteger
             }
+            _ if e.code() == Some("OOM") => StoreError::Unavailable(
+                "the server is out of memory (maxmemory reached; it must not evict, see the README)"
+                    .into(),
+            ),
             _ => StoreError::Internal(format!(
                 "unexpected reply ({})",
                 e.code().unwrap_or("client")
@@ -438,69 +625,26 @@ return #old
 /// How many expired index entries one listing removes (a commit removes 64).
 const PRUNE_ON_LIST: u32 = 1000;
 
-/// One turn's writes, all or nothing.
-///
-/// KEYS: for each session its state and history keys, then one key per value, then
-/// the index names, index expiry and value index keys.
-/// ARGV: now (ms), session count, value count, most values ('' = no limit); per
-/// session: member, expected
-/// version ('' = any), expected history length ('' = any), clear ('1'/'0'), state op
-/// ('keep'/'put'/'del'), value, version, pops, expiry ('keep', 'never', 'set:MS',
-/// 'extend:MS'), item count, items...; per value: member, op ('set'/'del'/'add'),
-/// value or delta, ttl ms ('0' = never).
-/// Returns 0; -1 if the value limit would be exceeded; or the 1-based position of
-/// the first session or value whose check failed. Nothing is written unless 0.
-const COMMIT: &str = r#"
-local now = tonumber(ARGV[1])
-local ns, nv = tonumber(ARGV[2]), tonumber(ARGV[3])
-local idx_names, idx_exp, idx_vals = KEYS[#KEYS - 2], KEYS[#KEYS - 1], KEYS[#KEYS]
-local s, a = {}, 5
-for i = 1, ns do
-  local n = tonumber(ARGV[a + 9])
-  s[i] = {a = a, n = n, st = KEYS[2 * i - 1], hi = KEYS[2 * i]}
-  a = a + 10 + n
-end
-local v = {}
-for j = 1, nv do
-  v[j] = {a = a + 1, member = ARGV[a], key = KEYS[2 * ns + j]}
-  a = a + 4
+/// The Lua functions every commit script is made of. A session's arguments start at
+/// `x` (its member): expected version ('' = any), expected history length ('' =
+/// any), clear ('1'/'0'), state op ('keep'/'put'/'del'), value, version, pops,
+/// expiry ('keep', 'never', 'set:MS', 'extend:MS'), item count, items... A value's
+/// arguments start at `x` (its op, after its member): op ('set'/'del'/'add'), value
+/// or delta, ttl ms ('0' = never).
+const LUA_FNS: &str = r#"
+local function session_ok(st, hi, x)
+  if ARGV[x + 1] ~= '' and (redis.call('HGET', st, 'ver') or '0') ~= ARGV[x + 1] then
+    return false
+  end
+  if ARGV[x + 2] ~= '' and tostring(redis.call('LLEN', hi)) ~= ARGV[x + 2] then
+    return false
+  end
+  return true
 end
 
-if ARGV[4] ~= '' and nv > 0 then
-  local count = redis.call('ZCOUNT', idx_vals, '(' .. ARGV[1], '+inf')
-  for j = 1, nv do
-    local live = redis.call('ZSCORE', idx_vals, v[j].member)
-    live = live and tonumber(live) > now
-    if ARGV[v[j].a] == 'del' then
-      if live then count = count - 1 end
-    elseif not live then
-      count = count + 1
-    end
-  end
-  if count > tonumber(ARGV[4]) then return -1 end
-end
-
-for i = 1, ns do
-  local x = s[i].a
-  if ARGV[x + 1] ~= '' and (redis.call('HGET', s[i].st, 'ver') or '0') ~= ARGV[x + 1] then
-    return i
-  end
-  if ARGV[x + 2] ~= '' and tostring(redis.call('LLEN', s[i].hi)) ~= ARGV[x + 2] then
-    return i
-  end
-end
-for j = 1, nv do
-  local x = v[j].a
-  if ARGV[x] == 'add' then
-    local cur = redis.call('GET', v[j].key) or '0'
-    if not string.match(cur, '^%-?%d+$') then return ns + j end
-    local sum = tonumber(cur) + tonumber(ARGV[x + 1])
-    if sum > 9.2e18 or sum < -9.2e18 then return ns + j end
-  end
-end
-
-for i = 1, ns do
-  local x, st, hi = s[i].a, s[i].st, s[i].hi
+-- Applies a session's writes; returns the PTTL of its two keys afterwards.
+local function session_apply(st, hi, x)
+  local n = tonumber(ARGV[x + 9])
   if ARGV[x + 3] == '1' then redis.call('DEL', st, hi) end
   local op = ARGV[x + 4]
   if op == 'put' then
@@ -510,7 +654,7 @@ for i = 1, ns do
   end
   local pops = tonumber(ARGV[x + 7])
   if pops > 0 then redis.call('RPOP', hi, pops) end
-  if s[i].n > 0 then redis.call('RPUSH', hi, unpack(ARGV, x + 10, x + 9 + s[i].n)) end
+  if n > 0 then redis.call('RPUSH', hi, unpack(ARGV, x + 10, x + 9 + n)) end
   local e = ARGV[x + 8]
   if e == 'never' then
     redis.call('PERSIST', st)
@@ -522,56 +666,206 @@ for i = 1, ns do
     redis.call('PEXPIRE', st, string.sub(e, 8), 'GT')
     redis.call('PEXPIRE', hi, string.sub(e, 8), 'GT')
   end
-  local member = ARGV[x]
-  local p1, p2 = redis.call('PTTL', st), redis.call('PTTL', hi)
+  return redis.call('PTTL', st), redis.call('PTTL', hi)
+end
+
+local function index_session(names, exp, member, p1, p2, now)
   if p1 == -2 and p2 == -2 then
-    redis.call('ZREM', idx_names, member)
-    redis.call('ZREM', idx_exp, member)
+    redis.call('ZREM', names, member)
+    redis.call('ZREM', exp, member)
   else
     local score = '+inf'
     if p1 ~= -1 and p2 ~= -1 then score = now + math.max(p1, p2) end
-    redis.call('ZADD', idx_names, 0, member)
-    redis.call('ZADD', idx_exp, score, member)
+    redis.call('ZADD', names, 0, member)
+    redis.call('ZADD', exp, score, member)
   end
 end
 
-for j = 1, nv do
-  local x, k = v[j].a, v[j].key
+local function prune_sessions(names, exp, now)
+  local old = redis.call('ZRANGEBYSCORE', exp, '-inf', now, 'LIMIT', 0, 64)
+  if #old > 0 then
+    redis.call('ZREM', names, unpack(old))
+    redis.call('ZREM', exp, unpack(old))
+  end
+end
+
+-- v: a list of {member =, op =}. True if applying them would leave more than
+-- `limit` live values in the index.
+local function over_limit(vals, now, limit, v)
+  local count = redis.call('ZCOUNT', vals, '(' .. now, '+inf')
+  for j = 1, #v do
+    local live = redis.call('ZSCORE', vals, v[j].member)
+    live = live and tonumber(live) > now
+    if v[j].op == 'del' then
+      if live then count = count - 1 end
+    elseif not live then
+      count = count + 1
+    end
+  end
+  return count > limit
+end
+
+local function value_ok(key, x)
+  if ARGV[x] == 'add' then
+    local cur = redis.call('GET', key) or '0'
+    if not string.match(cur, '^%-?%d+$') then return false end
+    local sum = tonumber(cur) + tonumber(ARGV[x + 1])
+    if sum > 9.2e18 or sum < -9.2e18 then return false end
+  end
+  return true
+end
+
+-- Applies a value's write; returns its index score, or nil if it was removed.
+local function value_apply(key, x, now)
   local op = ARGV[x]
   if op == 'set' then
     if ARGV[x + 2] == '0' then
-      redis.call('SET', k, ARGV[x + 1])
-      redis.call('ZADD', idx_vals, '+inf', v[j].member)
-    else
-      redis.call('SET', k, ARGV[x + 1], 'PX', ARGV[x + 2])
-      redis.call('ZADD', idx_vals, now + tonumber(ARGV[x + 2]), v[j].member)
+      redis.call('SET', key, ARGV[x + 1])
+      return '+inf'
     end
+    redis.call('SET', key, ARGV[x + 1], 'PX', ARGV[x + 2])
+    return now + tonumber(ARGV[x + 2])
   elseif op == 'del' then
-    redis.call('DEL', k)
-    redis.call('ZREM', idx_vals, v[j].member)
+    redis.call('DEL', key)
+    return nil
+  end
+  redis.call('INCRBY', key, ARGV[x + 1])
+  local left = redis.call('PTTL', key)
+  if left >= 0 then return now + left end
+  return '+inf'
+end
+
+local function index_value(vals, member, score)
+  if score then
+    redis.call('ZADD', vals, score, member)
   else
-    redis.call('INCRBY', k, ARGV[x + 1])
-    local left = redis.call('PTTL', k)
-    local score = '+inf'
-    if left >= 0 then score = now + left end
-    redis.call('ZADD', idx_vals, score, v[j].member)
+    redis.call('ZREM', vals, member)
   end
 end
-if nv > 0 then redis.call('ZREMRANGEBYSCORE', idx_vals, '-inf', now) end
+"#;
 
-local old = redis.call('ZRANGEBYSCORE', idx_exp, '-inf', now, 'LIMIT', 0, 64)
-if #old > 0 then
-  redis.call('ZREM', idx_names, unpack(old))
-  redis.call('ZREM', idx_exp, unpack(old))
+/// One turn's writes, all or nothing (standalone Redis: every key on one server).
+///
+/// KEYS: for each session its state and history keys, then one key per value, then
+/// the index names, index expiry and value index keys.
+/// ARGV: now (ms), session count, value count, most values ('' = no limit); per
+/// session its arguments (see [`LUA_FNS`]); per value: member, then its arguments.
+/// Returns 0; -1 if the value limit would be exceeded; or the 1-based position of
+/// the first session or value whose check failed. Nothing is written unless 0.
+const COMMIT_MAIN: &str = r#"
+local now = tonumber(ARGV[1])
+local ns, nv = tonumber(ARGV[2]), tonumber(ARGV[3])
+local idx_names, idx_exp, idx_vals = KEYS[#KEYS - 2], KEYS[#KEYS - 1], KEYS[#KEYS]
+local s, a = {}, 5
+for i = 1, ns do
+  s[i] = {x = a, st = KEYS[2 * i - 1], hi = KEYS[2 * i]}
+  a = a + 10 + tonumber(ARGV[a + 9])
 end
+local v = {}
+for j = 1, nv do
+  v[j] = {x = a + 1, member = ARGV[a], op = ARGV[a + 1], key = KEYS[2 * ns + j]}
+  a = a + 4
+end
+if ARGV[4] ~= '' and nv > 0 and over_limit(idx_vals, now, tonumber(ARGV[4]), v) then
+  return -1
+end
+for i = 1, ns do
+  if not session_ok(s[i].st, s[i].hi, s[i].x) then return i end
+end
+for j = 1, nv do
+  if not value_ok(v[j].key, v[j].x) then return ns + j end
+end
+for i = 1, ns do
+  local p1, p2 = session_apply(s[i].st, s[i].hi, s[i].x)
+  index_session(idx_names, idx_exp, ARGV[s[i].x], p1, p2, now)
+end
+for j = 1, nv do
+  index_value(idx_vals, v[j].member, value_apply(v[j].key, v[j].x, now))
+end
+if nv > 0 then redis.call('ZREMRANGEBYSCORE', idx_vals, '-inf', now) end
+prune_sessions(idx_names, idx_exp, now)
 return 0
 "#;
+
+/// Cluster: one session's writes (KEYS: state, history; ARGV: now, then the
+/// session's arguments). Returns -1 if a check fails (nothing written), otherwise
+/// the PTTL of both keys.
+const CLUSTER_SESSION_MAIN: &str = r#"
+if not session_ok(KEYS[1], KEYS[2], 2) then return -1 end
+local p1, p2 = session_apply(KEYS[1], KEYS[2], 2)
+return {p1, p2}
+"#;
+
+/// Cluster: one value's write (KEYS: the value; ARGV: now, member, then its
+/// arguments). Returns -1 if the check fails, otherwise its index score ('del' if
+/// removed).
+const CLUSTER_VALUE_MAIN: &str = r#"
+if not value_ok(KEYS[1], 3) then return -1 end
+local score = value_apply(KEYS[1], 3, tonumber(ARGV[1]))
+if score == nil then return 'del' end
+return tostring(score)
+"#;
+
+/// Cluster: the plugin's indexes after its sessions and values were written (KEYS:
+/// index names, expiry, values; ARGV: now, session count, per session member, PTTL,
+/// PTTL; then per value member, score or 'del').
+const CLUSTER_INDEX_MAIN: &str = r#"
+local now = tonumber(ARGV[1])
+local a = 3
+for i = 1, tonumber(ARGV[2]) do
+  index_session(KEYS[1], KEYS[2], ARGV[a], tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), now)
+  a = a + 3
+end
+local nv = 0
+while a <= #ARGV do
+  local score = ARGV[a + 1]
+  if score == 'del' then score = nil end
+  index_value(KEYS[3], ARGV[a], score)
+  a = a + 2
+  nv = nv + 1
+end
+if nv > 0 then redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now) end
+prune_sessions(KEYS[1], KEYS[2], now)
+return 0
+"#;
+
+/// Cluster: 1 if the values (ARGV: now, limit, then member, op pairs) would exceed
+/// the limit (KEYS: the value index).
+const CLUSTER_QUOTA_MAIN: &str = r#"
+local v = {}
+for a = 3, #ARGV, 2 do v[#v + 1] = {member = ARGV[a], op = ARGV[a + 1]} end
+if over_limit(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), v) then return 1 end
+return 0
+"#;
+
+/// The commit scripts, each [`LUA_FNS`] followed by its main part.
+#[derive(Clone)]
+struct Scripts {
+    commit: Script,
+    session: Script,
+    value: Script,
+    index: Script,
+    quota: Script,
+}
+
+impl Scripts {
+    fn new() -> Self {
+        let script = |main: &str| Script::new(&format!("{LUA_FNS}{main}"));
+        Self {
+            commit: script(COMMIT_MAIN),
+            session: script(CLUSTER_SESSION_MAIN),
+            value: script(CLUSTER_VALUE_MAIN),
+            index: script(CLUSTER_INDEX_MAIN),
+            quota: script(CLUSTER_QUOTA_MAIN),
+        }
+    }
+}
 
 fn ms(d: Duration) -> String {
     d.as_millis().max(1).to_string()
 }
 
-/// The `EVALSHA` of one commit (see [`COMMIT`] for the layout).
+/// The `EVALSHA` of one commit (see [`COMMIT_MAIN`] for the layout).
 fn commit_invocation<'a>(
     script: &'a Script,
     ns: &Namespace,
@@ -585,57 +879,75 @@ fn commit_invocation<'a>(
     for s in &commit.sessions {
         call.key(ns.state_key(&s.session))
             .key(ns.history_key(&s.session));
-        let (op, value, version): (&str, &[u8], u64) = match &s.state {
-            StateChange::Keep => ("keep", b"", 0),
-            StateChange::Put { value, version } => ("put", value, *version),
-            StateChange::Delete => ("del", b"", 0),
-        };
-        let expiry = match s.expiry {
-            ExpiryChange::Keep => "keep".to_string(),
-            ExpiryChange::Set(Expiry::Never) => "never".to_string(),
-            ExpiryChange::Set(Expiry::After(d)) => format!("set:{}", ms(d)),
-            ExpiryChange::Extend(d) => format!("extend:{}", ms(d)),
-        };
-        call.arg(s.session.as_str())
-            .arg(s.expect_version.map(|v| v.to_string()).unwrap_or_default())
-            .arg(
-                s.expect_history_len
-                    .map(|v| v.to_string())
-                    .unwrap_or_default(),
-            )
-            .arg(if s.clear { "1" } else { "0" })
-            .arg(op)
-            .arg(value)
-            .arg(version)
-            .arg(s.pops)
-            .arg(expiry)
-            .arg(s.append.len());
-        for item in &s.append {
-            call.arg(item.as_slice());
-        }
+        session_args(&mut call, s);
     }
     for (key, change) in &commit.values {
         call.key(ns.value_key(key)).arg(key.as_str());
-        match change {
-            ValueChange::Set(value, expiry) => {
-                let ttl = match expiry {
-                    Expiry::Never => "0".to_string(),
-                    Expiry::After(d) => ms(*d),
-                };
-                call.arg("set").arg(value.as_slice()).arg(ttl);
-            }
-            ValueChange::Remove => {
-                call.arg("del").arg("").arg("0");
-            }
-            ValueChange::Add(delta) => {
-                call.arg("add").arg(*delta).arg("0");
-            }
-        }
+        value_args(&mut call, change);
     }
     call.key(ns.index_names_key())
         .key(ns.index_expiry_key())
         .key(ns.index_values_key());
     call
+}
+
+/// A session's script arguments, from its member on (see [`LUA_FNS`]).
+fn session_args(call: &mut redis::ScriptInvocation<'_>, s: &SessionCommit) {
+    let (op, value, version): (&str, &[u8], u64) = match &s.state {
+        StateChange::Keep => ("keep", b"", 0),
+        StateChange::Put { value, version } => ("put", value, *version),
+        StateChange::Delete => ("del", b"", 0),
+    };
+    let expiry = match s.expiry {
+        ExpiryChange::Keep => "keep".to_string(),
+        ExpiryChange::Set(Expiry::Never) => "never".to_string(),
+        ExpiryChange::Set(Expiry::After(d)) => format!("set:{}", ms(d)),
+        ExpiryChange::Extend(d) => format!("extend:{}", ms(d)),
+    };
+    call.arg(s.session.as_str())
+        .arg(s.expect_version.map(|v| v.to_string()).unwrap_or_default())
+        .arg(
+            s.expect_history_len
+                .map(|v| v.to_string())
+                .unwrap_or_default(),
+        )
+        .arg(if s.clear { "1" } else { "0" })
+        .arg(op)
+        .arg(value)
+        .arg(version)
+        .arg(s.pops)
+        .arg(expiry)
+        .arg(s.append.len());
+    for item in &s.append {
+        call.arg(item.as_slice());
+    }
+}
+
+/// A value's script arguments after its member: op, value or delta, ttl.
+fn value_args(call: &mut redis::ScriptInvocation<'_>, change: &ValueChange) {
+    match change {
+        ValueChange::Set(value, expiry) => {
+            let ttl = match expiry {
+                Expiry::Never => "0".to_string(),
+                Expiry::After(d) => ms(*d),
+            };
+            call.arg("set").arg(value.as_slice()).arg(ttl);
+        }
+        ValueChange::Remove => {
+            call.arg("del").arg("").arg("0");
+        }
+        ValueChange::Add(delta) => {
+            call.arg("add").arg(*delta).arg("0");
+        }
+    }
+}
+
+fn value_op(change: &ValueChange) -> &'static str {
+    match change {
+        ValueChange::Set(..) => "set",
+        ValueChange::Remove => "del",
+        ValueChange::Add(_) => "add",
+    }
 }
 
 #[async_trait]
@@ -751,7 +1063,30 @@ impl StateStore for RedisStore {
         }
 
         // The index may name a session that expired a moment ago or whose last
-        // key went away outside a commit: check each one.
+        // key went away outside a commit: check each one (on a cluster, one call
+        // per session, as their keys live in different slots).
+        if let Conn::Cluster(_) = self.conn {
+            let mut sessions = Vec::new();
+            for raw in candidates {
+                let Ok(name) = Name::session(raw) else {
+                    continue;
+                };
+                let n: i64 = self
+                    .query(
+                        redis::cmd("EXISTS")
+                            .arg(ns.state_key(&name))
+                            .arg(ns.history_key(&name)),
+                    )
+                    .await?;
+                if n > 0 {
+                    sessions.push(name.as_str().to_owned());
+                }
+            }
+            return Ok(Page {
+                sessions,
+                cursor: next,
+            });
+        }
         let mut pipe = redis::pipe();
         let mut checked = Vec::with_capacity(candidates.len());
         for raw in candidates {
@@ -795,7 +1130,10 @@ impl StateStore for RedisStore {
         if commit.is_empty() {
             return Ok(());
         }
-        let call = commit_invocation(&self.commit_script, ns, commit);
+        if let Conn::Cluster(_) = self.conn {
+            return self.commit_per_slot(ns, commit).await;
+        }
+        let call = commit_invocation(&self.scripts.commit, ns, commit);
         let failed: i64 = self
             .call(|mut conn| async move { call.invoke_async(&mut conn).await })
             .await?;
