@@ -1,6 +1,7 @@
 //! The Redis backend: standalone `redis://` or `rediss://` (TLS, with an optional CA
-//! file and client certificate), or a primary found through Sentinel
-//! (`redis+sentinel://`), with user, password and `/db` in the URL.
+//! file and client certificate), a primary found through Sentinel
+//! (`redis+sentinel://`), or a Redis Cluster (`redis+cluster://`), with user,
+//! password and `/db` in the URL.
 //!
 //! One shared [`ConnectionManager`] carries every call of every plugin; it is cloned
 //! per call (a handle clone) and multiplexes commands on one connection.
@@ -22,11 +23,13 @@
 //! - Every call returns within `RedisOptions::op_timeout`. A failed call returns its
 //!   error and the manager reconnects in the background, so the store recovers by
 //!   itself when Redis is back.
-//! - A turn's writes are one Lua script (`COMMIT`): it checks every expectation,
-//!   then applies state, history, expiry, plugin-wide values and the session index
-//!   together, so a turn is written entirely or not at all. (All keys of one session
-//!   share a hash tag; a turn that touches several sessions spans several slots,
-//!   which a Redis Cluster would refuse in one script.)
+//! - A turn's writes are one Lua script (`COMMIT_MAIN`): it checks every
+//!   expectation, then applies state, history, expiry, plugin-wide values and the
+//!   session index together, so a turn is written entirely or not at all.
+//! - On a cluster a script may touch one slot only. All keys of one session share a
+//!   hash tag, so each session is checked and written by one script; a turn's
+//!   sessions, values and indexes are committed slot by slot (see
+//!   `RedisStore::commit_per_slot` for what that keeps and what it does not).
 //! - Listing checks every candidate of the index, which never lists a session
 //!   whose keys are gone.
 //! - No URL or password ever appears in an error or a log line.
@@ -201,7 +204,8 @@ impl std::fmt::Debug for RedisStore {
 
 impl RedisStore {
     /// A store for `url`: `redis://[user:password@]host[:port][/db]`, `rediss://…`
-    /// (TLS), or `redis+sentinel://[user:password@]host:port,host:port/SERVICE[/db]`.
+    /// (TLS), `redis+sentinel://[user:password@]host:port,host:port/SERVICE[/db]`, or
+    /// `redis+cluster://[user:password@]host:port,host:port` (seed nodes).
     ///
     /// Only the URL and the TLS files are checked here; the connection is made on
     /// first use (see the type's behaviour). Must be called inside a Tokio runtime,

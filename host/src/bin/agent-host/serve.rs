@@ -395,7 +395,9 @@ fn authorize(app: &App, headers: &HeaderMap, plugin: Option<&str>) -> Result<usi
     let presented = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token)
         .ok_or_else(unauthorized)?;
     // Comparing digests: the time taken says nothing about the secrets.
     let presented = digest(presented.trim());
