@@ -663,9 +663,16 @@ local function session_apply(st, hi, x)
   if e == 'never' then
     redis.call('PERSIST', st)
     redis.call('PERSIST', hi)
+    -- Whatever exists now has no TTL; the index needs only to know if anything does.
+    if redis.call('EXISTS', st, hi) > 0 then return -1, -1 end
+    return -2, -2
   elseif string.sub(e, 1, 4) == 'set:' then
-    redis.call('PEXPIRE', st, string.sub(e, 5))
-    redis.call('PEXPIRE', hi, string.sub(e, 5))
+    -- PEXPIRE answers 1 if the key exists: the TTLs are then known without PTTL.
+    local ms = tonumber(string.sub(e, 5))
+    local p1, p2 = -2, -2
+    if redis.call('PEXPIRE', st, ms) == 1 then p1 = ms end
+    if redis.call('PEXPIRE', hi, ms) == 1 then p2 = ms end
+    return p1, p2
   elseif string.sub(e, 1, 7) == 'extend:' then
     redis.call('PEXPIRE', st, string.sub(e, 8), 'GT')
     redis.call('PEXPIRE', hi, string.sub(e, 8), 'GT')
@@ -685,7 +692,10 @@ local function index_session(names, exp, member, p1, p2, now)
   end
 end
 
+-- Removes up to 64 expired index entries, on one commit in 8 (by the clock), which
+-- keeps up with expiry at a fraction of the cost; listing prunes too.
 local function prune_sessions(names, exp, now)
+  if now % 8 ~= 0 then return end
   local old = redis.call('ZRANGEBYSCORE', exp, '-inf', now, 'LIMIT', 0, 64)
   if #old > 0 then
     redis.call('ZREM', names, unpack(old))
