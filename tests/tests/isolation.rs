@@ -1,8 +1,11 @@
 //! Two plugins with different prefixes never see each other's state, whatever ids
-//! and keys a guest sends; every accepted id round-trips exactly.
+//! and keys a guest sends; every accepted id round-trips exactly. On every store
+//! (`::redis`, `::cluster`, `::embedded`).
 
 use agent_host::PluginConfig;
-use agent_host_tests::{RedisServer, host, load, plugins, probe, probe_err, probe_ok};
+use agent_host_tests::{
+    Backend, RedisServer, conformance, load, plugins, probe, probe_err, probe_ok,
+};
 use serde_json::{Value, json};
 
 fn hostile_ids() -> Vec<String> {
@@ -45,10 +48,8 @@ fn hostile_ids() -> Vec<String> {
     ids
 }
 
-#[tokio::test]
-async fn plugins_with_different_prefixes_cannot_see_each_other() {
-    let server = RedisServer::start();
-    let host = host(&server);
+async fn plugins_with_different_prefixes_cannot_see_each_other(backend: Backend) {
+    let host = backend.host();
     load(&host, PluginConfig::new("a", "tenant-a"), plugins::PROBE).await;
     load(&host, PluginConfig::new("b", "tenant-b"), plugins::PROBE).await;
     let ids = hostile_ids();
@@ -143,12 +144,17 @@ async fn plugins_with_different_prefixes_cannot_see_each_other() {
     assert_eq!(listed, expected);
 
     // Every key in Redis is under tenant-a's namespace.
-    let mut conn = server.conn().await;
-    let keys: Vec<String> = redis::cmd("KEYS")
-        .arg("*")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    let keys = match &backend {
+        Backend::Redis(server) => keys(server).await,
+        Backend::Cluster(cluster) => {
+            let mut all = Vec::new();
+            for node in &cluster.nodes {
+                all.extend(keys(node).await);
+            }
+            all
+        }
+        Backend::Embedded { .. } => return,
+    };
     assert!(!keys.is_empty());
     for key in &keys {
         assert!(key.starts_with("agent:tenant-a:"), "{key}");
@@ -157,10 +163,17 @@ async fn plugins_with_different_prefixes_cannot_see_each_other() {
     assert_eq!(keys.len(), ids.len() * 4 + 3);
 }
 
-#[tokio::test]
-async fn invalid_ids_reach_nothing() {
-    let server = RedisServer::start();
-    let host = host(&server);
+async fn keys(server: &RedisServer) -> Vec<String> {
+    let mut conn = server.conn().await;
+    redis::cmd("KEYS")
+        .arg("*")
+        .query_async(&mut conn)
+        .await
+        .unwrap()
+}
+
+async fn invalid_ids_reach_nothing(backend: Backend) {
+    let host = backend.host();
     load(&host, PluginConfig::new("a", "tenant-a"), plugins::PROBE).await;
     for bad in [
         String::new(),
@@ -182,7 +195,21 @@ async fn invalid_ids_reach_nothing() {
             assert_eq!(kind, "invalid-key");
         }
     }
-    let mut conn = server.conn().await;
-    let n: i64 = redis::cmd("DBSIZE").query_async(&mut conn).await.unwrap();
-    assert_eq!(n, 0, "an invalid id wrote something");
+    let page = host.list_sessions("a", None, 100).await.unwrap();
+    assert!(page.sessions.is_empty(), "{page:?}");
+    assert_eq!(backend.store().count_values(&namespace()).await.unwrap(), 0);
+    if let Backend::Redis(server) = &backend {
+        let mut conn = server.conn().await;
+        let n: i64 = redis::cmd("DBSIZE").query_async(&mut conn).await.unwrap();
+        assert_eq!(n, 0, "an invalid id wrote something");
+    }
 }
+
+fn namespace() -> agent_host::keys::Namespace {
+    agent_host::keys::Namespace::new("agent", "tenant-a").unwrap()
+}
+
+conformance!(
+    plugins_with_different_prefixes_cannot_see_each_other,
+    invalid_ids_reach_nothing,
+);
