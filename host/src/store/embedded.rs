@@ -612,45 +612,52 @@ impl StateStore for EmbeddedStore {
         let ns = ns.clone();
         let cursor = cursor.map(str::to_owned);
         self.blocking(move |db| {
-            let txn = db.begin_write().map_err(internal)?;
-            let page = {
-                let mut w = Writer::open(&txn)?;
-                w.prune(&ns)?;
-                let prefix = ns_prefix(&ns);
-                let lo = match &cursor {
-                    // Just after the cursor: its key followed by a 0 byte.
-                    Some(c) => {
-                        let mut k = key(&ns, c);
-                        k.push(0);
-                        k
-                    }
-                    None => prefix.clone(),
-                };
-                let mut hi = prefix.clone();
-                hi.push(0xff);
-                let mut sessions = Vec::new();
-                for row in w
-                    .meta
-                    .range(lo.as_slice()..hi.as_slice())
-                    .map_err(internal)?
-                {
-                    let (k, v) = row.map_err(internal)?;
-                    if !live(v.value().0, w.now) {
-                        continue;
-                    }
-                    let name = &k.value()[prefix.len()..];
-                    sessions.push(String::from_utf8_lossy(name).into_owned());
-                    if sessions.len() >= limit as usize {
-                        break;
-                    }
+            // Read in a snapshot (expired sessions are skipped); write only when the
+            // expiry index has something to prune, so listing rarely waits or fsyncs.
+            let txn = db.begin_read().map_err(internal)?;
+            let meta = txn.open_table(META).map_err(internal)?;
+            let expiry = txn.open_table(EXPIRY).map_err(internal)?;
+            let now = now_ms();
+            let prefix = ns_prefix(&ns);
+            let lo = match &cursor {
+                // Just after the cursor: its key followed by a 0 byte.
+                Some(c) => {
+                    let mut k = key(&ns, c);
+                    k.push(0);
+                    k
                 }
-                let cursor = (sessions.len() >= limit as usize)
-                    .then(|| sessions.last().cloned())
-                    .flatten();
-                Page { sessions, cursor }
+                None => prefix.clone(),
             };
-            txn.commit().map_err(internal)?;
-            Ok(page)
+            let mut hi = prefix.clone();
+            hi.push(0xff);
+            let mut sessions = Vec::new();
+            for row in meta.range(lo.as_slice()..hi.as_slice()).map_err(internal)? {
+                let (k, v) = row.map_err(internal)?;
+                if !live(v.value().0, now) {
+                    continue;
+                }
+                let name = &k.value()[prefix.len()..];
+                sessions.push(String::from_utf8_lossy(name).into_owned());
+                if sessions.len() >= limit as usize {
+                    break;
+                }
+            }
+            let due = expiry_key(&ns, now.saturating_add(1), "");
+            let expired = expiry
+                .range(prefix.as_slice()..due.as_slice())
+                .map_err(internal)?
+                .next()
+                .is_some();
+            drop((meta, expiry, txn));
+            if expired {
+                let txn = db.begin_write().map_err(internal)?;
+                Writer::open(&txn)?.prune(&ns)?;
+                txn.commit().map_err(internal)?;
+            }
+            let cursor = (sessions.len() >= limit as usize)
+                .then(|| sessions.last().cloned())
+                .flatten();
+            Ok(Page { sessions, cursor })
         })
         .await
     }
@@ -706,5 +713,74 @@ impl StateStore for EmbeddedStore {
 
     async fn ping(&self) -> Result<(), StoreError> {
         self.read(|_| Ok(())).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::{EmbeddedStore, META};
+    use crate::keys::{Name, Namespace};
+    use crate::store::{Commit, Expiry, ExpiryChange, SessionCommit, StateChange, StateStore};
+    use redb::{ReadableDatabase, ReadableTableMetadata};
+
+    fn put(session: &str, ttl: Duration) -> Commit {
+        Commit {
+            sessions: vec![SessionCommit {
+                session: Name::session(session).unwrap(),
+                expect_version: None,
+                expect_history_len: None,
+                clear: false,
+                state: StateChange::Put {
+                    value: b"v".to_vec(),
+                    version: 1,
+                },
+                pops: 0,
+                append: vec![b"item".to_vec()],
+                expiry: ExpiryChange::Set(Expiry::After(ttl)),
+            }],
+            ..Commit::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn expired_sessions_leave_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(dir.path().join("s.redb")).unwrap();
+        let ns = Namespace::new("agent", "t").unwrap();
+        store
+            .commit(&ns, &put("short", Duration::from_millis(30)))
+            .await
+            .unwrap();
+        store
+            .commit(&ns, &put("long", Duration::from_secs(600)))
+            .await
+            .unwrap();
+        let rows = || {
+            store
+                .db
+                .begin_read()
+                .unwrap()
+                .open_table(META)
+                .unwrap()
+                .len()
+                .unwrap()
+        };
+        assert_eq!(rows(), 2);
+        // Real time must pass for a TTL; 30 ms is the whole wait.
+        std::thread::sleep(Duration::from_millis(40));
+        let page = store.list_sessions(&ns, None, 10).await.unwrap();
+        assert_eq!(page.sessions, vec!["long".to_string()]);
+        assert_eq!(rows(), 1, "the expired session is still in the file");
+        // Reopening keeps what is live.
+        drop(store);
+        let store = EmbeddedStore::open(dir.path().join("s.redb")).unwrap();
+        let long = Name::session("long").unwrap();
+        assert!(store.load(&ns, &long).await.unwrap().is_some());
+        assert_eq!(
+            store.items(&ns, &long, 10).await.unwrap(),
+            vec![b"item".to_vec()]
+        );
     }
 }
