@@ -212,6 +212,9 @@ pub struct TokenSection {
     pub secret_env: Option<String>,
     /// Plugin ids it may call; `"*"` for all.
     pub plugins: Vec<Spanned<String>>,
+    /// Why the secret is missing (its variable is not set), with the position.
+    #[serde(skip)]
+    unresolved: Option<String>,
 }
 
 impl TokenSection {
@@ -308,13 +311,10 @@ impl ConfigFile {
         redis_url: Option<String>,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Self, Error> {
-        let at = |offset: usize, reason: &str| {
-            Error::Config(format!(
-                "{}:{}: {reason}",
-                path.display(),
-                position(text, offset)
-            ))
+        let place = |offset: usize, reason: &str| {
+            format!("{}:{}: {reason}", path.display(), position(text, offset))
         };
+        let at = |offset: usize, reason: &str| Error::Config(place(offset, reason));
         let raw: Raw = toml::from_str(text).map_err(|e| {
             let offset = e.span().map_or(0, |s| s.start);
             at(offset, e.message().trim())
@@ -395,8 +395,10 @@ impl ConfigFile {
                 (Some(_), None) => {}
                 (None, Some(var)) => match env(var) {
                     Some(value) if !value.is_empty() => token.secret = Some(Secret(value)),
+                    // Only the server needs the secrets (see `require_secrets`); the
+                    // admin commands read the same file without them.
                     _ => {
-                        return Err(at(
+                        token.unresolved = Some(place(
                             start,
                             &format!("token of {tenant:?}: environment variable {var} is not set"),
                         ));
@@ -409,13 +411,15 @@ impl ConfigFile {
                     ));
                 }
             }
-            if token.secret().len() < 16 {
+            if token.unresolved.is_some() {
+                // Checked by `require_secrets`.
+            } else if token.secret().len() < 16 {
                 return Err(at(
                     start,
                     &format!("token of {tenant:?}: the secret must be at least 16 characters"),
                 ));
             }
-            if !secrets.insert(token.secret().to_string()) {
+            if token.unresolved.is_none() && !secrets.insert(token.secret().to_string()) {
                 return Err(at(
                     start,
                     &format!("token of {tenant:?}: the same secret is used twice"),
@@ -436,6 +440,15 @@ impl ConfigFile {
             }
         }
         Ok(file)
+    }
+
+    /// Fails if a token's `secret_env` variable was not set when the file was read
+    /// (the server needs every secret; the admin commands need none).
+    pub fn require_secrets(&self) -> Result<(), Error> {
+        match self.tokens.iter().find_map(|t| t.unresolved.clone()) {
+            Some(reason) => Err(Error::Config(reason)),
+            None => Ok(()),
+        }
     }
 
     /// The store the file asks for: Redis if a URL is set, else the embedded file.
@@ -542,7 +555,10 @@ mod tests {
         let env = |name: &str| (name == "TOKEN_A").then(|| "aaaaaaaaaaaaaaaaaaaa".to_string());
         // Cargo.toml stands in for a wasm file that exists.
         let text = text.replace("WASM", "Cargo.toml");
-        ConfigFile::parse(Path::new("./conf.toml"), &text, None, env).map_err(|e| e.to_string())
+        let file = ConfigFile::parse(Path::new("./conf.toml"), &text, None, env)
+            .map_err(|e| e.to_string())?;
+        file.require_secrets().map_err(|e| e.to_string())?;
+        Ok(file)
     }
 
     const GOOD: &str = r#"
@@ -575,6 +591,20 @@ plugins = ["chat"]
         assert_eq!(file.server.listen.port(), 8080);
         // The secret never shows in Debug output.
         assert!(!format!("{file:?}").contains("aaaa"));
+    }
+
+    #[test]
+    fn a_missing_secret_fails_only_where_secrets_are_needed() {
+        let text = GOOD
+            .replace("TOKEN_A", "TOKEN_UNSET")
+            .replace("WASM", "Cargo.toml");
+        let file = ConfigFile::parse(Path::new("./conf.toml"), &text, None, |_| None).unwrap();
+        assert!(file.plugin("chat").is_some());
+        let err = file.require_secrets().unwrap_err().to_string();
+        assert!(
+            err.contains("conf.toml:13:10") && err.contains("TOKEN_UNSET is not set"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -199,6 +199,7 @@ fn digest(secret: &str) -> [u8; 32] {
 pub(crate) async fn serve(config: PathBuf, listen: Option<SocketAddr>) -> anyhow::Result<()> {
     let started = Instant::now();
     let config = ConfigFile::load(&config)?;
+    config.require_secrets()?;
     if config.tokens.is_empty() {
         anyhow::bail!(
             "{}: no [[token]]: every request to a plugin would be refused; add one",
