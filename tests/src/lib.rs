@@ -3,6 +3,7 @@
 //! ([`plugins`]), and helpers to drive them through a [`Host`].
 
 pub mod cluster;
+pub mod load;
 pub mod redis_server;
 pub mod sentinel;
 pub mod tls;

@@ -544,6 +544,11 @@ fn classify(e: RedisError) -> StoreError {
         StoreError::Unavailable("connection lost".into())
     } else {
         match kind {
+            ErrorKind::MasterNameNotFoundBySentinel
+            | ErrorKind::NoValidReplicasFoundBySentinel
+            | ErrorKind::EmptySentinelList => StoreError::Unavailable(
+                "the sentinels name no primary (a failover may be in progress)".into(),
+            ),
             ErrorKind::AuthenticationFailed => {
                 StoreError::Unavailable("authentication failed (check user and password)".into())
             }
