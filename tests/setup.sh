@@ -10,6 +10,15 @@ if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2; then
   rustup target add wasm32-wasip2
 fi
 
+# The serve tests send SIGTERM with kill(1) from procps (not the shell builtin).
+if [ ! -x /usr/bin/kill ] && [ ! -x /bin/kill ]; then
+  echo "setup: installing procps (kill)" >&2
+  sudo=""
+  if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq procps >/dev/null
+fi
+
 if ! command -v redis-server >/dev/null || ! command -v redis-cli >/dev/null; then
   echo "setup: installing redis-server" >&2
   sudo=""
