@@ -117,7 +117,7 @@ impl StateStore for NullStore {
     async fn count_values(&self, _: &Namespace) -> Result<u64, StoreError> {
         Ok(0)
     }
-    async fn commit(&self, _: &Namespace, _: &Commit) -> Result<(), StoreError> {
+    async fn commit(&self, _: &Namespace, _: Commit) -> Result<(), StoreError> {
         Ok(())
     }
     async fn ping(&self) -> Result<(), StoreError> {

@@ -60,6 +60,6 @@ pub async fn clear_session(
         }],
         ..Commit::default()
     };
-    store.commit(ns, &commit).await?;
+    store.commit(ns, commit).await?;
     Ok(existed)
 }

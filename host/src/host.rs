@@ -475,7 +475,7 @@ impl Host {
         let turn = store.into_data().state.turn;
         let unavailable = turn.unavailable.clone();
         let commit = turn.into_commit();
-        match self.inner.store.commit(&scope.ns, &commit).await {
+        match self.inner.store.commit(&scope.ns, commit).await {
             Ok(()) => {}
             Err(StoreError::Conflict) => return Err(Attempt::Conflict),
             Err(StoreError::Unavailable(reason)) => {

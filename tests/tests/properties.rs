@@ -84,7 +84,7 @@ fn ids_and_values_round_trip(backend: Backend) {
                         prop_assert!(valid(&id), "accepted {id:?}");
                         rt.block_on(async {
                             store
-                                .commit(&ns, &put(name.clone(), value.clone()))
+                                .commit(&ns, put(name.clone(), value.clone()))
                                 .await
                                 .unwrap();
                             let snap = store.snapshot(&ns, &name, 1).await.unwrap();
@@ -128,7 +128,7 @@ fn ids_and_values_round_trip(backend: Backend) {
                         )],
                         ..Commit::default()
                     };
-                    store.commit(&ns, &commit).await.unwrap();
+                    store.commit(&ns, commit).await.unwrap();
                     let got = store.get(&ns, &name).await.unwrap();
                     assert_eq!(got, Some(delta.to_string().into_bytes()));
                 }),

@@ -686,12 +686,11 @@ impl StateStore for EmbeddedStore {
         .await
     }
 
-    async fn commit(&self, ns: &Namespace, commit: &Commit) -> Result<(), StoreError> {
+    async fn commit(&self, ns: &Namespace, commit: Commit) -> Result<(), StoreError> {
         if commit.is_empty() {
             return Ok(());
         }
         let ns = ns.clone();
-        let commit = commit.clone();
         self.blocking(move |db| {
             let txn = db.begin_write().map_err(internal)?;
             {
@@ -750,11 +749,11 @@ mod tests {
         let store = EmbeddedStore::open(dir.path().join("s.redb")).unwrap();
         let ns = Namespace::new("agent", "t").unwrap();
         store
-            .commit(&ns, &put("short", Duration::from_millis(30)))
+            .commit(&ns, put("short", Duration::from_millis(30)))
             .await
             .unwrap();
         store
-            .commit(&ns, &put("long", Duration::from_secs(600)))
+            .commit(&ns, put("long", Duration::from_secs(600)))
             .await
             .unwrap();
         let rows = || {

@@ -201,8 +201,9 @@ pub trait StateStore: Send + Sync + 'static {
     async fn count_values(&self, ns: &Namespace) -> Result<u64, StoreError>;
 
     /// Applies all of `commit` in one atomic step, or nothing (see the trait's
-    /// behaviour).
-    async fn commit(&self, ns: &Namespace, commit: &Commit) -> Result<(), StoreError>;
+    /// behaviour). Takes the commit by value: a turn is done with it, and a backend
+    /// that writes on another thread (the embedded store) need not copy it.
+    async fn commit(&self, ns: &Namespace, commit: Commit) -> Result<(), StoreError>;
 
     /// Checks that the backend answers.
     async fn ping(&self) -> Result<(), StoreError>;

@@ -1145,7 +1145,8 @@ impl StateStore for RedisStore {
         .await
     }
 
-    async fn commit(&self, ns: &Namespace, commit: &Commit) -> Result<(), StoreError> {
+    async fn commit(&self, ns: &Namespace, commit: Commit) -> Result<(), StoreError> {
+        let commit = &commit;
         if commit.is_empty() {
             return Ok(());
         }

@@ -181,7 +181,7 @@ impl StateStore for Metered {
     async fn commit(
         &self,
         ns: &agent_host::keys::Namespace,
-        commit: &Commit,
+        commit: Commit,
     ) -> Result<(), StoreError> {
         self.time("commit", self.inner.commit(ns, commit)).await
     }
