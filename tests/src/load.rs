@@ -118,6 +118,17 @@ impl AppendLoad {
         }
     }
 
+    /// Panics unless every failed turn failed because the store was unavailable;
+    /// returns the longest a failure took.
+    pub fn failures_were_unavailable(&self) -> Duration {
+        let other = self.failed.iter().find(|f| !f.1);
+        assert!(
+            other.is_none(),
+            "a turn failed for another reason: {other:?}"
+        );
+        self.failed.iter().map(|f| f.0).max().unwrap_or_default()
+    }
+
     fn record(&mut self, outcome: Outcome) {
         match outcome {
             Outcome::Committed { session, id } => self.committed.push((session, id)),
@@ -144,7 +155,11 @@ async fn turn(host: &Host, plugin: &str, ops: &Value, session: String, id: Strin
                 Some(r) if r.iter().all(|r| r.get("ok").is_some()) => {
                     Outcome::Committed { session, id }
                 }
-                _ => failed(answer.contains("unavailable"), answer),
+                Some(r) => {
+                    let unavailable = r.iter().any(|r| r["err"]["kind"] == "unavailable");
+                    failed(unavailable, answer)
+                }
+                None => failed(false, answer),
             }
         }
         Err(e @ TurnError::StoreUnavailable { .. }) => failed(true, e.to_string()),

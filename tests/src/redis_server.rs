@@ -202,33 +202,45 @@ impl RedisServer {
             ),
             Err(e) => panic!("cannot start redis-server: {e}"),
         };
-        let stdout = child.stdout.take().expect("piped stdout");
-        let (tx, rx) = mpsc::channel();
-        // Reads the log until the server exits; the pipe must keep draining.
-        std::thread::spawn(move || {
-            let mut log = Vec::new();
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if line.contains("Ready to accept connections") {
-                    let _ = tx.send(Ok(()));
-                }
-                log.push(line);
+        wait_for_log_line(&mut child, "Ready to accept connections", START_TIMEOUT)?;
+        self.child = Some(child);
+        Ok(())
+    }
+}
+
+/// Waits until `child` (a `redis-server` with its log on a piped stdout) prints a
+/// line containing `needle`. If it exits first or takes longer than `timeout`, it is
+/// reaped (killed first if need be) and the error holds its log.
+pub(crate) fn wait_for_log_line(
+    child: &mut Child,
+    needle: &'static str,
+    timeout: Duration,
+) -> Result<(), String> {
+    let stdout = child.stdout.take().expect("piped stdout");
+    let (tx, rx) = mpsc::channel();
+    // Reads the log until the server exits; the pipe must keep draining.
+    std::thread::spawn(move || {
+        let mut log = Vec::new();
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if line.contains(needle) {
+                let _ = tx.send(Ok(()));
             }
-            let _ = tx.send(Err(log.join("\n")));
-        });
-        match rx.recv_timeout(START_TIMEOUT) {
-            Ok(Ok(())) => {
-                self.child = Some(child);
-                Ok(())
-            }
-            Ok(Err(log)) => {
-                let _ = child.wait();
-                Err(format!("redis-server exited:\n{log}"))
-            }
-            Err(_) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                Err(format!("redis-server not ready after {START_TIMEOUT:?}"))
-            }
+            log.push(line);
+        }
+        let _ = tx.send(Err(log.join("\n")));
+    });
+    match rx.recv_timeout(timeout) {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(log)) => {
+            let _ = child.wait();
+            Err(format!("redis-server exited:\n{log}"))
+        }
+        Err(_) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            Err(format!(
+                "redis-server did not log {needle:?} within {timeout:?}"
+            ))
         }
     }
 }

@@ -1,13 +1,11 @@
 //! A Sentinel-managed set on loopback: a primary, two replicas and three sentinels,
 //! each a real `redis-server` process in its own temp dir, killed on drop.
 
-use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::Duration;
 
 use crate::RedisServer;
-use crate::redis_server::free_port;
+use crate::redis_server::{free_port, wait_for_log_line};
 
 /// The name the sentinels know the primary by.
 pub const SERVICE: &str = "agent-primary";
@@ -117,26 +115,13 @@ impl Sentinel {
             .stderr(Stdio::null())
             .spawn()
             .expect("redis-server --sentinel runs (apt-get install -y redis-server)");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut log = Vec::new();
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if line.contains("+monitor master") {
-                    let _ = tx.send(Ok(()));
-                }
-                log.push(line);
-            }
-            let _ = tx.send(Err(log.join("\n")));
-        });
-        match rx.recv_timeout(Duration::from_secs(20)) {
-            Ok(Ok(())) => Self {
-                child,
-                port,
-                _dir: dir,
-            },
-            Ok(Err(log)) => panic!("sentinel exited:\n{log}"),
-            Err(_) => panic!("sentinel did not start monitoring in 20 s"),
+        if let Err(e) = wait_for_log_line(&mut child, "+monitor master", Duration::from_secs(20)) {
+            panic!("sentinel did not start monitoring: {e}");
+        }
+        Self {
+            child,
+            port,
+            _dir: dir,
         }
     }
 }

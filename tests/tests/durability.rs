@@ -36,16 +36,11 @@ async fn committed_turns_survive_a_sigkill_with_appendfsync_always() {
     turns.finish().await;
     assert!(recovered.is_ok(), "no recovery within 30 s of the restart");
 
-    let slowest = turns.failed.iter().map(|f| f.0).max().unwrap_or_default();
+    let slowest = turns.failures_were_unavailable();
     println!(
         "{} turns committed ({committed_at_kill} before the kill), {} failed while Redis was down, slowest failure {slowest:?}",
         turns.committed.len(),
         turns.failed.len()
-    );
-    let other = turns.failed.iter().find(|f| !f.1);
-    assert!(
-        other.is_none(),
-        "a turn failed for another reason: {other:?}"
     );
     assert!(
         slowest < Duration::from_secs(10),

@@ -55,11 +55,7 @@ async fn a_failover_during_turns_loses_no_acknowledged_commit() {
         turns.committed.len(),
         turns.failed.len()
     );
-    let other = turns.failed.iter().find(|f| !f.1);
-    assert!(
-        other.is_none(),
-        "a turn failed for another reason: {other:?}"
-    );
+    turns.failures_were_unavailable();
 
     // Every acknowledged id is on the new primary (the host now reads from it).
     let lost = missing(&host, "p", &turns.committed).await;
