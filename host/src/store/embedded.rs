@@ -748,12 +748,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = EmbeddedStore::open(dir.path().join("s.redb")).unwrap();
         let ns = Namespace::new("agent", "t").unwrap();
+        // "short" last: a commit prunes what has expired, so committing anything
+        // after it could already remove it on a slow machine.
         store
-            .commit(&ns, put("short", Duration::from_millis(30)))
+            .commit(&ns, put("long", Duration::from_secs(600)))
             .await
             .unwrap();
         store
-            .commit(&ns, put("long", Duration::from_secs(600)))
+            .commit(&ns, put("short", Duration::from_millis(30)))
             .await
             .unwrap();
         let rows = || {
