@@ -1,0 +1,126 @@
+-- The Lua functions every commit script is made of. A session's arguments start at
+-- `x` (its member): expected version ('' = any), expected history length ('' =
+-- any), clear ('1'/'0'), state op ('keep'/'put'/'del'), value, version, pops,
+-- expiry ('keep', 'never', 'set:MS', 'extend:MS'), item count, items... A value's
+-- arguments start at `x` (its op, after its member): op ('set'/'del'/'add'), value
+-- or delta, ttl ms ('0' = never).
+local function session_ok(st, hi, x)
+  if ARGV[x + 1] ~= '' and (redis.call('HGET', st, 'ver') or '0') ~= ARGV[x + 1] then
+    return false
+  end
+  if ARGV[x + 2] ~= '' and tostring(redis.call('LLEN', hi)) ~= ARGV[x + 2] then
+    return false
+  end
+  return true
+end
+
+-- Applies a session's writes; returns the PTTL of its two keys afterwards.
+local function session_apply(st, hi, x)
+  local n = tonumber(ARGV[x + 9])
+  if ARGV[x + 3] == '1' then redis.call('DEL', st, hi) end
+  local op = ARGV[x + 4]
+  if op == 'put' then
+    redis.call('HSET', st, 'v', ARGV[x + 5], 'ver', ARGV[x + 6])
+  elseif op == 'del' then
+    redis.call('DEL', st)
+  end
+  local pops = tonumber(ARGV[x + 7])
+  if pops > 0 then redis.call('RPOP', hi, pops) end
+  if n > 0 then redis.call('RPUSH', hi, unpack(ARGV, x + 10, x + 9 + n)) end
+  local e = ARGV[x + 8]
+  if e == 'never' then
+    redis.call('PERSIST', st)
+    redis.call('PERSIST', hi)
+    -- Whatever exists now has no TTL; the index needs only to know if anything does.
+    if redis.call('EXISTS', st, hi) > 0 then return -1, -1 end
+    return -2, -2
+  elseif string.sub(e, 1, 4) == 'set:' then
+    -- PEXPIRE answers 1 if the key exists: the TTLs are then known without PTTL.
+    local ms = tonumber(string.sub(e, 5))
+    local p1, p2 = -2, -2
+    if redis.call('PEXPIRE', st, ms) == 1 then p1 = ms end
+    if redis.call('PEXPIRE', hi, ms) == 1 then p2 = ms end
+    return p1, p2
+  elseif string.sub(e, 1, 7) == 'extend:' then
+    redis.call('PEXPIRE', st, string.sub(e, 8), 'GT')
+    redis.call('PEXPIRE', hi, string.sub(e, 8), 'GT')
+  end
+  return redis.call('PTTL', st), redis.call('PTTL', hi)
+end
+
+local function index_session(names, exp, member, p1, p2, now)
+  if p1 == -2 and p2 == -2 then
+    redis.call('ZREM', names, member)
+    redis.call('ZREM', exp, member)
+  else
+    local score = '+inf'
+    if p1 ~= -1 and p2 ~= -1 then score = now + math.max(p1, p2) end
+    redis.call('ZADD', names, 0, member)
+    redis.call('ZADD', exp, score, member)
+  end
+end
+
+-- Removes up to 64 expired index entries, on one commit in 8 (by the clock), which
+-- keeps up with expiry at a fraction of the cost; listing prunes too.
+local function prune_sessions(names, exp, now)
+  if now % 8 ~= 0 then return end
+  local old = redis.call('ZRANGEBYSCORE', exp, '-inf', now, 'LIMIT', 0, 64)
+  if #old > 0 then
+    redis.call('ZREM', names, unpack(old))
+    redis.call('ZREM', exp, unpack(old))
+  end
+end
+
+-- v: a list of {member =, op =}. True if applying them would leave more than
+-- `limit` live values in the index.
+local function over_limit(vals, now, limit, v)
+  local count = redis.call('ZCOUNT', vals, '(' .. now, '+inf')
+  for j = 1, #v do
+    local live = redis.call('ZSCORE', vals, v[j].member)
+    live = live and tonumber(live) > now
+    if v[j].op == 'del' then
+      if live then count = count - 1 end
+    elseif not live then
+      count = count + 1
+    end
+  end
+  return count > limit
+end
+
+local function value_ok(key, x)
+  if ARGV[x] == 'add' then
+    local cur = redis.call('GET', key) or '0'
+    if not string.match(cur, '^%-?%d+$') then return false end
+    local sum = tonumber(cur) + tonumber(ARGV[x + 1])
+    if sum > 9.2e18 or sum < -9.2e18 then return false end
+  end
+  return true
+end
+
+-- Applies a value's write; returns its index score, or nil if it was removed.
+local function value_apply(key, x, now)
+  local op = ARGV[x]
+  if op == 'set' then
+    if ARGV[x + 2] == '0' then
+      redis.call('SET', key, ARGV[x + 1])
+      return '+inf'
+    end
+    redis.call('SET', key, ARGV[x + 1], 'PX', ARGV[x + 2])
+    return now + tonumber(ARGV[x + 2])
+  elseif op == 'del' then
+    redis.call('DEL', key)
+    return nil
+  end
+  redis.call('INCRBY', key, ARGV[x + 1])
+  local left = redis.call('PTTL', key)
+  if left >= 0 then return now + left end
+  return '+inf'
+end
+
+local function index_value(vals, member, score)
+  if score then
+    redis.call('ZADD', vals, score, member)
+  else
+    redis.call('ZREM', vals, member)
+  end
+end

@@ -1,0 +1,137 @@
+//! The commit scripts (the Lua under `lua/`) and how a commit becomes their
+//! arguments.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use redis::Script;
+
+use crate::keys::Namespace;
+use crate::store::{Commit, Expiry, ExpiryChange, SessionCommit, StateChange, ValueChange};
+
+/// The Lua functions every commit script is made of (argument layout in the file).
+const LUA_FNS: &str = include_str!("lua/functions.lua");
+
+/// Removes expired entries of a session index (used by listing).
+pub(super) const INDEX_PRUNE: &str = include_str!("lua/index_prune.lua");
+
+/// How many expired index entries one listing removes (a commit removes 64).
+pub(super) const PRUNE_ON_LIST: u32 = 1000;
+
+/// The commit scripts, each `functions.lua` followed by its main part.
+#[derive(Clone)]
+pub(super) struct Scripts {
+    pub(super) commit: Script,
+    pub(super) session: Script,
+    pub(super) value: Script,
+    pub(super) index: Script,
+    pub(super) quota: Script,
+}
+
+impl Scripts {
+    pub(super) fn new() -> Self {
+        let script = |main: &str| Script::new(&format!("{LUA_FNS}{main}"));
+        Self {
+            commit: script(include_str!("lua/commit.lua")),
+            session: script(include_str!("lua/cluster_session.lua")),
+            value: script(include_str!("lua/cluster_value.lua")),
+            index: script(include_str!("lua/cluster_index.lua")),
+            quota: script(include_str!("lua/cluster_quota.lua")),
+        }
+    }
+}
+
+pub(super) fn now_ms() -> u128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis()
+}
+
+pub(super) fn ms(d: Duration) -> String {
+    d.as_millis().max(1).to_string()
+}
+
+/// The `EVALSHA` of one commit (see `lua/commit.lua` for the layout).
+pub(super) fn commit_invocation<'a>(
+    script: &'a Script,
+    ns: &Namespace,
+    commit: &Commit,
+) -> redis::ScriptInvocation<'a> {
+    let mut call = script.prepare_invoke();
+    call.arg(now_ms().to_string())
+        .arg(commit.sessions.len())
+        .arg(commit.values.len())
+        .arg(commit.max_values.map(|m| m.to_string()).unwrap_or_default());
+    for s in &commit.sessions {
+        call.key(ns.state_key(&s.session))
+            .key(ns.history_key(&s.session));
+        session_args(&mut call, s);
+    }
+    for (key, change) in &commit.values {
+        call.key(ns.value_key(key)).arg(key.as_str());
+        value_args(&mut call, change);
+    }
+    call.key(ns.index_names_key())
+        .key(ns.index_expiry_key())
+        .key(ns.index_values_key());
+    call
+}
+
+/// A session's script arguments, from its member on (see `lua/functions.lua`).
+pub(super) fn session_args(call: &mut redis::ScriptInvocation<'_>, s: &SessionCommit) {
+    let (op, value, version): (&str, &[u8], u64) = match &s.state {
+        StateChange::Keep => ("keep", b"", 0),
+        StateChange::Put { value, version } => ("put", value, *version),
+        StateChange::Delete => ("del", b"", 0),
+    };
+    let expiry = match s.expiry {
+        ExpiryChange::Keep => "keep".to_string(),
+        ExpiryChange::Set(Expiry::Never) => "never".to_string(),
+        ExpiryChange::Set(Expiry::After(d)) => format!("set:{}", ms(d)),
+        ExpiryChange::Extend(d) => format!("extend:{}", ms(d)),
+    };
+    call.arg(s.session.as_str())
+        .arg(s.expect_version.map(|v| v.to_string()).unwrap_or_default())
+        .arg(
+            s.expect_history_len
+                .map(|v| v.to_string())
+                .unwrap_or_default(),
+        )
+        .arg(if s.clear { "1" } else { "0" })
+        .arg(op)
+        .arg(value)
+        .arg(version)
+        .arg(s.pops)
+        .arg(expiry)
+        .arg(s.append.len());
+    for item in &s.append {
+        call.arg(item.as_slice());
+    }
+}
+
+/// A value's script arguments after its member: op, value or delta, ttl.
+pub(super) fn value_args(call: &mut redis::ScriptInvocation<'_>, change: &ValueChange) {
+    match change {
+        ValueChange::Set(value, expiry) => {
+            let ttl = match expiry {
+                Expiry::Never => "0".to_string(),
+                Expiry::After(d) => ms(*d),
+            };
+            call.arg("set").arg(value.as_slice()).arg(ttl);
+        }
+        ValueChange::Remove => {
+            call.arg("del").arg("").arg("0");
+        }
+        ValueChange::Add(delta) => {
+            call.arg("add").arg(*delta).arg("0");
+        }
+    }
+}
+
+pub(super) fn value_op(change: &ValueChange) -> &'static str {
+    match change {
+        ValueChange::Set(..) => "set",
+        ValueChange::Remove => "del",
+        ValueChange::Add(_) => "add",
+    }
+}
