@@ -1,0 +1,144 @@
+//! `agent-host serve`: the HTTP API over a [`Host`].
+//!
+//! | method and path | |
+//! |---|---|
+//! | `POST /v1/plugins/{plugin}/sessions/{session}/turns` | body: the input (UTF-8); 200 `{"output"}` |
+//! | `GET /v1/plugins/{plugin}/sessions?after=&limit=` | 200 `{"sessions", "next"}` |
+//! | `GET /v1/plugins/{plugin}/sessions/{session}` | 200 the session, 404 if none |
+//! | `DELETE /v1/plugins/{plugin}/sessions/{session}` | 204, 404 if none |
+//! | `GET /v1/plugins` | 200 the plugins the token may call |
+//! | `GET /healthz` | 200, or 503 when the store does not answer |
+//! | `GET /metrics` | Prometheus text |
+//!
+//! `/v1` needs `Authorization: Bearer <token>` of a `[[token]]` that lists the plugin:
+//! 401 without a known token, 403 for a plugin the token may not call. Errors are
+//! `{"error": {"kind", "message"}}` with a stable `kind`.
+
+mod api_error;
+mod auth;
+mod metrics;
+mod routes;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use agent_host::config_file::ConfigFile;
+use agent_host::{Host, StateStore};
+use anyhow::Context;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::Histogram;
+
+use self::auth::digest;
+use self::metrics::{Metered, Metrics, OpLabel, latency_histogram};
+
+struct App {
+    host: Host,
+    /// SHA-256 of each token's secret, and the token's entry index.
+    tokens: Vec<([u8; 32], usize)>,
+    config: ConfigFile,
+    metrics: Metrics,
+}
+
+/// Loads the config, compiles the plugins, and serves until SIGTERM or Ctrl-C, then
+/// lets the turns in flight finish (up to `server.shutdown_grace`).
+pub(crate) async fn serve(config: PathBuf, listen: Option<SocketAddr>) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let config = ConfigFile::load(&config)?;
+    config.require_secrets()?;
+    if config.tokens.is_empty() {
+        anyhow::bail!(
+            "{}: no [[token]]: every request to a plugin would be refused; add one",
+            config.path.display()
+        );
+    }
+    let store_seconds =
+        Family::<OpLabel, Histogram>::new_with_constructor(latency_histogram as fn() -> Histogram);
+    let inner = config.open_store()?;
+    match inner.ping().await {
+        Ok(()) => tracing::info!("store answers"),
+        // The host starts anyway and recovers when the store is back; /healthz says so.
+        Err(e) => tracing::warn!(error = %e, "store does not answer yet"),
+    }
+    let store: Arc<dyn StateStore> = Arc::new(Metered {
+        inner,
+        seconds: store_seconds.clone(),
+    });
+    let host = config.host_builder(store).build()?;
+    let (mut compiled, mut cached) = (0, 0);
+    for plugin in &config.plugins {
+        let info = host
+            .load_plugin_file(plugin.config(), plugin.wasm.get_ref())
+            .await?;
+        if info.from_cache {
+            cached += 1;
+        } else {
+            compiled += 1;
+        }
+    }
+    let tokens = config
+        .tokens
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (digest(t.secret()), i))
+        .collect();
+    let listen = listen.unwrap_or(config.server.listen);
+    let max_input = usize::try_from(config.server.max_input.as_u64()).unwrap_or(usize::MAX);
+    let grace = config.server.shutdown_grace;
+    let app = Arc::new(App {
+        host,
+        tokens,
+        metrics: Metrics::new(store_seconds),
+        config,
+    });
+    let router = routes::router(app, max_input);
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("listening on {listen}"))?;
+    let addr = listener.local_addr()?;
+    let startup_ms = started.elapsed().as_secs_f64() * 1e3;
+    tracing::info!(%addr, startup_ms, compiled, cached, "listening");
+    // On stdout for scripts and tests: the address actually bound (port 0 picks one).
+    println!("listening on http://{addr}");
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let shutdown = async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down: finishing the turns in flight");
+        let _ = stop_tx.send(true);
+    };
+    let server = axum::serve(listener, router).with_graceful_shutdown(shutdown);
+    let mut stop = stop_rx;
+    tokio::select! {
+        result = server => result.context("server")?,
+        () = async {
+            let _ = stop.wait_for(|s| *s).await;
+            tokio::time::sleep(grace).await;
+        } => {
+            tracing::warn!(grace = %humantime::format_duration(grace), "turns still running after the grace period; stopping");
+        }
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}
