@@ -15,6 +15,7 @@ const PLUGINS: &[(&str, &str)] = &[
     ("wreck", "tests/plugins/wreck"),
     ("counter", "tests/plugins/counter"),
     ("bench-agent", "tests/plugins/bench-agent"),
+    ("hostile", "tests/plugins/hostile"),
     ("chat-memory", "examples/chat-memory"),
     ("notes", "examples/notes"),
 ];

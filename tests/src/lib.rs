@@ -29,6 +29,8 @@ pub mod plugins {
     pub const WRECK: &str = env!("PLUGIN_WRECK");
     /// A read-modify-write counter in the session state.
     pub const COUNTER: &str = env!("PLUGIN_COUNTER");
+    /// Floods, forges and bloats what reaches the host (see its source).
+    pub const HOSTILE: &str = env!("PLUGIN_HOSTILE");
     /// One typical agent turn, for the benchmark.
     pub const BENCH_AGENT: &str = env!("PLUGIN_BENCH_AGENT");
     /// The chat-memory example.

@@ -1,0 +1,135 @@
+//! Test plugin: does what a hostile plugin would do to the host, as `input` says
+//! (`MODE [N]`):
+//! - `grow N`: asks for more memory N times (each refused), then answers.
+//! - `grow-then-spin`: one refused memory growth, then an endless loop.
+//! - `refused-appends N`: N appends the host refuses (over the size limit).
+//! - `answer N` / `error N`: an answer / an error text of N bytes.
+//! - `forge`: an error text and stderr lines made to look like the host's log.
+//! - `append-many N`: appends N history items in calls of at most 1,000.
+//! - `load-save-spin MS`: reads and writes the session, then works for MS ms.
+//! - `increment KEY DELTA`: `values::increment` (answers the result or the error).
+//! - `set KEY VALUE`: stores the raw string VALUE (not JSON) as a plugin-wide value.
+//! - `exit`: calls `std::process::exit(3)`.
+//!
+//! Its `describe` answers a name with a newline and an ANSI escape and a 1 MB version.
+
+use std::time::{Duration, Instant};
+
+use agent_sdk::raw::agent::state::agent_state as wit;
+use agent_sdk::raw::exports::agent::state::handler::{Guest, Info};
+
+struct Hostile;
+
+/// Looks like the host's own log line when printed raw.
+const FORGED: &str = "boom\n2026-01-01T00:00:00.000000Z ERROR agent_host: thread 'main' panicked at host/src/host.rs:1:1\x1b[31m";
+
+fn arg(rest: Option<&str>) -> u64 {
+    rest.and_then(|n| n.parse().ok()).unwrap_or(1)
+}
+
+/// Asks for 64 Ki pages (4 GiB) more than now: always refused, never fatal.
+fn grow_memory() -> usize {
+    #[cfg(target_arch = "wasm32")]
+    return core::arch::wasm32::memory_grow(0, 65535);
+    #[cfg(not(target_arch = "wasm32"))]
+    usize::MAX
+}
+
+impl Guest for Hostile {
+    fn describe() -> Info {
+        Info {
+            name: "hostile\nERROR agent_host: forged\x1b[2J".into(),
+            version: "9".repeat(1 << 20),
+        }
+    }
+
+    fn handle(session: String, input: String) -> Result<String, String> {
+        let mut words = input.splitn(3, ' ');
+        let mode = words.next().unwrap_or_default();
+        let rest = words.next();
+        match mode {
+            "grow" => {
+                let mut refused = 0;
+                for _ in 0..arg(rest) {
+                    if grow_memory() == usize::MAX {
+                        refused += 1;
+                    }
+                }
+                Ok(format!("{refused} refused"))
+            }
+            "grow-then-spin" => {
+                grow_memory();
+                let mut n: u64 = 0;
+                loop {
+                    n = std::hint::black_box(n.wrapping_add(1));
+                }
+            }
+            "refused-appends" => {
+                let big = vec![b'x'; 2 << 20];
+                let mut refused = 0;
+                for _ in 0..arg(rest) {
+                    if wit::append(&session, &[big.clone()]).is_err() {
+                        refused += 1;
+                    }
+                }
+                Ok(format!("{refused} refused"))
+            }
+            "answer" => Ok("a".repeat(arg(rest) as usize)),
+            "error" => Err("e".repeat(arg(rest) as usize)),
+            "forge" => {
+                eprintln!("{FORGED}");
+                eprintln!("stderr line two\r\x1b[1K");
+                Err(FORGED.into())
+            }
+            "append-many" => {
+                let mut left = arg(rest);
+                let mut len = 0;
+                while left > 0 {
+                    let n = left.min(1000);
+                    let items: Vec<Vec<u8>> =
+                        (0..n).map(|i| format!("item {i}").into_bytes()).collect();
+                    len = wit::append(&session, &items).map_err(|e| format!("{e:?}"))?;
+                    left -= n;
+                }
+                Ok(len.to_string())
+            }
+            "load-save-spin" => {
+                let version = wit::load(&session)
+                    .map_err(|e| format!("{e:?}"))?
+                    .map_or(0, |e| e.version);
+                let options = wit::SaveOptions {
+                    ttl_seconds: None,
+                    if_version: None,
+                };
+                wit::save(&session, version.to_string().as_bytes(), options)
+                    .map_err(|e| format!("{e:?}"))?;
+                let started = Instant::now();
+                while started.elapsed() < Duration::from_millis(arg(rest)) {
+                    std::hint::spin_loop();
+                }
+                Ok("saved".into())
+            }
+            "increment" => {
+                let mut parts = rest.unwrap_or_default().splitn(2, ' ');
+                let key = parts.next().unwrap_or_default();
+                let delta: i64 = parts
+                    .next()
+                    .and_then(|d| d.parse().ok())
+                    .ok_or("increment KEY DELTA")?;
+                wit::increment(key, delta)
+                    .map(|v| v.to_string())
+                    .map_err(|e| format!("{e:?}"))
+            }
+            "set" => {
+                let value = input.splitn(3, ' ').nth(2).unwrap_or_default();
+                wit::set(rest.unwrap_or_default(), value.as_bytes(), None)
+                    .map(|()| "set".into())
+                    .map_err(|e| format!("{e:?}"))
+            }
+            "exit" => std::process::exit(3),
+            other => Err(format!("unknown mode {other:?}")),
+        }
+    }
+}
+
+agent_sdk::raw::__export_world!(Hostile with_types_in agent_sdk::raw);
