@@ -55,9 +55,13 @@ pub enum StoreError {
     /// A store-side quota (history length) would be exceeded.
     #[error("quota exceeded: {0}")]
     QuotaExceeded(String),
-    /// `increment` on a value that is not a 64-bit integer, or an overflow.
-    #[error("value is not an integer or the result would overflow")]
+    /// `increment` on a value that is not a 64-bit integer (see
+    /// [`crate::store::parse_integer`]).
+    #[error("the value is not a 64-bit integer")]
     NotAnInteger,
+    /// `increment` whose result would not fit in a 64-bit integer.
+    #[error("the result would overflow a 64-bit integer")]
+    Overflow,
     /// Anything else the store reported.
     #[error("store error: {0}")]
     Internal(String),

@@ -187,7 +187,9 @@ impl agent_state::Host for StateCtx {
             StateError::Store(StoreError::Conflict) => WitError::Conflict,
             StateError::Store(StoreError::QuotaExceeded(msg)) => WitError::QuotaExceeded(msg),
             StateError::Store(StoreError::Unavailable(msg)) => WitError::Unavailable(msg),
-            StateError::Store(e @ StoreError::NotAnInteger) => WitError::Internal(e.to_string()),
+            StateError::Store(e @ (StoreError::NotAnInteger | StoreError::Overflow)) => {
+                WitError::Internal(e.to_string())
+            }
             StateError::Store(StoreError::Internal(msg)) => WitError::Internal(msg),
         })
     }

@@ -470,7 +470,7 @@ impl Turn {
         };
         let new = current
             .checked_add(delta)
-            .ok_or(StateError::Store(StoreError::NotAnInteger))?;
+            .ok_or(StateError::Store(StoreError::Overflow))?;
         let change = match &stage.change {
             // The turn knows the whole value: store the result.
             Some(ValueChange::Set(_, expiry)) => {
@@ -482,7 +482,7 @@ impl Turn {
             // Otherwise add at commit time, so concurrent increments all count.
             Some(ValueChange::Add(d)) => ValueChange::Add(
                 d.checked_add(delta)
-                    .ok_or(StateError::Store(StoreError::NotAnInteger))?,
+                    .ok_or(StateError::Store(StoreError::Overflow))?,
             ),
             None => ValueChange::Add(delta),
         };
@@ -559,7 +559,7 @@ impl ValueStage {
                 let current = base().map_or(Ok(0), |b| parse_integer(&b))?;
                 let sum = current
                     .checked_add(*d)
-                    .ok_or(StateError::Store(StoreError::NotAnInteger))?;
+                    .ok_or(StateError::Store(StoreError::Overflow))?;
                 Some(sum.to_string().into_bytes())
             }
         })
@@ -567,8 +567,5 @@ impl ValueStage {
 }
 
 fn parse_integer(bytes: &[u8]) -> Result<i64, StateError> {
-    std::str::from_utf8(bytes)
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .ok_or(StateError::Store(StoreError::NotAnInteger))
+    crate::store::parse_integer(bytes).ok_or(StateError::Store(StoreError::NotAnInteger))
 }

@@ -535,20 +535,13 @@ impl<'t> Writer<'t> {
     }
 }
 
-/// `current + delta` if `current` is an integer in Redis's sense (or absent).
+/// `current + delta` if `current` is an integer (see [`super::parse_integer`]) or
+/// absent, and the sum fits.
 fn add(current: Option<&[u8]>, delta: i64) -> Option<i64> {
-    let current = match current {
-        None => 0,
-        Some(bytes) => {
-            let s = std::str::from_utf8(bytes).ok()?;
-            let digits = s.strip_prefix('-').unwrap_or(s);
-            if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-                return None;
-            }
-            s.parse::<i64>().ok()?
-        }
-    };
-    current.checked_add(delta)
+    match current {
+        None => Some(delta),
+        Some(bytes) => super::parse_integer(bytes)?.checked_add(delta),
+    }
 }
 
 #[async_trait]

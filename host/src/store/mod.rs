@@ -123,8 +123,25 @@ pub enum ValueChange {
     /// Remove it.
     Remove,
     /// Add to the integer stored there (0 when absent), keeping its expiry. Fails
-    /// the commit if the value is not an integer or the sum overflows.
+    /// the commit with [`StoreError::Conflict`] if the value is not an integer (see
+    /// [`parse_integer`]) or the sum does not fit in an `i64`: the turn read
+    /// another value than the one stored now.
     Add(i64),
+}
+
+/// A stored value as an integer, by the rules both stores share (those of Redis's
+/// `INCRBY`): `0`, or an optional `-` and up to 19 digits without a leading zero,
+/// within the `i64` range. `+7`, `-0`, `007`, ` 7` and `7.0` are not integers.
+pub fn parse_integer(bytes: &[u8]) -> Option<i64> {
+    let digits = bytes.strip_prefix(b"-").unwrap_or(bytes);
+    let canonical = bytes == b"0"
+        || (matches!(digits.first(), Some(b'1'..=b'9'))
+            && digits.len() <= 19
+            && digits.iter().all(u8::is_ascii_digit));
+    if !canonical {
+        return None;
+    }
+    std::str::from_utf8(bytes).ok()?.parse().ok()
 }
 
 /// Everything one turn writes.

@@ -26,7 +26,10 @@ local function session_apply(st, hi, x)
   end
   local pops = tonumber(ARGV[x + 7])
   if pops > 0 then redis.call('RPOP', hi, pops) end
-  if n > 0 then redis.call('RPUSH', hi, unpack(ARGV, x + 10, x + 9 + n)) end
+  -- Lua's unpack refuses about 8,000 values at once: push in batches.
+  for first = x + 10, x + 9 + n, 1000 do
+    redis.call('RPUSH', hi, unpack(ARGV, first, math.min(first + 999, x + 9 + n)))
+  end
   local e = ARGV[x + 8]
   if e == 'never' then
     redis.call('PERSIST', st)
@@ -87,12 +90,39 @@ local function over_limit(vals, now, limit, v)
   return count > limit
 end
 
+-- An integer as Redis (and the embedded store) reads one: "0" or an optional '-'
+-- and digits without a leading zero, at most 19 of them. Returns its sign and
+-- magnitude as two exact parts (high digits, low 10 digits), or nil.
+local function integer_parts(s)
+  if s == '0' then return 1, 0, 0 end
+  local sign, digits = 1, s
+  if string.sub(s, 1, 1) == '-' then sign, digits = -1, string.sub(s, 2) end
+  if not string.match(digits, '^[1-9]%d*$') or #digits > 19 then return nil end
+  local split = math.max(#digits - 10, 0)
+  return sign, tonumber(string.sub(digits, 1, split)) or 0, tonumber(string.sub(digits, split + 1))
+end
+
+-- True if a + b fits in a signed 64-bit integer (a, b as integer_parts). Doubles
+-- are exact below 2^53, so magnitudes are added in two parts.
+local function sum_fits(sa, ha, la, sb, hb, lb)
+  if sa ~= sb then return true end
+  local lo, hi = la + lb, ha + hb
+  if lo >= 1e10 then lo, hi = lo - 1e10, hi + 1 end
+  -- 2^63 - 1 = 922337203|6854775807; the negative side reaches 2^63.
+  local max_lo = 6854775807
+  if sa < 0 then max_lo = 6854775808 end
+  return hi < 922337203 or (hi == 922337203 and lo <= max_lo)
+end
+
+-- An 'add' is refused when the stored value is not an integer or the sum would not
+-- fit: the turn read another value than the one stored now, and is run again (its
+-- own increment call then reports the problem).
 local function value_ok(key, x)
   if ARGV[x] == 'add' then
-    local cur = redis.call('GET', key) or '0'
-    if not string.match(cur, '^%-?%d+$') then return false end
-    local sum = tonumber(cur) + tonumber(ARGV[x + 1])
-    if sum > 9.2e18 or sum < -9.2e18 then return false end
+    local sa, ha, la = integer_parts(redis.call('GET', key) or '0')
+    if not sa then return false end
+    local sb, hb, lb = integer_parts(ARGV[x + 1])
+    if not sb or not sum_fits(sa, ha, la, sb, hb, lb) then return false end
   end
   return true
 end
