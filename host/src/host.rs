@@ -4,12 +4,12 @@ use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use tracing::Instrument;
+use wasmtime::Engine;
 use wasmtime::component::Linker;
-use wasmtime::{Engine, PoolConcurrencyLimitError, Trap};
 
 use crate::admin;
 use crate::bindings::AgentPluginPre;
@@ -17,7 +17,9 @@ use crate::cache;
 use crate::config::PluginConfig;
 use crate::error::{Error, StoreError, TurnError};
 use crate::keys::Name;
+use crate::outcome::{deadline_error, stopped};
 use crate::sandbox::{self, TurnCtx};
+use crate::session_locks::SessionLocks;
 use crate::state::{PluginScope, StateCtx};
 use crate::store::{Entry, Page, StateStore};
 use crate::turn::Turn;
@@ -551,132 +553,4 @@ fn backoff(attempt: u32) -> Duration {
     let base = 1u64 << attempt.min(7).saturating_sub(1);
     let jitter = RandomState::new().hash_one(Instant::now()) % (base * 1000);
     Duration::from_micros(base * 1000 + jitter)
-}
-
-/// One async lock per (plugin, session) that has a turn running on this host;
-/// entries go away with their last user.
-#[derive(Default)]
-struct SessionLocks {
-    map: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
-}
-
-struct SessionGuard<'a> {
-    locks: &'a SessionLocks,
-    key: String,
-    guard: Option<tokio::sync::OwnedMutexGuard<()>>,
-}
-
-impl SessionLocks {
-    async fn lock(&self, plugin: &str, session: &str) -> SessionGuard<'_> {
-        let key = format!("{plugin}\0{session}");
-        let mutex = {
-            let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
-            map.entry(key.clone()).or_default().clone()
-        };
-        SessionGuard {
-            locks: self,
-            key,
-            guard: Some(mutex.lock_owned().await),
-        }
-    }
-}
-
-impl Drop for SessionGuard<'_> {
-    fn drop(&mut self) {
-        drop(self.guard.take());
-        let mut map = self.locks.map.lock().unwrap_or_else(|p| p.into_inner());
-        if map
-            .get(&self.key)
-            .is_some_and(|m| Arc::strong_count(m) == 1)
-        {
-            map.remove(&self.key);
-        }
-    }
-}
-
-fn deadline_error(scope: &PluginScope) -> TurnError {
-    TurnError::Deadline {
-        plugin: scope.config.id.clone(),
-        limit: scope.config.limits.deadline,
-    }
-}
-
-/// Why wasmtime stopped the guest: the memory cap, the deadline, or a trap.
-fn stopped(
-    scope: &PluginScope,
-    store: &wasmtime::Store<TurnCtx>,
-    output: &sandbox::Output,
-    error: wasmtime::Error,
-) -> TurnError {
-    let plugin = scope.config.id.clone();
-    if error.is::<PoolConcurrencyLimitError>() {
-        return TurnError::Busy { plugin };
-    }
-    if store.data().limiter.hit {
-        return TurnError::MemoryLimit {
-            plugin,
-            limit: scope.config.limits.memory_bytes,
-        };
-    }
-    if error.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
-        return deadline_error(scope);
-    }
-    let mut reason = match error.downcast_ref::<Trap>() {
-        Some(trap) => trap.to_string(),
-        None => format!("{error:#}"),
-    };
-    if let Some(line) = output.last_stderr_line() {
-        reason = format!("{reason} (last stderr line: {line})");
-    }
-    TurnError::Trap { plugin, reason }
-}
-
-/// What [`inspect_component`] finds in a component.
-#[derive(Clone, Debug)]
-#[non_exhaustive]
-pub struct ComponentReport {
-    /// Names of the interfaces and functions it imports.
-    pub imports: Vec<String>,
-    /// Names of the interfaces and functions it exports.
-    pub exports: Vec<String>,
-    /// `Ok` if the host can run it as an agent plugin, or why not.
-    pub fits: Result<(), String>,
-}
-
-/// Compiles `wasm` and reports its imports, exports and whether it fits the
-/// `agent-plugin` world (the host can link what it imports and it exports the
-/// handler). Does not run it.
-pub fn inspect_component(wasm: &[u8]) -> Result<ComponentReport, Error> {
-    let engine = sandbox::engine(sandbox::Pool {
-        slots: 0,
-        max_memory: 256 << 20,
-    })?;
-    let (component, _, _) = cache::compile(&engine, wasm, None).map_err(|reason| {
-        Error::Invalid(crate::StateError::InvalidArgument(format!(
-            "not a valid component: {reason}"
-        )))
-    })?;
-    let ty = component.component_type();
-    let imports = ty
-        .imports(&engine)
-        .map(|(name, _)| name.to_string())
-        .collect();
-    let exports = ty
-        .exports(&engine)
-        .map(|(name, _)| name.to_string())
-        .collect();
-    let linker = sandbox::linker(&engine)?;
-    let fits = linker
-        .instantiate_pre(&component)
-        .map_err(|e| format!("cannot be linked: {e:#}"))
-        .and_then(|pre| {
-            AgentPluginPre::new(pre)
-                .map(drop)
-                .map_err(|e| format!("does not export the agent-plugin world: {e:#}"))
-        });
-    Ok(ComponentReport {
-        imports,
-        exports,
-        fits,
-    })
 }

@@ -14,6 +14,9 @@
 //!   limits.
 //! - `state`: the host side of `agent-state`, answering the guest.
 //! - `turn`: a turn's staged view of its state, committed in one step.
+//! - `outcome`: how a turn's run ended (answer, memory, deadline, trap).
+//! - `session_locks`: turns of one session on one host wait for each other.
+//! - `inspect`: what a component imports and exports, without running it.
 //! - `bindings`: the code generated from `wit/`.
 //!
 //! # Example
@@ -41,8 +44,11 @@ pub mod config;
 pub mod config_file;
 pub mod error;
 pub mod host;
+mod inspect;
 pub mod keys;
+mod outcome;
 mod sandbox;
+mod session_locks;
 mod state;
 pub mod store;
 mod turn;
@@ -50,7 +56,6 @@ mod turn;
 pub use config::{Limits, PluginConfig};
 pub use config_file::ConfigFile;
 pub use error::{Error, StateError, StoreError, TurnError};
-pub use host::{
-    ComponentReport, Host, HostBuilder, HostStats, PluginInfo, SessionSnapshot, inspect_component,
-};
+pub use host::{Host, HostBuilder, HostStats, PluginInfo, SessionSnapshot};
+pub use inspect::{ComponentReport, inspect_component};
 pub use store::{EmbeddedStore, RedisOptions, RedisStore, StateStore};
