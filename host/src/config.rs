@@ -93,8 +93,16 @@ pub struct Limits {
     /// Most items one call returns or takes (`items`, `list-sessions`, `append`).
     /// Default 1,000.
     pub max_items_per_call: u32,
+    /// Largest answer or error text a turn may return, in bytes; a bigger one fails
+    /// the turn ([`crate::TurnError::OutputTooLarge`]) and nothing is written.
+    /// Default 1 MiB.
+    pub max_output_bytes: u64,
     /// Bytes of stdout and of stderr kept per turn for the logs. Default 64 KiB.
-    pub max_output_bytes: usize,
+    pub max_stdio_bytes: usize,
+    /// Turns of this plugin that may run at once on one host; a turn beyond it
+    /// fails at once with [`crate::TurnError::Busy`], so one plugin (tenant) cannot
+    /// take every instance slot or every core. Default 64.
+    pub max_concurrent_turns: u32,
     /// Most plugin-wide values (`set` keys) the plugin may hold at once. Default
     /// 10,000.
     pub max_values: u64,
@@ -111,7 +119,9 @@ impl Default for Limits {
             max_value_bytes: 1 << 20,
             max_history_items: 10_000,
             max_items_per_call: 1_000,
-            max_output_bytes: 64 << 10,
+            max_output_bytes: 1 << 20,
+            max_stdio_bytes: 64 << 10,
+            max_concurrent_turns: 64,
             max_values: 10_000,
             max_turn_bytes: 8 << 20,
         }
@@ -127,6 +137,8 @@ impl Limits {
             ("max_items_per_call", u64::from(self.max_items_per_call)),
             ("max_turn_bytes", self.max_turn_bytes),
             ("max_values", self.max_values),
+            ("max_output_bytes", self.max_output_bytes),
+            ("max_concurrent_turns", u64::from(self.max_concurrent_turns)),
         ];
         if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {
             return Err(format!("limits.{name} must be at least 1"));

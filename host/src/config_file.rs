@@ -193,6 +193,8 @@ pub struct LimitsSection {
     pub max_history_items: Option<u64>,
     pub max_items_per_call: Option<u32>,
     pub max_output: Option<ByteSize>,
+    pub max_stdio: Option<ByteSize>,
+    pub max_concurrent_turns: Option<u32>,
     pub max_values: Option<u64>,
     pub max_turn_bytes: Option<ByteSize>,
 }
@@ -530,7 +532,13 @@ impl PluginSection {
             limits.max_items_per_call = v;
         }
         if let Some(v) = l.max_output {
-            limits.max_output_bytes = usize::try_from(v.as_u64()).unwrap_or(usize::MAX);
+            limits.max_output_bytes = v.as_u64();
+        }
+        if let Some(v) = l.max_stdio {
+            limits.max_stdio_bytes = usize::try_from(v.as_u64()).unwrap_or(usize::MAX);
+        }
+        if let Some(v) = l.max_concurrent_turns {
+            limits.max_concurrent_turns = v;
         }
         if let Some(v) = l.max_values {
             limits.max_values = v;

@@ -148,20 +148,45 @@ pub enum TurnError {
         /// Plugin id.
         plugin: String,
     },
-    /// The plugin trapped (a panic, `unreachable`, a bad memory access...).
-    #[error("plugin {plugin} crashed: {reason}")]
+    /// The plugin trapped (a panic, `unreachable`, a bad memory access...). The
+    /// message names the trap and the plugin's last meaningful stderr line.
+    #[error("plugin {plugin} crashed: {reason}{}", said(stderr))]
     Trap {
         /// Plugin id.
         plugin: String,
         /// The trap, as wasmtime reports it.
         reason: String,
+        /// The last lines the plugin wrote to stderr that say something (toolchain
+        /// footers left out), oldest first, each escaped and bounded: for the
+        /// operator's log; only the last one is in the message.
+        stderr: Vec<String>,
     },
+    /// The plugin's answer or error text is over its `max_output_bytes`. Nothing
+    /// of the turn was written.
+    #[error("plugin {plugin} answered {size} bytes, over its limit of {limit} bytes")]
+    OutputTooLarge {
+        /// Plugin id.
+        plugin: String,
+        /// Size of the answer.
+        size: u64,
+        /// The limit.
+        limit: u64,
+    },
+}
+
+/// The last stderr line of a trapped plugin, as a suffix of its message.
+fn said(stderr: &[String]) -> String {
+    stderr
+        .last()
+        .map(|line| format!(" (stderr: {line})"))
+        .unwrap_or_default()
 }
 
 impl TurnError {
     /// A stable, short name of the kind of failure (`unknown_plugin`,
     /// `invalid_session`, `plugin_error`, `store_unavailable`, `conflict`, `store`,
-    /// `deadline`, `memory_limit`, `busy`, `trap`), for metrics and API bodies.
+    /// `deadline`, `memory_limit`, `busy`, `trap`, `output_too_large`), for metrics
+    /// and API bodies.
     pub fn kind(&self) -> &'static str {
         match self {
             Self::UnknownPlugin(_) => "unknown_plugin",
@@ -174,6 +199,7 @@ impl TurnError {
             Self::MemoryLimit { .. } => "memory_limit",
             Self::Busy { .. } => "busy",
             Self::Trap { .. } => "trap",
+            Self::OutputTooLarge { .. } => "output_too_large",
         }
     }
 }

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
+use tokio::sync::Semaphore;
 use tracing::Instrument;
 use wasmtime::Engine;
 use wasmtime::component::Linker;
@@ -16,6 +17,7 @@ use crate::bindings::AgentPluginPre;
 use crate::cache;
 use crate::config::PluginConfig;
 use crate::error::{Error, StoreError, TurnError};
+use crate::guest_text::{LOG_FIELD_BYTES, escaped};
 use crate::keys::Name;
 use crate::outcome::{deadline_error, stopped};
 use crate::sandbox::{self, TurnCtx};
@@ -23,6 +25,9 @@ use crate::session_locks::SessionLocks;
 use crate::state::{PluginScope, StateCtx};
 use crate::store::{Entry, Page, StateStore};
 use crate::turn::Turn;
+
+/// Most bytes of a plugin's `describe` name or version that the host keeps.
+const DESCRIBE_BYTES: usize = 128;
 
 /// Default root of every key (`{root}:{prefix}:…`).
 pub const DEFAULT_ROOT: &str = "agent";
@@ -172,6 +177,8 @@ struct Plugin {
     scope: Arc<PluginScope>,
     pre: AgentPluginPre<TurnCtx>,
     info: PluginInfo,
+    /// One permit per turn that may run at once (`Limits::max_concurrent_turns`).
+    turns: Arc<Semaphore>,
 }
 
 /// What a plugin says about itself (`describe`), and how it was loaded.
@@ -296,7 +303,15 @@ impl Host {
             .map_err(|e| plugin_err(format!("describe failed: {e}")))?;
         info.from_cache = origin == cache::Origin::Cached;
         info.compile_time = compile_time;
-        let plugin = Plugin { scope, pre, info };
+        let turns = Arc::new(Semaphore::new(
+            scope.config.limits.max_concurrent_turns as usize,
+        ));
+        let plugin = Plugin {
+            scope,
+            pre,
+            info,
+            turns,
+        };
         tracing::info!(
             plugin = %id,
             name = %plugin.info.name,
@@ -334,9 +349,7 @@ impl Host {
     ) -> Result<PluginInfo, TurnError> {
         let limits = &scope.config.limits;
         let deadline = Instant::now() + limits.deadline;
-        let state = StateCtx {
-            turn: Turn::new(scope.clone(), self.inner.store.clone()),
-        };
+        let state = StateCtx::new(Turn::new(scope.clone(), self.inner.store.clone()));
         let (mut store, output) = sandbox::turn_store(&self.inner.engine, limits, state, deadline);
         let call = async {
             let instance = pre.instantiate_async(&mut store).await?;
@@ -347,10 +360,11 @@ impl Host {
         };
         let result = tokio::time::timeout_at(deadline.into(), call).await;
         output.log(&scope.config.id);
+        sandbox::log_refusals(&store, &scope.config.id);
         match result {
             Ok(Ok(info)) => Ok(PluginInfo {
-                name: info.name,
-                version: info.version,
+                name: escaped(&info.name, DESCRIBE_BYTES),
+                version: escaped(&info.version, DESCRIBE_BYTES),
                 from_cache: false,
                 compile_time: Duration::ZERO,
             }),
@@ -395,7 +409,20 @@ impl Host {
         );
         span.in_scope(|| match &outcome {
             Ok(_) => tracing::info!(elapsed_us, attempts, "turn done"),
-            Err(e) => tracing::warn!(elapsed_us, attempts, error = %e, "turn failed"),
+            // The error holds what the plugin said: escaped and bounded.
+            Err(TurnError::Trap { stderr, .. }) => tracing::warn!(
+                elapsed_us,
+                attempts,
+                error = %escaped(&outcome_text(&outcome), LOG_FIELD_BYTES),
+                stderr = ?stderr,
+                "turn failed"
+            ),
+            Err(_) => tracing::warn!(
+                elapsed_us,
+                attempts,
+                error = %escaped(&outcome_text(&outcome), LOG_FIELD_BYTES),
+                "turn failed"
+            ),
         });
         outcome
     }
@@ -411,6 +438,15 @@ impl Host {
         let inner = &self.inner;
         let plugin_id = plugin.scope.config.id.as_str();
         inner.stats.turns.fetch_add(1, Ordering::Relaxed);
+        let Ok(_running) = plugin.turns.clone().try_acquire_owned() else {
+            tracing::debug!("the plugin runs as many turns as it may; refused");
+            let busy = TurnError::Busy {
+                plugin: plugin_id.to_string(),
+            };
+            return (Err(busy), 0);
+        };
+        // The deadline is the turn's: retries share it.
+        let deadline = Instant::now() + plugin.scope.config.limits.deadline;
         let _serial = match inner.serialize_sessions {
             true => Some(inner.locks.lock(plugin_id, name.as_str()).await),
             false => None,
@@ -418,9 +454,13 @@ impl Host {
         let mut attempt = 1;
         loop {
             inner.stats.attempts.fetch_add(1, Ordering::Relaxed);
-            match self.attempt(plugin, name, input).await {
+            match self.attempt(plugin, name, input, deadline).await {
                 Err(Attempt::Conflict) => {
                     inner.stats.conflicts.fetch_add(1, Ordering::Relaxed);
+                    let retry_at = Instant::now() + backoff(attempt);
+                    if retry_at >= deadline {
+                        return (Err(deadline_error(&plugin.scope)), attempt);
+                    }
                     if attempt >= inner.max_attempts {
                         let e = TurnError::Conflict {
                             plugin: plugin_id.to_string(),
@@ -429,7 +469,7 @@ impl Host {
                         return (Err(e), attempt);
                     }
                     tracing::debug!(attempt, "session changed during the turn; running it again");
-                    tokio::time::sleep(backoff(attempt)).await;
+                    tokio::time::sleep_until(retry_at.into()).await;
                     attempt += 1;
                 }
                 Err(Attempt::Failed(e)) => return (Err(e), attempt),
@@ -445,18 +485,18 @@ impl Host {
         plugin: &Plugin,
         session: &Name,
         input: &str,
+        deadline: Instant,
     ) -> Result<Result<String, TurnError>, Attempt> {
         let scope = &plugin.scope;
         let plugin_id = scope.config.id.as_str();
         let limits = &scope.config.limits;
-        let deadline = Instant::now() + limits.deadline;
 
         let mut turn = Turn::new(scope.clone(), self.inner.store.clone());
         // One round trip for what a turn usually reads; a failure here is seen
         // again (and reported) by the plugin's first state call.
         let _ = turn.prefetch(session).await;
         let (mut store, output) =
-            sandbox::turn_store(&self.inner.engine, limits, StateCtx { turn }, deadline);
+            sandbox::turn_store(&self.inner.engine, limits, StateCtx::new(turn), deadline);
         let call = async {
             let instance = plugin.pre.instantiate_async(&mut store).await?;
             instance
@@ -468,11 +508,21 @@ impl Host {
         // waiting on the store at that moment.
         let result = tokio::time::timeout_at(deadline.into(), call).await;
         output.log(plugin_id);
+        sandbox::log_refusals(&store, plugin_id);
         let answer = match result {
             Ok(Ok(answer)) => answer,
             Ok(Err(e)) => return Err(Attempt::Failed(stopped(scope, &store, &output, e))),
             Err(_) => return Err(Attempt::Failed(deadline_error(scope))),
         };
+        // An answer the caller will not get is not committed either.
+        let size = answer.as_ref().map_or_else(String::len, String::len) as u64;
+        if size > limits.max_output_bytes {
+            return Err(Attempt::Failed(TurnError::OutputTooLarge {
+                plugin: plugin_id.to_string(),
+                size,
+                limit: limits.max_output_bytes,
+            }));
+        }
 
         let turn = store.into_data().state.turn;
         let unavailable = turn.unavailable.clone();
@@ -537,6 +587,15 @@ impl Host {
             .map(|p| p.scope.clone())
             .ok_or_else(|| Error::UnknownPlugin(plugin_id.to_string()))
     }
+}
+
+/// The text of a turn's outcome, for its log line.
+fn outcome_text(outcome: &Result<String, TurnError>) -> String {
+    outcome
+        .as_ref()
+        .err()
+        .map(ToString::to_string)
+        .unwrap_or_default()
 }
 
 /// Why an attempt of a turn did not produce an answer.

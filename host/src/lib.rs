@@ -10,6 +10,7 @@
 //! - [`admin`]: sessions by namespace, for operator tools.
 //! - [`keys`]: how namespaces, session ids and keys become store keys.
 //! - [`error`]: one error type per audience.
+//! - `guest_text`: plugin-written text made safe for logs (escaped, bounded).
 //! - `sandbox`: the wasmtime engine, WASI without capabilities, memory and time
 //!   limits.
 //! - `state`: the host side of `agent-state`, answering the guest.
@@ -43,6 +44,7 @@ mod cache;
 pub mod config;
 pub mod config_file;
 pub mod error;
+mod guest_text;
 pub mod host;
 mod inspect;
 pub mod keys;

@@ -4,6 +4,7 @@
 use wasmtime::{PoolConcurrencyLimitError, Trap};
 
 use crate::error::TurnError;
+use crate::guest_text::{LOG_FIELD_BYTES, escaped};
 use crate::sandbox::{self, TurnCtx};
 use crate::state::PluginScope;
 
@@ -25,21 +26,25 @@ pub(crate) fn stopped(
     if error.is::<PoolConcurrencyLimitError>() {
         return TurnError::Busy { plugin };
     }
-    if store.data().limiter.hit {
+    // The deadline first: a plugin refused memory that then ran out of time was
+    // stopped by the clock.
+    if error.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
+        return deadline_error(scope);
+    }
+    if store.data().limiter.refused > 0 {
         return TurnError::MemoryLimit {
             plugin,
             limit: scope.config.limits.memory_bytes,
         };
     }
-    if error.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
-        return deadline_error(scope);
-    }
-    let mut reason = match error.downcast_ref::<Trap>() {
+    // A trap's text can hold the guest's own function names (its name section).
+    let reason = match error.downcast_ref::<Trap>() {
         Some(trap) => trap.to_string(),
-        None => format!("{error:#}"),
+        None => escaped(&format!("{error:#}"), LOG_FIELD_BYTES),
     };
-    if let Some(line) = output.last_stderr_line() {
-        reason = format!("{reason} (last stderr line: {line})");
+    TurnError::Trap {
+        plugin,
+        reason,
+        stderr: output.stderr_tail(),
     }
-    TurnError::Trap { plugin, reason }
 }

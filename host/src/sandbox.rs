@@ -19,6 +19,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use crate::bindings::AgentPlugin;
 use crate::config::Limits;
 use crate::error::Error;
+use crate::guest_text::{LOG_FIELD_BYTES, escaped};
 use crate::state::StateCtx;
 
 /// How often the epoch ticks: the granularity of deadlines and of yielding to other
@@ -112,26 +113,81 @@ pub(crate) struct Output {
     pub(crate) stderr: MemoryOutputPipe,
 }
 
+/// Lines of each stream written to the log per run; the rest are only counted.
+const LOG_LINES: usize = 20;
+/// Lines of stderr a trap's error keeps.
+const STDERR_TAIL_LINES: usize = 8;
+/// Bytes of one stderr line a trap's error keeps.
+const STDERR_LINE_BYTES: usize = 300;
+/// Lines toolchains print after the message that matters.
+const FOOTERS: &[&str] = &[
+    "note: run with `RUST_BACKTRACE=1`",
+    "note: Some details are omitted",
+    "stack backtrace:",
+];
+
 impl Output {
-    /// Writes what the plugin printed to the host's log, one event per line.
+    /// Writes what the plugin printed to the host's log: the first lines of each
+    /// stream, escaped and bounded, then how many more there were.
     pub(crate) fn log(&self, plugin: &str) {
         for (stream, pipe) in [("stdout", &self.stdout), ("stderr", &self.stderr)] {
             let bytes = pipe.contents();
-            for line in String::from_utf8_lossy(&bytes).lines() {
-                tracing::info!(plugin, stream, "{line}");
+            let text = String::from_utf8_lossy(&bytes);
+            let mut lines = text.lines();
+            for line in lines.by_ref().take(LOG_LINES) {
+                tracing::info!(plugin, stream, "{}", escaped(line, LOG_FIELD_BYTES));
+            }
+            let more = lines.count();
+            if more > 0 {
+                tracing::info!(
+                    plugin,
+                    stream,
+                    more,
+                    "more lines of plugin output not logged"
+                );
             }
         }
     }
 
-    /// The last line the plugin wrote to stderr (a Rust guest's panic message).
-    pub(crate) fn last_stderr_line(&self) -> Option<String> {
+    /// The last lines of stderr that say something (blank lines and toolchain
+    /// footers such as Rust's `note: run with RUST_BACKTRACE=1` left out), oldest
+    /// first, escaped and bounded: a Rust panic's message, a Python exception.
+    pub(crate) fn stderr_tail(&self) -> Vec<String> {
         let bytes = self.stderr.contents();
         let text = String::from_utf8_lossy(&bytes);
-        text.lines()
+        let mut tail: Vec<String> = text
+            .lines()
             .rev()
-            .find(|l| !l.trim().is_empty())
-            .map(|l| l.chars().take(300).collect())
+            .map(str::trim_end)
+            .filter(|l| {
+                let l = l.trim_start();
+                !l.is_empty() && !FOOTERS.iter().any(|f| l.starts_with(f))
+            })
+            .take(STDERR_TAIL_LINES)
+            .map(|l| escaped(l, STDERR_LINE_BYTES))
+            .collect();
+        tail.reverse();
+        tail
     }
+}
+
+/// Logs, once per run, what the host refused the plugin (refusals are not logged
+/// one by one: a plugin can be refused millions of times in one turn).
+pub(crate) fn log_refusals(store: &Store<TurnCtx>, plugin: &str) {
+    let ctx = store.data();
+    let (memory, state) = (ctx.limiter.refused, ctx.state.refused_calls);
+    if memory == 0 && state == 0 {
+        return;
+    }
+    let first = ctx.state.first_refusal.as_deref().unwrap_or("");
+    tracing::warn!(
+        plugin,
+        memory_growths = memory,
+        state_calls = state,
+        first_state_refusal = %escaped(first, LOG_FIELD_BYTES),
+        "the plugin was refused {} times during the run",
+        memory + state
+    );
 }
 
 /// A store for one turn, with its limits and deadline set.
@@ -142,8 +198,8 @@ pub(crate) fn turn_store(
     deadline: Instant,
 ) -> (Store<TurnCtx>, Output) {
     let output = Output {
-        stdout: MemoryOutputPipe::new(limits.max_output_bytes),
-        stderr: MemoryOutputPipe::new(limits.max_output_bytes),
+        stdout: MemoryOutputPipe::new(limits.max_stdio_bytes),
+        stderr: MemoryOutputPipe::new(limits.max_stdio_bytes),
     };
     // No dirs, no env, no args, no sockets: WasiCtxBuilder grants none by default.
     let wasi = WasiCtxBuilder::new()
@@ -171,18 +227,18 @@ pub(crate) fn turn_store(
     (store, output)
 }
 
-/// Caps an instance's linear memory and remembers whether the cap was hit, so the
+/// Caps an instance's linear memory and counts the growths it refused, so the
 /// host can say "memory limit" instead of the guest's `unreachable`.
 pub(crate) struct MemoryLimiter {
     limit: usize,
-    pub(crate) hit: bool,
+    pub(crate) refused: u64,
 }
 
 impl MemoryLimiter {
     fn new(limit: u64) -> Self {
         Self {
             limit: usize::try_from(limit).unwrap_or(usize::MAX),
-            hit: false,
+            refused: 0,
         }
     }
 }
@@ -198,8 +254,8 @@ impl ResourceLimiter for MemoryLimiter {
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
         if desired > self.limit {
-            self.hit = true;
-            tracing::warn!(desired, limit = self.limit, "memory growth refused");
+            // Logged once at the end of the run (`log_refusals`).
+            self.refused += 1;
             return Ok(false);
         }
         Ok(true)

@@ -19,6 +19,20 @@ pub(crate) struct PluginScope {
 /// The `agent-state` context of one turn.
 pub(crate) struct StateCtx {
     pub(crate) turn: Turn,
+    /// Calls refused for a limit or quota during the run, and the first reason.
+    pub(crate) refused_calls: u64,
+    pub(crate) first_refusal: Option<String>,
+}
+
+impl StateCtx {
+    /// The context of a run of `turn`.
+    pub(crate) fn new(turn: Turn) -> Self {
+        Self {
+            turn,
+            refused_calls: 0,
+            first_refusal: None,
+        }
+    }
 }
 
 impl StateCtx {
@@ -30,7 +44,6 @@ impl StateCtx {
         let limit = self.config().limits.max_value_bytes;
         let size = size as u64;
         if size > limit {
-            tracing::warn!(plugin = %self.config().id, size, limit, "value over the size limit");
             return Err(StateError::TooLarge { size, limit });
         }
         Ok(())
@@ -79,7 +92,6 @@ impl agent_state::Host for StateCtx {
         let session = Name::session(session)?;
         let per_call = self.config().limits.max_items_per_call;
         if items.len() > per_call as usize {
-            tracing::warn!(plugin = %self.config().id, per_call, "too many items in one append");
             return Err(StateError::QuotaExceeded(format!(
                 "at most {per_call} items per append"
             )));
@@ -176,9 +188,20 @@ impl agent_state::Host for StateCtx {
         self.turn.increment(&key, delta).await
     }
 
-    /// The one place a host error becomes the guest's WIT error.
+    /// The one place a host error becomes the guest's WIT error. Refusals for a
+    /// limit are counted here and logged once per run (`sandbox::log_refusals`).
     fn convert_error(&mut self, err: StateError) -> wasmtime::Result<WitError> {
-        tracing::debug!(plugin = %self.config().id, error = %err, "state call refused");
+        if matches!(
+            err,
+            StateError::TooLarge { .. }
+                | StateError::QuotaExceeded(_)
+                | StateError::Store(StoreError::QuotaExceeded(_))
+        ) {
+            self.refused_calls += 1;
+            if self.first_refusal.is_none() {
+                self.first_refusal = Some(err.to_string());
+            }
+        }
         Ok(match err {
             StateError::InvalidKey { .. } => WitError::InvalidKey(err.to_string()),
             StateError::InvalidArgument(msg) => WitError::InvalidArgument(msg),

@@ -160,7 +160,6 @@ impl Turn {
         let limit = self.scope.config.limits.max_turn_bytes;
         let total = self.staged_bytes.saturating_add(bytes as u64);
         if total > limit {
-            tracing::warn!(plugin = %self.scope.config.id, limit, "turn write budget exceeded");
             return Err(StateError::QuotaExceeded(format!(
                 "a turn may write at most {limit} bytes"
             )));
@@ -264,7 +263,6 @@ impl Turn {
         }
         let new_len = stage.history_len() + items.len() as u64;
         if new_len > max_len {
-            tracing::warn!(plugin = %self.scope.config.id, max_len, "history length limit reached");
             return Err(StateError::QuotaExceeded(format!(
                 "history would be longer than {max_len} items"
             )));
@@ -417,7 +415,6 @@ impl Turn {
             .sum();
         if self.values_live.unwrap_or(0) as i64 + staged > max as i64 {
             self.values.get_mut(key.as_str()).expect("present").change = previous;
-            tracing::warn!(plugin = %self.scope.config.id, max, "plugin-wide value limit reached");
             return Err(StateError::QuotaExceeded(format!(
                 "at most {max} plugin-wide values"
             )));

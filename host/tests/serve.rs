@@ -1,19 +1,17 @@
 //! `agent-host serve` as an operator runs it: the real binary on a free port, driven
 //! over HTTP by a real client, on the embedded store and on a real Redis.
 
-use std::io::{BufRead, BufReader};
+mod support;
+
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::Command;
 use std::time::Duration;
 
 use agent_host_tests::{RedisServer, eventually, plugins};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-const TOKEN_A: &str = "token-of-tenant-a-0123456789";
-const TOKEN_B: &str = "token-of-tenant-b-0123456789";
-const TOKEN_ADMIN: &str = "token-of-the-operator-0123456789";
+use support::{Server, TOKEN_A, TOKEN_ADMIN, TOKEN_B, call, get, kind, turn};
 
 /// A config with three plugins and three tokens (tenant A: chat and wreck, tenant
 /// B: notes, the operator: all), on Redis at `redis_url` or else the embedded store.
@@ -67,153 +65,6 @@ plugins = ["*"]
         wreck = plugins::WRECK,
         notes = plugins::NOTES,
     )
-}
-
-/// A running `agent-host serve`, killed on drop.
-struct Server {
-    child: Child,
-    base: String,
-    /// Config, data and cache; `None` once handed on by `stop`.
-    dir: Option<tempfile::TempDir>,
-}
-
-impl Server {
-    fn start(config_text: &str) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("agent-host.toml"), config_text).unwrap();
-        Self::start_in(dir)
-    }
-
-    fn start_in(dir: tempfile::TempDir) -> Self {
-        let config = dir.path().join("agent-host.toml");
-        Self::spawn(dir, &config, &[("TEST_TOKEN_B", TOKEN_B)], &[])
-    }
-
-    /// Starts `serve --config config` with `env`; its log goes to `dir`.
-    fn spawn(
-        dir: tempfile::TempDir,
-        config: &std::path::Path,
-        env: &[(&str, &str)],
-        args: &[&str],
-    ) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_agent-host"))
-            .args(["--log-format", "json", "serve", "--config"])
-            .arg(config)
-            .args(args)
-            .env_remove("REDIS_URL")
-            .envs(env.iter().copied())
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(dir.path().join("stderr.log")).unwrap())
-            .spawn()
-            .expect("agent-host runs");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(addr) = line.strip_prefix("listening on ") {
-                    let _ = tx.send(addr.to_string());
-                }
-            }
-        });
-        let mut server = Self {
-            child,
-            base: String::new(),
-            dir: Some(dir),
-        };
-        match rx.recv_timeout(Duration::from_secs(60)) {
-            Ok(base) => server.base = base,
-            Err(_) => panic!("agent-host serve did not start:\n{}", server.log()),
-        }
-        server
-    }
-
-    fn log(&self) -> String {
-        let dir = self.dir.as_ref().expect("server dir");
-        std::fs::read_to_string(dir.path().join("stderr.log")).unwrap_or_default()
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-
-    /// Sends SIGTERM (what a service manager does).
-    fn terminate(&self) {
-        let status = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-
-    /// Stops it (SIGTERM) and keeps its directory (config, data, cache) for a new
-    /// start.
-    fn stop(self) -> tempfile::TempDir {
-        self.terminate();
-        self.exited()
-    }
-
-    /// Waits for a server that was sent SIGTERM to exit by itself (bounded by the
-    /// grace period), checks it exited cleanly, and hands on its directory.
-    fn exited(mut self) -> tempfile::TempDir {
-        let status = self.child.wait().unwrap();
-        assert!(status.success(), "exit {status}:\n{}", self.log());
-        assert!(self.log().contains("stopped"), "{}", self.log());
-        self.dir.take().expect("server dir")
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-async fn call(
-    method: reqwest::Method,
-    url: String,
-    token: Option<&str>,
-    body: Option<&str>,
-) -> (StatusCode, Value) {
-    let client = reqwest::Client::new();
-    let mut request = client.request(method, url);
-    if let Some(token) = token {
-        request = request.bearer_auth(token);
-    }
-    if let Some(body) = body {
-        request = request.body(body.to_string());
-    }
-    let response = request.send().await.expect("request");
-    let status = response.status();
-    let text = response.text().await.unwrap();
-    let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
-    (status, body)
-}
-
-async fn turn(
-    s: &Server,
-    token: &str,
-    plugin: &str,
-    session: &str,
-    input: &str,
-) -> (StatusCode, Value) {
-    call(
-        reqwest::Method::POST,
-        s.url(&format!("/v1/plugins/{plugin}/sessions/{session}/turns")),
-        Some(token),
-        Some(input),
-    )
-    .await
-}
-
-async fn get(s: &Server, token: Option<&str>, path: &str) -> (StatusCode, Value) {
-    call(reqwest::Method::GET, s.url(path), token, None).await
-}
-
-fn kind(body: &Value) -> &str {
-    body["error"]["kind"].as_str().unwrap_or("<no error kind>")
 }
 
 #[tokio::test]

@@ -68,7 +68,7 @@ impl Guest for Hostile {
                 let big = vec![b'x'; 2 << 20];
                 let mut refused = 0;
                 for _ in 0..arg(rest) {
-                    if wit::append(&session, &[big.clone()]).is_err() {
+                    if wit::append(&session, std::slice::from_ref(&big)).is_err() {
                         refused += 1;
                     }
                 }
