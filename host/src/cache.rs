@@ -63,7 +63,7 @@ pub(crate) fn compile(
 ) -> Result<(Component, Origin, Duration), String> {
     let started = Instant::now();
     let Some(dir) = cache else {
-        let component = Component::new(engine, wasm).map_err(|e| format!("{e:#}"))?;
+        let component = Component::new(engine, wasm).map_err(invalid)?;
         return Ok((component, Origin::Compiled, started.elapsed()));
     };
     let path = artifact_path(engine, wasm, dir);
@@ -77,13 +77,23 @@ pub(crate) fn compile(
             ),
         }
     }
-    let component = Component::new(engine, wasm).map_err(|e| format!("{e:#}"))?;
+    let component = Component::new(engine, wasm).map_err(invalid)?;
     let elapsed = started.elapsed();
     // A cache that cannot be written costs the next start a compile, nothing more.
     if let Err(e) = store_artifact(&component, dir, &path) {
         tracing::warn!(dir = %dir.display(), error = %e, "cannot write the plugin cache");
     }
     Ok((component, Origin::Compiled, elapsed))
+}
+
+/// Why `Component::new` refused a file, in one line: wasmparser's message for a
+/// file that is not WebAssembly at all spans lines of byte dumps.
+fn invalid(e: wasmtime::Error) -> String {
+    let text = format!("{e:#}");
+    if text.contains("magic header not detected") {
+        return "not a WebAssembly file (it does not start with \\0asm)".into();
+    }
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 fn store_artifact(component: &Component, dir: &Path, path: &Path) -> Result<(), String> {

@@ -6,6 +6,8 @@
 
 use std::time::Duration;
 
+use crate::guest_text::escaped;
+
 /// Why a state call of the guest did not happen. Becomes the WIT `error` variant in
 /// exactly one place (`state.rs`, `convert_error`).
 #[derive(Debug, thiserror::Error)]
@@ -88,8 +90,9 @@ pub enum TurnError {
     /// The session id broke a rule.
     #[error("{0}")]
     InvalidSession(StateError),
-    /// The plugin answered `Err(message)`.
-    #[error("plugin {plugin} failed: {message}")]
+    /// The plugin answered `Err(message)`. The message is shown with its control
+    /// characters escaped (one line, nothing that passes for other output).
+    #[error("plugin {plugin} failed: {}", escaped(message, usize::MAX))]
     Plugin {
         /// Plugin id.
         plugin: String,
@@ -98,7 +101,10 @@ pub enum TurnError {
     },
     /// The plugin failed while the store was unreachable; the plugin's own message
     /// is kept.
-    #[error("plugin {plugin} failed because the store is unavailable ({reason}): {message}")]
+    #[error(
+        "plugin {plugin} failed because the store is unavailable ({reason}): {}",
+        escaped(message, usize::MAX)
+    )]
     StoreUnavailable {
         /// Plugin id.
         plugin: String,

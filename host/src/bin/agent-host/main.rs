@@ -102,6 +102,13 @@ struct RunArgs {
     /// Memory limit of the plugin instance, in MiB.
     #[arg(long, default_value_t = 64)]
     memory_mib: u64,
+    /// Where compiled plugins are kept, so the next run of the same component skips
+    /// compiling it. Default: `agent-host` under $XDG_CACHE_HOME (or ~/.cache).
+    #[arg(long, env = "AGENT_HOST_CACHE")]
+    cache_dir: Option<PathBuf>,
+    /// Compile the plugin without reading or writing the cache.
+    #[arg(long, conflicts_with = "cache_dir")]
+    no_cache: bool,
 }
 
 #[derive(clap::Args)]
@@ -191,6 +198,11 @@ fn main() -> ExitCode {
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // In JSON, every line on stderr is one JSON object, the last error too.
+        Err(e) if matches!(cli.log_format, LogFormat::Json) => {
+            tracing::error!(error = %format!("{e:#}"), "failed");
+            ExitCode::FAILURE
+        }
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
@@ -224,10 +236,12 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         }
         None => Arc::new(open_embedded(&args.state_file)?),
     };
-    let host = Host::builder()
-        .shared_store(store)
-        .root(args.root)
-        .build()?;
+    let mut builder = Host::builder().shared_store(store).root(args.root);
+    match (args.no_cache, args.cache_dir.or_else(default_cache_dir)) {
+        (false, Some(dir)) => builder = builder.cache_dir(dir),
+        _ => tracing::info!("compiled plugins are not cached"),
+    }
+    let host = builder.build()?;
 
     let mut limits = Limits::default();
     limits.deadline = args.deadline;
@@ -241,6 +255,15 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     let answer = host.run_turn(&id, &args.session, &input).await?;
     println!("{answer}");
     Ok(())
+}
+
+/// `agent-host` in the user's cache directory: `$XDG_CACHE_HOME`, else `~/.cache`.
+fn default_cache_dir() -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
+    Some(base.join("agent-host"))
 }
 
 /// Opens the embedded store at `path`, creating its directory.

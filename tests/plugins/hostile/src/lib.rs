@@ -2,7 +2,7 @@
 //! (`MODE [N]`):
 //! - `grow N`: asks for more memory N times (each refused), then answers.
 //! - `grow-then-spin`: one refused memory growth, then an endless loop.
-//! - `refused-appends N`: N appends the host refuses (over the size limit).
+//! - `refused-appends N`: N appends the host refuses (too many items per call).
 //! - `answer N` / `error N`: an answer / an error text of N bytes.
 //! - `forge`: an error text and stderr lines made to look like the host's log.
 //! - `append-many N`: appends N history items in calls of at most 1,000.
@@ -65,10 +65,11 @@ impl Guest for Hostile {
                 }
             }
             "refused-appends" => {
-                let big = vec![b'x'; 2 << 20];
+                // One item more than an append may carry (1,000 by default).
+                let items = vec![b"x".to_vec(); 1001];
                 let mut refused = 0;
                 for _ in 0..arg(rest) {
-                    if wit::append(&session, std::slice::from_ref(&big)).is_err() {
+                    if wit::append(&session, &items).is_err() {
                         refused += 1;
                     }
                 }

@@ -1,0 +1,193 @@
+//! The adversarial suite through the `agent-host` binary: what a hostile plugin
+//! prints, answers or describes reaches the log escaped and bounded, a crash is
+//! reported by its cause, and `run` keeps compiled plugins in a cache.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use agent_host_tests::plugins;
+
+/// Runs `agent-host ARGS` with a state file and cache in `dir`, logs at info.
+fn agent_host(dir: &Path, args: &[&str]) -> Output {
+    command(dir, args)
+        .env("RUST_LOG", "info")
+        .output()
+        .expect("agent-host runs")
+}
+
+/// Runs `agent-host ARGS` with the default log level (errors only).
+fn quiet(dir: &Path, args: &[&str]) -> Output {
+    command(dir, args)
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("agent-host runs")
+}
+
+fn command(dir: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_agent-host"));
+    cmd.args(args)
+        .env_remove("REDIS_URL")
+        .env_remove("AGENT_HOST_CACHE")
+        .env_remove("XDG_CACHE_HOME")
+        .env("HOME", dir)
+        .env("AGENT_HOST_STATE", dir.join("state.redb"));
+    cmd
+}
+
+fn run(dir: &Path, format: &str, input: &str) -> (String, String) {
+    let out = agent_host(
+        dir,
+        &[
+            "--log-format",
+            format,
+            "run",
+            plugins::HOSTILE,
+            "-s",
+            "s",
+            "-i",
+            input,
+        ],
+    );
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Lines of the host's human log look like `2026-...Z  LEVEL target: ...`; a
+/// forged one would start a line with the plugin's fake timestamp.
+fn assert_no_forged_line(stderr: &str) {
+    assert!(
+        !stderr.contains('\x1b'),
+        "an escape sequence reached the log:\n{stderr}"
+    );
+    for line in stderr.lines() {
+        assert!(
+            !line.starts_with("2026-01-01T00:00:00"),
+            "a plugin forged a log line: {line:?}\n{stderr}"
+        );
+        assert!(!line.starts_with("stderr line two"), "{line:?}");
+    }
+}
+
+#[test]
+fn a_plugin_cannot_forge_log_lines_in_either_format() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, human) = run(dir.path(), "human", "forge");
+    assert_no_forged_line(&human);
+    assert!(
+        human.contains("boom\\n2026-01-01"),
+        "the error text is kept, escaped:\n{human}"
+    );
+    assert!(
+        human.contains("hostile\\nERROR agent_host: forged\\u{1b}[2J"),
+        "{human}"
+    );
+
+    let (_, json) = run(dir.path(), "json", "forge");
+    assert!(!json.contains('\x1b'), "{json}");
+    for line in json.lines() {
+        let event: serde_json::Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("not one JSON object per line ({e}): {line:?}"));
+        assert!(event.is_object());
+    }
+    assert!(json.contains("boom\\\\n2026-01-01"), "{json}");
+}
+
+#[test]
+fn a_plugin_cannot_flood_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    // 100,000 refused memory growths and 2,000 refused appends in one turn.
+    for (input, answer, refusals) in [
+        ("grow 100000", "100000 refused", "refused 100000 times"),
+        ("refused-appends 2000", "2000 refused", "refused 2000 times"),
+    ] {
+        let (stdout, stderr) = run(dir.path(), "human", input);
+        assert_eq!(stdout.trim(), answer, "{stderr}");
+        assert!(stderr.contains(refusals), "no summary line:\n{stderr}");
+        assert!(
+            stderr.lines().count() < 20,
+            "{} lines:\n{stderr}",
+            stderr.lines().count()
+        );
+    }
+    // A 1 MB describe version and a 64 KiB error text: every log line stays short
+    // (the command's own last line, `error: ...`, is the answer and is whole).
+    let (_, stderr) = run(dir.path(), "human", "error 65536");
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("error: ") && last.len() > 65536,
+        "{last:.100}"
+    );
+    let longest = stderr
+        .lines()
+        .filter(|l| !l.starts_with("error: "))
+        .map(str::len)
+        .max()
+        .unwrap_or(0);
+    assert!(longest < 4096, "a log line of {longest} bytes");
+    assert!(stderr.contains("more bytes"), "{stderr}");
+}
+
+#[test]
+fn a_crash_is_reported_by_its_cause_in_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = quiet(
+        dir.path(),
+        &["run", plugins::WRECK, "-s", "s", "-i", "trap"],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let error = stderr
+        .lines()
+        .find(|l| l.starts_with("error:"))
+        .unwrap_or_else(|| panic!("no error line:\n{stderr}"));
+    assert!(error.contains("wreck: trapping after writing"), "{error}");
+    assert!(!error.contains("RUST_BACKTRACE"), "{error}");
+
+    // A file that is not a component: one line, for both commands.
+    for command in ["inspect", "run"] {
+        let args = match command {
+            "run" => &["run", "Cargo.toml", "-s", "s", "-i", "x"][..],
+            _ => &["inspect", "Cargo.toml"][..],
+        };
+        let out = quiet(dir.path(), args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success());
+        assert_eq!(stderr.trim().lines().count(), 1, "{command}:\n{stderr}");
+        assert!(stderr.contains("not a WebAssembly file"), "{stderr}");
+    }
+}
+
+#[test]
+fn run_keeps_compiled_plugins_in_the_users_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join(".cache").join("agent-host");
+    let (_, first) = run(dir.path(), "human", "answer 2");
+    assert!(first.contains("from_cache=false"), "{first}");
+    assert!(
+        std::fs::read_dir(&cache).map_or(0, |d| d.count()) > 0,
+        "nothing in {}",
+        cache.display()
+    );
+    let (stdout, second) = run(dir.path(), "human", "answer 2");
+    assert_eq!(stdout.trim(), "aa");
+    assert!(second.contains("from_cache=true"), "{second}");
+
+    // --no-cache compiles and writes nothing.
+    let other = tempfile::tempdir().unwrap();
+    let out = agent_host(
+        other.path(),
+        &[
+            "run",
+            plugins::HOSTILE,
+            "-s",
+            "s",
+            "-i",
+            "answer 1",
+            "--no-cache",
+        ],
+    );
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("from_cache=false"));
+    assert!(!other.path().join(".cache").exists());
+}
