@@ -46,7 +46,7 @@ enum LogFormat {
 #[derive(Subcommand)]
 enum Command {
     /// Run one turn of a plugin and print its answer.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Serve the plugins of a config file over HTTP.
     Serve(ServeArgs),
     /// List, show or delete the sessions of a configured plugin.
@@ -190,7 +190,7 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Run(args) => run(args).await,
+            Command::Run(args) => run(*args).await,
             Command::Serve(args) => serve::serve(args.config, args.listen).await,
             Command::Sessions(args) => sessions(args).await,
             Command::Inspect(args) => inspect(&args.plugin),
