@@ -1,0 +1,303 @@
+//! The operator's config file (TOML): how the host is backed (`[store]`, `[server]`),
+//! what each plugin may do (`[[plugin]]`), and who may call which plugin
+//! (`[[token]]`).
+//!
+//! ```toml
+//! [store]
+//! # url = "redis://127.0.0.1:6379"   # REDIS_URL overrides it; none: embedded store
+//! path = "state.redb"                 # the embedded store's file
+//! root = "agent"
+//!
+//! [server]
+//! listen = "127.0.0.1:8080"
+//!
+//! [[plugin]]
+//! id = "chat"
+//! wasm = "plugins/chat_memory.wasm"
+//! prefix = "tenant-a"
+//! default_ttl = "7d"
+//! sliding_ttl = true
+//! limits = { memory = "64MiB", deadline = "10s" }
+//!
+//! [[token]]
+//! tenant = "tenant-a"
+//! secret_env = "TENANT_A_TOKEN"
+//! plugins = ["chat"]
+//! ```
+//!
+//! Unknown fields are errors, durations are written like `30s` or `7d`, sizes like
+//! `64MiB`, and relative paths are relative to the file. Every error names the
+//! file, line and column, and never shows a secret.
+
+
+mod sections;
+#[cfg(test)]
+mod tests;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::Deserialize;
+
+use crate::error::Error;
+use crate::host::HostBuilder;
+use crate::store::{EmbeddedStore, RedisOptions, RedisStore, StateStore};
+
+pub use self::sections::{
+    LimitsSection, PluginSection, Secret, ServerSection, StoreSection, TokenSection,
+};
+
+/// A parsed and checked config file.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct ConfigFile {
+    /// Where it was read from.
+    pub path: PathBuf,
+    /// The store.
+    pub store: StoreSection,
+    /// The HTTP server of `agent-host serve`.
+    pub server: ServerSection,
+    /// The plugins, in file order.
+    pub plugins: Vec<PluginSection>,
+    /// The API tokens.
+    pub tokens: Vec<TokenSection>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Raw {
+    #[serde(default)]
+    store: StoreSection,
+    #[serde(default)]
+    server: ServerSection,
+    #[serde(default, rename = "plugin")]
+    plugins: Vec<PluginSection>,
+    #[serde(default, rename = "token")]
+    tokens: Vec<TokenSection>,
+}
+
+
+/// Where in the file a span starts, as `line:column` (1-based).
+fn position(text: &str, offset: usize) -> String {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+    format!("{line}:{column}")
+}
+
+impl ConfigFile {
+    /// Reads, parses and checks the file at `path`, then applies `REDIS_URL` from
+    /// the environment over `store.url`.
+    pub fn load(path: impl AsRef<Path>) -> Result<Self, Error> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::Config(format!("{}: cannot read: {e}", path.display())))?;
+        let redis_url = std::env::var("REDIS_URL").ok().filter(|u| !u.is_empty());
+        Self::parse(path, &text, redis_url, |name| std::env::var(name).ok())
+    }
+
+    /// Parses `text` as if read from `path`; `redis_url` overrides `store.url` and
+    /// `env` looks up `secret_env` variables.
+    pub fn parse(
+        path: &Path,
+        text: &str,
+        redis_url: Option<String>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, Error> {
+        let place = |offset: usize, reason: &str| {
+            format!("{}:{}: {reason}", path.display(), position(text, offset))
+        };
+        let at = |offset: usize, reason: &str| Error::Config(place(offset, reason));
+        let raw: Raw = toml::from_str(text).map_err(|e| {
+            let offset = e.span().map_or(0, |s| s.start);
+            at(offset, e.message().trim())
+        })?;
+        let dir = path.parent().unwrap_or(Path::new("."));
+        let mut file = Self {
+            path: path.to_path_buf(),
+            store: raw.store,
+            server: raw.server,
+            plugins: raw.plugins,
+            tokens: raw.tokens,
+        };
+        if let Some(url) = redis_url {
+            file.store.url = Some(Secret(url));
+        }
+        file.store.path = Some(
+            dir.join(
+                file.store
+                    .path
+                    .as_deref()
+                    .unwrap_or(Path::new("state.redb")),
+            ),
+        );
+        if file.store.tls_cert.is_some() != file.store.tls_key.is_some() {
+            return Err(Error::Config(format!(
+                "{}: [store] tls_cert and tls_key go together",
+                path.display()
+            )));
+        }
+        for p in [
+            &mut file.store.tls_ca,
+            &mut file.store.tls_cert,
+            &mut file.store.tls_key,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            *p = dir.join(&*p);
+        }
+        file.server.cache_dir = Some(
+            dir.join(
+                file.server
+                    .cache_dir
+                    .as_deref()
+                    .unwrap_or(Path::new("cache")),
+            ),
+        );
+
+        let mut ids = std::collections::HashSet::new();
+        for plugin in &mut file.plugins {
+            let id = plugin.id.get_ref().clone();
+            if !ids.insert(id.clone()) {
+                return Err(at(
+                    plugin.id.span().start,
+                    &format!("plugin id {id:?} is used twice"),
+                ));
+            }
+            let wasm = dir.join(plugin.wasm.get_ref());
+            if !wasm.is_file() {
+                return Err(at(
+                    plugin.wasm.span().start,
+                    &format!("plugin {id:?}: no file at {}", wasm.display()),
+                ));
+            }
+            *plugin.wasm.get_mut() = wasm;
+            // The same checks the host makes when it loads the plugin, made early so
+            // they can point into the file.
+            let config = plugin.config();
+            config
+                .namespace(&file.store.root)
+                .map_err(|e| at(plugin.prefix.span().start, &e.to_string()))?;
+        }
+        let mut secrets = std::collections::HashSet::new();
+        for token in &mut file.tokens {
+            let start = token.tenant.span().start;
+            let tenant = token.tenant.get_ref().clone();
+            match (&token.secret, &token.secret_env) {
+                (Some(_), None) => {}
+                (None, Some(var)) => match env(var) {
+                    Some(value) if !value.is_empty() => token.secret = Some(Secret(value)),
+                    // Only the server needs the secrets (see `require_secrets`); the
+                    // admin commands read the same file without them.
+                    _ => {
+                        token.unresolved = Some(place(
+                            start,
+                            &format!("token of {tenant:?}: environment variable {var} is not set"),
+                        ));
+                    }
+                },
+                _ => {
+                    return Err(at(
+                        start,
+                        &format!("token of {tenant:?}: give exactly one of secret and secret_env"),
+                    ));
+                }
+            }
+            if token.unresolved.is_some() {
+                // Checked by `require_secrets`.
+            } else if token.secret().len() < 16 {
+                return Err(at(
+                    start,
+                    &format!("token of {tenant:?}: the secret must be at least 16 characters"),
+                ));
+            }
+            if token.unresolved.is_none() && !secrets.insert(token.secret().to_string()) {
+                return Err(at(
+                    start,
+                    &format!("token of {tenant:?}: the same secret is used twice"),
+                ));
+            }
+            if let Some(unknown) = token
+                .plugins
+                .iter()
+                .find(|p| p.get_ref() != "*" && !ids.contains(p.get_ref()))
+            {
+                return Err(at(
+                    unknown.span().start,
+                    &format!(
+                        "token of {tenant:?}: no plugin {:?} in this file",
+                        unknown.get_ref()
+                    ),
+                ));
+            }
+        }
+        Ok(file)
+    }
+
+    /// Fails if a token's `secret_env` variable was not set when the file was read
+    /// (the server needs every secret; the admin commands need none).
+    pub fn require_secrets(&self) -> Result<(), Error> {
+        match self.tokens.iter().find_map(|t| t.unresolved.clone()) {
+            Some(reason) => Err(Error::Config(reason)),
+            None => Ok(()),
+        }
+    }
+
+    /// The store the file asks for: Redis if a URL is set, else the embedded file.
+    /// Must be called inside a Tokio runtime.
+    pub fn open_store(&self) -> Result<Arc<dyn StateStore>, Error> {
+        match &self.store.url {
+            Some(url) => {
+                let store = &self.store;
+                let options = RedisOptions {
+                    op_timeout: store.op_timeout,
+                    tls_ca: store.tls_ca.clone(),
+                    tls_client_cert: store.tls_cert.clone().zip(store.tls_key.clone()),
+                    wait_replicas: store.wait_replicas,
+                    wait_timeout: store.wait_timeout,
+                    ..RedisOptions::default()
+                };
+                Ok(Arc::new(RedisStore::open(url.expose(), options)?))
+            }
+            None => {
+                let path = self
+                    .store
+                    .path
+                    .clone()
+                    .unwrap_or_else(|| "state.redb".into());
+                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(dir).map_err(|e| {
+                        Error::Config(format!("cannot create {}: {e}", dir.display()))
+                    })?;
+                }
+                Ok(Arc::new(EmbeddedStore::open(path)?))
+            }
+        }
+    }
+
+    /// A host builder with the file's store settings and `store`.
+    pub fn host_builder(&self, store: Arc<dyn StateStore>) -> HostBuilder {
+        let mut builder = crate::Host::builder()
+            .shared_store(store)
+            .root(self.store.root.clone())
+            .instance_slots(self.server.instance_slots);
+        if let Some(dir) = &self.server.cache_dir {
+            builder = builder.cache_dir(dir.clone());
+        }
+        builder
+    }
+
+    /// The namespace of plugin `id`'s state.
+    pub fn namespace(&self, id: &str) -> Result<crate::keys::Namespace, Error> {
+        let plugin = self
+            .plugin(id)
+            .ok_or_else(|| Error::UnknownPlugin(id.to_string()))?;
+        plugin.config().namespace(&self.store.root)
+    }
+
+    /// The plugin with id `id`.
+    pub fn plugin(&self, id: &str) -> Option<&PluginSection> {
+        self.plugins.iter().find(|p| p.id.get_ref() == id)
+    }
+}

@@ -1,0 +1,270 @@
+//! The sections of the config file as serde reads them: `[store]`, `[server]`,
+//! `[[plugin]]` (with its `limits`) and `[[token]]`, with their defaults and units.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use bytesize::ByteSize;
+use serde::{Deserialize, Deserializer};
+use toml::Spanned;
+
+use crate::config::{Limits, PluginConfig};
+use crate::host::DEFAULT_ROOT;
+use crate::store::RedisOptions;
+
+/// `[store]`: where state lives.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct StoreSection {
+    /// A Redis URL; `REDIS_URL` in the environment overrides it. Without one the
+    /// embedded store is used.
+    #[serde(default)]
+    pub url: Option<Secret>,
+    /// The embedded store's file. Default: `state.redb` next to the config file.
+    #[serde(default)]
+    pub path: Option<PathBuf>,
+    /// The first segment of every key. Default `agent`.
+    #[serde(default = "default_root")]
+    pub root: String,
+    /// Upper bound on one Redis call. Default 3 s.
+    #[serde(default = "default_op_timeout", deserialize_with = "duration")]
+    pub op_timeout: Duration,
+    /// PEM file of the CA of the Redis server's certificate (`rediss://`).
+    #[serde(default)]
+    pub tls_ca: Option<PathBuf>,
+    /// PEM file of a client certificate for Redis (with `tls_key`).
+    #[serde(default)]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM file of the client certificate's key.
+    #[serde(default)]
+    pub tls_key: Option<PathBuf>,
+    /// Replicas that must have a commit before a turn is reported committed (Redis
+    /// `WAIT`). Default 0.
+    #[serde(default)]
+    pub wait_replicas: u32,
+    /// How long a commit waits for them. Default 1 s.
+    #[serde(default = "default_wait_timeout", deserialize_with = "duration")]
+    pub wait_timeout: Duration,
+}
+
+impl Default for StoreSection {
+    fn default() -> Self {
+        Self {
+            url: None,
+            path: None,
+            root: default_root(),
+            op_timeout: default_op_timeout(),
+            tls_ca: None,
+            tls_cert: None,
+            tls_key: None,
+            wait_replicas: 0,
+            wait_timeout: default_wait_timeout(),
+        }
+    }
+}
+
+/// `[server]`: the HTTP server of `agent-host serve`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct ServerSection {
+    /// Address to listen on. Default `127.0.0.1:8080`; port 0 picks a free one.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// Where compiled plugins are cached. Default: `cache` next to the config file.
+    #[serde(default)]
+    pub cache_dir: Option<PathBuf>,
+    /// Largest turn input accepted. Default 1 MiB.
+    #[serde(default = "default_max_input")]
+    pub max_input: ByteSize,
+    /// How long a shutdown waits for turns in flight. Default 30 s.
+    #[serde(default = "default_grace", deserialize_with = "duration")]
+    pub shutdown_grace: Duration,
+    /// Plugin instances that may run at once. Default 256.
+    #[serde(default = "default_slots")]
+    pub instance_slots: u32,
+}
+
+impl Default for ServerSection {
+    fn default() -> Self {
+        Self {
+            listen: default_listen(),
+            cache_dir: None,
+            max_input: default_max_input(),
+            shutdown_grace: default_grace(),
+            instance_slots: default_slots(),
+        }
+    }
+}
+
+/// One `[[plugin]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct PluginSection {
+    /// The id clients call it by.
+    pub id: Spanned<String>,
+    /// The component file.
+    pub wasm: Spanned<PathBuf>,
+    /// The key prefix of its state (the tenant).
+    pub prefix: Spanned<String>,
+    /// Session lifetime after the last write; none: forever.
+    #[serde(default, deserialize_with = "optional_duration")]
+    pub default_ttl: Option<Duration>,
+    /// Reads extend the session's lifetime too.
+    #[serde(default)]
+    pub sliding_ttl: bool,
+    /// Limits; what is not given keeps its default.
+    #[serde(default)]
+    pub limits: LimitsSection,
+}
+
+/// A plugin's `limits` table (see [`Limits`] for the defaults).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+#[allow(missing_docs)]
+pub struct LimitsSection {
+    pub memory: Option<ByteSize>,
+    #[serde(default, deserialize_with = "optional_duration")]
+    pub deadline: Option<Duration>,
+    pub max_value: Option<ByteSize>,
+    pub max_history_items: Option<u64>,
+    pub max_items_per_call: Option<u32>,
+    pub max_output: Option<ByteSize>,
+    pub max_stdio: Option<ByteSize>,
+    pub max_concurrent_turns: Option<u32>,
+    pub max_values: Option<u64>,
+    pub max_turn_bytes: Option<ByteSize>,
+}
+
+/// One `[[token]]`: a bearer token and the plugins it may call.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct TokenSection {
+    /// Who holds it (shown in logs instead of the token).
+    pub tenant: Spanned<String>,
+    /// The token itself. Prefer `secret_env`, which keeps it out of the file.
+    #[serde(default)]
+    pub secret: Option<Secret>,
+    /// The environment variable that holds the token.
+    #[serde(default)]
+    pub secret_env: Option<String>,
+    /// Plugin ids it may call; `"*"` for all.
+    pub plugins: Vec<Spanned<String>>,
+    /// Why the secret is missing (its variable is not set), with the position.
+    #[serde(skip)]
+    pub(super) unresolved: Option<String>,
+}
+
+impl TokenSection {
+    /// True if this token may call `plugin`.
+    pub fn allows(&self, plugin: &str) -> bool {
+        self.plugins
+            .iter()
+            .any(|p| p.get_ref() == "*" || p.get_ref() == plugin)
+    }
+
+    /// The token, from the file or its environment variable (checked at load).
+    pub fn secret(&self) -> &str {
+        self.secret.as_ref().map_or("", |s| s.0.as_str())
+    }
+}
+
+/// A string that is never printed: its `Debug` says `"<set>"`.
+#[derive(Clone, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(pub(super) String);
+
+impl Secret {
+    /// The secret itself.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<set>")
+    }
+}
+
+fn default_root() -> String {
+    DEFAULT_ROOT.into()
+}
+fn default_op_timeout() -> Duration {
+    RedisOptions::default().op_timeout
+}
+fn default_wait_timeout() -> Duration {
+    RedisOptions::default().wait_timeout
+}
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+fn default_max_input() -> ByteSize {
+    ByteSize::mib(1)
+}
+fn default_grace() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_slots() -> u32 {
+    256
+}
+
+fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let text = String::deserialize(d)?;
+    humantime::parse_duration(&text).map_err(|e| {
+        serde::de::Error::custom(format!(
+            "{text:?} is not a duration ({e}); write e.g. 30s, 10m, 7d"
+        ))
+    })
+}
+
+fn optional_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    duration(d).map(Some)
+}
+
+impl PluginSection {
+    /// What the host needs to know about the plugin.
+    pub fn config(&self) -> PluginConfig {
+        let mut limits = Limits::default();
+        let l = &self.limits;
+        if let Some(v) = l.memory {
+            limits.memory_bytes = v.as_u64();
+        }
+        if let Some(v) = l.deadline {
+            limits.deadline = v;
+        }
+        if let Some(v) = l.max_value {
+            limits.max_value_bytes = v.as_u64();
+        }
+        if let Some(v) = l.max_history_items {
+            limits.max_history_items = v;
+        }
+        if let Some(v) = l.max_items_per_call {
+            limits.max_items_per_call = v;
+        }
+        if let Some(v) = l.max_output {
+            limits.max_output_bytes = v.as_u64();
+        }
+        if let Some(v) = l.max_stdio {
+            limits.max_stdio_bytes = usize::try_from(v.as_u64()).unwrap_or(usize::MAX);
+        }
+        if let Some(v) = l.max_concurrent_turns {
+            limits.max_concurrent_turns = v;
+        }
+        if let Some(v) = l.max_values {
+            limits.max_values = v;
+        }
+        if let Some(v) = l.max_turn_bytes {
+            limits.max_turn_bytes = v.as_u64();
+        }
+        PluginConfig::new(self.id.get_ref().clone(), self.prefix.get_ref().clone())
+            .with_default_ttl(self.default_ttl)
+            .with_sliding_ttl(self.sliding_ttl)
+            .with_limits(limits)
+    }
+}

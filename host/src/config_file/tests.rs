@@ -1,0 +1,113 @@
+//! Unit tests of the config file: good files, defaults, and every kind of mistake.
+
+use std::path::Path;
+
+use super::ConfigFile;
+
+fn parse(text: &str) -> Result<ConfigFile, String> {
+    let env = |name: &str| (name == "TOKEN_A").then(|| "aaaaaaaaaaaaaaaaaaaa".to_string());
+    // Cargo.toml stands in for a wasm file that exists.
+    let text = text.replace("WASM", "Cargo.toml");
+    let file = ConfigFile::parse(Path::new("./conf.toml"), &text, None, env)
+        .map_err(|e| e.to_string())?;
+    file.require_secrets().map_err(|e| e.to_string())?;
+    Ok(file)
+}
+
+const GOOD: &str = r#"
+[store]
+root = "r"
+
+[[plugin]]
+id = "chat"
+wasm = "WASM"
+prefix = "tenant-a"
+default_ttl = "7d"
+limits = { memory = "32MiB", deadline = "2s", max_value = "10KiB" }
+
+[[token]]
+tenant = "a"
+secret_env = "TOKEN_A"
+plugins = ["chat"]
+"#;
+
+#[test]
+fn a_good_file_is_read_with_units_and_defaults() {
+    let file = parse(GOOD).unwrap();
+    let plugin = file.plugin("chat").unwrap().config();
+    assert_eq!(plugin.limits.memory_bytes, 32 << 20);
+    assert_eq!(plugin.limits.max_value_bytes, 10 << 10);
+    assert_eq!(plugin.limits.deadline.as_secs(), 2);
+    assert_eq!(plugin.default_ttl.unwrap().as_secs(), 7 * 24 * 3600);
+    assert_eq!(plugin.limits.max_history_items, 10_000);
+    assert!(file.tokens[0].allows("chat") && !file.tokens[0].allows("other"));
+    assert_eq!(file.server.listen.port(), 8080);
+    // The secret never shows in Debug output.
+    assert!(!format!("{file:?}").contains("aaaa"));
+}
+
+#[test]
+fn a_missing_secret_fails_only_where_secrets_are_needed() {
+    let text = GOOD
+        .replace("TOKEN_A", "TOKEN_UNSET")
+        .replace("WASM", "Cargo.toml");
+    let file = ConfigFile::parse(Path::new("./conf.toml"), &text, None, |_| None).unwrap();
+    assert!(file.plugin("chat").is_some());
+    let err = file.require_secrets().unwrap_err().to_string();
+    assert!(
+        err.contains("conf.toml:13:10") && err.contains("TOKEN_UNSET is not set"),
+        "{err}"
+    );
+}
+
+#[test]
+fn errors_name_the_file_line_and_reason() {
+    let cases = [
+        (
+            GOOD.replace("root =", "rot ="),
+            "conf.toml:3:1",
+            "unknown field `rot`",
+        ),
+        (
+            GOOD.replace("\"7d\"", "\"7 parsecs\""),
+            "conf.toml:9:15",
+            "not a duration",
+        ),
+        (GOOD.replace("\"32MiB\"", "\"lots\""), "conf.toml:10:21", ""),
+        (
+            GOOD.replace("\"WASM\"", "\"nope.wasm\""),
+            "conf.toml:7:8",
+            "no file at",
+        ),
+        (
+            GOOD.replace("\"tenant-a\"", "\"a:b\""),
+            "conf.toml:8:10",
+            "prefix \"a:b\"",
+        ),
+        (
+            GOOD.replace("[\"chat\"]", "[\"chta\"]"),
+            "conf.toml:15:12",
+            "no plugin \"chta\"",
+        ),
+        (
+            GOOD.replace("TOKEN_A", "TOKEN_B"),
+            "conf.toml:13:10",
+            "TOKEN_B is not set",
+        ),
+        (
+            GOOD.replace("secret_env = \"TOKEN_A\"", "secret = \"short\""),
+            "conf.toml:13:10",
+            "at least 16",
+        ),
+        (
+            format!("{GOOD}\n[[plugin]]\nid = \"chat\"\nwasm = \"WASM\"\nprefix = \"b\"\n"),
+            "conf.toml:18:6",
+            "used twice",
+        ),
+    ];
+    for (text, place, reason) in cases {
+        let err = parse(&text).unwrap_err();
+        assert!(err.contains(place), "{err} (expected {place})");
+        assert!(err.contains(reason), "{err} (expected {reason})");
+    }
+}
