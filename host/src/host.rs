@@ -564,7 +564,8 @@ impl Host {
         admin::inspect(self.inner.store.as_ref(), &scope.ns, session, last).await
     }
 
-    /// One page of a plugin's live sessions.
+    /// One page of a plugin's live sessions: at most `limit` (at least 1; more than
+    /// the plugin's `max_items_per_call` is clamped to it).
     pub async fn list_sessions(
         &self,
         plugin_id: &str,
@@ -572,7 +573,13 @@ impl Host {
         limit: u32,
     ) -> Result<Page, Error> {
         let scope = self.scope(plugin_id)?;
-        let limit = limit.clamp(1, scope.config.limits.max_items_per_call);
+        // As in the WIT: 0 is a mistake, more than a call may return is clamped.
+        if limit == 0 {
+            return Err(Error::Invalid(crate::StateError::InvalidArgument(
+                "limit must be at least 1".into(),
+            )));
+        }
+        let limit = limit.min(scope.config.limits.max_items_per_call);
         admin::list_sessions(self.inner.store.as_ref(), &scope.ns, cursor, limit).await
     }
 

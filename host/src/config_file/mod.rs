@@ -29,7 +29,6 @@
 //! `64MiB`, and relative paths are relative to the file. Every error names the
 //! file, line and column, and never shows a secret.
 
-
 mod sections;
 #[cfg(test)]
 mod tests;
@@ -75,7 +74,6 @@ struct Raw {
     #[serde(default, rename = "token")]
     tokens: Vec<TokenSection>,
 }
-
 
 /// Where in the file a span starts, as `line:column` (1-based).
 fn position(text: &str, offset: usize) -> String {
@@ -146,6 +144,12 @@ impl ConfigFile {
         .flatten()
         {
             *p = dir.join(&*p);
+        }
+        if let Some(problem) = file.server.problem() {
+            return Err(Error::Config(format!(
+                "{}: [server] {problem}",
+                path.display()
+            )));
         }
         file.server.cache_dir = Some(
             dir.join(

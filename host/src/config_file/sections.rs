@@ -85,6 +85,22 @@ pub struct ServerSection {
     /// Plugin instances that may run at once. Default 256.
     #[serde(default = "default_slots")]
     pub instance_slots: u32,
+    /// Connections served at once. Beyond it a few more are accepted for
+    /// `/healthz` and `/metrics` only (every other request gets 503 `busy`), so
+    /// probes still answer when the server is full. Default 1024.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: u32,
+    /// How long a client may take to send a request's head (line and headers),
+    /// from its first byte. Default 10 s.
+    #[serde(default = "default_header_timeout", deserialize_with = "duration")]
+    pub header_timeout: Duration,
+    /// How long a client may take to send a turn's body. Default 30 s.
+    #[serde(default = "default_body_timeout", deserialize_with = "duration")]
+    pub body_timeout: Duration,
+    /// How long an open connection may wait without a request before it is
+    /// closed. Default 60 s.
+    #[serde(default = "default_idle_timeout", deserialize_with = "duration")]
+    pub idle_timeout: Duration,
 }
 
 impl Default for ServerSection {
@@ -95,7 +111,29 @@ impl Default for ServerSection {
             max_input: default_max_input(),
             shutdown_grace: default_grace(),
             instance_slots: default_slots(),
+            max_connections: default_max_connections(),
+            header_timeout: default_header_timeout(),
+            body_timeout: default_body_timeout(),
+            idle_timeout: default_idle_timeout(),
         }
+    }
+}
+
+impl ServerSection {
+    /// What is wrong with the section's numbers, if anything.
+    pub(super) fn problem(&self) -> Option<String> {
+        if self.max_connections == 0 {
+            return Some("max_connections must be at least 1".into());
+        }
+        let timeouts = [
+            ("header_timeout", self.header_timeout),
+            ("body_timeout", self.body_timeout),
+            ("idle_timeout", self.idle_timeout),
+        ];
+        timeouts
+            .iter()
+            .find(|(_, t)| *t < Duration::from_millis(1))
+            .map(|(name, _)| format!("{name} must be at least 1ms"))
     }
 }
 
@@ -212,6 +250,18 @@ fn default_grace() -> Duration {
 }
 fn default_slots() -> u32 {
     256
+}
+fn default_max_connections() -> u32 {
+    1024
+}
+fn default_header_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_body_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_idle_timeout() -> Duration {
+    Duration::from_secs(60)
 }
 
 fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {

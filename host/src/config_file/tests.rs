@@ -8,8 +8,8 @@ fn parse(text: &str) -> Result<ConfigFile, String> {
     let env = |name: &str| (name == "TOKEN_A").then(|| "aaaaaaaaaaaaaaaaaaaa".to_string());
     // Cargo.toml stands in for a wasm file that exists.
     let text = text.replace("WASM", "Cargo.toml");
-    let file = ConfigFile::parse(Path::new("./conf.toml"), &text, None, env)
-        .map_err(|e| e.to_string())?;
+    let file =
+        ConfigFile::parse(Path::new("./conf.toml"), &text, None, env).map_err(|e| e.to_string())?;
     file.require_secrets().map_err(|e| e.to_string())?;
     Ok(file)
 }

@@ -1,6 +1,7 @@
 //! The one error body of the API: a status and `{"error": {"kind", "message"}}`.
 
 use agent_host::{Error, StoreError, TurnError};
+use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
@@ -76,5 +77,25 @@ impl From<Error> for ApiError {
             ),
             _ => Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()),
         }
+    }
+}
+
+impl From<PathRejection> for ApiError {
+    fn from(e: PathRejection) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_argument",
+            format!("bad path: {}", e.body_text()),
+        )
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(e: QueryRejection) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_argument",
+            format!("bad query string: {}", e.body_text()),
+        )
     }
 }

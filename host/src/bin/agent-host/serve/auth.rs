@@ -10,7 +10,7 @@ pub(super) fn digest(secret: &str) -> [u8; 32] {
     Sha256::digest(secret.as_bytes()).into()
 }
 
-/// Checks the bearer token for `plugin`: 401 without a known token, 403 if it may
+/// Checks the bearer token for `plugin`: 401 without a known token, 404 if it may
 /// not call `plugin`. Returns the token's tenant.
 pub(super) fn authorize(
     app: &App,
@@ -39,13 +39,15 @@ pub(super) fn authorize(
         .find(|(d, _)| *d == presented)
         .map(|(_, i)| *i)
         .ok_or_else(unauthorized)?;
+    // A plugin this token may not call is, to this token, a plugin that does not
+    // exist: the same 404 either way, so no tenant can probe another's plugin ids.
     if let Some(plugin) = plugin
         && !app.config.tokens[index].allows(plugin)
     {
         return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            format!("this token may not call plugin {plugin:?}"),
+            StatusCode::NOT_FOUND,
+            "unknown_plugin",
+            format!("no plugin {plugin:?} that this token may call"),
         ));
     }
     Ok(index)

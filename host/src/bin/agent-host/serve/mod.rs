@@ -11,11 +11,13 @@
 //! | `GET /metrics` | Prometheus text |
 //!
 //! `/v1` needs `Authorization: Bearer <token>` of a `[[token]]` that lists the plugin:
-//! 401 without a known token, 403 for a plugin the token may not call. Errors are
-//! `{"error": {"kind", "message"}}` with a stable `kind`.
+//! 401 without a known token, 404 for a plugin the token may not call (as for one
+//! that does not exist). Every error is `{"error": {"kind", "message"}}` with a
+//! stable `kind`. Connections are capped and timed out (`connections.rs`).
 
 mod api_error;
 mod auth;
+mod connections;
 mod metrics;
 mod routes;
 
@@ -84,15 +86,20 @@ pub(crate) async fn serve(config: PathBuf, listen: Option<SocketAddr>) -> anyhow
         .map(|(i, t)| (digest(t.secret()), i))
         .collect();
     let listen = listen.unwrap_or(config.server.listen);
-    let max_input = usize::try_from(config.server.max_input.as_u64()).unwrap_or(usize::MAX);
     let grace = config.server.shutdown_grace;
+    let max_connections = config.server.max_connections as usize;
+    let timeouts = connections::Timeouts {
+        header: config.server.header_timeout,
+        idle: config.server.idle_timeout,
+    };
     let app = Arc::new(App {
         host,
         tokens,
         metrics: Metrics::new(store_seconds),
         config,
     });
-    let router = routes::router(app, max_input);
+    let router = routes::router(app);
+    warn_if_few_files(max_connections);
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("listening on {listen}"))?;
@@ -108,7 +115,7 @@ pub(crate) async fn serve(config: PathBuf, listen: Option<SocketAddr>) -> anyhow
         tracing::info!("shutting down: finishing the turns in flight");
         let _ = stop_tx.send(true);
     };
-    let server = axum::serve(listener, router).with_graceful_shutdown(shutdown);
+    let server = connections::serve(listener, router, max_connections, timeouts, shutdown);
     let mut stop = stop_rx;
     tokio::select! {
         result = server => result.context("server")?,
@@ -121,6 +128,28 @@ pub(crate) async fn serve(config: PathBuf, listen: Option<SocketAddr>) -> anyhow
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Warns when the process may open fewer files than the connections it accepts
+/// (Linux: `/proc/self/limits`), which would make accepting fail before the cap.
+fn warn_if_few_files(max_connections: usize) {
+    let Ok(limits) = std::fs::read_to_string("/proc/self/limits") else {
+        return;
+    };
+    let soft = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .and_then(|l| l.split_whitespace().nth(3))
+        .and_then(|n| n.parse::<usize>().ok());
+    // Connections, the reserve, and a margin for the store, the cache and logs.
+    let needed = max_connections + connections::RESERVE + 64;
+    if let Some(soft) = soft.filter(|soft| *soft < needed) {
+        tracing::warn!(
+            open_files = soft,
+            needed,
+            "the open-file limit is below max_connections; raise it (ulimit -n) or lower max_connections"
+        );
+    }
 }
 
 async fn shutdown_signal() {

@@ -5,6 +5,8 @@ use std::time::Instant;
 
 use agent_host::TurnError;
 use axum::Router;
+use axum::body::Body;
+use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -18,13 +20,16 @@ use super::api_error::ApiError;
 use super::auth::authorize;
 use super::metrics::{PluginLabel, TurnLabels};
 
-/// The API's routes over `app`; turn inputs over `max_input` bytes are refused.
-pub(super) fn router(app: Arc<App>, max_input: usize) -> Router {
+/// The API's routes over `app`. Every answer that is not a success has the one
+/// error body (`ApiError`), unknown paths and methods included.
+pub(super) fn router(app: Arc<App>) -> Router {
     Router::new()
         .route("/v1/plugins", get(list_plugins))
         .route(
             "/v1/plugins/{plugin}/sessions/{session}/turns",
-            post(turn).layer(DefaultBodyLimit::max(max_input)),
+            // The body is read by the handler, after the token is checked, within
+            // `max_input` and `body_timeout`.
+            post(turn).layer(DefaultBodyLimit::disable()),
         )
         .route("/v1/plugins/{plugin}/sessions", get(list_sessions))
         .route(
@@ -33,16 +38,89 @@ pub(super) fn router(app: Arc<App>, max_input: usize) -> Router {
         )
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .with_state(app)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such path")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this path does not take that method",
+    )
+}
+
+/// The turn's input: at most `max_input` bytes of UTF-8, read within
+/// `body_timeout`.
+async fn read_input(app: &App, body: Body) -> Result<String, ApiError> {
+    let server = &app.config.server;
+    let max = usize::try_from(server.max_input.as_u64()).unwrap_or(usize::MAX);
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "input_too_large",
+            format!("the input is over the limit of {max} bytes"),
+        )
+    };
+    let read = tokio::time::timeout(server.body_timeout, axum::body::to_bytes(body, max));
+    let bytes = match read.await {
+        Ok(Ok(bytes)) => bytes,
+        Ok(Err(e)) if is_length_limit(&e) => return Err(too_large()),
+        Ok(Err(e)) => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_input",
+                format!("the request body could not be read: {e}"),
+            ));
+        }
+        Err(_) => {
+            return Err(ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "timeout",
+                format!(
+                    "the request body did not arrive within {}",
+                    humantime::format_duration(server.body_timeout)
+                ),
+            ));
+        }
+    };
+    String::from_utf8(bytes.into()).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_input",
+            format!(
+                "the input is not UTF-8 (byte {})",
+                e.utf8_error().valid_up_to()
+            ),
+        )
+    })
+}
+
+fn is_length_limit(e: &axum::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = source {
+        if err.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        source = err.source();
+    }
+    false
 }
 
 async fn turn(
     State(app): State<Arc<App>>,
-    Path((plugin, session)): Path<(String, String)>,
+    path: Result<Path<(String, String)>, PathRejection>,
     headers: HeaderMap,
-    input: String,
+    body: Body,
 ) -> Result<Response, ApiError> {
+    let Path((plugin, session)) = path?;
     let tenant = authorize(&app, &headers, Some(&plugin))?;
+    let input = read_input(&app, body).await?;
     let tenant = app.config.tokens[tenant].tenant.get_ref().as_str();
     let started = Instant::now();
     let outcome = app
@@ -85,6 +163,7 @@ async fn list_plugins(
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct ListQuery {
     after: Option<String>,
     limit: Option<u32>,
@@ -92,11 +171,13 @@ struct ListQuery {
 
 async fn list_sessions(
     State(app): State<Arc<App>>,
-    Path(plugin): Path<String>,
-    Query(query): Query<ListQuery>,
+    path: Result<Path<String>, PathRejection>,
+    query: Result<Query<ListQuery>, QueryRejection>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    let Path(plugin) = path?;
     authorize(&app, &headers, Some(&plugin))?;
+    let Query(query) = query?;
     let page = app
         .host
         .list_sessions(&plugin, query.after.as_deref(), query.limit.unwrap_or(100))
@@ -106,9 +187,10 @@ async fn list_sessions(
 
 async fn show_session(
     State(app): State<Arc<App>>,
-    Path((plugin, session)): Path<(String, String)>,
+    path: Result<Path<(String, String)>, PathRejection>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    let Path((plugin, session)) = path?;
     authorize(&app, &headers, Some(&plugin))?;
     let snapshot = app.host.inspect(&plugin, &session).await?;
     if !snapshot.exists {
@@ -119,9 +201,10 @@ async fn show_session(
 
 async fn delete_session(
     State(app): State<Arc<App>>,
-    Path((plugin, session)): Path<(String, String)>,
+    path: Result<Path<(String, String)>, PathRejection>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    let Path((plugin, session)) = path?;
     authorize(&app, &headers, Some(&plugin))?;
     if !app.host.clear_session(&plugin, &session).await? {
         return Err(no_session(&plugin, &session));
