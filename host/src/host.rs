@@ -438,18 +438,20 @@ impl Host {
         let inner = &self.inner;
         let plugin_id = plugin.scope.config.id.as_str();
         inner.stats.turns.fetch_add(1, Ordering::Relaxed);
+        let _serial = match inner.serialize_sessions {
+            true => Some(inner.locks.lock(plugin_id, name.as_str()).await),
+            false => None,
+        };
+        // The deadline is the turn's: its conflict retries share it.
+        let deadline = Instant::now() + plugin.scope.config.limits.deadline;
+        // Counted once the turn is about to run: turns waiting for their session
+        // hold no instance and no core.
         let Ok(_running) = plugin.turns.clone().try_acquire_owned() else {
             tracing::debug!("the plugin runs as many turns as it may; refused");
             let busy = TurnError::Busy {
                 plugin: plugin_id.to_string(),
             };
             return (Err(busy), 0);
-        };
-        // The deadline is the turn's: retries share it.
-        let deadline = Instant::now() + plugin.scope.config.limits.deadline;
-        let _serial = match inner.serialize_sessions {
-            true => Some(inner.locks.lock(plugin_id, name.as_str()).await),
-            false => None,
         };
         let mut attempt = 1;
         loop {
