@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use crate::error::Error;
 use crate::keys::Namespace;
+use crate::outbound::{AllowedOrigin, Outbound};
 
 /// The configuration of one plugin.
 #[derive(Clone, Debug)]
@@ -24,6 +25,11 @@ pub struct PluginConfig {
     pub sliding_ttl: bool,
     /// Resource limits.
     pub limits: Limits,
+    /// Environment variables the plugin sees (only these; ordinary configuration,
+    /// never secrets: those go in [`AllowedOrigin`] secret headers).
+    pub env: Vec<(String, String)>,
+    /// What the plugin may reach over HTTP (default: nothing).
+    pub outbound: Outbound,
 }
 
 impl PluginConfig {
@@ -35,7 +41,27 @@ impl PluginConfig {
             default_ttl: None,
             sliding_ttl: false,
             limits: Limits::default(),
+            env: Vec::new(),
+            outbound: Outbound::default(),
         }
+    }
+
+    /// Sets the environment variables the plugin sees.
+    pub fn with_env(mut self, env: Vec<(String, String)>) -> Self {
+        self.env = env;
+        self
+    }
+
+    /// Lets the plugin send HTTP requests to `origin`.
+    pub fn with_origin(mut self, origin: AllowedOrigin) -> Self {
+        self.outbound.origins.push(origin);
+        self
+    }
+
+    /// Replaces what the plugin may reach over HTTP.
+    pub fn with_outbound(mut self, outbound: Outbound) -> Self {
+        self.outbound = outbound;
+        self
     }
 
     /// Sets the default TTL of sessions.
@@ -69,6 +95,9 @@ impl PluginConfig {
             )));
         }
         self.limits
+            .check()
+            .map_err(|e| Error::Config(format!("plugin {}: {e}", self.id)))?;
+        self.outbound
             .check()
             .map_err(|e| Error::Config(format!("plugin {}: {e}", self.id)))?;
         Namespace::new(root, &self.prefix).map_err(Error::Config)
@@ -109,6 +138,18 @@ pub struct Limits {
     /// Bytes one turn may write (state documents, history items, values). Default
     /// 8 MiB.
     pub max_turn_bytes: u64,
+    /// Outbound HTTP requests one turn may send. Default 16.
+    pub max_requests: u32,
+    /// Bytes of response bodies one turn may read, all requests together. Default
+    /// 8 MiB.
+    pub max_response_bytes: u64,
+    /// Bytes of one request body. Default 1 MiB.
+    pub max_request_body_bytes: u64,
+    /// How long connecting (DNS, TCP, TLS) may take. Default 10 s.
+    pub connect_timeout: Duration,
+    /// How long the response head, and then each part of its body, may take.
+    /// Default 60 s. Every wait also ends at the turn's deadline.
+    pub first_byte_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -122,6 +163,11 @@ impl Default for Limits {
             max_output_bytes: 1 << 20,
             max_stdio_bytes: 64 << 10,
             max_concurrent_turns: 64,
+            max_requests: 16,
+            max_response_bytes: 8 << 20,
+            max_request_body_bytes: 1 << 20,
+            connect_timeout: Duration::from_secs(10),
+            first_byte_timeout: Duration::from_secs(60),
             max_values: 10_000,
             max_turn_bytes: 8 << 20,
         }

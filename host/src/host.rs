@@ -19,6 +19,7 @@ use crate::config::PluginConfig;
 use crate::error::{Error, StoreError, TurnError};
 use crate::guest_text::{LOG_FIELD_BYTES, escaped};
 use crate::keys::Name;
+use crate::outbound::{OutboundEvent, OutboundObserver, TurnOutbound};
 use crate::outcome::{deadline_error, stopped};
 use crate::sandbox::{self, TurnCtx};
 use crate::session_locks::SessionLocks;
@@ -41,9 +42,20 @@ pub struct HostBuilder {
     max_attempts: u32,
     pool: sandbox::Pool,
     cache_dir: Option<PathBuf>,
+    on_outbound: Option<OutboundObserver>,
 }
 
 impl HostBuilder {
+    /// Calls `observer` once per outbound HTTP request of any plugin (for
+    /// metrics); it must be quick, it runs on the request's task.
+    pub fn on_outbound(
+        mut self,
+        observer: impl Fn(&OutboundEvent) + Send + Sync + 'static,
+    ) -> Self {
+        self.on_outbound = Some(Arc::new(observer));
+        self
+    }
+
     /// The store every plugin's state goes to (required).
     pub fn store(mut self, store: impl StateStore) -> Self {
         self.store = Some(Arc::new(store));
@@ -122,6 +134,7 @@ impl HostBuilder {
                 max_attempts: self.max_attempts,
                 max_instance_memory: self.pool.max_memory,
                 cache_dir: self.cache_dir,
+                on_outbound: self.on_outbound,
                 locks: SessionLocks::default(),
                 stats: Counters::default(),
             }),
@@ -148,6 +161,7 @@ struct Inner {
     max_attempts: u32,
     max_instance_memory: u64,
     cache_dir: Option<PathBuf>,
+    on_outbound: Option<OutboundObserver>,
     locks: SessionLocks,
     stats: Counters,
 }
@@ -225,6 +239,7 @@ impl Host {
                 max_memory: 256 << 20,
             },
             cache_dir: None,
+            on_outbound: None,
         }
     }
 
@@ -337,6 +352,14 @@ impl Host {
         ids
     }
 
+    fn turn_outbound(&self, scope: &Arc<PluginScope>, deadline: Instant) -> TurnOutbound {
+        TurnOutbound {
+            scope: scope.clone(),
+            observer: self.inner.on_outbound.clone(),
+            deadline,
+        }
+    }
+
     fn plugin(&self, id: &str) -> Option<Arc<Plugin>> {
         let plugins = self.inner.plugins.read().unwrap_or_else(|p| p.into_inner());
         plugins.get(id).cloned()
@@ -347,10 +370,10 @@ impl Host {
         scope: &Arc<PluginScope>,
         pre: &AgentPluginPre<TurnCtx>,
     ) -> Result<PluginInfo, TurnError> {
-        let limits = &scope.config.limits;
-        let deadline = Instant::now() + limits.deadline;
+        let deadline = Instant::now() + scope.config.limits.deadline;
         let state = StateCtx::new(Turn::new(scope.clone(), self.inner.store.clone()));
-        let (mut store, output) = sandbox::turn_store(&self.inner.engine, limits, state, deadline);
+        let outbound = self.turn_outbound(scope, deadline);
+        let (mut store, output) = sandbox::turn_store(&self.inner.engine, outbound, state);
         let call = async {
             let instance = pre.instantiate_async(&mut store).await?;
             instance
@@ -497,8 +520,9 @@ impl Host {
         // One round trip for what a turn usually reads; a failure here is seen
         // again (and reported) by the plugin's first state call.
         let _ = turn.prefetch(session).await;
+        let outbound = self.turn_outbound(scope, deadline);
         let (mut store, output) =
-            sandbox::turn_store(&self.inner.engine, limits, StateCtx::new(turn), deadline);
+            sandbox::turn_store(&self.inner.engine, outbound, StateCtx::new(turn));
         let call = async {
             let instance = plugin.pre.instantiate_async(&mut store).await?;
             instance

@@ -11,6 +11,7 @@
 //! - [`keys`]: how namespaces, session ids and keys become store keys.
 //! - [`error`]: one error type per audience.
 //! - `guest_text`: plugin-written text made safe for logs (escaped, bounded).
+//! - [`outbound`]: plugins' HTTP requests: allow-list, secret headers, limits.
 //! - `sandbox`: the wasmtime engine, WASI without capabilities, memory and time
 //!   limits.
 //! - `state`: the host side of `agent-state`, answering the guest.
@@ -48,6 +49,7 @@ mod guest_text;
 pub mod host;
 mod inspect;
 pub mod keys;
+pub mod outbound;
 mod outcome;
 mod sandbox;
 mod session_locks;
@@ -60,4 +62,5 @@ pub use config_file::ConfigFile;
 pub use error::{Error, StateError, StoreError, TurnError};
 pub use host::{Host, HostBuilder, HostStats, PluginInfo, SessionSnapshot};
 pub use inspect::{ComponentReport, inspect_component};
+pub use outbound::{AllowedOrigin, Outbound, OutboundEvent, SecretHeader};
 pub use store::{EmbeddedStore, RedisOptions, RedisStore, StateStore};

@@ -15,11 +15,12 @@ use wasmtime::{
 };
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::bindings::AgentPlugin;
-use crate::config::Limits;
 use crate::error::Error;
 use crate::guest_text::{LOG_FIELD_BYTES, escaped};
+use crate::outbound::{OutboundHooks, TurnOutbound};
 use crate::state::StateCtx;
 
 /// How often the epoch ticks: the granularity of deadlines and of yielding to other
@@ -80,11 +81,14 @@ fn spawn_epoch_ticker(engine: &Engine) -> Result<(), Error> {
     Ok(())
 }
 
-/// A linker with WASI p2 and `agent-state`.
+/// A linker with WASI p2, `wasi:http` (outbound requests, see `outbound`) and
+/// `agent-state`.
 pub(crate) fn linker(engine: &Engine) -> Result<Linker<TurnCtx>, Error> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)
         .map_err(|e| Error::Engine(format!("linking WASI: {e}")))?;
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
+        .map_err(|e| Error::Engine(format!("linking wasi:http: {e}")))?;
     AgentPlugin::add_to_linker::<TurnCtx, HasSelf<StateCtx>>(&mut linker, |t| &mut t.state)
         .map_err(|e| Error::Engine(format!("linking agent-state: {e}")))?;
     Ok(linker)
@@ -93,9 +97,21 @@ pub(crate) fn linker(engine: &Engine) -> Result<Linker<TurnCtx>, Error> {
 /// Everything one turn's instance owns.
 pub(crate) struct TurnCtx {
     wasi: WasiCtx,
+    http: WasiHttpCtx,
+    hooks: OutboundHooks,
     table: ResourceTable,
     pub(crate) limiter: MemoryLimiter,
     pub(crate) state: StateCtx,
+}
+
+impl WasiHttpView for TurnCtx {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.hooks,
+        }
+    }
 }
 
 impl WasiView for TurnCtx {
@@ -193,21 +209,27 @@ pub(crate) fn log_refusals(store: &Store<TurnCtx>, plugin: &str) {
 /// A store for one turn, with its limits and deadline set.
 pub(crate) fn turn_store(
     engine: &Engine,
-    limits: &Limits,
+    outbound: TurnOutbound,
     state: StateCtx,
-    deadline: Instant,
 ) -> (Store<TurnCtx>, Output) {
+    let config = &outbound.scope.config;
+    let limits = &config.limits;
+    let deadline = outbound.deadline;
     let output = Output {
         stdout: MemoryOutputPipe::new(limits.max_stdio_bytes),
         stderr: MemoryOutputPipe::new(limits.max_stdio_bytes),
     };
-    // No dirs, no env, no args, no sockets: WasiCtxBuilder grants none by default.
+    // No dirs, no args, no sockets: WasiCtxBuilder grants none by default. The env
+    // is the plugin's configured variables only.
     let wasi = WasiCtxBuilder::new()
         .stdout(output.stdout.clone())
         .stderr(output.stderr.clone())
+        .envs(&config.env)
         .build();
     let ctx = TurnCtx {
         wasi,
+        http: WasiHttpCtx::new(),
+        hooks: OutboundHooks::new(outbound.clone()),
         table: ResourceTable::new(),
         limiter: MemoryLimiter::new(limits.memory_bytes),
         state,
