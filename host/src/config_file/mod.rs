@@ -29,6 +29,7 @@
 //! `64MiB`, and relative paths are relative to the file. Every error names the
 //! file, line and column, and never shows a secret.
 
+mod outbound;
 mod sections;
 #[cfg(test)]
 mod tests;
@@ -42,6 +43,7 @@ use crate::error::Error;
 use crate::host::HostBuilder;
 use crate::store::{EmbeddedStore, RedisOptions, RedisStore, StateStore};
 
+pub use self::outbound::OutboundSection;
 pub use self::sections::{
     LimitsSection, PluginSection, Secret, ServerSection, StoreSection, TokenSection,
 };
@@ -177,6 +179,11 @@ impl ConfigFile {
                 ));
             }
             *plugin.wasm.get_mut() = wasm;
+            for outbound in &mut plugin.outbound {
+                outbound
+                    .resolve(&env, place)
+                    .map_err(|(offset, reason)| at(offset, &format!("plugin {id:?}: {reason}")))?;
+            }
             // The same checks the host makes when it loads the plugin, made early so
             // they can point into the file.
             let config = plugin.config();
@@ -242,7 +249,17 @@ impl ConfigFile {
     /// Fails if a token's `secret_env` variable was not set when the file was read
     /// (the server needs every secret; the admin commands need none).
     pub fn require_secrets(&self) -> Result<(), Error> {
-        match self.tokens.iter().find_map(|t| t.unresolved.clone()) {
+        let outbound = self
+            .plugins
+            .iter()
+            .flat_map(|p| &p.outbound)
+            .find_map(|o| o.unresolved.clone());
+        match self
+            .tokens
+            .iter()
+            .find_map(|t| t.unresolved.clone())
+            .or(outbound)
+        {
             Some(reason) => Err(Error::Config(reason)),
             None => Ok(()),
         }

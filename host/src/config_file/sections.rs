@@ -1,6 +1,7 @@
 //! The sections of the config file as serde reads them: `[store]`, `[server]`,
 //! `[[plugin]]` (with its `limits`) and `[[token]]`, with their defaults and units.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -11,6 +12,9 @@ use toml::Spanned;
 
 use crate::config::{Limits, PluginConfig};
 use crate::host::DEFAULT_ROOT;
+use crate::outbound::Outbound;
+
+use super::outbound::OutboundSection;
 use crate::store::RedisOptions;
 
 /// `[store]`: where state lives.
@@ -157,6 +161,16 @@ pub struct PluginSection {
     /// Limits; what is not given keeps its default.
     #[serde(default)]
     pub limits: LimitsSection,
+    /// Environment variables the plugin sees (ordinary configuration, visible to
+    /// it; secrets go in `outbound` secret headers).
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Lets an outbound origin be `*`.
+    #[serde(default)]
+    pub allow_any_origin: bool,
+    /// The origins the plugin may send HTTP requests to (none: no network).
+    #[serde(default)]
+    pub outbound: Vec<OutboundSection>,
 }
 
 /// A plugin's `limits` table (see [`Limits`] for the defaults).
@@ -176,6 +190,13 @@ pub struct LimitsSection {
     pub max_concurrent_turns: Option<u32>,
     pub max_values: Option<u64>,
     pub max_turn_bytes: Option<ByteSize>,
+    pub max_requests: Option<u32>,
+    pub max_response: Option<ByteSize>,
+    pub max_request_body: Option<ByteSize>,
+    #[serde(default, deserialize_with = "optional_duration")]
+    pub connect_timeout: Option<Duration>,
+    #[serde(default, deserialize_with = "optional_duration")]
+    pub first_byte_timeout: Option<Duration>,
 }
 
 /// One `[[token]]`: a bearer token and the plugins it may call.
@@ -312,9 +333,33 @@ impl PluginSection {
         if let Some(v) = l.max_turn_bytes {
             limits.max_turn_bytes = v.as_u64();
         }
+        if let Some(v) = l.max_requests {
+            limits.max_requests = v;
+        }
+        if let Some(v) = l.max_response {
+            limits.max_response_bytes = v.as_u64();
+        }
+        if let Some(v) = l.max_request_body {
+            limits.max_request_body_bytes = v.as_u64();
+        }
+        if let Some(v) = l.connect_timeout {
+            limits.connect_timeout = v;
+        }
+        if let Some(v) = l.first_byte_timeout {
+            limits.first_byte_timeout = v;
+        }
+        let mut outbound = Outbound::default();
+        outbound.allow_any_origin = self.allow_any_origin;
+        outbound.origins = self
+            .outbound
+            .iter()
+            .filter_map(|o| o.resolved.clone())
+            .collect();
         PluginConfig::new(self.id.get_ref().clone(), self.prefix.get_ref().clone())
             .with_default_ttl(self.default_ttl)
             .with_sliding_ttl(self.sliding_ttl)
             .with_limits(limits)
+            .with_env(self.env.clone().into_iter().collect())
+            .with_outbound(outbound)
     }
 }

@@ -3,6 +3,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use agent_host::OutboundEvent;
+
 use agent_host::keys::{Name, Namespace};
 use agent_host::store::{Commit, Entry, Page, Snapshot};
 use agent_host::{StateStore, StoreError};
@@ -30,8 +32,21 @@ pub(super) struct OpLabel {
     pub(super) op: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(super) struct OutboundLabels {
+    pub(super) plugin: String,
+    pub(super) origin: String,
+    pub(super) outcome: String,
+}
+
 pub(super) struct Metrics {
     pub(super) registry: Registry,
+    pub(super) outbound: Family<OutboundLabels, Counter>,
+    pub(super) outbound_seconds: Family<PluginLabel, Histogram>,
+    /// Turns run again after a conflict (a turn's outbound requests are sent again).
+    pub(super) retries: Counter,
+    /// The host's conflict count already added to `retries`.
+    pub(super) retries_seen: std::sync::atomic::AtomicU64,
     pub(super) turns: Family<TurnLabels, Counter>,
     pub(super) turn_seconds: Family<PluginLabel, Histogram>,
     pub(super) instances: Gauge,
@@ -65,11 +80,62 @@ impl Metrics {
             store_seconds,
         );
         registry.register("instances", "Plugin instances alive now", instances.clone());
+        let outbound = Family::<OutboundLabels, Counter>::default();
+        let outbound_seconds =
+            Family::<PluginLabel, Histogram>::new_with_constructor(latency_histogram as fn() -> _);
+        let retries = Counter::default();
+        registry.register(
+            "outbound_requests",
+            "Plugins' HTTP requests by plugin, allowed origin and outcome (ok, denied, limit, timeout, error)",
+            outbound.clone(),
+        );
+        registry.register(
+            "outbound_request_duration_seconds",
+            "Time to the response head of plugins' HTTP requests",
+            outbound_seconds.clone(),
+        );
+        registry.register(
+            "turn_retries",
+            "Turns run again after a conflict (their outbound requests were sent again)",
+            retries.clone(),
+        );
         Self {
             registry,
+            outbound,
+            outbound_seconds,
+            retries,
+            retries_seen: std::sync::atomic::AtomicU64::new(0),
             turns,
             turn_seconds,
             instances,
+        }
+    }
+}
+
+impl Metrics {
+    /// Counts one outbound request.
+    pub(super) fn outbound(&self, event: &OutboundEvent) {
+        self.outbound
+            .get_or_create(&OutboundLabels {
+                plugin: event.plugin.clone(),
+                origin: event.origin.clone(),
+                outcome: event.outcome.into(),
+            })
+            .inc();
+        self.outbound_seconds
+            .get_or_create(&PluginLabel {
+                plugin: event.plugin.clone(),
+            })
+            .observe(event.duration.as_secs_f64());
+    }
+
+    /// Brings `turn_retries` up to the host's conflict count.
+    pub(super) fn sync_retries(&self, conflicts: u64) {
+        let seen = self
+            .retries_seen
+            .fetch_max(conflicts, std::sync::atomic::Ordering::Relaxed);
+        if conflicts > seen {
+            self.retries.inc_by(conflicts - seen);
         }
     }
 }

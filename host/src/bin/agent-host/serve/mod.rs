@@ -40,7 +40,7 @@ struct App {
     /// SHA-256 of each token's secret, and the token's entry index.
     tokens: Vec<([u8; 32], usize)>,
     config: ConfigFile,
-    metrics: Metrics,
+    metrics: Arc<Metrics>,
 }
 
 /// Loads the config, compiles the plugins, and serves until SIGTERM or Ctrl-C, then
@@ -67,7 +67,12 @@ pub(crate) async fn serve(config: PathBuf, listen: Option<SocketAddr>) -> anyhow
         inner,
         seconds: store_seconds.clone(),
     });
-    let host = config.host_builder(store).build()?;
+    let metrics = Arc::new(Metrics::new(store_seconds));
+    let observed = metrics.clone();
+    let host = config
+        .host_builder(store)
+        .on_outbound(move |event| observed.outbound(event))
+        .build()?;
     let (mut compiled, mut cached) = (0, 0);
     for plugin in &config.plugins {
         let info = host
@@ -95,7 +100,7 @@ pub(crate) async fn serve(config: PathBuf, listen: Option<SocketAddr>) -> anyhow
     let app = Arc::new(App {
         host,
         tokens,
-        metrics: Metrics::new(store_seconds),
+        metrics,
         config,
     });
     let router = routes::router(app);

@@ -232,9 +232,11 @@ async fn healthz(State(app): State<Arc<App>>) -> Response {
 }
 
 async fn metrics(State(app): State<Arc<App>>) -> Response {
+    let stats = app.host.stats();
     app.metrics
         .instances
-        .set(i64::try_from(app.host.stats().instances).unwrap_or(i64::MAX));
+        .set(i64::try_from(stats.instances).unwrap_or(i64::MAX));
+    app.metrics.sync_retries(stats.conflicts);
     let mut text = String::new();
     if let Err(e) = prometheus_client::encoding::text::encode(&mut text, &app.metrics.registry) {
         return ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())

@@ -1,0 +1,125 @@
+//! A plugin's `[[plugin.outbound]]` entries: the origins it may reach and the
+//! secret headers the host adds, whose `${env:NAME}` parts are read from the host's
+//! environment when the file is loaded.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::outbound::{AllowedOrigin, SecretHeader};
+
+/// One `[[plugin.outbound]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct OutboundSection {
+    /// `scheme://host[:port]`, `*.name` in the host, or `*` (with
+    /// `allow_any_origin = true` on the plugin).
+    pub origin: Spanned<String>,
+    /// Header name to value template (`"Bearer ${env:LLM_API_KEY}"`).
+    #[serde(default)]
+    secret_headers: BTreeMap<String, Spanned<String>>,
+    /// The origin with its headers resolved, once the file is checked.
+    #[serde(skip)]
+    pub(super) resolved: Option<AllowedOrigin>,
+    /// Why a header could not be resolved (a variable is not set), with the place.
+    #[serde(skip)]
+    pub(super) unresolved: Option<String>,
+}
+
+impl OutboundSection {
+    /// Parses the origin and resolves the headers with `env`. `Err((offset,
+    /// reason))` for a mistake in the file; a variable that is not set is kept in
+    /// `unresolved` (only the server needs it).
+    pub(super) fn resolve(
+        &mut self,
+        env: &impl Fn(&str) -> Option<String>,
+        place: impl Fn(usize, &str) -> String,
+    ) -> Result<(), (usize, String)> {
+        let mut origin = AllowedOrigin::parse(self.origin.get_ref())
+            .map_err(|e| (self.origin.span().start, e))?;
+        for (name, template) in &self.secret_headers {
+            let start = template.span().start;
+            let value = match expand(template.get_ref(), env) {
+                Ok(value) => value,
+                Err(Expand::Unset(var)) => {
+                    self.unresolved.get_or_insert_with(|| {
+                        place(
+                            start,
+                            &format!(
+                                "secret header {name} of {}: environment variable {var} is not set",
+                                self.origin.get_ref()
+                            ),
+                        )
+                    });
+                    continue;
+                }
+                Err(Expand::Bad(why)) => {
+                    return Err((start, format!("secret header {name}: {why}")));
+                }
+            };
+            let header = SecretHeader::new(name, &value).map_err(|e| (start, e))?;
+            origin = origin.with_secret_header(header);
+        }
+        self.resolved = Some(origin);
+        Ok(())
+    }
+}
+
+enum Expand {
+    Unset(String),
+    Bad(String),
+}
+
+/// `template` with every `${env:NAME}` replaced by the variable's value.
+fn expand(template: &str, env: &impl Fn(&str) -> Option<String>) -> Result<String, Expand> {
+    let mut out = String::new();
+    let mut rest = template;
+    while let Some(at) = rest.find("${") {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + 2..];
+        let end = after
+            .find('}')
+            .ok_or_else(|| Expand::Bad("a ${ without its }".into()))?;
+        let name = after[..end].strip_prefix("env:").ok_or_else(|| {
+            Expand::Bad(format!(
+                "${{{}}}: only ${{env:NAME}} is known",
+                &after[..end]
+            ))
+        })?;
+        let valid = name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !valid {
+            return Err(Expand::Bad(format!(
+                "{name:?} is not an environment variable name"
+            )));
+        }
+        match env(name) {
+            Some(value) if !value.is_empty() => out.push_str(&value),
+            _ => return Err(Expand::Unset(name.to_string())),
+        }
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Expand, expand};
+
+    #[test]
+    fn templates_expand_environment_variables() {
+        let env = |name: &str| (name == "KEY").then(|| "s3cret".to_string());
+        assert!(matches!(expand("Bearer ${env:KEY}", &env), Ok(v) if v == "Bearer s3cret"));
+        assert!(matches!(expand("plain", &env), Ok(v) if v == "plain"));
+        assert!(matches!(expand("${env:NOPE}", &env), Err(Expand::Unset(v)) if v == "NOPE"));
+        assert!(matches!(expand("${KEY}", &env), Err(Expand::Bad(_))));
+        assert!(matches!(expand("${env:KEY", &env), Err(Expand::Bad(_))));
+        assert!(matches!(expand("${env:1X}", &env), Err(Expand::Bad(_))));
+    }
+}
