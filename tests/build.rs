@@ -18,6 +18,7 @@ const PLUGINS: &[(&str, &str)] = &[
     ("hostile", "tests/plugins/hostile"),
     ("chat-memory", "examples/chat-memory"),
     ("notes", "examples/notes"),
+    ("llm-chat", "examples/llm-chat"),
 ];
 
 fn main() {

@@ -30,6 +30,9 @@
 //! [`Result`], and [`StateError`] says what went wrong (an invalid id, a value over
 //! the size limit, a version conflict, a store that is unavailable...).
 
+pub mod http;
+pub mod llm;
+
 use std::fmt;
 use std::time::Duration;
 
@@ -64,6 +67,8 @@ pub enum Error {
     Codec(String),
     /// The plugin's own message (see [`Error::msg`]).
     Message(String),
+    /// An HTTP request failed (refused by the host, unreachable, a bad answer).
+    Http(String),
 }
 
 impl Error {
@@ -92,6 +97,7 @@ impl fmt::Display for Error {
             },
             Self::Codec(m) => write!(f, "cannot encode or decode a value: {m}"),
             Self::Message(m) => f.write_str(m),
+            Self::Http(m) => write!(f, "http: {m}"),
         }
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod cluster;
 pub mod load;
+pub mod model_server;
 pub mod redis_server;
 pub mod sentinel;
 pub mod tls;
@@ -35,6 +36,8 @@ pub mod plugins {
     pub const BENCH_AGENT: &str = env!("PLUGIN_BENCH_AGENT");
     /// The chat-memory example.
     pub const CHAT_MEMORY: &str = env!("PLUGIN_CHAT_MEMORY");
+    /// The llm-chat example (calls an OpenAI-compatible model).
+    pub const LLM_CHAT: &str = env!("PLUGIN_LLM_CHAT");
     /// The notes example.
     pub const NOTES: &str = env!("PLUGIN_NOTES");
 }

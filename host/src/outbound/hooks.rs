@@ -82,7 +82,17 @@ impl Sent {
         }
     }
 
-    fn refuse(&self, outcome: &'static str, why: &str, error: Error) -> SendFuture {
+    /// Refuses the request without connecting. The answer comes once the plugin
+    /// has finished writing the body (which goes nowhere): clients such as wstd
+    /// write the body before they look at the response, and would otherwise
+    /// report the closed body stream instead of the refusal.
+    fn refuse(
+        &self,
+        outcome: &'static str,
+        why: &str,
+        error: Error,
+        request: http::Request<WasiBody>,
+    ) -> SendFuture {
         tracing::warn!(
             plugin = %self.plugin,
             method = %self.method,
@@ -91,7 +101,11 @@ impl Sent {
             "outbound request refused: {why}"
         );
         self.report(outcome);
-        Box::new(async move { Err(error) })
+        let mut body = request.into_body();
+        Box::new(async move {
+            while let Some(Ok(_)) = body.frame().await {}
+            Err(error)
+        })
     }
 }
 
@@ -128,12 +142,22 @@ impl WasiHttpHooks for OutboundHooks {
         };
         let Some(allowed) = allowed else {
             sent.origin = "denied".into();
-            return sent.refuse("denied", "origin not allowed", Error::HttpRequestDenied);
+            return sent.refuse(
+                "denied",
+                "origin not allowed",
+                Error::HttpRequestDenied,
+                request,
+            );
         };
         self.requests += 1;
         if self.requests > limits.max_requests {
             let why = format!("at most {} requests per turn", limits.max_requests);
-            return sent.refuse("limit", &why, Error::InternalError(Some(why.clone())));
+            return sent.refuse(
+                "limit",
+                &why,
+                Error::InternalError(Some(why.clone())),
+                request,
+            );
         }
         let max_body = limits.max_request_body_bytes;
         let declared = request
@@ -143,7 +167,12 @@ impl WasiHttpHooks for OutboundHooks {
             .and_then(|v| v.parse::<u64>().ok());
         if declared.is_some_and(|n| n > max_body) {
             let why = format!("a request body may have at most {max_body} bytes");
-            return sent.refuse("limit", &why, Error::HttpRequestBodySize(Some(max_body)));
+            return sent.refuse(
+                "limit",
+                &why,
+                Error::HttpRequestBodySize(Some(max_body)),
+                request,
+            );
         }
         // The plugin's own header of a secret header's name is dropped.
         for secret in &allowed.secret_headers {
@@ -156,7 +185,7 @@ impl WasiHttpHooks for OutboundHooks {
         }
         let request = request.map(|body| {
             LimitedBody {
-                inner: body,
+                inner: GuestBody { inner: Some(body) },
                 seen: Arc::new(AtomicU64::new(0)),
                 limit: max_body,
                 error: || Error::HttpRequestBodySize(None),
@@ -426,6 +455,56 @@ where
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
+    }
+}
+
+/// The body a plugin writes. When hyper is done with it before the plugin is (a
+/// refused or failed request, or a body hyper knows to be complete by its
+/// length), the rest is read and dropped in the background until the plugin
+/// finishes: the plugin's writes then succeed and its client reports the
+/// response's outcome instead of a closed stream. The reading ends when the
+/// plugin finishes the body or its turn ends.
+struct GuestBody {
+    inner: Option<WasiBody>,
+}
+
+impl Body for GuestBody {
+    type Data = Bytes;
+    type Error = Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Error>>> {
+        let Some(inner) = self.inner.as_mut() else {
+            return Poll::Ready(None);
+        };
+        let frame = ready!(Pin::new(inner).poll_frame(cx));
+        if frame.is_none() {
+            self.inner = None;
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.as_ref().is_none_or(Body::is_end_stream)
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner
+            .as_ref()
+            .map_or_else(|| SizeHint::with_exact(0), Body::size_hint)
+    }
+}
+
+impl Drop for GuestBody {
+    fn drop(&mut self) {
+        if let Some(mut body) = self.inner.take()
+            && !body.is_end_stream()
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            runtime.spawn(async move { while let Some(Ok(_)) = body.frame().await {} });
+        }
     }
 }
 

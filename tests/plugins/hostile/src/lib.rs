@@ -10,11 +10,17 @@
 //! - `increment KEY DELTA`: `values::increment` (answers the result or the error).
 //! - `set KEY VALUE`: stores the raw string VALUE (not JSON) as a plugin-wide value.
 //! - `exit`: calls `std::process::exit(3)`.
+//! - `fetch URL`: a GET with its own `Authorization` header, following one
+//!   redirect as a client would; answers `STATUS BODY` or the error.
+//! - `fetch-n N URL`: N GETs; answers the outcome of each.
+//! - `post N URL`: a POST with a body of N bytes.
+//! - `env NAME`: the plugin's environment variable NAME, or `unset`.
 //!
 //! Its `describe` answers a name with a newline and an ANSI escape and a 1 MB version.
 
 use std::time::{Duration, Instant};
 
+use agent_sdk::http;
 use agent_sdk::raw::agent::state::agent_state as wit;
 use agent_sdk::raw::exports::agent::state::handler::{Guest, Info};
 
@@ -128,9 +134,43 @@ impl Guest for Hostile {
                     .map_err(|e| format!("{e:?}"))
             }
             "exit" => std::process::exit(3),
+            "fetch" => Ok(fetch(rest.unwrap_or_default())),
+            "fetch-n" => {
+                let url = input.splitn(3, ' ').nth(2).unwrap_or_default();
+                let outcomes: Vec<String> = (0..arg(rest)).map(|_| fetch(url)).collect();
+                Ok(outcomes.join("\n"))
+            }
+            "post" => {
+                let url = input.splitn(3, ' ').nth(2).unwrap_or_default();
+                let body = vec![b'x'; arg(rest) as usize];
+                match http::send("POST", url, &[], body) {
+                    Ok(r) => Ok(format!("{} {}", r.status(), r.text().unwrap_or_default())),
+                    Err(e) => Ok(format!("error: {e}")),
+                }
+            }
+            "env" => Ok(std::env::var(rest.unwrap_or_default()).unwrap_or_else(|_| "unset".into())),
             other => Err(format!("unknown mode {other:?}")),
         }
     }
+}
+
+/// A GET that tries to set its own credentials; follows one redirect.
+fn fetch(url: &str) -> String {
+    let headers = [
+        ("authorization", "Bearer made-up-by-the-plugin"),
+        ("x-plugin", "1"),
+    ];
+    let mut url = url.to_string();
+    for _ in 0..2 {
+        match http::send("GET", &url, &headers, Vec::new()) {
+            Ok(r) if (300..400).contains(&r.status()) && r.header("location").is_some() => {
+                url = r.header("location").unwrap_or_default().to_string();
+            }
+            Ok(r) => return format!("{} {}", r.status(), r.text().unwrap_or_default()),
+            Err(e) => return format!("error: {e}"),
+        }
+    }
+    "error: too many redirects".into()
 }
 
 agent_sdk::raw::__export_world!(Hostile with_types_in agent_sdk::raw);

@@ -1,0 +1,127 @@
+//! HTTP requests from a plugin, over `wasi:http` (through [`wstd`], the Bytecode
+//! Alliance's async standard library for WASI 0.2, run to completion here so a
+//! plugin stays plain synchronous code).
+//!
+//! The host decides which origins a plugin may reach (deny by default) and adds
+//! the credentials an origin needs itself, after the request leaves the plugin: a
+//! plugin never holds an API key. A request to an origin that is not allowed fails
+//! with [`Error::Http`] naming `HTTP-request-denied`.
+//!
+//! ```no_run
+//! # fn run() -> agent_sdk::Result<()> {
+//! let response = agent_sdk::http::get("https://api.example.com/v1/status")?;
+//! if response.is_success() {
+//!     let status: serde_json::Value = response.json()?;
+//! }
+//! # Ok(()) }
+//! ```
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use wstd::http::{Body, Client, Request};
+
+use crate::{Error, Result};
+
+/// A response, read whole.
+#[derive(Clone, Debug)]
+pub struct Response {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Response {
+    /// The status code.
+    pub fn status(&self) -> u16 {
+        self.status
+    }
+
+    /// True for a 2xx status.
+    pub fn is_success(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+
+    /// The first value of header `name` (any case), if it is text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Every header, in the order received.
+    pub fn headers(&self) -> &[(String, String)] {
+        &self.headers
+    }
+
+    /// The body.
+    pub fn body(&self) -> &[u8] {
+        &self.body
+    }
+
+    /// The body as UTF-8 text.
+    pub fn text(&self) -> Result<String> {
+        String::from_utf8(self.body.clone())
+            .map_err(|_| Error::Http("the response body is not UTF-8".into()))
+    }
+
+    /// The body decoded from JSON.
+    pub fn json<T: DeserializeOwned>(&self) -> Result<T> {
+        Ok(serde_json::from_slice(&self.body)?)
+    }
+}
+
+/// `GET url`.
+pub fn get(url: &str) -> Result<Response> {
+    send("GET", url, &[], Vec::new())
+}
+
+/// `POST url` with `body` as JSON.
+pub fn post_json<T: Serialize + ?Sized>(url: &str, body: &T) -> Result<Response> {
+    let body = serde_json::to_vec(body)?;
+    send("POST", url, &[("content-type", "application/json")], body)
+}
+
+/// Sends a request and reads the whole response.
+pub fn send(method: &str, url: &str, headers: &[(&str, &str)], body: Vec<u8>) -> Result<Response> {
+    let mut request = Request::builder().method(method).uri(url);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let request = request
+        .body(Body::from(body))
+        .map_err(|e| Error::Http(format!("bad request: {e}")))?;
+    wstd::runtime::block_on(async move {
+        let response = Client::new()
+            .send(request)
+            .await
+            .map_err(|e| Error::Http(format!("{method} {}: {e:#}", without_query(url))))?;
+        let status = response.status().as_u16();
+        let headers = response
+            .headers()
+            .iter()
+            .filter_map(|(n, v)| Some((n.to_string(), v.to_str().ok()?.to_string())))
+            .collect();
+        let mut body = response.into_body();
+        let body = body
+            .contents()
+            .await
+            .map_err(|e| {
+                Error::Http(format!(
+                    "reading the response of {}: {e:#}",
+                    without_query(url)
+                ))
+            })?
+            .to_vec();
+        Ok(Response {
+            status,
+            headers,
+            body,
+        })
+    })
+}
+
+/// A URL for messages: its query may hold things that are nobody's business.
+fn without_query(url: &str) -> &str {
+    url.split(['?', '#']).next().unwrap_or(url)
+}

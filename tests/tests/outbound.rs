@@ -1,0 +1,273 @@
+//! Outbound HTTP from plugins, against a real HTTP server on loopback: the llm-chat
+//! example's conversation, the allow-list, secret headers, limits and deadlines
+//! (`cargo test --test outbound`). The serve side (config shape, metrics, logs) is
+//! in `host/tests/outbound_serve.rs`.
+
+use std::time::Duration;
+
+use agent_host::{AllowedOrigin, Host, Limits, PluginConfig, SecretHeader, TurnError};
+use agent_host_tests::model_server::{Mode, ModelServer};
+use agent_host_tests::{Backend, conformance, load, plugins};
+
+const SECRET: &str = "sk-test-the-plugin-never-sees-this";
+
+fn origin(server: &ModelServer) -> AllowedOrigin {
+    AllowedOrigin::parse(&server.origin())
+        .unwrap()
+        .with_secret_header(
+            SecretHeader::new("Authorization", &format!("Bearer {SECRET}")).unwrap(),
+        )
+}
+
+async fn llm_chat(host: &Host, server: &ModelServer, limits: Limits) {
+    let config = PluginConfig::new("llm", "tenant-a")
+        .with_limits(limits)
+        .with_env(vec![
+            ("MODEL_URL".into(), format!("{}/v1", server.origin())),
+            ("MODEL".into(), "small".into()),
+        ])
+        .with_origin(origin(server));
+    load(host, config, plugins::LLM_CHAT).await;
+}
+
+async fn hostile(host: &Host, config: PluginConfig) {
+    load(host, config, plugins::HOSTILE).await;
+}
+
+/// The example's conversation over three turns: the model sees the history, the
+/// host's key arrives, both sides are stored; a failing model stores nothing.
+async fn the_llm_chat_example_talks_to_its_model(backend: Backend) {
+    let host = backend.host();
+    let server = ModelServer::start().await;
+    llm_chat(&host, &server, Limits::default()).await;
+    let first = host
+        .run_turn("llm", "alice", "I bake sourdough.")
+        .await
+        .unwrap();
+    assert_eq!(first, r#"You said "I bake sourdough."; I saw 2 messages."#);
+    let second = host.run_turn("llm", "alice", "Which flour?").await.unwrap();
+    assert_eq!(second, r#"You said "Which flour?"; I saw 4 messages."#);
+    let requests = server.requests();
+    assert_eq!(requests.len(), 2);
+    let sent = requests[1].json();
+    assert_eq!(sent["model"], "small");
+    assert_eq!(sent["messages"][1]["content"], "I bake sourdough.");
+    assert_eq!(sent["messages"][2]["content"], first);
+    assert_eq!(sent["messages"][3]["content"], "Which flour?");
+    for r in &requests {
+        assert_eq!(
+            r.header("authorization"),
+            Some(format!("Bearer {SECRET}").as_str())
+        );
+        assert_eq!(r.path, "/v1/chat/completions");
+    }
+    assert_eq!(host.inspect("llm", "alice").await.unwrap().history_len, 4);
+
+    server.set_mode(Mode::Fail);
+    let e = host
+        .run_turn("llm", "alice", "Still there?")
+        .await
+        .unwrap_err();
+    assert!(matches!(e, TurnError::Plugin { .. }), "{e}");
+    assert!(e.to_string().contains("the model is unavailable"), "{e}");
+    assert_eq!(host.inspect("llm", "alice").await.unwrap().history_len, 4);
+}
+
+/// The plugin cannot see the secret header nor replace it; it sees only the env
+/// it was given.
+async fn secret_headers_are_the_hosts(backend: Backend) {
+    let host = backend.host();
+    let server = ModelServer::start().await;
+    let config = PluginConfig::new("h", "tenant-a")
+        .with_env(vec![("MODEL".into(), "small".into())])
+        .with_origin(origin(&server));
+    hostile(&host, config).await;
+    let answer = host
+        .run_turn("h", "s", &format!("fetch {}/hello", server.origin()))
+        .await
+        .unwrap();
+    assert!(
+        answer.starts_with("200 hello from the test server"),
+        "{answer}"
+    );
+    let got = &server.requests()[0];
+    assert_eq!(
+        got.header("authorization"),
+        Some(format!("Bearer {SECRET}").as_str())
+    );
+    assert_eq!(
+        got.header("x-plugin"),
+        Some("1"),
+        "the plugin's other headers pass"
+    );
+    assert_eq!(host.run_turn("h", "s", "env MODEL").await.unwrap(), "small");
+    for name in ["LLM_API_KEY", "HOME", "PATH", "Authorization"] {
+        assert_eq!(
+            host.run_turn("h", "s", &format!("env {name}"))
+                .await
+                .unwrap(),
+            "unset"
+        );
+    }
+}
+
+/// Requests to anything not allowed are refused before any connection: another
+/// origin, another port of the allowed host, a redirect elsewhere, and a name that
+/// resolves to a loopback address.
+async fn only_allowed_origins_are_reached(backend: Backend) {
+    let host = backend.host();
+    let allowed = ModelServer::start().await;
+    let other = ModelServer::start().await;
+    let name = machine_name_resolving_to_loopback().await;
+    let config = PluginConfig::new("h", "tenant-a")
+        .with_origin(origin(&allowed))
+        .with_origin(AllowedOrigin::parse(&format!("http://{name}:{}", other.port())).unwrap());
+    hostile(&host, config).await;
+    let cases = [
+        format!("{}/x", other.origin()),
+        format!("http://localhost:{}/x", allowed.port()),
+        format!("http://127.0.0.1:{}/x", other.port()),
+        format!("https://127.0.0.1:{}/x", allowed.port()),
+        format!("http://{name}:{}/x", other.port()),
+    ];
+    for url in &cases {
+        let answer = host
+            .run_turn("h", "s", &format!("fetch {url}"))
+            .await
+            .unwrap();
+        assert!(answer.starts_with("error:"), "{url}: {answer}");
+        assert!(
+            answer.contains("HttpRequestDenied") || answer.contains("DestinationIpProhibited"),
+            "{url}: {answer}"
+        );
+    }
+    assert_eq!(
+        other.requests().len(),
+        0,
+        "a refused request reached the server"
+    );
+    // A redirect from the allowed server to the other one: followed by the plugin,
+    // refused by the host.
+    let url = format!("{}/redirect?to={}/x", allowed.origin(), other.origin());
+    let answer = host
+        .run_turn("h", "s", &format!("fetch {url}"))
+        .await
+        .unwrap();
+    assert!(answer.contains("HttpRequestDenied"), "{answer}");
+    assert_eq!(allowed.requests().len(), 1);
+    assert_eq!(other.requests().len(), 0);
+    // Without any origin, nothing at all.
+    hostile(&host, PluginConfig::new("none", "tenant-a")).await;
+    let answer = host
+        .run_turn("none", "s", &format!("fetch {}/x", allowed.origin()))
+        .await
+        .unwrap();
+    assert!(answer.contains("HttpRequestDenied"), "{answer}");
+    assert_eq!(allowed.requests().len(), 1);
+}
+
+/// A name of this machine that the system resolver maps to a loopback address
+/// (Debian's /etc/hosts maps the host name so).
+async fn machine_name_resolving_to_loopback() -> String {
+    let name = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .unwrap_or_default()
+        .trim()
+        .to_lowercase();
+    let resolved: Vec<_> = tokio::net::lookup_host((name.as_str(), 80))
+        .await
+        .map(|a| a.collect())
+        .unwrap_or_default();
+    assert!(
+        !name.is_empty()
+            && !resolved.is_empty()
+            && resolved
+                .iter()
+                .all(|a: &std::net::SocketAddr| a.ip().is_loopback()),
+        "this test needs the machine's host name ({name:?}) to resolve to a loopback \
+         address (got {resolved:?}); add `127.0.1.1 {name}` to /etc/hosts"
+    );
+    name
+}
+
+/// Every limit: requests per turn, response bytes, request body bytes, the
+/// first-byte timeout.
+async fn outbound_limits_hold(backend: Backend) {
+    let host = backend.host();
+    let server = ModelServer::start().await;
+    let mut limits = Limits::default();
+    limits.max_requests = 2;
+    limits.max_response_bytes = 10_000;
+    limits.max_request_body_bytes = 1000;
+    limits.first_byte_timeout = Duration::from_millis(300);
+    let config = PluginConfig::new("h", "tenant-a")
+        .with_limits(limits)
+        .with_origin(origin(&server));
+    hostile(&host, config).await;
+    let url = format!("{}/x", server.origin());
+    let answer = host
+        .run_turn("h", "s", &format!("fetch-n 3 {url}"))
+        .await
+        .unwrap();
+    let outcomes: Vec<&str> = answer.lines().collect();
+    assert!(
+        outcomes[0].starts_with("200") && outcomes[1].starts_with("200"),
+        "{answer}"
+    );
+    assert!(
+        outcomes[2].contains("at most 2 requests per turn"),
+        "{answer}"
+    );
+    assert_eq!(server.requests().len(), 2);
+
+    let answer = host
+        .run_turn("h", "s", &format!("post 1000 {url}"))
+        .await
+        .unwrap();
+    assert!(answer.starts_with("200"), "{answer}");
+    let answer = host
+        .run_turn("h", "s", &format!("post 1001 {url}"))
+        .await
+        .unwrap();
+    assert!(answer.starts_with("error:"), "{answer}");
+    assert_eq!(server.requests().len(), 3, "an over-size body was sent");
+
+    server.set_mode(Mode::Huge(20_000));
+    let answer = host
+        .run_turn("h", "s", &format!("fetch {url}"))
+        .await
+        .unwrap();
+    assert!(
+        answer.starts_with("error:") && answer.contains("body size"),
+        "{answer}"
+    );
+
+    server.set_mode(Mode::Slow(Duration::from_secs(5)));
+    let answer = host
+        .run_turn("h", "s", &format!("fetch {url}"))
+        .await
+        .unwrap();
+    assert!(answer.contains("ConnectionReadTimeout"), "{answer}");
+}
+
+/// A model slower than the turn's deadline: the turn ends at its deadline with
+/// `Deadline` and nothing of it is written.
+async fn a_slow_model_is_cut_by_the_deadline(backend: Backend) {
+    let host = backend.host();
+    let server = ModelServer::start().await;
+    let mut limits = Limits::default();
+    limits.deadline = Duration::from_millis(800);
+    llm_chat(&host, &server, limits).await;
+    server.set_mode(Mode::Slow(Duration::from_secs(30)));
+    let e = host.run_turn("llm", "bob", "hello?").await.unwrap_err();
+    assert!(matches!(e, TurnError::Deadline { .. }), "{e}");
+    assert!(!host.inspect("llm", "bob").await.unwrap().exists);
+    assert_eq!(server.requests().len(), 1);
+}
+
+conformance!(
+    the_llm_chat_example_talks_to_its_model,
+    secret_headers_are_the_hosts,
+    only_allowed_origins_are_reached,
+    outbound_limits_hold,
+    a_slow_model_is_cut_by_the_deadline,
+);
