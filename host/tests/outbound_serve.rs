@@ -51,17 +51,31 @@ async fn llm_chat_through_serve_with_the_key_held_by_the_host() {
 
     let (status, body) = turn(&s, TOKEN_A, "llm-chat", "alice", "Hello, model.").await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(body["output"], r#"You said "Hello, model."; I saw 2 messages."#);
+    assert_eq!(
+        body["output"],
+        r#"You said "Hello, model."; I saw 2 messages."#
+    );
     let (status, body) = turn(&s, TOKEN_A, "llm-chat", "alice", "And again.").await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(body["output"], r#"You said "And again."; I saw 4 messages."#);
+    assert_eq!(
+        body["output"],
+        r#"You said "And again."; I saw 4 messages."#
+    );
     for request in model.requests() {
-        assert_eq!(request.header("authorization"), Some(format!("Bearer {KEY}").as_str()));
+        assert_eq!(
+            request.header("authorization"),
+            Some(format!("Bearer {KEY}").as_str())
+        );
     }
     let (_, session) = get(&s, Some(TOKEN_A), "/v1/plugins/llm-chat/sessions/alice").await;
     assert_eq!(session["history_len"], 4, "{session}");
 
-    let metrics = reqwest::get(s.url("/metrics")).await.unwrap().text().await.unwrap();
+    let metrics = reqwest::get(s.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     let counted = format!(
         r#"agent_host_outbound_requests_total{{plugin="llm-chat",origin="{}",outcome="ok"}} 2"#,
         model.origin()
@@ -70,9 +84,15 @@ async fn llm_chat_through_serve_with_the_key_held_by_the_host() {
     assert!(!metrics.contains(KEY));
 
     let log = s.log();
-    assert!(log.contains("outbound request"), "no request log line:\n{log}");
+    assert!(
+        log.contains("outbound request"),
+        "no request log line:\n{log}"
+    );
     assert!(!log.contains(KEY), "the key is in the log");
-    assert!(!log.contains("never-in-a-log"), "part of the key is in the log");
+    assert!(
+        !log.contains("never-in-a-log"),
+        "part of the key is in the log"
+    );
 }
 
 #[test]

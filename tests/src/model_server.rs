@@ -136,12 +136,8 @@ async fn complete(
     body: Bytes,
 ) -> Response {
     record(&shared, &method, &uri, &headers, &body);
-    let mode = *shared.mode.lock().unwrap();
-    match mode {
-        Mode::Normal => {}
-        Mode::Slow(d) => tokio::time::sleep(d).await,
-        Mode::Fail => return (StatusCode::INTERNAL_SERVER_ERROR, "model down").into_response(),
-        Mode::Huge(n) => return "x".repeat(n).into_response(),
+    if let Some(answer) = by_mode(&shared).await {
+        return answer;
     }
     let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let messages = request["messages"].as_array().cloned().unwrap_or_default();
@@ -159,6 +155,20 @@ async fn complete(
         "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}]
     }))
     .into_response()
+}
+
+/// The answer the mode imposes, if any (after a `Slow` wait, none).
+async fn by_mode(shared: &Shared) -> Option<Response> {
+    let mode = *shared.mode.lock().unwrap();
+    match mode {
+        Mode::Normal => None,
+        Mode::Slow(d) => {
+            tokio::time::sleep(d).await;
+            None
+        }
+        Mode::Fail => Some((StatusCode::INTERNAL_SERVER_ERROR, "down").into_response()),
+        Mode::Huge(n) => Some("x".repeat(n).into_response()),
+    }
 }
 
 #[derive(serde::Deserialize)]
@@ -185,12 +195,8 @@ async fn other(
     body: Bytes,
 ) -> Response {
     record(&shared, &method, &uri, &headers, &body);
-    let mode = *shared.mode.lock().unwrap();
-    match mode {
-        Mode::Slow(d) => tokio::time::sleep(d).await,
-        Mode::Fail => return (StatusCode::INTERNAL_SERVER_ERROR, "down").into_response(),
-        Mode::Huge(n) => return "x".repeat(n).into_response(),
-        Mode::Normal => {}
+    if let Some(answer) = by_mode(&shared).await {
+        return answer;
     }
     format!("hello from the test server ({} body bytes)", body.len()).into_response()
 }

@@ -189,6 +189,7 @@ impl WasiHttpHooks for OutboundHooks {
                 seen: Arc::new(AtomicU64::new(0)),
                 limit: max_body,
                 error: || Error::HttpRequestBodySize(None),
+                log: None,
             }
             .boxed_unsync()
         });
@@ -216,16 +217,16 @@ impl WasiHttpHooks for OutboundHooks {
             sent.report("ok");
             let status = response.status().as_u16();
             let response = response.map(|body| {
-                Logged {
-                    inner: LimitedBody {
-                        inner: body,
-                        seen: response_bytes,
-                        limit: max_response,
-                        error: || Error::HttpResponseBodySize(None),
-                    },
-                    sent,
-                    status,
-                    bytes: 0,
+                LimitedBody {
+                    inner: body,
+                    seen: response_bytes,
+                    limit: max_response,
+                    error: || Error::HttpResponseBodySize(None),
+                    log: Some(Done {
+                        sent,
+                        status,
+                        bytes: 0,
+                    }),
                 }
                 .boxed_unsync()
             });
@@ -416,12 +417,39 @@ trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static 
 impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static> Io for T {}
 
 /// A body that fails once more than `limit` bytes went through it (with a
-/// counter shared by the bodies of one turn, for responses).
+/// counter shared by the bodies of one turn, for responses), and, for a response,
+/// logs its request once it is done with (read or dropped).
 struct LimitedBody<B> {
     inner: B,
     seen: Arc<AtomicU64>,
     limit: u64,
     error: fn() -> Error,
+    log: Option<Done>,
+}
+
+/// What the log line of a response says when its body is done with.
+struct Done {
+    sent: Sent,
+    status: u16,
+    bytes: u64,
+}
+
+impl<B> Drop for LimitedBody<B> {
+    fn drop(&mut self) {
+        if let Some(done) = &self.log {
+            let sent = &done.sent;
+            tracing::info!(
+                plugin = %sent.plugin,
+                method = %sent.method,
+                origin = %sent.origin,
+                path = %sent.path,
+                status = done.status,
+                bytes = done.bytes,
+                ms = sent.started.elapsed().as_millis() as u64,
+                "outbound request"
+            );
+        }
+    }
 }
 
 impl<B> Body for LimitedBody<B>
@@ -439,6 +467,9 @@ where
         if let Some(Ok(frame)) = &frame
             && let Some(data) = frame.data_ref()
         {
+            if let Some(done) = self.log.as_mut() {
+                done.bytes += data.len() as u64;
+            }
             let total =
                 self.seen.fetch_add(data.len() as u64, Ordering::Relaxed) + data.len() as u64;
             if total > self.limit {
@@ -544,57 +575,5 @@ impl Body for Timed {
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
-    }
-}
-
-/// A response body that logs the request once it is done with (read or dropped).
-struct Logged<B> {
-    inner: B,
-    sent: Sent,
-    status: u16,
-    bytes: u64,
-}
-
-impl<B> Body for Logged<B>
-where
-    B: Body<Data = Bytes, Error = Error> + Unpin,
-{
-    type Data = Bytes;
-    type Error = Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Error>>> {
-        let frame = ready!(Pin::new(&mut self.inner).poll_frame(cx));
-        if let Some(Ok(frame)) = &frame
-            && let Some(data) = frame.data_ref()
-        {
-            self.bytes += data.len() as u64;
-        }
-        Poll::Ready(frame)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
-    }
-}
-
-impl<B> Drop for Logged<B> {
-    fn drop(&mut self) {
-        tracing::info!(
-            plugin = %self.sent.plugin,
-            method = %self.sent.method,
-            origin = %self.sent.origin,
-            path = %self.sent.path,
-            status = self.status,
-            bytes = self.bytes,
-            ms = self.sent.started.elapsed().as_millis() as u64,
-            "outbound request"
-        );
     }
 }
