@@ -247,6 +247,41 @@ async fn outbound_limits_hold(backend: Backend) {
         .await
         .unwrap();
     assert!(answer.contains("ConnectionReadTimeout"), "{answer}");
+
+    // A server whose accept queue is full: the SYN goes unanswered, and the connect
+    // timeout ends the wait.
+    let (port, _listener, _queued) = a_server_that_never_accepts().await;
+    let mut limits = Limits::default();
+    limits.connect_timeout = Duration::from_millis(300);
+    let origin = AllowedOrigin::parse(&format!("http://127.0.0.1:{port}")).unwrap();
+    let config = PluginConfig::new("slow-connect", "tenant-a")
+        .with_limits(limits)
+        .with_origin(origin);
+    hostile(&host, config).await;
+    let url = format!("http://127.0.0.1:{port}/x");
+    let answer = host
+        .run_turn("slow-connect", "s", &format!("fetch {url}"))
+        .await
+        .unwrap();
+    assert!(answer.contains("ConnectionTimeout"), "{answer}");
+}
+
+/// A listener with a backlog of 0 and connections queued until a new one hangs.
+async fn a_server_that_never_accepts() -> (u16, tokio::net::TcpListener, Vec<tokio::net::TcpStream>)
+{
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let listener = socket.listen(0).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let mut queued = Vec::new();
+    for _ in 0..16 {
+        let connect = tokio::net::TcpStream::connect(("127.0.0.1", port));
+        match tokio::time::timeout(Duration::from_millis(200), connect).await {
+            Ok(Ok(stream)) => queued.push(stream),
+            _ => return (port, listener, queued),
+        }
+    }
+    panic!("the accept queue of a listener with backlog 0 never filled");
 }
 
 /// A model slower than the turn's deadline: the turn ends at its deadline with
