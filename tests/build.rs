@@ -67,6 +67,7 @@ fn main() {
              is missing: `rustup target add wasm32-wasip2`."
         );
     }
+    build_python(&root, &target);
     for (name, _) in PLUGINS {
         let file = target
             .join("wasm32-wasip2")
@@ -75,6 +76,43 @@ fn main() {
         assert!(file.exists(), "{} was not built", file.display());
         let var = format!("PLUGIN_{}", name.replace('-', "_").to_uppercase());
         println!("cargo:rustc-env={var}={}", file.display());
+    }
+}
+
+/// Python plugins (`guest-sdk/python/build.sh`, which installs the pinned
+/// componentize-py under `target/python-venv` when it is missing).
+const PYTHON_PLUGINS: &[(&str, &str, &str)] = &[("py-chat", "examples/py-chat", "app")];
+
+fn build_python(root: &Path, target: &Path) {
+    watch(&root.join("guest-sdk/python"));
+    println!(
+        "cargo:rerun-if-changed={}",
+        root.join("guest-sdk/python/agent_sdk").display()
+    );
+    println!(
+        "cargo:rerun-if-changed={}",
+        root.join("guest-sdk/python/build.sh").display()
+    );
+    for (name, dir, module) in PYTHON_PLUGINS {
+        println!("cargo:rerun-if-changed={}", root.join(dir).display());
+        let out = target
+            .join("python")
+            .join(format!("{}.wasm", name.replace('-', "_")));
+        let status = Command::new(root.join("guest-sdk/python/build.sh"))
+            .current_dir(root)
+            .arg(dir)
+            .arg(module)
+            .arg(&out)
+            .status()
+            .unwrap_or_else(|e| panic!("cannot run guest-sdk/python/build.sh: {e}"));
+        if !status.success() {
+            panic!(
+                "building the Python plugin {name} failed ({status}). It needs python3 with venv \
+                 and PyPI for componentize-py (tests/setup.sh installs it)."
+            );
+        }
+        let var = format!("PLUGIN_{}", name.replace('-', "_").to_uppercase());
+        println!("cargo:rustc-env={var}={}", out.display());
     }
 }
 

@@ -19,6 +19,15 @@ if [ ! -x /usr/bin/kill ] && [ ! -x /bin/kill ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq procps >/dev/null
 fi
 
+# Python plugins are built with componentize-py, pinned, in a venv under target/
+# (guest-sdk/python/build.sh installs it the same way when it is missing).
+venv=target/python-venv
+if ! "$venv/bin/componentize-py" --version 2>/dev/null | grep -qx "componentize-py 0.25.1"; then
+  echo "setup: installing componentize-py 0.25.1 into $venv" >&2
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check "componentize-py==0.25.1"
+fi
+
 if ! command -v redis-server >/dev/null || ! command -v redis-cli >/dev/null; then
   echo "setup: installing redis-server" >&2
   sudo=""

@@ -38,6 +38,8 @@ pub mod plugins {
     pub const CHAT_MEMORY: &str = env!("PLUGIN_CHAT_MEMORY");
     /// The llm-chat example (calls an OpenAI-compatible model).
     pub const LLM_CHAT: &str = env!("PLUGIN_LLM_CHAT");
+    /// The py-chat example: llm-chat in Python (componentize-py).
+    pub const PY_CHAT: &str = env!("PLUGIN_PY_CHAT");
     /// The notes example.
     pub const NOTES: &str = env!("PLUGIN_NOTES");
 }

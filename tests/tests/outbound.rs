@@ -20,6 +20,10 @@ fn origin(server: &ModelServer) -> AllowedOrigin {
 }
 
 async fn llm_chat(host: &Host, server: &ModelServer, limits: Limits) {
+    chat_plugin(host, server, limits, plugins::LLM_CHAT).await;
+}
+
+async fn chat_plugin(host: &Host, server: &ModelServer, limits: Limits, wasm: &str) {
     let config = PluginConfig::new("llm", "tenant-a")
         .with_limits(limits)
         .with_env(vec![
@@ -27,19 +31,34 @@ async fn llm_chat(host: &Host, server: &ModelServer, limits: Limits) {
             ("MODEL".into(), "small".into()),
         ])
         .with_origin(origin(server));
-    load(host, config, plugins::LLM_CHAT).await;
+    load(host, config, wasm).await;
 }
 
 async fn hostile(host: &Host, config: PluginConfig) {
     load(host, config, plugins::HOSTILE).await;
 }
 
-/// The example's conversation over three turns: the model sees the history, the
-/// host's key arrives, both sides are stored; a failing model stores nothing.
+/// The example's conversation: the model sees the history, the host's key
+/// arrives, both sides are stored; a failing model stores nothing. Written once,
+/// run against the Rust and the Python chat agents.
 async fn the_llm_chat_example_talks_to_its_model(backend: Backend) {
-    let host = backend.host();
+    conversation(&backend, plugins::LLM_CHAT).await;
+}
+
+async fn the_python_chat_example_behaves_the_same(backend: Backend) {
+    conversation(&backend, plugins::PY_CHAT).await;
+}
+
+async fn conversation(backend: &Backend, wasm: &str) {
+    // Compiled once for the whole run (a Python component is ~20 MB).
+    let cache = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("plugin-cache");
+    let host = Host::builder()
+        .shared_store(backend.store())
+        .cache_dir(cache)
+        .build()
+        .unwrap();
     let server = ModelServer::start().await;
-    llm_chat(&host, &server, Limits::default()).await;
+    chat_plugin(&host, &server, Limits::default(), wasm).await;
     let first = host
         .run_turn("llm", "alice", "I bake sourdough.")
         .await
@@ -301,6 +320,7 @@ async fn a_slow_model_is_cut_by_the_deadline(backend: Backend) {
 
 conformance!(
     the_llm_chat_example_talks_to_its_model,
+    the_python_chat_example_behaves_the_same,
     secret_headers_are_the_hosts,
     only_allowed_origins_are_reached,
     outbound_limits_hold,
