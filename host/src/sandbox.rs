@@ -140,7 +140,16 @@ const FOOTERS: &[&str] = &[
     "note: run with `RUST_BACKTRACE=1`",
     "note: Some details are omitted",
     "stack backtrace:",
+    // componentize-py, after a Python traceback.
+    "Python function threw an unexpected exception",
 ];
+
+/// A line a toolchain prints after the message that matters: a known footer, or
+/// the panic of componentize-py's runtime that follows a Python traceback.
+fn is_footer(line: &str) -> bool {
+    FOOTERS.iter().any(|f| line.starts_with(f))
+        || (line.starts_with("thread '") && line.contains("panicked at runtime/src/"))
+}
 
 impl Output {
     /// Writes what the plugin printed to the host's log: the first lines of each
@@ -177,7 +186,7 @@ impl Output {
             .map(str::trim_end)
             .filter(|l| {
                 let l = l.trim_start();
-                !l.is_empty() && !FOOTERS.iter().any(|f| l.starts_with(f))
+                !l.is_empty() && !is_footer(l)
             })
             .take(STDERR_TAIL_LINES)
             .map(|l| escaped(l, STDERR_LINE_BYTES))

@@ -334,6 +334,25 @@ fn inspect_shows_the_world_of_a_component() {
         "{shown}"
     );
 
+    // Python and Rust plugins that send HTTP fit too, importing wasi:http.
+    for plugin in [plugins::PY_CHAT, plugins::LLM_CHAT] {
+        let out = agent_host(&["inspect", plugin], None, None);
+        let shown = text(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{plugin}: {shown}{}",
+            text(&out.stderr)
+        );
+        assert!(
+            shown.contains("  wasi:http/outgoing-handler@0.2."),
+            "{shown}"
+        );
+        assert!(
+            shown.ends_with("fits the agent-plugin world: yes\n"),
+            "{shown}"
+        );
+    }
+
     // A core module is not a component.
     let dir = tempfile::tempdir().unwrap();
     let module = dir.path().join("core.wasm");
