@@ -68,6 +68,7 @@ fn main() {
         );
     }
     build_python(&root, &target);
+    build_js(&root, &target);
     for (name, _) in PLUGINS {
         let file = target
             .join("wasm32-wasip2")
@@ -109,6 +110,39 @@ fn build_python(root: &Path, target: &Path) {
             panic!(
                 "building the Python plugin {name} failed ({status}). It needs python3 with venv \
                  and PyPI for componentize-py (tests/setup.sh installs it)."
+            );
+        }
+        let var = format!("PLUGIN_{}", name.replace('-', "_").to_uppercase());
+        println!("cargo:rustc-env={var}={}", out.display());
+    }
+}
+
+/// JavaScript plugins (`guest-sdk/js/build.sh`, which installs the pinned
+/// componentize-js under `target/js-tools` when it is missing).
+const JS_PLUGINS: &[(&str, &str)] = &[("js-chat", "examples/js-chat/app.js")];
+
+fn build_js(root: &Path, target: &Path) {
+    for file in ["agent-sdk.js", "build.sh", "install.sh"] {
+        println!(
+            "cargo:rerun-if-changed={}",
+            root.join("guest-sdk/js").join(file).display()
+        );
+    }
+    for (name, app) in JS_PLUGINS {
+        println!("cargo:rerun-if-changed={}", root.join(app).display());
+        let out = target
+            .join("js")
+            .join(format!("{}.wasm", name.replace('-', "_")));
+        let status = Command::new(root.join("guest-sdk/js/build.sh"))
+            .current_dir(root)
+            .arg(app)
+            .arg(&out)
+            .status()
+            .unwrap_or_else(|e| panic!("cannot run guest-sdk/js/build.sh: {e}"));
+        if !status.success() {
+            panic!(
+                "building the JavaScript plugin {name} failed ({status}). It needs node and npm \
+                 and the npm registry for componentize-js (tests/setup.sh installs it)."
             );
         }
         let var = format!("PLUGIN_{}", name.replace('-', "_").to_uppercase());

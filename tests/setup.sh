@@ -28,6 +28,9 @@ if ! "$venv/bin/componentize-py" --version 2>/dev/null | grep -qx "componentize-
   "$venv/bin/pip" install --quiet --disable-pip-version-check "componentize-py==0.25.1"
 fi
 
+# JavaScript plugins: componentize-js and rolldown, pinned, under target/js-tools.
+guest-sdk/js/install.sh
+
 if ! command -v redis-server >/dev/null || ! command -v redis-cli >/dev/null; then
   echo "setup: installing redis-server" >&2
   sudo=""

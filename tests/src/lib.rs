@@ -40,6 +40,8 @@ pub mod plugins {
     pub const LLM_CHAT: &str = env!("PLUGIN_LLM_CHAT");
     /// The py-chat example: llm-chat in Python (componentize-py).
     pub const PY_CHAT: &str = env!("PLUGIN_PY_CHAT");
+    /// The js-chat example: llm-chat in JavaScript (componentize-js).
+    pub const JS_CHAT: &str = env!("PLUGIN_JS_CHAT");
     /// The notes example.
     pub const NOTES: &str = env!("PLUGIN_NOTES");
 }

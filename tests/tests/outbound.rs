@@ -39,14 +39,10 @@ async fn hostile(host: &Host, config: PluginConfig) {
 }
 
 /// The example's conversation: the model sees the history, the host's key
-/// arrives, both sides are stored; a failing model stores nothing. Written once,
-/// run against the Rust and the Python chat agents.
+/// arrives, both sides are stored; a failing model stores nothing. (The same
+/// agent in every language: `tests/tests/languages.rs`.)
 async fn the_llm_chat_example_talks_to_its_model(backend: Backend) {
     conversation(&backend, plugins::LLM_CHAT).await;
-}
-
-async fn the_python_chat_example_behaves_the_same(backend: Backend) {
-    conversation(&backend, plugins::PY_CHAT).await;
 }
 
 async fn conversation(backend: &Backend, wasm: &str) {
@@ -320,7 +316,6 @@ async fn a_slow_model_is_cut_by_the_deadline(backend: Backend) {
 
 conformance!(
     the_llm_chat_example_talks_to_its_model,
-    the_python_chat_example_behaves_the_same,
     secret_headers_are_the_hosts,
     only_allowed_origins_are_reached,
     outbound_limits_hold,

@@ -1,0 +1,55 @@
+// Types of agent-sdk (see agent-sdk.js).
+
+export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+
+/** A state call the host refused: kind is the WIT error's case. */
+export class StateError extends Error {
+  readonly kind:
+    | 'invalid-key'
+    | 'invalid-argument'
+    | 'too-large'
+    | 'quota-exceeded'
+    | 'conflict'
+    | 'unavailable'
+    | 'internal';
+  readonly detail: unknown;
+}
+
+/** Throw it to answer the turn with an error message. */
+export class AgentError extends Error {
+  constructor(message: string);
+}
+
+export class Session {
+  readonly id: string;
+  load<T = Json>(): T | undefined;
+  loadVersioned<T = Json>(): { value: T; version: bigint } | undefined;
+  save(value: Json, options?: { ttl?: number; ifVersion?: bigint }): bigint;
+  delete(): boolean;
+  append(...items: Json[]): bigint;
+  last<T = Json>(n: number): T[];
+  history<T = Json>(): T[];
+  pop<T = Json>(): T | undefined;
+  touch(ttlSeconds?: number): boolean;
+  ttl(): number | undefined;
+  clear(): boolean;
+}
+
+export function sessions(): string[];
+
+export const values: {
+  get<T = Json>(key: string): T | undefined;
+  set(key: string, value: Json, ttlSeconds?: number): void;
+  remove(key: string): boolean;
+  increment(key: string, delta?: number): number;
+};
+
+export interface Handler {
+  describe(): { name: string; version: string };
+  handle(session: string, input: string): Promise<string>;
+}
+
+export function agent(
+  info: { name: string; version?: string },
+  handle: (session: Session, input: string) => string | Promise<string>,
+): Handler;

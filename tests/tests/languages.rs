@@ -1,0 +1,164 @@
+//! The same chat agent in every language (Rust `examples/llm-chat`, Python
+//! `examples/py-chat`, JavaScript `examples/js-chat`), through one scenario on the
+//! embedded store and on Redis: memory across turns and host restarts, sessions and
+//! prefixes kept apart, a plugin error and a stopped turn that write nothing, the
+//! model reached through the allow-list with the host's key
+//! (`cargo test --test languages`).
+
+use std::time::Duration;
+
+use agent_host::{AllowedOrigin, Host, Limits, PluginConfig, SecretHeader, TurnError};
+use agent_host_tests::model_server::{Mode, ModelServer};
+use agent_host_tests::{Backend, load, plugins};
+
+const SECRET: &str = "sk-test-languages";
+
+/// A host that keeps compiled plugins for the whole test run (a Python component
+/// is ~20 MB, a JavaScript one ~12 MB).
+fn host(backend: &Backend) -> Host {
+    let cache = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("plugin-cache");
+    Host::builder()
+        .shared_store(backend.store())
+        .cache_dir(cache)
+        .build()
+        .unwrap()
+}
+
+/// `wasm` as plugin `id` under `prefix`, talking to `server`.
+async fn chat(
+    host: &Host,
+    id: &str,
+    prefix: &str,
+    server: &ModelServer,
+    wasm: &str,
+    limits: Limits,
+) {
+    let key = SecretHeader::new("Authorization", &format!("Bearer {SECRET}")).unwrap();
+    let config = PluginConfig::new(id, prefix)
+        .with_limits(limits)
+        .with_env(vec![
+            ("MODEL_URL".into(), format!("{}/v1", server.origin())),
+            ("MODEL".into(), "small".into()),
+        ])
+        .with_origin(
+            AllowedOrigin::parse(&server.origin())
+                .unwrap()
+                .with_secret_header(key),
+        );
+    load(host, config, wasm).await;
+}
+
+fn said(input: &str, messages: usize) -> String {
+    format!("You said {input:?}; I saw {messages} messages.")
+}
+
+async fn scenario(mut backend: Backend, wasm: &str) {
+    let server = ModelServer::start().await;
+    {
+        let host = host(&backend);
+        chat(&host, "chat", "tenant-a", &server, wasm, Limits::default()).await;
+        chat(
+            &host,
+            "chat-b",
+            "tenant-b",
+            &server,
+            wasm,
+            Limits::default(),
+        )
+        .await;
+        // Memory across turns: the model sees the history.
+        assert_eq!(
+            host.run_turn("chat", "alice", "one").await.unwrap(),
+            said("one", 2)
+        );
+        assert_eq!(
+            host.run_turn("chat", "alice", "two").await.unwrap(),
+            said("two", 4)
+        );
+        // Another session, and the same session id under another prefix, start empty.
+        assert_eq!(
+            host.run_turn("chat", "bob", "hi").await.unwrap(),
+            said("hi", 2)
+        );
+        assert_eq!(
+            host.run_turn("chat-b", "alice", "hi").await.unwrap(),
+            said("hi", 2)
+        );
+        // The model went through the allow-list with the host's key.
+        let requests = server.requests();
+        assert_eq!(requests.len(), 4);
+        assert!(
+            requests
+                .iter()
+                .all(|r| r.header("authorization") == Some(&format!("Bearer {SECRET}")))
+        );
+        // A plugin error writes nothing.
+        server.set_mode(Mode::Fail);
+        let e = host.run_turn("chat", "alice", "three").await.unwrap_err();
+        assert!(matches!(e, TurnError::Plugin { .. }), "{e}");
+        assert!(e.to_string().contains("the model is unavailable"), "{e}");
+        assert_eq!(host.inspect("chat", "alice").await.unwrap().history_len, 4);
+        // A turn the host stops (its deadline, while the model is slow) writes nothing.
+        let mut short = Limits::default();
+        short.deadline = Duration::from_millis(500);
+        chat(&host, "chat-short", "tenant-a", &server, wasm, short).await;
+        server.set_mode(Mode::Slow(Duration::from_secs(30)));
+        let e = host
+            .run_turn("chat-short", "alice", "three")
+            .await
+            .unwrap_err();
+        assert!(matches!(e, TurnError::Deadline { .. }), "{e}");
+        assert_eq!(host.inspect("chat", "alice").await.unwrap().history_len, 4);
+    }
+    // Memory across a restart of the store and a new host.
+    backend.restart();
+    server.set_mode(Mode::Normal);
+    let host = host(&backend);
+    chat(&host, "chat", "tenant-a", &server, wasm, Limits::default()).await;
+    assert_eq!(
+        host.run_turn("chat", "alice", "four").await.unwrap(),
+        said("four", 6)
+    );
+}
+
+mod rust {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn embedded() {
+        scenario(Backend::embedded(), plugins::LLM_CHAT).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn redis() {
+        scenario(Backend::redis(), plugins::LLM_CHAT).await;
+    }
+}
+
+mod python {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn embedded() {
+        scenario(Backend::embedded(), plugins::PY_CHAT).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn redis() {
+        scenario(Backend::redis(), plugins::PY_CHAT).await;
+    }
+}
+
+mod javascript {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn embedded() {
+        scenario(Backend::embedded(), plugins::JS_CHAT).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn redis() {
+        scenario(Backend::redis(), plugins::JS_CHAT).await;
+    }
+}
