@@ -1,0 +1,72 @@
+//! What the benchmarks share: running turns at a concurrency and measuring them.
+// Each benchmark uses part of it.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+pub fn env_u64(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+pub fn rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kib: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0.0);
+    kib / 1024.0
+}
+
+/// One turn of a benchmark, as a future.
+pub type BoxedTurn = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
+pub struct Row {
+    pub turns_per_s: f64,
+    pub p50: Duration,
+    pub p99: Duration,
+}
+
+/// Runs `turns` turns, `concurrency` at a time, and measures them.
+pub async fn measure<F, Fut>(turns: u64, concurrency: usize, turn: F) -> Row
+where
+    F: Fn(u64) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let next = Arc::new(AtomicU64::new(0));
+    let turn = Arc::new(turn);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let (next, turn) = (next.clone(), turn.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= turns {
+                    break latencies;
+                }
+                let t = Instant::now();
+                turn(i).await;
+                latencies.push(t.elapsed());
+            }
+        }));
+    }
+    let mut all = Vec::with_capacity(turns as usize);
+    for task in tasks {
+        all.extend(task.await.expect("a benchmark task panicked"));
+    }
+    let elapsed = started.elapsed();
+    all.sort_unstable();
+    let at = |q: f64| all[((all.len() as f64 * q) as usize).min(all.len() - 1)];
+    Row {
+        turns_per_s: turns as f64 / elapsed.as_secs_f64(),
+        p50: at(0.50),
+        p99: at(0.99),
+    }
+}

@@ -1,0 +1,146 @@
+//! The same chat agent in Rust, Python and JavaScript through the host, in one run.
+//!
+//! ```text
+//! cargo bench -p agent-host --bench languages                  # 2,000 turns per row
+//! AGENT_BENCH_TURNS=500 cargo bench -p agent-host --bench languages
+//! ```
+//!
+//! It starts its own `redis-server` and an OpenAI-compatible model server on loopback
+//! (the test fixture, answering at once), and for `examples/llm-chat`,
+//! `examples/py-chat` and `examples/js-chat` prints: component size, compile time,
+//! load from the compiled-artifact cache, the first turn of a fresh host, steady-state
+//! turns (turns/s, p50, p99 at C=1 and C=16 over 100 sessions; each turn reads the
+//! session, calls the model over HTTP and commits), and the memory one running
+//! instance adds (peak RSS during the C=16 run above the idle RSS, divided by 16).
+
+mod common;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use agent_host::{AllowedOrigin, Host, PluginConfig};
+use agent_host_tests::model_server::ModelServer;
+use agent_host_tests::{RedisServer, plugins};
+use common::{env_u64, measure, rss_mib};
+
+const SESSIONS: u64 = 100;
+
+fn main() {
+    let turns = env_u64("AGENT_BENCH_TURNS", 2000);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(run(turns));
+}
+
+async fn run(turns: u64) {
+    let redis = RedisServer::start();
+    let model = ModelServer::start().await;
+    println!(
+        "{:<11} {:>8} {:>10} {:>9} {:>10} | {:>9} {:>8} {:>8} | {:>9} {:>8} {:>8} | {:>11}",
+        "language",
+        "size MB",
+        "compile ms",
+        "cached ms",
+        "1st turn",
+        "C=1 t/s",
+        "p50 ms",
+        "p99 ms",
+        "C=16 t/s",
+        "p50 ms",
+        "p99 ms",
+        "MiB/instance"
+    );
+    for (language, wasm) in [
+        ("Rust", plugins::LLM_CHAT),
+        ("Python", plugins::PY_CHAT),
+        ("JavaScript", plugins::JS_CHAT),
+    ] {
+        let size = std::fs::metadata(wasm).map(|m| m.len()).unwrap_or(0) as f64 / 1e6;
+        let cache = tempfile::tempdir().expect("temp dir");
+        let (host, compile) = load(&redis, &model, wasm, cache.path()).await;
+        drop(host);
+        let (host, cached) = load(&redis, &model, wasm, cache.path()).await;
+        let started = Instant::now();
+        host.run_turn("chat", "first", "hello")
+            .await
+            .expect("first turn");
+        let first = started.elapsed();
+        let c1 = measure(turns, 1, turn_on(&host)).await;
+        let idle = rss_mib();
+        let peak = Arc::new(std::sync::Mutex::new(idle));
+        let sampling = Arc::new(AtomicBool::new(true));
+        let sampler = {
+            let (peak, sampling) = (peak.clone(), sampling.clone());
+            tokio::spawn(async move {
+                while sampling.load(Ordering::Relaxed) {
+                    let now = rss_mib();
+                    {
+                        let mut max = peak.lock().unwrap();
+                        *max = max.max(now);
+                    }
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+            })
+        };
+        let c16 = measure(turns, 16, turn_on(&host)).await;
+        sampling.store(false, Ordering::Relaxed);
+        sampler.await.expect("sampler");
+        let per_instance = (*peak.lock().unwrap() - idle).max(0.0) / 16.0;
+        let ms = |d: Duration| d.as_secs_f64() * 1e3;
+        println!(
+            "{:<11} {:>8.1} {:>10.0} {:>9.1} {:>10.1} | {:>9.0} {:>8.2} {:>8.2} | {:>9.0} {:>8.2} {:>8.2} | {:>11.1}",
+            language,
+            size,
+            ms(compile),
+            ms(cached),
+            ms(first),
+            c1.turns_per_s,
+            ms(c1.p50),
+            ms(c1.p99),
+            c16.turns_per_s,
+            ms(c16.p50),
+            ms(c16.p99),
+            per_instance,
+        );
+    }
+}
+
+/// A host on `redis` with the chat plugin `wasm` loaded (compiled, or from
+/// `cache`), and the time the load took.
+async fn load(
+    redis: &RedisServer,
+    model: &ModelServer,
+    wasm: &str,
+    cache: &Path,
+) -> (Host, Duration) {
+    let host = Host::builder()
+        .store(agent_host_tests::store(redis))
+        .cache_dir(cache)
+        .build()
+        .expect("host");
+    let config = PluginConfig::new("chat", "bench")
+        .with_env(vec![
+            ("MODEL_URL".into(), format!("{}/v1", model.origin())),
+            ("MODEL".into(), "small".into()),
+        ])
+        .with_origin(AllowedOrigin::parse(&model.origin()).expect("origin"));
+    let info = host.load_plugin_file(config, wasm).await.expect("load");
+    (host, info.compile_time)
+}
+
+fn turn_on(host: &Host) -> impl Fn(u64) -> common::BoxedTurn + Send + Sync + 'static {
+    let host = host.clone();
+    move |i| {
+        let host = host.clone();
+        Box::pin(async move {
+            host.run_turn("chat", &format!("s{}", i % SESSIONS), "hello")
+                .await
+                .expect("turn");
+        })
+    }
+}
