@@ -63,7 +63,11 @@ type SendFuture = Box<
 #[derive(Clone)]
 struct Sent {
     plugin: String,
+    /// The origin asked for (escaped), for the log.
     origin: String,
+    /// The allowed origin it matched as configured, or `denied`: the metric's
+    /// label, whose values the operator chose.
+    label: String,
     method: String,
     path: String,
     started: Instant,
@@ -75,7 +79,7 @@ impl Sent {
         if let Some(observer) = &self.observer {
             observer(&OutboundEvent {
                 plugin: self.plugin.clone(),
-                origin: self.origin.clone(),
+                origin: self.label.clone(),
                 outcome,
                 duration: self.started.elapsed(),
             });
@@ -96,7 +100,7 @@ impl Sent {
         tracing::warn!(
             plugin = %self.plugin,
             method = %self.method,
-            url = %self.origin,
+            origin = %self.origin,
             path = %self.path,
             "outbound request refused: {why}"
         );
@@ -129,19 +133,18 @@ impl WasiHttpHooks for OutboundHooks {
         let tls = uri.scheme() == Some(&Scheme::HTTPS);
         let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
         let allowed = config.outbound.find(&scheme, &host, port).cloned();
-        let mut sent = Sent {
+        let sent = Sent {
             plugin: config.id.clone(),
-            origin: allowed.as_ref().map_or_else(
-                || escaped(&format!("{scheme}://{host}:{port}"), LOG_FIELD_BYTES),
-                |o| o.as_str().to_string(),
-            ),
+            origin: escaped(&format!("{scheme}://{host}:{port}"), LOG_FIELD_BYTES),
+            label: allowed
+                .as_ref()
+                .map_or_else(|| "denied".to_string(), |o| o.as_str().to_string()),
             method: request.method().to_string(),
             path: escaped(uri.path(), LOG_FIELD_BYTES),
             started: Instant::now(),
             observer: self.turn.observer.clone(),
         };
         let Some(allowed) = allowed else {
-            sent.origin = "denied".into();
             return sent.refuse(
                 "denied",
                 "origin not allowed",
