@@ -334,8 +334,8 @@ fn inspect_shows_the_world_of_a_component() {
         "{shown}"
     );
 
-    // Python and Rust plugins that send HTTP fit too, importing wasi:http.
-    for plugin in [plugins::PY_CHAT, plugins::LLM_CHAT] {
+    // Python, JavaScript and Rust plugins that send HTTP fit too (wasi:http).
+    for plugin in [plugins::PY_CHAT, plugins::JS_CHAT, plugins::LLM_CHAT] {
         let out = agent_host(&["inspect", plugin], None, None);
         let shown = text(&out.stdout);
         assert!(
