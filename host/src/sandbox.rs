@@ -44,6 +44,11 @@ pub(crate) struct Pool {
 pub(crate) fn engine(pool: Pool) -> Result<Engine, Error> {
     let mut config = Config::new();
     config.wasm_component_model(true).epoch_interruption(true);
+    // Copy-on-write memory images for every plugin whose initial memory fits an
+    // instance: a Python or JavaScript component starts with tens of MB of
+    // pre-initialised heap, which wasmtime would otherwise copy in at every
+    // instantiation (its default covers 16 MiB of dense image).
+    config.memory_guaranteed_dense_image_size(pool.max_memory);
     if pool.slots > 0 {
         let n = pool.slots;
         let mut pooling = PoolingAllocationConfig::new();
