@@ -13,17 +13,6 @@ use agent_host_tests::{Backend, load, plugins};
 
 const SECRET: &str = "sk-test-languages";
 
-/// A host that keeps compiled plugins for the whole test run (a Python component
-/// is ~20 MB, a JavaScript one ~12 MB).
-fn host(backend: &Backend) -> Host {
-    let cache = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("plugin-cache");
-    Host::builder()
-        .shared_store(backend.store())
-        .cache_dir(cache)
-        .build()
-        .unwrap()
-}
-
 /// `wasm` as plugin `id` under `prefix`, talking to `server`.
 async fn chat(
     host: &Host,
@@ -55,7 +44,7 @@ fn said(input: &str, messages: usize) -> String {
 async fn scenario(mut backend: Backend, wasm: &str) {
     let server = ModelServer::start().await;
     {
-        let host = host(&backend);
+        let host = backend.cached_host();
         chat(&host, "chat", "tenant-a", &server, wasm, Limits::default()).await;
         chat(
             &host,
@@ -113,7 +102,7 @@ async fn scenario(mut backend: Backend, wasm: &str) {
     // Memory across a restart of the store and a new host.
     backend.restart();
     server.set_mode(Mode::Normal);
-    let host = host(&backend);
+    let host = backend.cached_host();
     chat(&host, "chat", "tenant-a", &server, wasm, Limits::default()).await;
     assert_eq!(
         host.run_turn("chat", "alice", "four").await.unwrap(),

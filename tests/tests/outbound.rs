@@ -46,13 +46,7 @@ async fn the_llm_chat_example_talks_to_its_model(backend: Backend) {
 }
 
 async fn conversation(backend: &Backend, wasm: &str) {
-    // Compiled once for the whole run (a Python component is ~20 MB).
-    let cache = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("plugin-cache");
-    let host = Host::builder()
-        .shared_store(backend.store())
-        .cache_dir(cache)
-        .build()
-        .unwrap();
+    let host = backend.host();
     let server = ModelServer::start().await;
     chat_plugin(&host, &server, Limits::default(), wasm).await;
     let first = host
@@ -327,12 +321,7 @@ conformance!(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_python_exception_is_reported_by_its_cause() {
     let backend = Backend::embedded();
-    let cache = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("plugin-cache");
-    let host = Host::builder()
-        .shared_store(backend.store())
-        .cache_dir(cache)
-        .build()
-        .unwrap();
+    let host = backend.cached_host();
     let server = ModelServer::start().await;
     chat_plugin(&host, &server, Limits::default(), plugins::PY_CHAT).await;
     // A 200 whose body is not JSON: `reply.json()` raises, and nothing catches it.
