@@ -148,8 +148,11 @@ pub enum TurnError {
         /// The cap in bytes.
         limit: u64,
     },
-    /// Every instance slot of the host is in use; try again later.
-    #[error("plugin {plugin}: the host is running as many instances as it can; try again")]
+    /// The plugin runs `Limits::max_concurrent_turns` turns already, or every
+    /// instance slot of the host is in use; try again later.
+    #[error(
+        "plugin {plugin} runs as many turns as it may, or the host has no free instance; try again"
+    )]
     Busy {
         /// Plugin id.
         plugin: String,
