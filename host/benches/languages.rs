@@ -11,7 +11,8 @@
 //! load from the compiled-artifact cache, the first turn of a fresh host, steady-state
 //! turns (turns/s, p50, p99 at C=1 and C=16 over 100 sessions; each turn reads the
 //! session, calls the model over HTTP and commits), and the memory one running
-//! instance adds (peak RSS during the C=16 run above the idle RSS, divided by 16).
+//! instance adds (peak RSS during the C=16 run above the idle RSS, divided by 16),
+//! and the minor page faults of the whole process per turn at C=1.
 
 mod common;
 
@@ -23,7 +24,7 @@ use std::time::{Duration, Instant};
 use agent_host::{AllowedOrigin, Host, PluginConfig};
 use agent_host_tests::model_server::ModelServer;
 use agent_host_tests::{RedisServer, plugins};
-use common::{env_u64, measure, rss_mib};
+use common::{env_u64, measure, minor_faults, rss_mib};
 
 const SESSIONS: u64 = 100;
 
@@ -41,7 +42,7 @@ async fn run(turns: u64) {
     let redis = RedisServer::start();
     let model = ModelServer::start().await;
     println!(
-        "{:<11} {:>8} {:>10} {:>9} {:>10} | {:>9} {:>8} {:>8} | {:>9} {:>8} {:>8} | {:>11}",
+        "{:<11} {:>8} {:>10} {:>9} {:>10} | {:>9} {:>8} {:>8} | {:>9} {:>8} {:>8} | {:>11} {:>11}",
         "language",
         "size MB",
         "compile ms",
@@ -53,7 +54,8 @@ async fn run(turns: u64) {
         "C=16 t/s",
         "p50 ms",
         "p99 ms",
-        "MiB/instance"
+        "MiB/instance",
+        "faults/turn"
     );
     for (language, wasm) in [
         ("Rust", plugins::LLM_CHAT),
@@ -70,7 +72,9 @@ async fn run(turns: u64) {
             .await
             .expect("first turn");
         let first = started.elapsed();
+        let faults = minor_faults();
         let c1 = measure(turns, 1, turn_on(&host)).await;
+        let faults_per_turn = (minor_faults() - faults) as f64 / turns as f64;
         let idle = rss_mib();
         let peak = Arc::new(std::sync::Mutex::new(idle));
         let sampling = Arc::new(AtomicBool::new(true));
@@ -93,7 +97,7 @@ async fn run(turns: u64) {
         let per_instance = (*peak.lock().unwrap() - idle).max(0.0) / 16.0;
         let ms = |d: Duration| d.as_secs_f64() * 1e3;
         println!(
-            "{:<11} {:>8.1} {:>10.0} {:>9.1} {:>10.1} | {:>9.0} {:>8.2} {:>8.2} | {:>9.0} {:>8.2} {:>8.2} | {:>11.1}",
+            "{:<11} {:>8.1} {:>10.0} {:>9.1} {:>10.1} | {:>9.0} {:>8.2} {:>8.2} | {:>9.0} {:>8.2} {:>8.2} | {:>11.1} {:>11.0}",
             language,
             size,
             ms(compile),
@@ -106,6 +110,7 @@ async fn run(turns: u64) {
             ms(c16.p50),
             ms(c16.p99),
             per_instance,
+            faults_per_turn,
         );
     }
 }

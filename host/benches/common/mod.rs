@@ -23,6 +23,16 @@ pub fn rss_mib() -> f64 {
     kib / 1024.0
 }
 
+/// Minor page faults of this process so far (`/proc/self/stat`, field 10).
+pub fn minor_faults() -> u64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // The command name, in parentheses, may hold spaces: count after it.
+    stat.rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().nth(7))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
 /// One turn of a benchmark, as a future.
 pub type BoxedTurn = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
 
