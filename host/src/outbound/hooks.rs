@@ -34,7 +34,9 @@ pub(crate) struct TurnOutbound {
 pub(crate) struct OutboundHooks {
     turn: TurnOutbound,
     requests: u32,
-    response_bytes: Arc<AtomicU64>,
+    /// Response bytes read by the turn, all requests together; made by the first
+    /// request (most turns send none).
+    response_bytes: Option<Arc<AtomicU64>>,
 }
 
 impl OutboundHooks {
@@ -42,7 +44,7 @@ impl OutboundHooks {
         Self {
             turn,
             requests: 0,
-            response_bytes: Arc::default(),
+            response_bytes: None,
         }
     }
 }
@@ -86,10 +88,9 @@ impl Sent {
         }
     }
 
-    /// Refuses the request without connecting. The answer comes once the plugin
-    /// has finished writing the body (which goes nowhere): clients such as wstd
-    /// write the body before they look at the response, and would otherwise
-    /// report the closed body stream instead of the refusal.
+    /// Refuses the request without connecting. Its body goes to a `GuestBody`,
+    /// which reads it to nowhere, so the plugin's client sees the refusal rather
+    /// than a closed body stream.
     fn refuse(
         &self,
         outcome: &'static str,
@@ -105,11 +106,10 @@ impl Sent {
             "outbound request refused: {why}"
         );
         self.report(outcome);
-        let mut body = request.into_body();
-        Box::new(async move {
-            while let Some(Ok(_)) = body.frame().await {}
-            Err(error)
-        })
+        drop(GuestBody {
+            inner: Some(request.into_body()),
+        });
+        Box::new(async move { Err(error) })
     }
 }
 
@@ -197,7 +197,7 @@ impl WasiHttpHooks for OutboundHooks {
             .boxed_unsync()
         });
         let wait = Waits::new(limits, options, self.turn.deadline);
-        let response_bytes = self.response_bytes.clone();
+        let response_bytes = self.response_bytes.get_or_insert_default().clone();
         let max_response = limits.max_response_bytes;
         Box::new(async move {
             let result = send(request, &allowed, &host, port, tls, wait).await;
@@ -328,20 +328,13 @@ async fn send(
     };
     let _ = stream.set_nodelay(true);
     let io: Box<dyn Io> = if tls {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(|_| ("error", Error::TlsProtocolError))?
-            .with_root_certificates(rustls::RootCertStore {
-                roots: webpki_roots::TLS_SERVER_ROOTS.into(),
-            })
-            .with_no_client_auth();
+        let config = tls_config().ok_or(("error", Error::TlsProtocolError))?;
         let name = match host.parse::<IpAddr>() {
             Ok(ip) => rustls::pki_types::ServerName::from(ip),
             Err(_) => rustls::pki_types::ServerName::try_from(host.to_string())
                 .map_err(|e| ("error", Error::InvalidDnsNameError(e)))?,
         };
-        let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+        let connector = tokio_rustls::TlsConnector::from(config);
         let stream =
             tokio::time::timeout_at(wait.until(wait.connect), connector.connect(name, stream))
                 .await
@@ -414,6 +407,25 @@ async fn send(
         }
     };
     Ok((response, Box::new(io)))
+}
+
+/// The TLS client settings of every request (the web's roots, ring), made once.
+fn tls_config() -> Option<Arc<rustls::ClientConfig>> {
+    static CONFIG: std::sync::OnceLock<Option<Arc<rustls::ClientConfig>>> =
+        std::sync::OnceLock::new();
+    CONFIG
+        .get_or_init(|| {
+            let provider = Arc::new(rustls::crypto::ring::default_provider());
+            let config = rustls::ClientConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .ok()?
+                .with_root_certificates(rustls::RootCertStore {
+                    roots: webpki_roots::TLS_SERVER_ROOTS.into(),
+                })
+                .with_no_client_auth();
+            Some(Arc::new(config))
+        })
+        .clone()
 }
 
 trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static {}
