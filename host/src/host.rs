@@ -432,20 +432,20 @@ impl Host {
         );
         span.in_scope(|| match &outcome {
             Ok(_) => tracing::info!(elapsed_us, attempts, "turn done"),
-            // The error holds what the plugin said: escaped and bounded.
-            Err(TurnError::Trap { stderr, .. }) => tracing::warn!(
-                elapsed_us,
-                attempts,
-                error = %escaped(&outcome_text(&outcome), LOG_FIELD_BYTES),
-                stderr = ?stderr,
-                "turn failed"
-            ),
-            Err(_) => tracing::warn!(
-                elapsed_us,
-                attempts,
-                error = %escaped(&outcome_text(&outcome), LOG_FIELD_BYTES),
-                "turn failed"
-            ),
+            Err(e) => {
+                let stderr: &[String] = match e {
+                    TurnError::Trap { stderr, .. } => stderr,
+                    _ => &[],
+                };
+                // The error holds what the plugin said: bounded here.
+                tracing::warn!(
+                    elapsed_us,
+                    attempts,
+                    error = %escaped(&e.to_string(), LOG_FIELD_BYTES),
+                    stderr = ?stderr,
+                    "turn failed"
+                );
+            }
         });
         outcome
     }
@@ -620,15 +620,6 @@ impl Host {
             .map(|p| p.scope.clone())
             .ok_or_else(|| Error::UnknownPlugin(plugin_id.to_string()))
     }
-}
-
-/// The text of a turn's outcome, for its log line.
-fn outcome_text(outcome: &Result<String, TurnError>) -> String {
-    outcome
-        .as_ref()
-        .err()
-        .map(ToString::to_string)
-        .unwrap_or_default()
 }
 
 /// Why an attempt of a turn did not produce an answer.

@@ -229,6 +229,7 @@ pub(crate) fn turn_store(
     let config = &outbound.scope.config;
     let limits = &config.limits;
     let deadline = outbound.deadline;
+    let limiter = MemoryLimiter::new(limits.memory_bytes);
     let output = Output {
         stdout: MemoryOutputPipe::new(limits.max_stdio_bytes),
         stderr: MemoryOutputPipe::new(limits.max_stdio_bytes),
@@ -243,9 +244,9 @@ pub(crate) fn turn_store(
     let ctx = TurnCtx {
         wasi,
         http: WasiHttpCtx::new(),
-        hooks: OutboundHooks::new(outbound.clone()),
+        hooks: OutboundHooks::new(outbound),
         table: ResourceTable::new(),
-        limiter: MemoryLimiter::new(limits.memory_bytes),
+        limiter,
         state,
     };
     let mut store = Store::new(engine, ctx);

@@ -23,7 +23,6 @@ use crate::guest_text::{LOG_FIELD_BYTES, escaped};
 use crate::state::PluginScope;
 
 /// What the outbound hooks of a turn need from the host.
-#[derive(Clone)]
 pub(crate) struct TurnOutbound {
     pub(crate) scope: Arc<PluginScope>,
     pub(crate) observer: Option<OutboundObserver>,
