@@ -7,9 +7,6 @@
 //! - `forge`: an error text and stderr lines made to look like the host's log.
 //! - `append-many N`: appends N history items in calls of at most 1,000.
 //! - `load-save-spin MS`: reads and writes the session, then works for MS ms.
-//! - `increment KEY DELTA`: `values::increment` (answers the result or the error).
-//! - `set KEY VALUE`: stores the raw string VALUE (not JSON) as a plugin-wide value.
-//! - `exit`: calls `std::process::exit(3)`.
 //! - `fetch URL`: a GET with its own `Authorization` header, following one
 //!   redirect as a client would; answers `STATUS BODY` or the error.
 //! - `fetch-n N URL`: N GETs; answers the outcome of each.
@@ -116,24 +113,6 @@ impl Guest for Hostile {
                 }
                 Ok("saved".into())
             }
-            "increment" => {
-                let mut parts = rest.unwrap_or_default().splitn(2, ' ');
-                let key = parts.next().unwrap_or_default();
-                let delta: i64 = parts
-                    .next()
-                    .and_then(|d| d.parse().ok())
-                    .ok_or("increment KEY DELTA")?;
-                wit::increment(key, delta)
-                    .map(|v| v.to_string())
-                    .map_err(|e| format!("{e:?}"))
-            }
-            "set" => {
-                let value = input.splitn(3, ' ').nth(2).unwrap_or_default();
-                wit::set(rest.unwrap_or_default(), value.as_bytes(), None)
-                    .map(|()| "set".into())
-                    .map_err(|e| format!("{e:?}"))
-            }
-            "exit" => std::process::exit(3),
             "fetch" => Ok(fetch(rest.unwrap_or_default())),
             "fetch-n" => {
                 let url = input.splitn(3, ' ').nth(2).unwrap_or_default();
