@@ -67,8 +67,7 @@ fn main() {
              is missing: `rustup target add wasm32-wasip2`."
         );
     }
-    build_python(&root, &target);
-    build_js(&root, &target);
+    build_scripted(&root, &target.join("scripted"));
     for (name, _) in PLUGINS {
         let file = target
             .join("wasm32-wasip2")
@@ -80,82 +79,66 @@ fn main() {
     }
 }
 
-/// Python plugins (`guest-sdk/python/build.sh`, which installs the pinned
-/// componentize-py under `target/python-venv` when it is missing).
-const PYTHON_PLUGINS: &[(&str, &str, &str)] = &[("py-chat", "examples/py-chat", "app")];
+/// A plugin in another language, built by its SDK's script (which installs the
+/// pinned toolchain under `target/` when it is missing): name, script, the
+/// script's arguments before the output file, the sources it reads, what it needs.
+struct Scripted {
+    name: &'static str,
+    script: &'static str,
+    args: &'static [&'static str],
+    sources: &'static [&'static str],
+    needs: &'static str,
+}
 
-fn build_python(root: &Path, target: &Path) {
-    watch(&root.join("guest-sdk/python"));
-    println!(
-        "cargo:rerun-if-changed={}",
-        root.join("guest-sdk/python/agent_sdk").display()
-    );
-    println!(
-        "cargo:rerun-if-changed={}",
-        root.join("guest-sdk/python/build.sh").display()
-    );
-    for (name, dir, module) in PYTHON_PLUGINS {
-        println!("cargo:rerun-if-changed={}", root.join(dir).display());
-        let out = target
-            .join("python")
-            .join(format!("{}.wasm", name.replace('-', "_")));
-        let status = Command::new(root.join("guest-sdk/python/build.sh"))
+const SCRIPTED: &[Scripted] = &[
+    Scripted {
+        name: "py-chat",
+        script: "guest-sdk/python/build.sh",
+        args: &["examples/py-chat", "app"],
+        sources: &["guest-sdk/python", "examples/py-chat"],
+        needs: "python3 with venv, and PyPI for componentize-py",
+    },
+    Scripted {
+        name: "js-chat",
+        script: "guest-sdk/js/build.sh",
+        args: &["examples/js-chat/app.js"],
+        sources: &["guest-sdk/js", "examples/js-chat"],
+        needs: "node and npm, and the npm registry for componentize-js",
+    },
+];
+
+fn build_scripted(root: &Path, target: &Path) {
+    for plugin in SCRIPTED {
+        for source in plugin.sources {
+            println!("cargo:rerun-if-changed={}", root.join(source).display());
+        }
+        let out = target.join(format!("{}.wasm", plugin.name.replace('-', "_")));
+        let status = Command::new(root.join(plugin.script))
             .current_dir(root)
-            .arg(dir)
-            .arg(module)
+            .args(plugin.args)
             .arg(&out)
             .status()
-            .unwrap_or_else(|e| panic!("cannot run guest-sdk/python/build.sh: {e}"));
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", plugin.script));
         if !status.success() {
             panic!(
-                "building the Python plugin {name} failed ({status}). It needs python3 with venv \
-                 and PyPI for componentize-py (tests/setup.sh installs it)."
+                "building the plugin {} with {} failed ({status}). It needs {} \
+                 (tests/setup.sh installs the toolchain).",
+                plugin.name, plugin.script, plugin.needs
             );
         }
-        let var = format!("PLUGIN_{}", name.replace('-', "_").to_uppercase());
+        let var = format!("PLUGIN_{}", plugin.name.replace('-', "_").to_uppercase());
         println!("cargo:rustc-env={var}={}", out.display());
     }
 }
 
-/// JavaScript plugins (`guest-sdk/js/build.sh`, which installs the pinned
-/// componentize-js under `target/js-tools` when it is missing).
-const JS_PLUGINS: &[(&str, &str)] = &[("js-chat", "examples/js-chat/app.js")];
-
-fn build_js(root: &Path, target: &Path) {
-    for file in ["agent-sdk.js", "build.sh", "install.sh"] {
-        println!(
-            "cargo:rerun-if-changed={}",
-            root.join("guest-sdk/js").join(file).display()
-        );
-    }
-    for (name, app) in JS_PLUGINS {
-        println!("cargo:rerun-if-changed={}", root.join(app).display());
-        let out = target
-            .join("js")
-            .join(format!("{}.wasm", name.replace('-', "_")));
-        let status = Command::new(root.join("guest-sdk/js/build.sh"))
-            .current_dir(root)
-            .arg(app)
-            .arg(&out)
-            .status()
-            .unwrap_or_else(|e| panic!("cannot run guest-sdk/js/build.sh: {e}"));
-        if !status.success() {
-            panic!(
-                "building the JavaScript plugin {name} failed ({status}). It needs node and npm \
-                 and the npm registry for componentize-js (tests/setup.sh installs it)."
-            );
-        }
-        let var = format!("PLUGIN_{}", name.replace('-', "_").to_uppercase());
-        println!("cargo:rustc-env={var}={}", out.display());
-    }
-}
-
+/// Watches a crate's sources, or the whole `wit/` directory. Only paths that
+/// exist: a missing one makes cargo run this script on every build.
 fn watch(dir: &Path) {
-    for name in ["src", "Cargo.toml"] {
-        println!("cargo:rerun-if-changed={}", dir.join(name).display());
-    }
-    // WIT files are directly in `wit/`.
     if dir.ends_with("wit") {
         println!("cargo:rerun-if-changed={}", dir.display());
+        return;
+    }
+    for name in ["src", "Cargo.toml"] {
+        println!("cargo:rerun-if-changed={}", dir.join(name).display());
     }
 }

@@ -19,14 +19,8 @@ if [ ! -x /usr/bin/kill ] && [ ! -x /bin/kill ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq procps >/dev/null
 fi
 
-# Python plugins are built with componentize-py, pinned, in a venv under target/
-# (guest-sdk/python/build.sh installs it the same way when it is missing).
-venv=target/python-venv
-if ! "$venv/bin/componentize-py" --version 2>/dev/null | grep -qx "componentize-py 0.25.1"; then
-  echo "setup: installing componentize-py 0.25.1 into $venv" >&2
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check "componentize-py==0.25.1"
-fi
+# Python plugins: componentize-py, pinned, in a venv under target/.
+guest-sdk/python/install.sh
 
 # JavaScript plugins: componentize-js and rolldown, pinned, under target/js-tools.
 guest-sdk/js/install.sh
