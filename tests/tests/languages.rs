@@ -1,7 +1,8 @@
 //! The same chat agent in every language (Rust `examples/llm-chat`, Python
 //! `examples/py-chat`, JavaScript `examples/js-chat`), through one scenario on the
 //! embedded store and on Redis: memory across turns and host restarts, sessions and
-//! prefixes kept apart, a plugin error and a stopped turn that write nothing, the
+//! prefixes kept apart, a plugin error, a stopped turn and a trap (each language's
+//! own: an answer larger than the plugin's memory) that write nothing, the
 //! model reached through the allow-list with the host's key
 //! (`cargo test --test languages`).
 
@@ -97,6 +98,18 @@ async fn scenario(mut backend: Backend, wasm: &str) {
             .await
             .unwrap_err();
         assert!(matches!(e, TurnError::Deadline { .. }), "{e}");
+        assert_eq!(host.inspect("chat", "alice").await.unwrap().history_len, 4);
+        // A trap writes nothing: an answer larger than the plugin's memory kills it.
+        let mut small = Limits::default();
+        small.memory_bytes = 32 << 20;
+        small.max_response_bytes = 64 << 20;
+        chat(&host, "chat-small", "tenant-a", &server, wasm, small).await;
+        server.set_mode(Mode::Huge(48 << 20));
+        let e = host
+            .run_turn("chat-small", "alice", "three")
+            .await
+            .unwrap_err();
+        assert!(matches!(e, TurnError::MemoryLimit { .. }), "{e}");
         assert_eq!(host.inspect("chat", "alice").await.unwrap().history_len, 4);
     }
     // Memory across a restart of the store and a new host.
