@@ -3,6 +3,7 @@
 //! ```text
 //! cargo bench -p agent-host --bench languages                  # 2,000 turns per row
 //! AGENT_BENCH_TURNS=500 cargo bench -p agent-host --bench languages
+//! AGENT_BENCH_LANGUAGES=python cargo bench -p agent-host --bench languages
 //! ```
 //!
 //! It starts its own `redis-server` and an OpenAI-compatible model server on loopback
@@ -12,7 +13,9 @@
 //! turns (turns/s, p50, p99 at C=1 and C=16 over 100 sessions; each turn reads the
 //! session, calls the model over HTTP and commits), and the memory one running
 //! instance adds (peak RSS during the C=16 run above the idle RSS, divided by 16),
-//! and the minor page faults of the whole process per turn at C=1.
+//! and the minor page faults of the whole process per turn at C=1. Each language
+//! runs twice: on a host with the default pool, and on one that keeps 32 MiB of a
+//! finished instance's memory resident (`HostBuilder::keep_resident`, row `+keep`).
 
 mod common;
 
@@ -42,7 +45,7 @@ async fn run(turns: u64) {
     let redis = RedisServer::start();
     let model = ModelServer::start().await;
     println!(
-        "{:<11} {:>8} {:>10} {:>9} {:>10} | {:>9} {:>8} {:>8} | {:>9} {:>8} {:>8} | {:>11} {:>11}",
+        "{:<16} {:>8} {:>10} {:>9} {:>10} | {:>9} {:>8} {:>8} | {:>9} {:>8} {:>8} | {:>11} {:>11}",
         "language",
         "size MB",
         "compile ms",
@@ -57,62 +60,96 @@ async fn run(turns: u64) {
         "MiB/instance",
         "faults/turn"
     );
-    for (language, wasm) in [
+    let languages = [
         ("Rust", plugins::LLM_CHAT),
         ("Python", plugins::PY_CHAT),
         ("JavaScript", plugins::JS_CHAT),
-    ] {
-        let size = std::fs::metadata(wasm).map(|m| m.len()).unwrap_or(0) as f64 / 1e6;
-        let cache = tempfile::tempdir().expect("temp dir");
-        let (host, compile) = load(&redis, &model, wasm, cache.path()).await;
-        drop(host);
-        let (host, cached) = load(&redis, &model, wasm, cache.path()).await;
-        let started = Instant::now();
-        host.run_turn("chat", "first", "hello")
-            .await
-            .expect("first turn");
-        let first = started.elapsed();
-        let faults = minor_faults();
-        let c1 = measure(turns, 1, turn_on(&host)).await;
-        let faults_per_turn = (minor_faults() - faults) as f64 / turns as f64;
-        let idle = rss_mib();
-        let peak = Arc::new(std::sync::Mutex::new(idle));
-        let sampling = Arc::new(AtomicBool::new(true));
-        let sampler = {
-            let (peak, sampling) = (peak.clone(), sampling.clone());
-            tokio::spawn(async move {
-                while sampling.load(Ordering::Relaxed) {
-                    let now = rss_mib();
-                    {
-                        let mut max = peak.lock().unwrap();
-                        *max = max.max(now);
-                    }
-                    tokio::time::sleep(Duration::from_millis(5)).await;
-                }
-            })
-        };
-        let c16 = measure(turns, 16, turn_on(&host)).await;
-        sampling.store(false, Ordering::Relaxed);
-        sampler.await.expect("sampler");
-        let per_instance = (*peak.lock().unwrap() - idle).max(0.0) / 16.0;
-        let ms = |d: Duration| d.as_secs_f64() * 1e3;
-        println!(
-            "{:<11} {:>8.1} {:>10.0} {:>9.1} {:>10.1} | {:>9.0} {:>8.2} {:>8.2} | {:>9.0} {:>8.2} {:>8.2} | {:>11.1} {:>11.0}",
-            language,
-            size,
-            ms(compile),
-            ms(cached),
-            ms(first),
-            c1.turns_per_s,
-            ms(c1.p50),
-            ms(c1.p99),
-            c16.turns_per_s,
-            ms(c16.p50),
-            ms(c16.p99),
-            per_instance,
-            faults_per_turn,
-        );
+    ];
+    for (language, wasm) in languages {
+        if !chosen(language) {
+            continue;
+        }
+        for keep_resident in [0, KEEP_RESIDENT] {
+            let label = match keep_resident {
+                0 => language.to_string(),
+                _ => format!("{language} +keep"),
+            };
+            row(&label, wasm, keep_resident, turns, &redis, &model).await;
+        }
     }
+}
+
+/// 32 MiB: above the Python (14 MiB) and JavaScript (10 MiB) chat plugins' memory.
+const KEEP_RESIDENT: u64 = 32 << 20;
+
+/// Loads `wasm` on a fresh host and prints its row.
+async fn row(
+    label: &str,
+    wasm: &str,
+    keep_resident: u64,
+    turns: u64,
+    redis: &RedisServer,
+    model: &ModelServer,
+) {
+    let size = std::fs::metadata(wasm).map(|m| m.len()).unwrap_or(0) as f64 / 1e6;
+    let cache = tempfile::tempdir().expect("temp dir");
+    let (host, compile) = load(redis, model, wasm, cache.path(), keep_resident).await;
+    drop(host);
+    let (host, cached) = load(redis, model, wasm, cache.path(), keep_resident).await;
+    let started = Instant::now();
+    host.run_turn("chat", "first", "hello")
+        .await
+        .expect("first turn");
+    let first = started.elapsed();
+    let faults = minor_faults();
+    let c1 = measure(turns, 1, turn_on(&host)).await;
+    let faults_per_turn = (minor_faults() - faults) as f64 / turns as f64;
+    let idle = rss_mib();
+    let peak = Arc::new(std::sync::Mutex::new(idle));
+    let sampling = Arc::new(AtomicBool::new(true));
+    let sampler = {
+        let (peak, sampling) = (peak.clone(), sampling.clone());
+        tokio::spawn(async move {
+            while sampling.load(Ordering::Relaxed) {
+                let now = rss_mib();
+                {
+                    let mut max = peak.lock().unwrap();
+                    *max = max.max(now);
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+    };
+    let c16 = measure(turns, 16, turn_on(&host)).await;
+    sampling.store(false, Ordering::Relaxed);
+    sampler.await.expect("sampler");
+    let per_instance = (*peak.lock().unwrap() - idle).max(0.0) / 16.0;
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    println!(
+        "{:<16} {:>8.1} {:>10.0} {:>9.1} {:>10.1} | {:>9.0} {:>8.2} {:>8.2} | {:>9.0} {:>8.2} {:>8.2} | {:>11.1} {:>11.0}",
+        label,
+        size,
+        ms(compile),
+        ms(cached),
+        ms(first),
+        c1.turns_per_s,
+        ms(c1.p50),
+        ms(c1.p99),
+        c16.turns_per_s,
+        ms(c16.p50),
+        ms(c16.p99),
+        per_instance,
+        faults_per_turn,
+    );
+}
+
+/// Whether `AGENT_BENCH_LANGUAGES` (a comma-separated list, all when unset) names
+/// `language`.
+fn chosen(language: &str) -> bool {
+    std::env::var("AGENT_BENCH_LANGUAGES").map_or(true, |list| {
+        list.split(',')
+            .any(|name| name.trim().eq_ignore_ascii_case(language))
+    })
 }
 
 /// A host on `redis` with the chat plugin `wasm` loaded (compiled, or from
@@ -122,10 +159,12 @@ async fn load(
     model: &ModelServer,
     wasm: &str,
     cache: &Path,
+    keep_resident: u64,
 ) -> (Host, Duration) {
     let host = Host::builder()
         .store(agent_host_tests::store(redis))
         .cache_dir(cache)
+        .keep_resident(keep_resident)
         .build()
         .expect("host");
     let config = PluginConfig::new("chat", "bench")

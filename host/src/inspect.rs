@@ -24,6 +24,7 @@ pub fn inspect_component(wasm: &[u8]) -> Result<ComponentReport, Error> {
     let engine = sandbox::engine(sandbox::Pool {
         slots: 0,
         max_memory: 256 << 20,
+        keep_resident: 0,
     })?;
     let (component, _, _) = cache::compile(&engine, wasm, None).map_err(|reason| {
         Error::Invalid(crate::StateError::InvalidArgument(format!(

@@ -34,6 +34,9 @@ pub(crate) struct Pool {
     pub(crate) slots: u32,
     /// Largest linear memory of one instance.
     pub(crate) max_memory: u64,
+    /// Bytes of a finished instance's memory kept in its slot and reset by
+    /// copying (0: only the dirty pages `pagemap_scan` finds, up to 1 MiB).
+    pub(crate) keep_resident: u64,
 }
 
 /// The engine every plugin of a host is compiled for, with its epoch ticker.
@@ -41,6 +44,14 @@ pub(crate) struct Pool {
 /// With a pool, memories, tables and fiber stacks are reserved once and reused
 /// (kept resident, reset with `pagemap_scan` where the kernel has it), which
 /// removes the mmap/munmap of every instantiation and every async call.
+///
+/// `pagemap_scan` keeps at most 32 runs of dirty pages resident: a Python or
+/// JavaScript turn dirties pages all over a heap of 10-14 MiB, so the rest went
+/// back to the kernel and faulted in again on the next turn, each fault a
+/// copy-on-write with a TLB shootdown on every core. With `keep_resident` the
+/// first that many bytes of memory stay resident and are reset by copying from
+/// the component's image instead: no faults, at the cost of a copy per turn and
+/// of resident memory in every slot used.
 pub(crate) fn engine(pool: Pool) -> Result<Engine, Error> {
     let mut config = Config::new();
     config.wasm_component_model(true).epoch_interruption(true);
@@ -59,10 +70,16 @@ pub(crate) fn engine(pool: Pool) -> Result<Engine, Error> {
             .total_tables(n.saturating_mul(4))
             .total_stacks(n)
             .max_memory_size(usize::try_from(pool.max_memory).unwrap_or(usize::MAX))
-            .linear_memory_keep_resident(1 << 20)
+            .linear_memory_keep_resident(match pool.keep_resident {
+                0 => 1 << 20,
+                bytes => usize::try_from(bytes).unwrap_or(usize::MAX),
+            })
             .table_keep_resident(64 << 10)
             .async_stack_keep_resident(64 << 10)
-            .pagemap_scan(Enabled::Auto);
+            .pagemap_scan(match pool.keep_resident {
+                0 => Enabled::Auto,
+                _ => Enabled::No,
+            });
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
     }
     let engine = Engine::new(&config).map_err(|e| Error::Engine(format!("{e:#}")))?;

@@ -208,3 +208,40 @@ async fn a_memory_limit_over_the_hosts_maximum_is_refused_at_load() {
         .unwrap_err();
     assert!(err.to_string().contains("max_instance_memory"), "{err}");
 }
+
+/// Every turn gets a fresh instance, whether the pool gives finished memory back
+/// to the kernel (the default) or keeps it resident and resets it by copying
+/// (`keep_resident`): statics, zeroed and initialised, and a zeroed 1 MiB array
+/// the previous turn filled are as the component's image has them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_turn_starts_from_the_image_whatever_the_pool_keeps() {
+    let server = RedisServer::start();
+    for keep_resident in [0, 32 << 20] {
+        let host = agent_host::Host::builder()
+            .store(agent_host_tests::store(&server))
+            .keep_resident(keep_resident)
+            .instance_slots(4)
+            .build()
+            .unwrap();
+        load(&host, PluginConfig::new("h", "t"), plugins::HOSTILE).await;
+        // Four at a time (the slots), ten turns each.
+        let workers: Vec<_> = (0..4)
+            .map(|worker| {
+                let host = host.clone();
+                tokio::spawn(async move {
+                    let mut answers = Vec::new();
+                    for _ in 0..10 {
+                        let session = format!("s{worker}");
+                        answers.push(host.run_turn("h", &session, "globals").await.unwrap());
+                    }
+                    answers
+                })
+            })
+            .collect();
+        for worker in workers {
+            for answer in worker.await.unwrap() {
+                assert_eq!(answer, "1 8 0", "keep_resident {keep_resident}");
+            }
+        }
+    }
+}

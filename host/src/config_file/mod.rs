@@ -302,7 +302,8 @@ impl ConfigFile {
         let mut builder = crate::Host::builder()
             .shared_store(store)
             .root(self.store.root.clone())
-            .instance_slots(self.server.instance_slots);
+            .instance_slots(self.server.instance_slots)
+            .keep_resident(self.server.keep_resident.as_u64());
         if let Some(dir) = &self.server.cache_dir {
             builder = builder.cache_dir(dir.clone());
         }

@@ -89,6 +89,11 @@ pub struct ServerSection {
     /// Plugin instances that may run at once. Default 256.
     #[serde(default = "default_slots")]
     pub instance_slots: u32,
+    /// Memory of a finished instance kept in its slot and reset by copying
+    /// (see `HostBuilder::keep_resident`; "32 MiB" suits Python and
+    /// JavaScript plugins). Default 0.
+    #[serde(default)]
+    pub keep_resident: ByteSize,
     /// Connections served at once. Beyond it a few more are accepted for
     /// `/healthz` and `/metrics` only (every other request gets 503 `busy`), so
     /// probes still answer when the server is full. Default 1024.
@@ -115,6 +120,7 @@ impl Default for ServerSection {
             max_input: default_max_input(),
             shutdown_grace: default_grace(),
             instance_slots: default_slots(),
+            keep_resident: ByteSize::b(0),
             max_connections: default_max_connections(),
             header_timeout: default_header_timeout(),
             body_timeout: default_body_timeout(),

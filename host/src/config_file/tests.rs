@@ -42,6 +42,9 @@ fn a_good_file_is_read_with_units_and_defaults() {
     assert_eq!(plugin.limits.max_history_items, 10_000);
     assert!(file.tokens[0].allows("chat") && !file.tokens[0].allows("other"));
     assert_eq!(file.server.listen.port(), 8080);
+    assert_eq!(file.server.keep_resident.as_u64(), 0);
+    let kept = parse(&format!("[server]\nkeep_resident = \"32MiB\"\n{GOOD}")).unwrap();
+    assert_eq!(kept.server.keep_resident.as_u64(), 32 << 20);
     // The secret never shows in Debug output.
     assert!(!format!("{file:?}").contains("aaaa"));
 }

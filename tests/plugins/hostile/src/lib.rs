@@ -12,9 +12,13 @@
 //! - `fetch-n N URL`: N GETs; answers the outcome of each.
 //! - `post N URL`: a POST with a body of N bytes.
 //! - `env NAME`: the plugin's environment variable NAME, or `unset`.
+//! - `globals`: what this instance's statics held before the turn changed them:
+//!   a zeroed counter and one set to 7 (answers `1 8` in a fresh instance) and
+//!   how many bytes of a zeroed 1 MiB array were not zero (`0`).
 //!
 //! Its `describe` answers a name with a newline and an ANSI escape and a 1 MB version.
 
+use std::sync::atomic::{AtomicU8, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use agent_sdk::http;
@@ -25,6 +29,20 @@ struct Hostile;
 
 /// Looks like the host's own log line when printed raw.
 const FORGED: &str = "boom\n2026-01-01T00:00:00.000000Z ERROR agent_host: thread 'main' panicked at host/src/host.rs:1:1\x1b[31m";
+
+static ZEROED: AtomicU32 = AtomicU32::new(0);
+static SET: AtomicU32 = AtomicU32::new(7);
+static PAGES: [AtomicU8; 1 << 20] = [const { AtomicU8::new(0) }; 1 << 20];
+
+fn globals() -> String {
+    let dirty = PAGES
+        .iter()
+        .filter(|b| b.swap(0xAB, Ordering::Relaxed) != 0)
+        .count();
+    let zeroed = ZEROED.fetch_add(1, Ordering::Relaxed) + 1;
+    let set = SET.fetch_add(1, Ordering::Relaxed) + 1;
+    format!("{zeroed} {set} {dirty}")
+}
 
 fn arg(rest: Option<&str>) -> u64 {
     rest.and_then(|n| n.parse().ok()).unwrap_or(1)
@@ -128,6 +146,7 @@ impl Guest for Hostile {
                 }
             }
             "env" => Ok(std::env::var(rest.unwrap_or_default()).unwrap_or_else(|_| "unset".into())),
+            "globals" => Ok(globals()),
             other => Err(format!("unknown mode {other:?}")),
         }
     }
