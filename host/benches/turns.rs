@@ -23,53 +23,16 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{BoxedTurn, Row, env_u64, measure, rss_mib};
+use common::{BoxedTurn, Row, baseline_turn, env_u64, measure, rss_mib};
 
 use agent_host::keys::{Name, Namespace};
 use agent_host::store::{Commit, Entry, Page, Snapshot};
 use agent_host::{Host, PluginConfig, StateStore, StoreError};
 use agent_host_tests::{RedisServer, plugins};
 use redis::aio::MultiplexedConnection;
-use serde::{Deserialize, Serialize};
 
 const SESSIONS: u64 = 1000;
 const CONCURRENCY: [usize; 3] = [1, 16, 64];
-
-/// The baseline's state, the same shape as the plugin's.
-#[derive(Serialize, Deserialize)]
-struct State {
-    turns: u64,
-    profile: String,
-}
-
-async fn baseline_turn(conn: &mut MultiplexedConnection, session: u64) -> redis::RedisResult<()> {
-    let state_key = format!("baseline:s:{{{session}}}:state");
-    let hist_key = format!("baseline:s:{{{session}}}:hist");
-    let (state, recent): (Option<Vec<u8>>, Vec<Vec<u8>>) = redis::pipe()
-        .get(&state_key)
-        .lrange(&hist_key, -10, -1)
-        .query_async(conn)
-        .await?;
-    let mut state = state
-        .and_then(|b| serde_json::from_slice::<State>(&b).ok())
-        .unwrap_or_else(|| State {
-            turns: 0,
-            profile: "x".repeat(2000),
-        });
-    state.turns += 1;
-    let answer = format!("turn {} after {} messages", state.turns, recent.len());
-    let bytes = serde_json::to_vec(&state).expect("encodes");
-    redis::pipe()
-        .atomic()
-        .set_ex(&state_key, bytes, 3600)
-        .ignore()
-        .rpush(&hist_key, &["hello", answer.as_str()])
-        .ignore()
-        .expire(&hist_key, 3600)
-        .ignore()
-        .query_async::<()>(conn)
-        .await
-}
 
 /// A store that stores nothing: isolates the host's own cost per turn.
 struct NullStore;
@@ -229,7 +192,7 @@ async fn run(turns: u64, soak: u64) {
         let base = measure(turns, c, move |i| {
             let mut conn = conn.clone();
             async move {
-                baseline_turn(&mut conn, i % SESSIONS)
+                baseline_turn(&mut conn, &format!("s{}", i % SESSIONS))
                     .await
                     .expect("baseline turn");
             }

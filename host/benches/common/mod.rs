@@ -6,6 +6,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use redis::aio::MultiplexedConnection;
+use serde::{Deserialize, Serialize};
+
 pub fn env_u64(name: &str, default: u64) -> u64 {
     std::env::var(name)
         .ok()
@@ -79,4 +82,48 @@ where
         p50: at(0.50),
         p99: at(0.99),
     }
+}
+
+/// The baseline's state, the same shape as the plugin's.
+#[derive(Serialize, Deserialize)]
+pub struct State {
+    pub turns: u64,
+    pub profile: String,
+}
+
+/// The Redis work of one agent turn with no WASM, on `session`: read the ~2 KB JSON
+/// state and the last 10 history items in one round trip, decode and encode the
+/// state, write it with a TTL, append 2 items and set their TTL in one MULTI/EXEC.
+/// Answers what the bench plugin answers.
+pub async fn baseline_turn(
+    conn: &mut MultiplexedConnection,
+    session: &str,
+) -> redis::RedisResult<String> {
+    let state_key = format!("baseline:s:{{{session}}}:state");
+    let hist_key = format!("baseline:s:{{{session}}}:hist");
+    let (state, recent): (Option<Vec<u8>>, Vec<Vec<u8>>) = redis::pipe()
+        .get(&state_key)
+        .lrange(&hist_key, -10, -1)
+        .query_async(conn)
+        .await?;
+    let mut state = state
+        .and_then(|b| serde_json::from_slice::<State>(&b).ok())
+        .unwrap_or_else(|| State {
+            turns: 0,
+            profile: "x".repeat(2000),
+        });
+    state.turns += 1;
+    let answer = format!("turn {} after {} messages", state.turns, recent.len());
+    let bytes = serde_json::to_vec(&state).expect("encodes");
+    redis::pipe()
+        .atomic()
+        .set_ex(&state_key, bytes, 3600)
+        .ignore()
+        .rpush(&hist_key, &["hello", answer.as_str()])
+        .ignore()
+        .expire(&hist_key, 3600)
+        .ignore()
+        .query_async::<()>(conn)
+        .await?;
+    Ok(answer)
 }

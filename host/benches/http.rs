@@ -1,0 +1,312 @@
+//! Over HTTP, where users compare us: `agent-host serve` against the floor, in one run.
+//!
+//! ```text
+//! cargo bench -p agent-host --bench http                          # 10,000 requests per row
+//! AGENT_BENCH_REQUESTS=2000 cargo bench -p agent-host --bench http
+//! ```
+//!
+//! It starts two servers, each a process of its own on its own `redis-server`:
+//! - **serve**: `agent-host serve` (this build's release binary) with the
+//!   `bench-agent` plugin behind a tenant token; a turn is a fresh instance,
+//!   prefetch, `handle` (load, last 10, append 2, save with TTL), commit;
+//! - **floor**: a minimal axum + redis-rs server (this program, started again in
+//!   floor mode) doing the same Redis work with plain commands (`common::baseline_turn`)
+//!   and answering the same JSON.
+//!
+//! A load generator in this process drives `POST /v1/plugins/bench/sessions/{s}/turns`
+//! over 1,000 sessions at 1, 16 and 64 connections (a fixed number of requests per
+//! row, after a warm-up) and prints req/s, p50, p99, and per request the CPU of the
+//! server process, of its Redis (`INFO cpu`) and of the load generator
+//! (`/proc/.../stat`), then serve / floor.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use agent_host_tests::{RedisServer, plugins};
+use common::{Row, env_u64, measure};
+
+const SESSIONS: u64 = 1000;
+const CONNECTIONS: [usize; 3] = [1, 16, 64];
+const TOKEN: &str = "bench-token-0123456789abcdef";
+/// Set in the environment of the copy of this program that serves the floor.
+const FLOOR_REDIS: &str = "AGENT_BENCH_FLOOR_REDIS";
+
+fn main() {
+    if let Ok(url) = std::env::var(FLOOR_REDIS) {
+        return floor::serve(&url);
+    }
+    let requests = env_u64("AGENT_BENCH_REQUESTS", 10_000);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(run(requests));
+}
+
+async fn run(requests: u64) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let serve_redis = RedisServer::start();
+    let floor_redis = RedisServer::start();
+    let serve = Server::serve(&serve_redis, dir.path());
+    let floor = Server::floor(&floor_redis, dir.path());
+    println!(
+        "{requests} requests per row over {SESSIONS} sessions; CPU in us per request \
+         (server process / its Redis / load generator)\n"
+    );
+    println!(
+        "| mode | conns | req/s | p50 | p99 | server CPU | Redis CPU | loadgen CPU | serve / floor |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|");
+    for connections in CONNECTIONS {
+        let floor_row = drive(&floor, &floor_redis, connections, requests).await;
+        let serve_row = drive(&serve, &serve_redis, connections, requests).await;
+        floor_row.print("floor", connections, None);
+        let ratio = serve_row.row.turns_per_s / floor_row.row.turns_per_s;
+        serve_row.print("serve", connections, Some(ratio));
+    }
+}
+
+/// One row: the load's figures and what it cost each process.
+struct Measured {
+    row: Row,
+    server_us: f64,
+    redis_us: f64,
+    loadgen_us: f64,
+}
+
+impl Measured {
+    fn print(&self, mode: &str, connections: usize, ratio: Option<f64>) {
+        let us = |d: Duration| d.as_secs_f64() * 1e6;
+        println!(
+            "| {mode} | {connections} | {:.0} | {:.0} us | {:.0} us | {:.0} us | {:.0} us | {:.0} us | {} |",
+            self.row.turns_per_s,
+            us(self.row.p50),
+            us(self.row.p99),
+            self.server_us,
+            self.redis_us,
+            self.loadgen_us,
+            ratio.map_or(String::new(), |r| format!("{r:.2}")),
+        );
+    }
+}
+
+/// Sends `requests` turns to `server` over `connections` connections, after a
+/// warm-up.
+async fn drive(
+    server: &Server,
+    redis: &RedisServer,
+    connections: usize,
+    requests: u64,
+) -> Measured {
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(connections)
+        .build()
+        .expect("client");
+    let base = server.base.clone();
+    let send = move |i: u64| {
+        let client = client.clone();
+        let url = format!("{base}/v1/plugins/bench/sessions/s{}/turns", i % SESSIONS);
+        Box::pin(async move {
+            let response = client
+                .post(url)
+                .bearer_auth(TOKEN)
+                .body("hello")
+                .send()
+                .await
+                .expect("request");
+            let status = response.status();
+            let body = response.text().await.expect("body");
+            assert!(status.is_success(), "{status}: {body}");
+            assert!(body.contains("turn "), "{body}");
+        }) as common::BoxedTurn
+    };
+    let send = std::sync::Arc::new(send);
+    let warm = {
+        let send = send.clone();
+        move |i| send(i)
+    };
+    measure((connections as u64 * 20).max(200), connections, warm).await;
+    let (server_cpu, redis_cpu, own_cpu) = (
+        process_cpu(server.child.id()),
+        redis_cpu(redis).await,
+        process_cpu(std::process::id()),
+    );
+    let row = measure(requests, connections, move |i| send(i)).await;
+    let per_request = |before: Duration, after: Duration| {
+        after.saturating_sub(before).as_secs_f64() * 1e6 / requests as f64
+    };
+    Measured {
+        row,
+        server_us: per_request(server_cpu, process_cpu(server.child.id())),
+        redis_us: per_request(redis_cpu, self::redis_cpu(redis).await),
+        loadgen_us: per_request(own_cpu, process_cpu(std::process::id())),
+    }
+}
+
+/// User + system CPU of process `pid` so far (`/proc/PID/stat` fields 14 and 15,
+/// in clock ticks of 10 ms: Linux's USER_HZ is 100).
+fn process_cpu(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("/proc stat");
+    // The command name, in parentheses, may hold spaces: count after it.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks = |n: usize| {
+        fields
+            .get(n)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    // Fields 14 and 15 of the line are 12 and 13 after the name.
+    Duration::from_millis((ticks(11) + ticks(12)) * 10)
+}
+
+/// `used_cpu_user` + `used_cpu_sys` of `INFO cpu`.
+async fn redis_cpu(redis: &RedisServer) -> Duration {
+    let mut conn = redis.conn().await;
+    let info: String = redis::cmd("INFO")
+        .arg("cpu")
+        .query_async(&mut conn)
+        .await
+        .expect("INFO cpu");
+    let seconds: f64 = info
+        .lines()
+        .filter_map(|l| {
+            l.strip_prefix("used_cpu_user:")
+                .or_else(|| l.strip_prefix("used_cpu_sys:"))
+        })
+        .filter_map(|v| v.trim().parse::<f64>().ok())
+        .sum();
+    Duration::from_secs_f64(seconds)
+}
+
+/// A server process that printed `listening on URL`, killed on drop.
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Server {
+    /// `agent-host serve` with the bench plugin on `redis`.
+    fn serve(redis: &RedisServer, dir: &Path) -> Self {
+        let config = dir.join("agent-host.toml");
+        let text = format!(
+            r#"[store]
+url = "{url}"
+
+[server]
+listen = "127.0.0.1:0"
+cache_dir = "{cache}"
+
+[[plugin]]
+id = "bench"
+wasm = "{wasm}"
+prefix = "bench"
+
+[[token]]
+tenant = "bench"
+secret = "{TOKEN}"
+plugins = ["bench"]
+"#,
+            url = redis.url(),
+            cache = dir.join("cache").display(),
+            wasm = plugins::BENCH_AGENT,
+        );
+        std::fs::write(&config, text).expect("config");
+        let mut command = Command::new(env!("CARGO_BIN_EXE_agent-host"));
+        command
+            .args(["serve", "--config"])
+            .arg(&config)
+            .env_remove("REDIS_URL");
+        Self::spawn(command, &dir.join("serve.log"))
+    }
+
+    /// This program in floor mode on `redis`.
+    fn floor(redis: &RedisServer, dir: &Path) -> Self {
+        let mut command = Command::new(std::env::current_exe().expect("own path"));
+        command.env(FLOOR_REDIS, redis.url());
+        Self::spawn(command, &dir.join("floor.log"))
+    }
+
+    fn spawn(mut command: Command, log: &Path) -> Self {
+        let mut child = command
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(log).expect("log file"))
+            .spawn()
+            .expect("server starts");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let base = lines
+            .by_ref()
+            .map_while(Result::ok)
+            .find_map(|line| line.strip_prefix("listening on ").map(str::to_string));
+        let Some(base) = base else {
+            let _ = child.kill();
+            panic!(
+                "the server did not start:\n{}",
+                std::fs::read_to_string(log).unwrap_or_default()
+            );
+        };
+        // Keep reading, so the server never blocks on a full pipe.
+        std::thread::spawn(move || lines.for_each(drop));
+        Self { child, base }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The floor: axum + redis-rs, the same Redis work as a turn, no WASM.
+mod floor {
+    use axum::Json;
+    use axum::extract::{Path, State};
+    use axum::http::StatusCode;
+    use axum::routing::post;
+    use redis::aio::MultiplexedConnection;
+
+    pub fn serve(redis_url: &str) {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
+            let client = redis::Client::open(redis_url).expect("redis url");
+            let conn = client
+                .get_multiplexed_async_connection()
+                .await
+                .expect("redis");
+            let app = axum::Router::new()
+                .route("/v1/plugins/{plugin}/sessions/{session}/turns", post(turn))
+                .with_state(conn);
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind");
+            println!(
+                "listening on http://{}",
+                listener.local_addr().expect("addr")
+            );
+            axum::serve(listener, app).await.expect("serve");
+        });
+    }
+
+    async fn turn(
+        State(mut conn): State<MultiplexedConnection>,
+        Path((_plugin, session)): Path<(String, String)>,
+        _input: String,
+    ) -> Result<Json<serde_json::Value>, (StatusCode, String)> {
+        let output = super::common::baseline_turn(&mut conn, &session)
+            .await
+            .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+        Ok(Json(serde_json::json!({ "output": output })))
+    }
+}
