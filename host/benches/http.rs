@@ -17,10 +17,13 @@
 //! over 1,000 sessions at 1, 16 and 64 connections (a fixed number of requests per
 //! row, after a warm-up) and prints req/s, p50, p99, and per request the CPU of the
 //! server process, of its Redis (`INFO cpu`) and of the load generator
-//! (`/proc/.../stat`), then serve / floor.
+//! (`/proc/.../stat`), then serve / floor; and the commands each Redis ran per
+//! request, with their time (`INFO commandstats`; a script's time includes the
+//! commands it calls, which are also listed).
 
 mod common;
 
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -62,13 +65,58 @@ async fn run(requests: u64) {
         "| mode | conns | req/s | p50 | p99 | server CPU | Redis CPU | loadgen CPU | serve / floor |"
     );
     println!("|---|---|---|---|---|---|---|---|---|");
+    let mut commands: [BTreeMap<String, (u64, u64)>; 2] = Default::default();
     for connections in CONNECTIONS {
         let floor_row = drive(&floor, &floor_redis, connections, requests).await;
         let serve_row = drive(&serve, &serve_redis, connections, requests).await;
+        for (total, row) in commands.iter_mut().zip([&floor_row, &serve_row]) {
+            for (name, (calls, usec)) in &row.commands {
+                let sum = total.entry(name.clone()).or_default();
+                *sum = (sum.0 + calls, sum.1 + usec);
+            }
+        }
         floor_row.print("floor", connections, None);
         let ratio = serve_row.row.turns_per_s / floor_row.row.turns_per_s;
         serve_row.print("serve", connections, Some(ratio));
     }
+    let total = requests * CONNECTIONS.len() as u64;
+    for (mode, stats) in ["floor", "serve"].into_iter().zip(commands) {
+        println!("\n{mode}'s Redis, per request of the measured rows (INFO commandstats):");
+        println!("| command | calls | us |");
+        println!("|---|---|---|");
+        let mut stats: Vec<_> = stats.into_iter().collect();
+        stats.sort_by_key(|(_, (_, usec))| std::cmp::Reverse(*usec));
+        for (command, (calls, usec)) in stats {
+            let (calls, us) = (calls as f64 / total as f64, usec as f64 / total as f64);
+            if calls >= 0.01 {
+                println!("| {command} | {calls:.2} | {us:.1} |");
+            }
+        }
+    }
+}
+
+/// Command name -> (calls, usec) of `INFO commandstats` so far.
+async fn command_stats(redis: &RedisServer) -> BTreeMap<String, (u64, u64)> {
+    let mut conn = redis.conn().await;
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(&mut conn)
+        .await
+        .expect("INFO commandstats");
+    let field = |line: &str, name: &str| -> u64 {
+        line.split(&[',', ':'][..])
+            .find_map(|f| f.strip_prefix(name))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    info.lines()
+        .filter_map(|l| l.strip_prefix("cmdstat_"))
+        .filter(|l| !l.starts_with("info:") && !l.starts_with("config|"))
+        .map(|l| {
+            let name = l.split(':').next().unwrap_or_default().to_string();
+            (name, (field(l, "calls="), field(l, "usec=")))
+        })
+        .collect()
 }
 
 /// One row: the load's figures and what it cost each process.
@@ -77,6 +125,8 @@ struct Measured {
     server_us: f64,
     redis_us: f64,
     loadgen_us: f64,
+    /// Command name -> (calls, usec) in Redis during the row.
+    commands: BTreeMap<String, (u64, u64)>,
 }
 
 impl Measured {
@@ -131,12 +181,19 @@ async fn drive(
         move |i| send(i)
     };
     measure((connections as u64 * 20).max(200), connections, warm).await;
+    let commands = command_stats(redis).await;
     let (server_cpu, redis_cpu, own_cpu) = (
         process_cpu(server.child.id()),
         redis_cpu(redis).await,
         process_cpu(std::process::id()),
     );
     let row = measure(requests, connections, move |i| send(i)).await;
+    let mut after = command_stats(redis).await;
+    for (name, (calls, usec)) in &commands {
+        if let Some(now) = after.get_mut(name) {
+            *now = (now.0 - calls, now.1 - usec);
+        }
+    }
     let per_request = |before: Duration, after: Duration| {
         after.saturating_sub(before).as_secs_f64() * 1e6 / requests as f64
     };
@@ -145,6 +202,7 @@ async fn drive(
         server_us: per_request(server_cpu, process_cpu(server.child.id())),
         redis_us: per_request(redis_cpu, self::redis_cpu(redis).await),
         loadgen_us: per_request(own_cpu, process_cpu(std::process::id())),
+        commands: after,
     }
 }
 
