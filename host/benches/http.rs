@@ -43,12 +43,7 @@ fn main() {
         return floor::serve(&url);
     }
     let requests = env_u64("AGENT_BENCH_REQUESTS", 10_000);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    rt.block_on(run(requests));
+    common::runtime().block_on(run(requests));
 }
 
 async fn run(requests: u64) {
@@ -95,14 +90,19 @@ async fn run(requests: u64) {
     }
 }
 
-/// Command name -> (calls, usec) of `INFO commandstats` so far.
-async fn command_stats(redis: &RedisServer) -> BTreeMap<String, (u64, u64)> {
+/// `INFO section` of `redis`.
+async fn info(redis: &RedisServer, section: &str) -> String {
     let mut conn = redis.conn().await;
-    let info: String = redis::cmd("INFO")
-        .arg("commandstats")
+    redis::cmd("INFO")
+        .arg(section)
         .query_async(&mut conn)
         .await
-        .expect("INFO commandstats");
+        .unwrap_or_else(|e| panic!("INFO {section}: {e}"))
+}
+
+/// Command name -> (calls, usec) of `INFO commandstats` so far.
+async fn command_stats(redis: &RedisServer) -> BTreeMap<String, (u64, u64)> {
+    let info = info(redis, "commandstats").await;
     let field = |line: &str, name: &str| -> u64 {
         line.split(&[',', ':'][..])
             .find_map(|f| f.strip_prefix(name))
@@ -227,13 +227,8 @@ fn process_cpu(pid: u32) -> Duration {
 
 /// `used_cpu_user` + `used_cpu_sys` of `INFO cpu`.
 async fn redis_cpu(redis: &RedisServer) -> Duration {
-    let mut conn = redis.conn().await;
-    let info: String = redis::cmd("INFO")
-        .arg("cpu")
-        .query_async(&mut conn)
+    let seconds: f64 = info(redis, "cpu")
         .await
-        .expect("INFO cpu");
-    let seconds: f64 = info
         .lines()
         .filter_map(|l| {
             l.strip_prefix("used_cpu_user:")
@@ -333,11 +328,7 @@ mod floor {
     use redis::aio::MultiplexedConnection;
 
     pub fn serve(redis_url: &str) {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
-        rt.block_on(async {
+        super::common::runtime().block_on(async {
             let client = redis::Client::open(redis_url).expect("redis url");
             let conn = client
                 .get_multiplexed_async_connection()

@@ -33,12 +33,7 @@ const SESSIONS: u64 = 100;
 
 fn main() {
     let turns = env_u64("AGENT_BENCH_TURNS", 2000);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    rt.block_on(run(turns));
+    common::runtime().block_on(run(turns));
 }
 
 async fn run(turns: u64) {

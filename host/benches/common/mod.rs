@@ -9,6 +9,16 @@ use std::time::{Duration, Instant};
 use redis::aio::MultiplexedConnection;
 use serde::{Deserialize, Serialize};
 
+/// The benchmarks' runtime: two workers, one per core of the machine they were
+/// written for.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
 pub fn env_u64(name: &str, default: u64) -> u64 {
     std::env::var(name)
         .ok()
