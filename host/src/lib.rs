@@ -2,7 +2,8 @@
 //! session state in Redis through the WIT interface `agent-state`.
 //!
 //! # Layout
-//! - [`host`]: [`Host`] and [`HostBuilder`]: load plugins, run turns, inspect sessions.
+//! - [`host`]: [`Host`]: load plugins, run turns, inspect sessions; its `builder`
+//!   submodule holds [`HostBuilder`] (store, key root, instance pool, cache).
 //! - [`config`]: what a plugin may do ([`PluginConfig`], [`Limits`]).
 //! - [`config_file`]: the operator's TOML file ([`ConfigFile`]).
 //! - [`store`]: the [`StateStore`] trait and its backends ([`RedisStore`],

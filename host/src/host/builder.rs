@@ -1,0 +1,158 @@
+//! [`HostBuilder`]: the settings a [`Host`] is built with (store, key root, instance
+//! pool, cache, retries), and the build that creates its engine.
+
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+
+use super::{Counters, Host, Inner};
+use crate::error::Error;
+use crate::outbound::{OutboundEvent, OutboundObserver};
+use crate::sandbox;
+use crate::session_locks::SessionLocks;
+use crate::store::StateStore;
+
+/// Default root of every key (`{root}:{prefix}:…`).
+pub const DEFAULT_ROOT: &str = "agent";
+
+/// Builds a [`Host`].
+#[must_use]
+pub struct HostBuilder {
+    store: Option<Arc<dyn StateStore>>,
+    root: String,
+    serialize_sessions: bool,
+    max_attempts: u32,
+    pool: sandbox::Pool,
+    cache_dir: Option<PathBuf>,
+    on_outbound: Option<OutboundObserver>,
+}
+
+impl HostBuilder {
+    pub(super) fn new() -> Self {
+        Self {
+            store: None,
+            root: DEFAULT_ROOT.into(),
+            serialize_sessions: true,
+            max_attempts: 8,
+            pool: sandbox::Pool {
+                slots: 256,
+                max_memory: 256 << 20,
+                keep_resident: 0,
+            },
+            cache_dir: None,
+            on_outbound: None,
+        }
+    }
+
+    /// Calls `observer` once per outbound HTTP request of any plugin (for
+    /// metrics); it must be quick, it runs on the request's task.
+    pub fn on_outbound(
+        mut self,
+        observer: impl Fn(&OutboundEvent) + Send + Sync + 'static,
+    ) -> Self {
+        self.on_outbound = Some(Arc::new(observer));
+        self
+    }
+
+    /// The store every plugin's state goes to (required).
+    pub fn store(mut self, store: impl StateStore) -> Self {
+        self.store = Some(Arc::new(store));
+        self
+    }
+
+    /// Same as [`HostBuilder::store`], for a store that is already shared.
+    pub fn shared_store(mut self, store: Arc<dyn StateStore>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// The first segment of every key; default [`DEFAULT_ROOT`]. Hosts that share a
+    /// Redis but must not share state use different roots.
+    pub fn root(mut self, root: impl Into<String>) -> Self {
+        self.root = root.into();
+        self
+    }
+
+    /// Whether turns of one session on this host wait for each other (default: yes).
+    /// Either way, concurrent turns never overwrite each other: a turn whose commit
+    /// finds the session changed since it read it is run again. Waiting makes that
+    /// rare; without it, concurrent turns on a hot session mostly retry.
+    pub fn serialize_sessions(mut self, on: bool) -> Self {
+        self.serialize_sessions = on;
+        self
+    }
+
+    /// How many times a turn is run before a conflict is reported (default 8).
+    pub fn max_attempts(mut self, attempts: u32) -> Self {
+        self.max_attempts = attempts.max(1);
+        self
+    }
+
+    /// How many plugin instances can run at once (default 256). Their memories,
+    /// tables and stacks are reserved up front (virtual memory only) and reused,
+    /// which makes a turn much cheaper; a turn beyond the limit fails with
+    /// [`TurnError::Busy`](crate::TurnError::Busy). 0 allocates every instance on demand instead.
+    pub fn instance_slots(mut self, slots: u32) -> Self {
+        self.pool.slots = slots;
+        self
+    }
+
+    /// The largest memory limit a plugin may be given (default 256 MiB); with
+    /// instance slots, each slot reserves this much address space.
+    pub fn max_instance_memory(mut self, bytes: u64) -> Self {
+        self.pool.max_memory = bytes;
+        self
+    }
+
+    /// With instance slots, how much of a finished instance's memory stays in its
+    /// slot, reset by copying from the component's image rather than given back
+    /// to the kernel (default 0: only the pages the kernel reports dirty, up to
+    /// 1 MiB).
+    ///
+    /// Set it to the plugins' memory size (e.g. 32 MiB) on a host that runs
+    /// Python or JavaScript plugins: their turns write pages all over a heap of
+    /// 10-14 MiB, and with this the next turn starts without page faults
+    /// (Python 1.5x the turns per second at 1 turn at a time, 2.5x at 16;
+    /// BENCHMARKS.md). It costs a copy of up to that many bytes per turn for
+    /// every plugin (Rust plugins lose some throughput) and keeps that much
+    /// memory resident in every slot that has been used. Every turn still gets
+    /// a fresh instance: the memory is reset to the component's initial image.
+    pub fn keep_resident(mut self, bytes: u64) -> Self {
+        self.pool.keep_resident = bytes;
+        self
+    }
+
+    /// A directory where compiled plugins are kept, so the next load of the same
+    /// component on the same host version skips compilation (default: none).
+    /// Give it to the host alone: artifacts in it are trusted as compiled code.
+    pub fn cache_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.cache_dir = Some(dir.into());
+        self
+    }
+
+    /// Creates the engine and checks the settings.
+    pub fn build(self) -> Result<Host, Error> {
+        let store = self
+            .store
+            .ok_or_else(|| Error::Config("no store given to HostBuilder".into()))?;
+        // Checked the same way as every prefix.
+        crate::keys::Namespace::new(&self.root, "x").map_err(Error::Config)?;
+        let engine = sandbox::engine(self.pool)?;
+        let linker = sandbox::linker(&engine)?;
+        Ok(Host {
+            inner: Arc::new(Inner {
+                engine,
+                linker,
+                store,
+                root: self.root,
+                plugins: RwLock::default(),
+                serialize_sessions: self.serialize_sessions,
+                max_attempts: self.max_attempts,
+                max_instance_memory: self.pool.max_memory,
+                cache_dir: self.cache_dir,
+                on_outbound: self.on_outbound,
+                locks: SessionLocks::default(),
+                stats: Counters::default(),
+            }),
+        })
+    }
+}
