@@ -30,6 +30,9 @@ pub struct PluginConfig {
     pub env: Vec<(String, String)>,
     /// What the plugin may reach over HTTP (default: nothing).
     pub outbound: Outbound,
+    /// Turns one instance may serve (default 0 or 1: a fresh instance per turn).
+    /// See [`PluginConfig::with_instance_reuse`].
+    pub instance_reuse: u32,
 }
 
 impl PluginConfig {
@@ -43,7 +46,26 @@ impl PluginConfig {
             limits: Limits::default(),
             env: Vec::new(),
             outbound: Outbound::default(),
+            instance_reuse: 0,
         }
+    }
+
+    /// Lets one instance serve up to `turns` turns of this plugin, one at a time,
+    /// instead of a fresh instance per turn (0 and 1: fresh, the default).
+    ///
+    /// What it weakens: the plugin's globals (its heap, a Python module's
+    /// variables, a JavaScript module's top level) survive from one turn to the
+    /// next, and those turns may belong to different sessions of this plugin, so a
+    /// plugin that keeps data in globals can show one session's data in another.
+    /// State calls are unaffected: every turn sees only its own session. An
+    /// instance is thrown away after a trap, a deadline, a memory kill, a turn that
+    /// did not commit (a conflict retry gets another instance) and after `turns`
+    /// turns. What it buys: no instantiation and no memory reset per turn
+    /// (BENCHMARKS.md). Idle instances hold instance slots: at most
+    /// `max_concurrent_turns` of them per plugin.
+    pub fn with_instance_reuse(mut self, turns: u32) -> Self {
+        self.instance_reuse = turns;
+        self
     }
 
     /// Sets the environment variables the plugin sees.

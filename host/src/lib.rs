@@ -13,11 +13,13 @@
 //! - [`error`]: one error type per audience.
 //! - `guest_text`: plugin-written text made safe for logs (escaped, bounded).
 //! - [`outbound`]: plugins' HTTP requests: allow-list, secret headers, limits.
+//! - `capture`: a plugin's stdout and stderr, bounded, emptied per turn.
 //! - `sandbox`: the wasmtime engine, WASI without capabilities, memory and time
 //!   limits.
 //! - `state`: the host side of `agent-state`, answering the guest.
 //! - `turn`: a turn's staged view of its state, committed in one step.
 //! - `outcome`: how a turn's run ended (answer, memory, deadline, trap).
+//! - `reuse`: the instances a plugin with `instance_reuse` keeps between turns.
 //! - `session_locks`: turns of one session on one host wait for each other.
 //! - `inspect`: what a component imports and exports, without running it.
 //! - `bindings`: the code generated from `wit/`.
@@ -43,6 +45,7 @@
 pub mod admin;
 mod bindings;
 mod cache;
+mod capture;
 pub mod config;
 pub mod config_file;
 pub mod error;
@@ -52,6 +55,7 @@ mod inspect;
 pub mod keys;
 pub mod outbound;
 mod outcome;
+mod reuse;
 mod sandbox;
 mod session_locks;
 mod state;

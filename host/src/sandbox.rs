@@ -13,11 +13,11 @@ use wasmtime::{
     Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, ResourceLimiter,
     Store, UpdateDeadline,
 };
-use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::bindings::AgentPlugin;
+use crate::capture::CapturePipe;
 use crate::error::Error;
 use crate::guest_text::{LOG_FIELD_BYTES, escaped};
 use crate::outbound::{OutboundHooks, TurnOutbound};
@@ -147,8 +147,8 @@ impl WasiView for TurnCtx {
 
 /// The captured stdout and stderr of one turn.
 pub(crate) struct Output {
-    pub(crate) stdout: MemoryOutputPipe,
-    pub(crate) stderr: MemoryOutputPipe,
+    pub(crate) stdout: CapturePipe,
+    pub(crate) stderr: CapturePipe,
 }
 
 /// Lines of each stream written to the log per run; the rest are only counted.
@@ -248,8 +248,8 @@ pub(crate) fn turn_store(
     let deadline = outbound.deadline;
     let limiter = MemoryLimiter::new(limits.memory_bytes);
     let output = Output {
-        stdout: MemoryOutputPipe::new(limits.max_stdio_bytes),
-        stderr: MemoryOutputPipe::new(limits.max_stdio_bytes),
+        stdout: CapturePipe::new(limits.max_stdio_bytes),
+        stderr: CapturePipe::new(limits.max_stdio_bytes),
     };
     // No dirs, no args, no sockets: WasiCtxBuilder grants none by default. The env
     // is the plugin's configured variables only.
@@ -268,6 +268,30 @@ pub(crate) fn turn_store(
     };
     let mut store = Store::new(engine, ctx);
     store.limiter(|t| &mut t.limiter);
+    set_deadline(&mut store, deadline);
+    (store, output)
+}
+
+/// Makes a kept instance's `store` ready for another turn (`instance_reuse`): that
+/// turn's outbound context, state and deadline, no refusals counted, no output.
+pub(crate) fn next_turn(
+    store: &mut Store<TurnCtx>,
+    output: &Output,
+    outbound: TurnOutbound,
+    state: StateCtx,
+) {
+    let deadline = outbound.deadline;
+    let ctx = store.data_mut();
+    ctx.hooks = OutboundHooks::new(outbound);
+    ctx.state = state;
+    ctx.limiter.refused = 0;
+    output.stdout.clear();
+    output.stderr.clear();
+    set_deadline(store, deadline);
+}
+
+/// Stops the guest at `deadline`, yielding to other turns at every epoch tick.
+fn set_deadline(store: &mut Store<TurnCtx>, deadline: Instant) {
     store.set_epoch_deadline(1);
     store.epoch_deadline_callback(move |_| {
         Ok(if Instant::now() >= deadline {
@@ -278,7 +302,6 @@ pub(crate) fn turn_store(
             UpdateDeadline::YieldCustom(1, Box::pin(tokio::task::yield_now()))
         })
     });
-    (store, output)
 }
 
 /// Caps an instance's linear memory and counts the growths it refused, so the

@@ -177,6 +177,10 @@ pub struct PluginSection {
     /// The origins the plugin may send HTTP requests to (none: no network).
     #[serde(default)]
     pub outbound: Vec<OutboundSection>,
+    /// Turns one instance may serve (`PluginConfig::with_instance_reuse`; the
+    /// README says what it weakens). Default 0: a fresh instance per turn.
+    #[serde(default)]
+    pub instance_reuse: u32,
 }
 
 /// A plugin's `limits` table (see [`Limits`] for the defaults).
@@ -367,5 +371,6 @@ impl PluginSection {
             .with_limits(limits)
             .with_env(self.env.clone().into_iter().collect())
             .with_outbound(outbound)
+            .with_instance_reuse(self.instance_reuse)
     }
 }

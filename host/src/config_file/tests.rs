@@ -45,6 +45,20 @@ fn a_good_file_is_read_with_units_and_defaults() {
     assert_eq!(file.server.keep_resident.as_u64(), 0);
     let kept = parse(&format!("[server]\nkeep_resident = \"32MiB\"\n{GOOD}")).unwrap();
     assert_eq!(kept.server.keep_resident.as_u64(), 32 << 20);
+    assert_eq!(plugin.instance_reuse, 0);
+    let reused = parse(&GOOD.replace(
+        "prefix = \"tenant-a\"",
+        "prefix = \"tenant-a\"\ninstance_reuse = 100",
+    ));
+    assert_eq!(
+        reused
+            .unwrap()
+            .plugin("chat")
+            .unwrap()
+            .config()
+            .instance_reuse,
+        100
+    );
     // The secret never shows in Debug output.
     assert!(!format!("{file:?}").contains("aaaa"));
 }

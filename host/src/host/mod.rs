@@ -25,6 +25,7 @@ use crate::guest_text::{LOG_FIELD_BYTES, escaped};
 use crate::keys::Name;
 use crate::outbound::{OutboundObserver, TurnOutbound};
 use crate::outcome::{deadline_error, stopped};
+use crate::reuse::{IdleInstances, Kept};
 use crate::sandbox::{self, TurnCtx};
 use crate::session_locks::SessionLocks;
 use crate::state::{PluginScope, StateCtx};
@@ -85,6 +86,8 @@ struct Plugin {
     info: PluginInfo,
     /// One permit per turn that may run at once (`Limits::max_concurrent_turns`).
     turns: Arc<Semaphore>,
+    /// Instances kept between turns (`PluginConfig::instance_reuse`).
+    idle: IdleInstances,
 }
 
 /// What a plugin says about itself (`describe`), and how it was loaded.
@@ -199,14 +202,15 @@ impl Host {
             .map_err(|e| plugin_err(format!("describe failed: {e}")))?;
         info.from_cache = origin == cache::Origin::Cached;
         info.compile_time = compile_time;
-        let turns = Arc::new(Semaphore::new(
-            scope.config.limits.max_concurrent_turns as usize,
-        ));
+        let limits = &scope.config.limits;
+        let turns = Arc::new(Semaphore::new(limits.max_concurrent_turns as usize));
+        let idle = IdleInstances::new(scope.config.instance_reuse, limits.max_concurrent_turns);
         let plugin = Plugin {
             scope,
             pre,
             info,
             turns,
+            idle,
         };
         tracing::info!(
             plugin = %id,
@@ -402,22 +406,35 @@ impl Host {
         // again (and reported) by the plugin's first state call.
         let _ = turn.prefetch(session).await;
         let outbound = self.turn_outbound(scope, deadline);
-        let (mut store, output) =
-            sandbox::turn_store(&self.inner.engine, outbound, StateCtx::new(turn));
+        let state = StateCtx::new(turn);
+        let (mut store, output, kept, served) = match plugin.idle.take() {
+            Some(mut kept) => {
+                sandbox::next_turn(&mut kept.store, &kept.output, outbound, state);
+                (kept.store, kept.output, Some(kept.instance), kept.turns)
+            }
+            None => {
+                let (store, output) = sandbox::turn_store(&self.inner.engine, outbound, state);
+                (store, output, None, 0)
+            }
+        };
         let call = async {
-            let instance = plugin.pre.instantiate_async(&mut store).await?;
-            instance
+            let instance = match kept {
+                Some(instance) => instance,
+                None => plugin.pre.instantiate_async(&mut store).await?,
+            };
+            let answer = instance
                 .agent_state_handler()
                 .call_handle(&mut store, session.as_str(), input)
-                .await
+                .await?;
+            Ok::<_, wasmtime::Error>((instance, answer))
         };
         // The epoch stops guest code at the deadline; this stops a turn that is
         // waiting on the store at that moment.
         let result = tokio::time::timeout_at(deadline.into(), call).await;
         output.log(plugin_id);
         sandbox::log_refusals(&store, plugin_id);
-        let answer = match result {
-            Ok(Ok(answer)) => answer,
+        let (instance, answer) = match result {
+            Ok(Ok(done)) => done,
             Ok(Err(e)) => return Err(Attempt::Failed(stopped(scope, &store, &output, e))),
             Err(_) => return Err(Attempt::Failed(deadline_error(scope))),
         };
@@ -431,11 +448,29 @@ impl Host {
             }));
         }
 
-        let turn = store.into_data().state.turn;
+        // A kept instance goes back only once its turn has committed; an instance
+        // that is not kept is dropped with its store, here or on any error below.
+        let (turn, keep) = if plugin.idle.enabled() {
+            let idle = StateCtx::new(Turn::new(scope.clone(), self.inner.store.clone()));
+            let state = std::mem::replace(&mut store.data_mut().state, idle);
+            let kept = Kept {
+                store,
+                instance,
+                output,
+                turns: served + 1,
+            };
+            (state.turn, Some(kept))
+        } else {
+            (store.into_data().state.turn, None)
+        };
         let unavailable = turn.unavailable.clone();
         let commit = turn.into_commit();
         match self.inner.store.commit(&scope.ns, commit).await {
-            Ok(()) => {}
+            Ok(()) => {
+                if let Some(kept) = keep {
+                    plugin.idle.give_back(kept);
+                }
+            }
             Err(StoreError::Conflict) => return Err(Attempt::Conflict),
             Err(StoreError::Unavailable(reason)) => {
                 return Err(Attempt::Failed(TurnError::StoreUnavailable {
