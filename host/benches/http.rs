@@ -9,6 +9,8 @@
 //! - **serve**: `agent-host serve` (this build's release binary) with the
 //!   `bench-agent` plugin behind a tenant token; a turn is a fresh instance,
 //!   prefetch, `handle` (load, last 10, append 2, save with TTL), commit;
+//! - **serve, reuse**: the same server and plugin loaded a second time with
+//!   `instance_reuse = 1000` (its commands are not in the command table);
 //! - **floor**: a minimal axum + redis-rs server (this program, started again in
 //!   floor mode) doing the same Redis work with plain commands (`common::baseline_turn`)
 //!   and answering the same JSON.
@@ -62,8 +64,9 @@ async fn run(requests: u64) {
     println!("|---|---|---|---|---|---|---|---|---|");
     let mut commands: [BTreeMap<String, (u64, u64)>; 2] = Default::default();
     for connections in CONNECTIONS {
-        let floor_row = drive(&floor, &floor_redis, connections, requests).await;
-        let serve_row = drive(&serve, &serve_redis, connections, requests).await;
+        let floor_row = drive(&floor, &floor_redis, "bench", connections, requests).await;
+        let serve_row = drive(&serve, &serve_redis, "bench", connections, requests).await;
+        let reuse_row = drive(&serve, &serve_redis, "bench-reuse", connections, requests).await;
         for (total, row) in commands.iter_mut().zip([&floor_row, &serve_row]) {
             for (name, (calls, usec)) in &row.commands {
                 let sum = total.entry(name.clone()).or_default();
@@ -73,6 +76,8 @@ async fn run(requests: u64) {
         floor_row.print("floor", connections, None);
         let ratio = serve_row.row.turns_per_s / floor_row.row.turns_per_s;
         serve_row.print("serve", connections, Some(ratio));
+        let ratio = reuse_row.row.turns_per_s / floor_row.row.turns_per_s;
+        reuse_row.print("serve, reuse", connections, Some(ratio));
     }
     let total = requests * CONNECTIONS.len() as u64;
     for (mode, stats) in ["floor", "serve"].into_iter().zip(commands) {
@@ -145,11 +150,12 @@ impl Measured {
     }
 }
 
-/// Sends `requests` turns to `server` over `connections` connections, after a
-/// warm-up.
+/// Sends `requests` turns of `plugin` to `server` over `connections` connections,
+/// after a warm-up.
 async fn drive(
     server: &Server,
     redis: &RedisServer,
+    plugin: &'static str,
     connections: usize,
     requests: u64,
 ) -> Measured {
@@ -160,7 +166,10 @@ async fn drive(
     let base = server.base.clone();
     let send = move |i: u64| {
         let client = client.clone();
-        let url = format!("{base}/v1/plugins/bench/sessions/s{}/turns", i % SESSIONS);
+        let url = format!(
+            "{base}/v1/plugins/{plugin}/sessions/s{}/turns",
+            i % SESSIONS
+        );
         Box::pin(async move {
             let response = client
                 .post(url)
@@ -262,10 +271,16 @@ id = "bench"
 wasm = "{wasm}"
 prefix = "bench"
 
+[[plugin]]
+id = "bench-reuse"
+wasm = "{wasm}"
+prefix = "bench"
+instance_reuse = 1000
+
 [[token]]
 tenant = "bench"
 secret = "{TOKEN}"
-plugins = ["bench"]
+plugins = ["bench", "bench-reuse"]
 "#,
             url = redis.url(),
             cache = dir.join("cache").display(),

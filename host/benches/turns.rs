@@ -14,7 +14,9 @@
 //!   a TTL, append 2 items and set their TTL in one MULTI/EXEC), no WASM;
 //! - **host**: the same turn done by the `bench-agent` plugin through the host;
 //! - **host, null store**: the host on a store that does nothing: the WASM and host
-//!   overhead of a turn.
+//!   overhead of a turn;
+//! - **host, reuse** and **host, null store, reuse**: the same with instance reuse
+//!   on (an instance serves up to 1,000 turns).
 //!
 //! It prints turns/s, p50/p99 latency, commands and round trips per turn, RSS, and
 //! the ratio host / baseline; and the cold-start figures.
@@ -32,6 +34,8 @@ use agent_host_tests::{RedisServer, plugins};
 use redis::aio::MultiplexedConnection;
 
 const SESSIONS: u64 = 1000;
+/// Turns per instance in the rows with instance reuse.
+const REUSE: u32 = 1000;
 const CONCURRENCY: [usize; 3] = [1, 16, 64];
 
 /// A store that stores nothing: isolates the host's own cost per turn.
@@ -75,11 +79,19 @@ impl StateStore for NullStore {
 
 /// Turn `i` of the benchmark plugin on `host`, on session `i % SESSIONS`.
 fn turns_on(host: &Host) -> impl Fn(u64) -> BoxedTurn + Send + Sync + 'static {
+    plugin_turns_on(host, "bench")
+}
+
+/// Turn `i` of `plugin` on `host`, on session `i % SESSIONS`.
+fn plugin_turns_on(
+    host: &Host,
+    plugin: &'static str,
+) -> impl Fn(u64) -> BoxedTurn + Send + Sync + 'static {
     let host = host.clone();
     move |i| {
         let host = host.clone();
         Box::pin(async move {
-            host.run_turn("bench", &format!("s{}", i % SESSIONS), "hello")
+            host.run_turn(plugin, &format!("s{}", i % SESSIONS), "hello")
                 .await
                 .expect("host turn");
         })
@@ -143,6 +155,11 @@ async fn run(turns: u64, soak: u64) {
         .load_plugin(config(), wasm.clone())
         .await
         .expect("load");
+    // The same plugin with instance reuse on (`REUSE` turns per instance).
+    let reused = || PluginConfig::new("bench-reuse", "bench").with_instance_reuse(REUSE);
+    for h in [&host, &null_host] {
+        h.load_plugin(reused(), wasm.clone()).await.expect("load");
+    }
     println!(
         "cold start: compile + link + describe {:.1} ms, first turn {:.2} ms",
         load.as_secs_f64() * 1e3,
@@ -185,6 +202,8 @@ async fn run(turns: u64, soak: u64) {
         if null_only {
             let null = measure(turns, c, turns_on(&null_host)).await;
             print_row("host, null store", c, &null, 0.0, 0.0, None);
+            let null = measure(turns, c, plugin_turns_on(&null_host, "bench-reuse")).await;
+            print_row("host, null store, reuse", c, &null, 0.0, 0.0, None);
             continue;
         }
         let calls = command_calls(&mut raw).await;
@@ -217,10 +236,17 @@ async fn run(turns: u64, soak: u64) {
 
         let null = measure(turns, c, turns_on(&null_host)).await;
         print_row("host, null store", c, &null, 0.0, 0.0, None);
+
+        let row = measure(turns, c, plugin_turns_on(&host, "bench-reuse")).await;
+        let ratio = row.turns_per_s / base.turns_per_s;
+        print_row("host, reuse", c, &row, cmds, rt, Some(ratio));
+        let reused_null = measure(turns, c, plugin_turns_on(&null_host, "bench-reuse")).await;
+        print_row("host, null store, reuse", c, &reused_null, 0.0, 0.0, None);
         if c == 1 {
             println!(
-                "|  | | host overhead per turn (null store, C=1): {:.1} us |||||||",
-                1e6 / null.turns_per_s
+                "|  | | host overhead per turn (null store, C=1): {:.1} us, with reuse {:.1} us |||||||",
+                1e6 / null.turns_per_s,
+                1e6 / reused_null.turns_per_s
             );
         }
     }
