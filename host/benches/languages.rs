@@ -14,8 +14,10 @@
 //! session, calls the model over HTTP and commits), and the memory one running
 //! instance adds (peak RSS during the C=16 run above the idle RSS, divided by 16),
 //! and the minor page faults of the whole process per turn at C=1. Each language
-//! runs twice: on a host with the default pool, and on one that keeps 32 MiB of a
-//! finished instance's memory resident (`HostBuilder::keep_resident`, row `+keep`).
+//! runs three times: on a host with the default pool, on one that keeps 32 MiB of a
+//! finished instance's memory resident (`HostBuilder::keep_resident`, row `+keep`),
+//! and with an instance that serves up to 1,000 turns (`instance_reuse`, row
+//! `+reuse`).
 
 mod common;
 
@@ -40,7 +42,7 @@ async fn run(turns: u64) {
     let redis = RedisServer::start();
     let model = ModelServer::start().await;
     println!(
-        "{:<16} {:>8} {:>10} {:>9} {:>10} | {:>9} {:>8} {:>8} | {:>9} {:>8} {:>8} | {:>11} {:>11}",
+        "{:<18} {:>8} {:>10} {:>9} {:>10} | {:>9} {:>8} {:>8} | {:>9} {:>8} {:>8} | {:>11} {:>11}",
         "language",
         "size MB",
         "compile ms",
@@ -64,33 +66,55 @@ async fn run(turns: u64) {
         if !chosen(language) {
             continue;
         }
-        for keep_resident in [0, KEEP_RESIDENT] {
-            let label = match keep_resident {
-                0 => language.to_string(),
-                _ => format!("{language} +keep"),
-            };
-            row(&label, wasm, keep_resident, turns, &redis, &model).await;
+        for (suffix, pool) in [
+            ("", Pool::default()),
+            (
+                " +keep",
+                Pool {
+                    keep_resident: KEEP_RESIDENT,
+                    reuse: 0,
+                },
+            ),
+            (
+                " +reuse",
+                Pool {
+                    keep_resident: 0,
+                    reuse: REUSE,
+                },
+            ),
+        ] {
+            let label = format!("{language}{suffix}");
+            row(&label, wasm, pool, turns, &redis, &model).await;
         }
     }
 }
 
 /// 32 MiB: above the Python (14 MiB) and JavaScript (10 MiB) chat plugins' memory.
 const KEEP_RESIDENT: u64 = 32 << 20;
+/// Turns per instance in the `+reuse` rows.
+const REUSE: u32 = 1000;
+
+/// How a row's host keeps memory and instances.
+#[derive(Clone, Copy, Default)]
+struct Pool {
+    keep_resident: u64,
+    reuse: u32,
+}
 
 /// Loads `wasm` on a fresh host and prints its row.
 async fn row(
     label: &str,
     wasm: &str,
-    keep_resident: u64,
+    pool: Pool,
     turns: u64,
     redis: &RedisServer,
     model: &ModelServer,
 ) {
     let size = std::fs::metadata(wasm).map(|m| m.len()).unwrap_or(0) as f64 / 1e6;
     let cache = tempfile::tempdir().expect("temp dir");
-    let (host, compile) = load(redis, model, wasm, cache.path(), keep_resident).await;
+    let (host, compile) = load(redis, model, wasm, cache.path(), pool).await;
     drop(host);
-    let (host, cached) = load(redis, model, wasm, cache.path(), keep_resident).await;
+    let (host, cached) = load(redis, model, wasm, cache.path(), pool).await;
     let started = Instant::now();
     host.run_turn("chat", "first", "hello")
         .await
@@ -121,7 +145,7 @@ async fn row(
     let per_instance = (*peak.lock().unwrap() - idle).max(0.0) / 16.0;
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
     println!(
-        "{:<16} {:>8.1} {:>10.0} {:>9.1} {:>10.1} | {:>9.0} {:>8.2} {:>8.2} | {:>9.0} {:>8.2} {:>8.2} | {:>11.1} {:>11.0}",
+        "{:<18} {:>8.1} {:>10.0} {:>9.1} {:>10.1} | {:>9.0} {:>8.2} {:>8.2} | {:>9.0} {:>8.2} {:>8.2} | {:>11.1} {:>11.0}",
         label,
         size,
         ms(compile),
@@ -154,12 +178,12 @@ async fn load(
     model: &ModelServer,
     wasm: &str,
     cache: &Path,
-    keep_resident: u64,
+    pool: Pool,
 ) -> (Host, Duration) {
     let host = Host::builder()
         .store(agent_host_tests::store(redis))
         .cache_dir(cache)
-        .keep_resident(keep_resident)
+        .keep_resident(pool.keep_resident)
         .build()
         .expect("host");
     let config = PluginConfig::new("chat", "bench")
@@ -167,7 +191,8 @@ async fn load(
             ("MODEL_URL".into(), format!("{}/v1", model.origin())),
             ("MODEL".into(), "small".into()),
         ])
-        .with_origin(AllowedOrigin::parse(&model.origin()).expect("origin"));
+        .with_origin(AllowedOrigin::parse(&model.origin()).expect("origin"))
+        .with_instance_reuse(pool.reuse);
     let info = host.load_plugin_file(config, wasm).await.expect("load");
     (host, info.compile_time)
 }
