@@ -16,13 +16,29 @@
 //! | session index (zset, by name) | `{root}:{prefix}:index:{<root>:<prefix>}:names` |
 //! | session index (zset, by expiry) | `{root}:{prefix}:index:{<root>:<prefix>}:expiry` |
 //! | plugin-wide value index (zset, by expiry) | `{root}:{prefix}:index:{<root>:<prefix>}:values` |
+//! | on a Redis Cluster, bucket B (0-15) of the session index, by name and by expiry | `{root}:{prefix}:index:{<root>:<prefix>:B}:names`, `…:expiry` |
 //!
 //! The `{…}` are Redis Cluster hash tags: all keys of one session share a slot, so a
 //! session's writes are one atomic step; the index keys of a plugin share another.
+//! On a Redis Cluster the session index is split into [`INDEX_BUCKETS`] buckets, each
+//! with a hash tag of its own, by a hash of the session id ([`index_bucket`]): every
+//! commit writes the index, and one slot for all of a plugin's sessions would put
+//! that work on one shard.
 
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use sha2::{Digest, Sha256};
 
 use crate::error::StateError;
+
+/// Buckets of a plugin's session index on a Redis Cluster.
+pub const INDEX_BUCKETS: u32 = 16;
+
+/// The bucket of the session index that lists `session` on a Redis Cluster: the
+/// first bytes of the SHA-256 of its id, so every host and version agrees.
+pub fn index_bucket(session: &Name) -> u32 {
+    let digest = Sha256::digest(session.encoded.as_bytes());
+    u32::from_le_bytes([digest[0], digest[1], digest[2], digest[3]]) % INDEX_BUCKETS
+}
 
 /// Longest accepted session id or key, in bytes.
 pub const MAX_NAME_BYTES: usize = 512;
@@ -80,6 +96,16 @@ impl Namespace {
     /// The index of session expiry times (score: unix ms, `+inf` for never).
     pub fn index_expiry_key(&self) -> String {
         format!("{0}:index:{{{0}}}:expiry", self.base)
+    }
+
+    /// Bucket `bucket` of the session index by name, on a Redis Cluster.
+    pub fn index_bucket_names_key(&self, bucket: u32) -> String {
+        format!("{0}:index:{{{0}:{bucket}}}:names", self.base)
+    }
+
+    /// Bucket `bucket` of the session index by expiry, on a Redis Cluster.
+    pub fn index_bucket_expiry_key(&self, bucket: u32) -> String {
+        format!("{0}:index:{{{0}:{bucket}}}:expiry", self.base)
     }
 
     /// The index of plugin-wide values (score: expiry in unix ms, `+inf` for never),

@@ -1,9 +1,12 @@
-//! Commits on a Redis Cluster, where a script may touch one slot only.
+//! Commits and listing on a Redis Cluster, where a script may touch one slot only
+//! and a plugin's session index is split into buckets (see `keys`).
+
+use std::collections::BTreeMap;
 
 use super::RedisStore;
 use super::scripts::{now_ms, session_args, value_args, value_op};
 use crate::error::StoreError;
-use crate::keys::Namespace;
+use crate::keys::{INDEX_BUCKETS, Namespace, index_bucket};
 use crate::store::Commit;
 
 impl RedisStore {
@@ -50,13 +53,9 @@ impl RedisStore {
                 written.join(", ")
             ))
         };
-        let mut index = self.scripts.index.prepare_invoke();
-        index
-            .key(ns.index_names_key())
-            .key(ns.index_expiry_key())
-            .key(ns.index_values_key())
-            .arg(&now)
-            .arg(commit.sessions.len());
+        // The index entries to write: per bucket of the session index, and values.
+        let mut buckets: BTreeMap<u32, Vec<(&str, i64, i64)>> = BTreeMap::new();
+        let mut values = Vec::new();
         for s in &commit.sessions {
             let mut call = self.scripts.session.prepare_invoke();
             call.key(ns.state_key(&s.session))
@@ -70,7 +69,10 @@ impl RedisStore {
                 other => redis::from_redis_value(other)
                     .map_err(|e| StoreError::Internal(format!("unexpected reply: {e}")))?,
             };
-            index.arg(s.session.as_str()).arg(p1).arg(p2);
+            buckets
+                .entry(index_bucket(&s.session))
+                .or_default()
+                .push((s.session.as_str(), p1, p2));
             written.push(part);
         }
         for (name, change) in &commit.values {
@@ -84,14 +86,56 @@ impl RedisStore {
                 other => redis::from_redis_value(other)
                     .map_err(|e| StoreError::Internal(format!("unexpected reply: {e}")))?,
             };
-            index.arg(name.as_str()).arg(score);
+            values.push((name.as_str(), score));
             written.push(part);
         }
-        // The turn is written; the index only lists it. If this fails, the next
+        // The turn is written; the indexes only list it. If this fails, the next
         // commit of the session puts it back, and listing never shows a gone one.
-        if let Err(e) = self.invoke::<i64>(&index).await {
-            tracing::warn!(error = %e, "session index not updated after a commit");
+        for (bucket, entries) in buckets {
+            let mut call = self.scripts.index.prepare_invoke();
+            call.key(ns.index_bucket_names_key(bucket))
+                .key(ns.index_bucket_expiry_key(bucket))
+                .arg(&now);
+            for (member, p1, p2) in entries {
+                call.arg(member).arg(p1).arg(p2);
+            }
+            if let Err(e) = self.invoke::<i64>(&call).await {
+                tracing::warn!(error = %e, "session index not updated after a commit");
+            }
+        }
+        if !values.is_empty() {
+            let mut call = self.scripts.value_index.prepare_invoke();
+            call.key(ns.index_values_key()).arg(&now);
+            for (member, score) in values {
+                call.arg(member).arg(score);
+            }
+            if let Err(e) = self.invoke::<i64>(&call).await {
+                tracing::warn!(error = %e, "value index not updated after a commit");
+            }
         }
         Ok(())
+    }
+
+    /// Up to `limit` session names after `cursor` from every bucket of the session
+    /// index, merged in order, and from the one index written before the buckets
+    /// (its entries go as they expire; a session written since is in both).
+    pub(super) async fn bucket_candidates(
+        &self,
+        ns: &Namespace,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<String>, StoreError> {
+        let mut indexes: Vec<(String, String)> = (0..INDEX_BUCKETS)
+            .map(|b| (ns.index_bucket_names_key(b), ns.index_bucket_expiry_key(b)))
+            .collect();
+        indexes.push((ns.index_names_key(), ns.index_expiry_key()));
+        let mut merged = Vec::new();
+        for (names, expiry) in &indexes {
+            merged.extend(self.index_candidates(names, expiry, cursor, limit).await?);
+        }
+        merged.sort_unstable();
+        merged.dedup();
+        merged.truncate(limit as usize);
+        Ok(merged)
     }
 }

@@ -113,6 +113,35 @@ impl std::fmt::Debug for RedisStore {
 }
 
 impl RedisStore {
+    /// Up to `limit` session names of one index (`names`, `expiry`) after `cursor`,
+    /// after removing expired entries from it.
+    async fn index_candidates(
+        &self,
+        names: &str,
+        expiry: &str,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<String>, StoreError> {
+        let mut pipe = redis::pipe();
+        pipe.cmd("EVAL")
+            .arg(INDEX_PRUNE)
+            .arg(2)
+            .arg(names)
+            .arg(expiry)
+            .arg(now_ms().to_string())
+            .arg(PRUNE_ON_LIST)
+            .ignore();
+        let min = cursor.map_or_else(|| "-".to_string(), |c| format!("({c}"));
+        pipe.cmd("ZRANGEBYLEX")
+            .arg(names)
+            .arg(min)
+            .arg("+")
+            .arg("LIMIT")
+            .arg(0)
+            .arg(limit);
+        let (candidates,): (Vec<String>,) = self.pipe(&pipe).await?;
+        Ok(candidates)
+    }
     /// A store for `url`: `redis://[user:password@]host[:port][/db]`, `rediss://…`
     /// (TLS), `redis+sentinel://[user:password@]host:port,host:port/SERVICE[/db]`, or
     /// `redis+cluster://[user:password@]host:port,host:port` (seed nodes).
@@ -342,25 +371,14 @@ impl StateStore for RedisStore {
         cursor: Option<&str>,
         limit: u32,
     ) -> Result<Page, StoreError> {
-        let names = ns.index_names_key();
-        let mut pipe = redis::pipe();
-        pipe.cmd("EVAL")
-            .arg(INDEX_PRUNE)
-            .arg(2)
-            .arg(&names)
-            .arg(ns.index_expiry_key())
-            .arg(now_ms().to_string())
-            .arg(PRUNE_ON_LIST)
-            .ignore();
-        let min = cursor.map_or_else(|| "-".to_string(), |c| format!("({c}"));
-        pipe.cmd("ZRANGEBYLEX")
-            .arg(&names)
-            .arg(min)
-            .arg("+")
-            .arg("LIMIT")
-            .arg(0)
-            .arg(limit);
-        let (candidates,): (Vec<String>,) = self.pipe(&pipe).await?;
+        let candidates = match self.conn {
+            Conn::Cluster(_) => self.bucket_candidates(ns, cursor, limit).await?,
+            _ => {
+                let (names, expiry) = (ns.index_names_key(), ns.index_expiry_key());
+                self.index_candidates(&names, &expiry, cursor, limit)
+                    .await?
+            }
+        };
         let next = (candidates.len() >= limit as usize)
             .then(|| candidates.last().cloned())
             .flatten();

@@ -24,6 +24,7 @@ pub(super) struct Scripts {
     pub(super) session: Script,
     pub(super) value: Script,
     pub(super) index: Script,
+    pub(super) value_index: Script,
     pub(super) quota: Script,
 }
 
@@ -35,6 +36,7 @@ impl Scripts {
             session: script(include_str!("lua/cluster_session.lua")),
             value: script(include_str!("lua/cluster_value.lua")),
             index: script(include_str!("lua/cluster_index.lua")),
+            value_index: script(include_str!("lua/cluster_value_index.lua")),
             quota: script(include_str!("lua/cluster_quota.lua")),
         }
     }
