@@ -59,9 +59,9 @@ async fn run(requests: u64) {
          (server process / its Redis / load generator)\n"
     );
     println!(
-        "| mode | conns | req/s | p50 | p99 | server CPU | Redis CPU | loadgen CPU | serve / floor |"
+        "| mode | conns | req/s | p50 | p99 | server CPU | server switches | Redis CPU | loadgen CPU | serve / floor |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
     let mut commands: [BTreeMap<String, (u64, u64)>; 2] = Default::default();
     for connections in CONNECTIONS {
         let floor_row = drive(&floor, &floor_redis, "bench", connections, requests).await;
@@ -128,6 +128,8 @@ async fn command_stats(redis: &RedisServer) -> BTreeMap<String, (u64, u64)> {
 struct Measured {
     row: Row,
     server_us: f64,
+    /// Context switches of the server's threads per request.
+    server_switches: f64,
     redis_us: f64,
     loadgen_us: f64,
     /// Command name -> (calls, usec) in Redis during the row.
@@ -138,11 +140,12 @@ impl Measured {
     fn print(&self, mode: &str, connections: usize, ratio: Option<f64>) {
         let us = |d: Duration| d.as_secs_f64() * 1e6;
         println!(
-            "| {mode} | {connections} | {:.0} | {:.0} us | {:.0} us | {:.0} us | {:.0} us | {:.0} us | {} |",
+            "| {mode} | {connections} | {:.0} | {:.0} us | {:.0} us | {:.0} us | {:.1} | {:.0} us | {:.0} us | {} |",
             self.row.turns_per_s,
             us(self.row.p50),
             us(self.row.p99),
             self.server_us,
+            self.server_switches,
             self.redis_us,
             self.loadgen_us,
             ratio.map_or(String::new(), |r| format!("{r:.2}")),
@@ -191,6 +194,7 @@ async fn drive(
     };
     measure((connections as u64 * 20).max(200), connections, warm).await;
     let commands = command_stats(redis).await;
+    let switches = context_switches(server.child.id());
     let (server_cpu, redis_cpu, own_cpu) = (
         process_cpu(server.child.id()),
         redis_cpu(redis).await,
@@ -209,10 +213,30 @@ async fn drive(
     Measured {
         row,
         server_us: per_request(server_cpu, process_cpu(server.child.id())),
+        server_switches: (context_switches(server.child.id()) - switches) as f64 / requests as f64,
         redis_us: per_request(redis_cpu, self::redis_cpu(redis).await),
         loadgen_us: per_request(own_cpu, process_cpu(std::process::id())),
         commands: after,
     }
+}
+
+/// Voluntary and involuntary context switches of every thread of process `pid` so
+/// far (`/proc/PID/task/*/status`).
+fn context_switches(pid: u32) -> u64 {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0;
+    };
+    tasks
+        .filter_map(Result::ok)
+        .filter_map(|task| std::fs::read_to_string(task.path().join("status")).ok())
+        .flat_map(|status| {
+            status
+                .lines()
+                .filter(|l| l.contains("ctxt_switches:"))
+                .filter_map(|l| l.split(':').nth(1)?.trim().parse::<u64>().ok())
+                .collect::<Vec<_>>()
+        })
+        .sum()
 }
 
 /// User + system CPU of process `pid` so far (`/proc/PID/stat` fields 14 and 15,
