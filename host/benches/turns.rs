@@ -104,17 +104,7 @@ async fn command_calls(conn: &mut MultiplexedConnection) -> u64 {
         .query_async(conn)
         .await
         .expect("INFO");
-    info.lines()
-        .filter(|l| l.starts_with("cmdstat_") && !l.starts_with("cmdstat_info:"))
-        .filter_map(|l| {
-            l.split("calls=")
-                .nth(1)?
-                .split(',')
-                .next()?
-                .parse::<u64>()
-                .ok()
-        })
-        .sum()
+    agent_host_tests::command_calls(&info, |name| name != "info")
 }
 
 fn main() {

@@ -183,6 +183,51 @@ macro_rules! conformance {
     };
 }
 
+/// `turns` turns of `plugin` with `input` on each of `workers` tasks at once (worker
+/// `w` on session `s{w}`, its turns one after another); every answer.
+pub async fn turns_at_once(
+    host: &Host,
+    plugin: &'static str,
+    workers: usize,
+    turns: usize,
+    input: &'static str,
+) -> Vec<String> {
+    let tasks: Vec<_> = (0..workers)
+        .map(|worker| {
+            let host = host.clone();
+            tokio::spawn(async move {
+                let session = format!("s{worker}");
+                let mut answers = Vec::new();
+                for _ in 0..turns {
+                    answers.push(host.run_turn(plugin, &session, input).await.unwrap());
+                }
+                answers
+            })
+        })
+        .collect();
+    let mut answers = Vec::new();
+    for task in tasks {
+        answers.extend(task.await.expect("a turn task panicked"));
+    }
+    answers
+}
+
+/// The calls `INFO commandstats` counts, over the commands `count` says yes to.
+pub fn command_calls(info: &str, count: impl Fn(&str) -> bool) -> u64 {
+    info.lines()
+        .filter_map(|l| l.strip_prefix("cmdstat_"))
+        .filter(|l| count(l.split(':').next().unwrap_or_default()))
+        .filter_map(|l| {
+            l.split("calls=")
+                .nth(1)?
+                .split(',')
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
+        .sum()
+}
+
 /// Loads `path` into `host` as plugin `id` with key prefix `prefix`.
 pub async fn load(host: &Host, config: PluginConfig, path: &str) {
     host.load_plugin_file(config, path)

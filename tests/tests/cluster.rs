@@ -11,7 +11,7 @@ use agent_host::keys::{Name, Namespace, index_bucket};
 use agent_host::{Host, PluginConfig, RedisStore};
 use agent_host_tests::cluster::RedisCluster;
 use agent_host_tests::load::{AppendLoad, missing};
-use agent_host_tests::{load, plugins, test_store_options};
+use agent_host_tests::{command_calls, load, plugins, test_store_options};
 use serde_json::{Value, json};
 
 const WORKERS: usize = 4;
@@ -110,19 +110,9 @@ async fn commands_per_node(cluster: &RedisCluster) -> Vec<u64> {
         let housekeeping = [
             "info", "config", "cluster", "ping", "hello", "client", "command", "readonly",
         ];
-        let calls: u64 = info
-            .lines()
-            .filter_map(|l| l.strip_prefix("cmdstat_"))
-            .filter(|l| !housekeeping.iter().any(|h| l.starts_with(h)))
-            .filter_map(|l| {
-                l.split("calls=")
-                    .nth(1)?
-                    .split(',')
-                    .next()?
-                    .parse::<u64>()
-                    .ok()
-            })
-            .sum();
+        let calls = command_calls(&info, |name| {
+            !housekeeping.iter().any(|h| name.starts_with(h))
+        });
         counts.push(calls);
     }
     counts

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use agent_host::{AllowedOrigin, Host, Limits, PluginConfig, TurnError};
 use agent_host_tests::model_server::ModelServer;
-use agent_host_tests::{RedisServer, load, plugins};
+use agent_host_tests::{RedisServer, load, plugins, turns_at_once};
 
 fn host(server: &RedisServer) -> Host {
     Host::builder()
@@ -92,25 +92,9 @@ async fn concurrent_turns_take_instances_one_at_a_time() {
     let host = host(&server);
     let config = PluginConfig::new("h", "t").with_instance_reuse(1000);
     load(&host, config, plugins::HOSTILE).await;
-    let workers: Vec<_> = (0..4)
-        .map(|worker| {
-            let host = host.clone();
-            tokio::spawn(async move {
-                let mut answers = Vec::new();
-                for _ in 0..10 {
-                    let session = format!("s{worker}");
-                    answers.push(host.run_turn("h", &session, "globals").await.unwrap());
-                }
-                answers
-            })
-        })
-        .collect();
-    let mut fresh = 0;
-    for worker in workers {
-        for answer in worker.await.unwrap() {
-            fresh += usize::from(answer == globals_after(1));
-        }
-    }
+    let answers = turns_at_once(&host, "h", 4, 10, "globals").await;
+    assert_eq!(answers.len(), 40);
+    let fresh = answers.iter().filter(|a| **a == globals_after(1)).count();
     assert!(
         (1..=4).contains(&fresh),
         "{fresh} fresh instances for 40 turns"

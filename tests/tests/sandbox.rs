@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use agent_host::{Limits, PluginConfig, TurnError};
-use agent_host_tests::{RedisServer, host, load, plugins, probe_ok};
+use agent_host_tests::{RedisServer, host, load, plugins, probe_ok, turns_at_once};
 use serde_json::json;
 
 // A current-thread runtime: the looping plugin and the other turns share one
@@ -225,23 +225,10 @@ async fn every_turn_starts_from_the_image_whatever_the_pool_keeps() {
             .unwrap();
         load(&host, PluginConfig::new("h", "t"), plugins::HOSTILE).await;
         // Four at a time (the slots), ten turns each.
-        let workers: Vec<_> = (0..4)
-            .map(|worker| {
-                let host = host.clone();
-                tokio::spawn(async move {
-                    let mut answers = Vec::new();
-                    for _ in 0..10 {
-                        let session = format!("s{worker}");
-                        answers.push(host.run_turn("h", &session, "globals").await.unwrap());
-                    }
-                    answers
-                })
-            })
-            .collect();
-        for worker in workers {
-            for answer in worker.await.unwrap() {
-                assert_eq!(answer, "1 8 0", "keep_resident {keep_resident}");
-            }
+        let answers = turns_at_once(&host, "h", 4, 10, "globals").await;
+        assert_eq!(answers.len(), 40);
+        for answer in answers {
+            assert_eq!(answer, "1 8 0", "keep_resident {keep_resident}");
         }
     }
 }
