@@ -38,7 +38,8 @@ const DESCRIBE_BYTES: usize = 128;
 /// Runs agent plugins and keeps their state.
 ///
 /// Cheap to clone; clones share plugins, engine and store. Every turn gets a fresh
-/// instance of its plugin, so turns never share guest memory.
+/// instance of its plugin, so turns never share guest memory, unless the plugin's
+/// config allows reuse ([`PluginConfig::with_instance_reuse`]).
 #[derive(Clone)]
 pub struct Host {
     inner: Arc<Inner>,
@@ -76,7 +77,8 @@ pub struct HostStats {
     pub attempts: u64,
     /// Commits refused because the session changed since the turn read it.
     pub conflicts: u64,
-    /// Plugin instances alive right now (with instance slots; 0 without).
+    /// Plugin instances alive right now, running or kept for reuse (with instance
+    /// slots; 0 without).
     pub instances: u64,
 }
 
