@@ -18,6 +18,7 @@
 //!   limits.
 //! - `state`: the host side of `agent-state`, answering the guest.
 //! - `turn`: a turn's staged view of its state, committed in one step.
+//! - `prefetch`: how much history a session's first read fetches, learned per plugin.
 //! - `outcome`: how a turn's run ended (answer, memory, deadline, trap).
 //! - `reuse`: the instances a plugin with `instance_reuse` keeps between turns.
 //! - `session_locks`: turns of one session on one host wait for each other.
@@ -55,6 +56,7 @@ mod inspect;
 pub mod keys;
 pub mod outbound;
 mod outcome;
+mod prefetch;
 mod reuse;
 mod sandbox;
 mod session_locks;

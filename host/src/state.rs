@@ -8,12 +8,15 @@ use crate::bindings::agent_state::{self, Entry, Error as WitError, Page, SaveOpt
 use crate::config::PluginConfig;
 use crate::error::{StateError, StoreError};
 use crate::keys::{Name, Namespace, check_name};
+use crate::prefetch::PrefetchTail;
 use crate::turn::Turn;
 
 /// What a plugin's state calls need: who the plugin is and where its state lives.
 pub(crate) struct PluginScope {
     pub(crate) config: PluginConfig,
     pub(crate) ns: Namespace,
+    /// How much history a session's prefetch reads, learned from the turns.
+    pub(crate) prefetch: PrefetchTail,
 }
 
 /// The `agent-state` context of one turn.

@@ -19,9 +19,6 @@ use crate::store::{
     ValueChange,
 };
 
-/// History items fetched with a session's first use: enough for a typical "last N".
-pub(crate) const PREFETCH_TAIL: u32 = 32;
-
 /// The staged state of one turn.
 pub(crate) struct Turn {
     scope: Arc<PluginScope>,
@@ -177,7 +174,7 @@ impl Turn {
         if !self.sessions.contains_key(session.as_str()) {
             let snapshot = self
                 .store
-                .snapshot(&self.scope.ns, session, PREFETCH_TAIL)
+                .snapshot(&self.scope.ns, session, self.scope.prefetch.next())
                 .await;
             let snapshot = self.check(snapshot)?;
             self.sessions.insert(
@@ -303,6 +300,10 @@ impl Turn {
         // Stored items wanted: the `from_kept` before the popped ones.
         let needed = from_kept + stage.popped;
         if !stage.cleared {
+            // What a longer history would have needed, for the prefetch to learn.
+            scope
+                .prefetch
+                .wanted((last - from_appended).saturating_add(stage.popped));
             self.ensure_tail(session, needed).await?;
         }
         let stage = self.sessions.get_mut(session.as_str()).expect("present");
@@ -328,6 +329,7 @@ impl Turn {
             return Ok(None);
         }
         let needed = stage.popped + 1;
+        self.scope.prefetch.wanted(needed);
         self.ensure_tail(session, needed).await?;
         let stage = self.sessions.get_mut(session.as_str()).expect("present");
         let tail = &stage.base.tail;

@@ -8,6 +8,7 @@ use std::time::Duration;
 use agent_host::{Host, Limits, PluginConfig, RedisStore, TurnError};
 use agent_host_tests::{RedisServer, load, plugins};
 use redis::aio::MultiplexedConnection;
+use serde_json::json;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
@@ -188,6 +189,70 @@ async fn a_typical_turn_costs_two_round_trips() {
     assert_eq!(delta.get("hmget"), Some(&TURNS));
     assert_eq!(delta.get("lrange"), Some(&TURNS));
     assert_eq!(delta.get("get"), None);
+}
+
+/// The round trips and `LRANGE` calls of one probe turn running `ops`, and its results.
+async fn probe_costs(
+    host: &Host,
+    store: &RedisStore,
+    conn: &mut MultiplexedConnection,
+    ops: serde_json::Value,
+) -> (u64, u64, Vec<serde_json::Value>) {
+    let lranges = |info: String| agent_host_tests::command_calls(&info, |c| c == "lrange");
+    let info = |c: &mut MultiplexedConnection| {
+        let mut c = c.clone();
+        async move {
+            redis::cmd("INFO")
+                .arg("commandstats")
+                .query_async::<String>(&mut c)
+                .await
+                .unwrap()
+        }
+    };
+    let (trips, before) = (store.round_trips(), lranges(info(conn).await));
+    let results = agent_host_tests::probe(host, "p", ops).await;
+    let trips = store.round_trips() - trips;
+    (trips, lranges(info(conn).await) - before, results)
+}
+
+#[tokio::test]
+async fn the_prefetch_learns_how_much_history_the_plugin_reads() {
+    let server = RedisServer::start();
+    let store = agent_host_tests::store(&server);
+    let host = host_on(store.clone());
+    load(&host, PluginConfig::new("p", "t"), plugins::PROBE).await;
+    let mut conn = server.conn().await;
+    // The probe's turns run in session "probe", which the host prefetches first.
+    let items: Vec<String> = (0..100).map(|i| format!("item {i}")).collect();
+    let append = json!([{"op": "append", "session": "probe", "items": items}]);
+    agent_host_tests::probe(&host, "p", append).await;
+    let last_50 = json!([{"op": "items", "session": "probe", "last": 50}]);
+    let expected = json!({"ok": items[50..]});
+
+    // Reading further back than the prefetch costs a second read, once.
+    let (trips, _, results) = probe_costs(&host, &store, &mut conn, last_50.clone()).await;
+    assert_eq!(results, std::slice::from_ref(&expected));
+    assert_eq!(trips, 2, "prefetch, then the rest of the 50 items");
+    let (trips, _, results) = probe_costs(&host, &store, &mut conn, last_50.clone()).await;
+    assert_eq!(results, std::slice::from_ref(&expected));
+    assert_eq!(trips, 1, "the prefetch now reads 50 items");
+
+    // A plugin that stops reading history stops prefetching it (the prefetch size is
+    // learned over windows of 64 prefetches: within two windows)...
+    let load_only = json!([{"op": "load", "session": "probe"}]);
+    for _ in 0..128 {
+        probe_costs(&host, &store, &mut conn, load_only.clone()).await;
+    }
+    let (trips, lranges, _) = probe_costs(&host, &store, &mut conn, load_only).await;
+    assert_eq!(
+        (trips, lranges),
+        (1, 0),
+        "round trips and LRANGEs of a load"
+    );
+    // ...and a turn that reads it again still gets all of it.
+    let (trips, _, results) = probe_costs(&host, &store, &mut conn, last_50).await;
+    assert_eq!(results, [expected]);
+    assert_eq!(trips, 2);
 }
 
 #[tokio::test]

@@ -25,6 +25,7 @@ use crate::guest_text::{LOG_FIELD_BYTES, escaped};
 use crate::keys::Name;
 use crate::outbound::{OutboundObserver, TurnOutbound};
 use crate::outcome::{deadline_error, stopped};
+use crate::prefetch::PrefetchTail;
 use crate::reuse::{IdleInstances, Kept};
 use crate::sandbox::{self, TurnCtx};
 use crate::session_locks::SessionLocks;
@@ -197,7 +198,11 @@ impl Host {
             .map_err(|e| plugin_err(format!("cannot be linked: {e:#}")))?;
         let pre = AgentPluginPre::new(instance_pre)
             .map_err(|e| plugin_err(format!("does not export the agent-plugin world: {e:#}")))?;
-        let scope = Arc::new(PluginScope { config, ns });
+        let scope = Arc::new(PluginScope {
+            config,
+            ns,
+            prefetch: PrefetchTail::default(),
+        });
         let mut info = self
             .describe(&scope, &pre)
             .await

@@ -297,22 +297,16 @@ impl StateStore for RedisStore {
         let mut pipe = redis::pipe();
         pipe.cmd("HMGET").arg(&state).arg("v").arg("ver");
         pipe.cmd("LLEN").arg(&hist);
-        if tail > 0 {
-            pipe.cmd("LRANGE").arg(&hist).arg(-i64::from(tail)).arg(-1);
-        } else {
-            // Keeps the reply's shape fixed.
-            pipe.cmd("LRANGE").arg(&hist).arg(1).arg(0);
-        }
         pipe.cmd("PTTL").arg(&state);
         pipe.cmd("PTTL").arg(&hist);
-        #[allow(clippy::type_complexity)]
-        let ((value, version), history_len, tail, a, b): (
-            (Option<Vec<u8>>, Option<u64>),
-            u64,
-            Vec<Vec<u8>>,
-            i64,
-            i64,
-        ) = self.pipe(&pipe).await?;
+        type Head = ((Option<Vec<u8>>, Option<u64>), u64, i64, i64);
+        let (((value, version), history_len, a, b), tail) = if tail > 0 {
+            pipe.cmd("LRANGE").arg(&hist).arg(-i64::from(tail)).arg(-1);
+            let (v, len, a, b, items): (_, _, _, _, Vec<Vec<u8>>) = self.pipe(&pipe).await?;
+            ((v, len, a, b), items)
+        } else {
+            (self.pipe::<Head>(&pipe).await?, Vec::new())
+        };
         Ok(Snapshot {
             state: value.map(|value| Entry {
                 value,
