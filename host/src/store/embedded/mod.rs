@@ -1,0 +1,340 @@
+//! The embedded backend: a file in the process (redb), for a host without a Redis
+//! server. It keeps the semantics of the Redis store (versions, history, TTLs, the
+//! session index, atomic commits) so the same conformance suite runs on both.
+//!
+//! ## Behavior
+//! - A commit is one redb write transaction with [`redb::Durability::Immediate`]:
+//!   when [`StateStore::commit`] returns, the turn is on disk (fsynced). redb keeps
+//!   one writer at a time, so commits are serialisable; reads are snapshots and never
+//!   wait for a writer.
+//! - Expired sessions and values read as absent at once and are removed from the
+//!   file by later commits and listings (an expiry index, like the Redis store's).
+//! - One process opens a file at a time (redb locks it); a second host on the same
+//!   file gets a clear error at start, not a corrupted file.
+//! - Store calls run on Tokio's blocking pool, so a slow disk never stalls a turn's
+//!   executor thread.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use redb::{Database, ReadableDatabase};
+
+mod tables;
+mod writer;
+
+use self::tables::*;
+use self::writer::Writer;
+
+use super::{Commit, Entry, Page, Snapshot, StateStore};
+use crate::error::StoreError;
+use crate::keys::{Name, Namespace};
+
+/// A [`StateStore`] in one file, inside the process.
+#[derive(Clone)]
+pub struct EmbeddedStore {
+    db: Arc<Database>,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for EmbeddedStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmbeddedStore")
+            .field("path", &self.path)
+            .finish()
+    }
+}
+
+impl EmbeddedStore {
+    /// Opens the store at `path`, creating the file (not its directory) if needed.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        let path = path.as_ref().to_path_buf();
+        let failed = |e: &dyn std::fmt::Display| {
+            StoreError::Unavailable(format!("cannot open {}: {e}", path.display()))
+        };
+        let db = Database::create(&path).map_err(|e| failed(&e))?;
+        // Every table exists from the start, so readers never meet a missing one.
+        let txn = db.begin_write().map_err(|e| failed(&e))?;
+        txn.open_table(STATE).map_err(|e| failed(&e))?;
+        txn.open_table(META).map_err(|e| failed(&e))?;
+        txn.open_table(HISTORY).map_err(|e| failed(&e))?;
+        txn.open_table(EXPIRY).map_err(|e| failed(&e))?;
+        txn.open_table(VALUES).map_err(|e| failed(&e))?;
+        txn.commit().map_err(|e| failed(&e))?;
+        tracing::info!(path = %path.display(), "embedded store opened");
+        Ok(Self {
+            db: Arc::new(db),
+            path,
+        })
+    }
+
+    /// The file behind the store.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `f` on the blocking pool.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Database) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || f(&db))
+            .await
+            .map_err(|e| StoreError::Internal(format!("embedded store task failed: {e}")))?
+    }
+
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Reader) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(internal)?;
+            let reader = Reader {
+                state: txn.open_table(STATE).map_err(internal)?,
+                meta: txn.open_table(META).map_err(internal)?,
+                history: txn.open_table(HISTORY).map_err(internal)?,
+                values: txn.open_table(VALUES).map_err(internal)?,
+                now: now_ms(),
+            };
+            f(&reader)
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl StateStore for EmbeddedStore {
+    async fn snapshot(
+        &self,
+        ns: &Namespace,
+        session: &Name,
+        tail: u32,
+    ) -> Result<Snapshot, StoreError> {
+        let k = key(ns, session.as_str());
+        self.read(move |r| {
+            let Some(meta) = r.session(&k)? else {
+                return Ok(Snapshot::default());
+            };
+            Ok(Snapshot {
+                state: state_of(&r.state, &k)?,
+                history_len: meta.len(),
+                tail: tail_of(&r.history, &k, &meta, tail)?,
+                ttl: meta.ttl(r.now),
+            })
+        })
+        .await
+    }
+
+    async fn load(&self, ns: &Namespace, session: &Name) -> Result<Option<Entry>, StoreError> {
+        let k = key(ns, session.as_str());
+        self.read(move |r| match r.session(&k)? {
+            Some(_) => state_of(&r.state, &k),
+            None => Ok(None),
+        })
+        .await
+    }
+
+    async fn items(
+        &self,
+        ns: &Namespace,
+        session: &Name,
+        last: u32,
+    ) -> Result<Vec<Vec<u8>>, StoreError> {
+        let k = key(ns, session.as_str());
+        self.read(move |r| match r.session(&k)? {
+            Some(meta) => tail_of(&r.history, &k, &meta, last),
+            None => Ok(Vec::new()),
+        })
+        .await
+    }
+
+    async fn ttl(&self, ns: &Namespace, session: &Name) -> Result<Option<Duration>, StoreError> {
+        let k = key(ns, session.as_str());
+        self.read(move |r| Ok(r.session(&k)?.and_then(|m| m.ttl(r.now))))
+            .await
+    }
+
+    async fn list_sessions(
+        &self,
+        ns: &Namespace,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<Page, StoreError> {
+        let ns = ns.clone();
+        let cursor = cursor.map(str::to_owned);
+        self.blocking(move |db| {
+            // Read in a snapshot (expired sessions are skipped); write only when the
+            // expiry index has something to prune, so listing rarely waits or fsyncs.
+            let txn = db.begin_read().map_err(internal)?;
+            let meta = txn.open_table(META).map_err(internal)?;
+            let expiry = txn.open_table(EXPIRY).map_err(internal)?;
+            let now = now_ms();
+            let prefix = ns_prefix(&ns);
+            let lo = match &cursor {
+                // Just after the cursor: its key followed by a 0 byte.
+                Some(c) => {
+                    let mut k = key(&ns, c);
+                    k.push(0);
+                    k
+                }
+                None => prefix.clone(),
+            };
+            let mut hi = prefix.clone();
+            hi.push(0xff);
+            let mut sessions = Vec::new();
+            for row in meta.range(lo.as_slice()..hi.as_slice()).map_err(internal)? {
+                let (k, v) = row.map_err(internal)?;
+                if !live(v.value().0, now) {
+                    continue;
+                }
+                let name = &k.value()[prefix.len()..];
+                sessions.push(String::from_utf8_lossy(name).into_owned());
+                if sessions.len() >= limit as usize {
+                    break;
+                }
+            }
+            let due = expiry_key(&ns, now.saturating_add(1), "");
+            let expired = expiry
+                .range(prefix.as_slice()..due.as_slice())
+                .map_err(internal)?
+                .next()
+                .is_some();
+            drop((meta, expiry, txn));
+            if expired {
+                let txn = db.begin_write().map_err(internal)?;
+                Writer::open(&txn)?.prune(&ns)?;
+                txn.commit().map_err(internal)?;
+            }
+            let cursor = (sessions.len() >= limit as usize)
+                .then(|| sessions.last().cloned())
+                .flatten();
+            Ok(Page { sessions, cursor })
+        })
+        .await
+    }
+
+    async fn get(&self, ns: &Namespace, key_name: &Name) -> Result<Option<Vec<u8>>, StoreError> {
+        let k = key(ns, key_name.as_str());
+        self.read(move |r| value_of(&r.values, &k, r.now)).await
+    }
+
+    async fn count_values(&self, ns: &Namespace) -> Result<u64, StoreError> {
+        let (lo, hi) = prefixed(&ns_prefix(ns));
+        self.read(move |r| {
+            let mut n = 0;
+            for row in r
+                .values
+                .range(lo.as_slice()..hi.as_slice())
+                .map_err(internal)?
+            {
+                let (_, v) = row.map_err(internal)?;
+                if live(v.value().0, r.now) {
+                    n += 1;
+                }
+            }
+            Ok(n)
+        })
+        .await
+    }
+
+    async fn commit(&self, ns: &Namespace, commit: Commit) -> Result<(), StoreError> {
+        if commit.is_empty() {
+            return Ok(());
+        }
+        let ns = ns.clone();
+        self.blocking(move |db| {
+            let txn = db.begin_write().map_err(internal)?;
+            {
+                let mut w = Writer::open(&txn)?;
+                // A failed check drops the transaction: nothing is written.
+                w.check(&ns, &commit)?;
+                for s in &commit.sessions {
+                    w.apply_session(&ns, s)?;
+                }
+                for (name, change) in &commit.values {
+                    w.apply_value(&ns, name, change)?;
+                }
+                w.prune(&ns)?;
+            }
+            txn.commit().map_err(internal)
+        })
+        .await
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.read(|_| Ok(())).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::{EmbeddedStore, META};
+    use crate::keys::{Name, Namespace};
+    use crate::store::{Commit, Expiry, ExpiryChange, SessionCommit, StateChange, StateStore};
+    use redb::{ReadableDatabase, ReadableTableMetadata};
+
+    fn put(session: &str, ttl: Duration) -> Commit {
+        Commit {
+            sessions: vec![SessionCommit {
+                session: Name::session(session).unwrap(),
+                expect_version: None,
+                expect_history_len: None,
+                clear: false,
+                state: StateChange::Put {
+                    value: b"v".to_vec(),
+                    version: 1,
+                },
+                pops: 0,
+                append: vec![b"item".to_vec()],
+                expiry: ExpiryChange::Set(Expiry::After(ttl)),
+            }],
+            ..Commit::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn expired_sessions_leave_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(dir.path().join("s.redb")).unwrap();
+        let ns = Namespace::new("agent", "t").unwrap();
+        // "short" last: a commit prunes what has expired, so committing anything
+        // after it could already remove it on a slow machine.
+        store
+            .commit(&ns, put("long", Duration::from_secs(600)))
+            .await
+            .unwrap();
+        store
+            .commit(&ns, put("short", Duration::from_millis(30)))
+            .await
+            .unwrap();
+        let rows = || {
+            store
+                .db
+                .begin_read()
+                .unwrap()
+                .open_table(META)
+                .unwrap()
+                .len()
+                .unwrap()
+        };
+        assert_eq!(rows(), 2);
+        // Real time must pass for a TTL; 30 ms is the whole wait.
+        std::thread::sleep(Duration::from_millis(40));
+        let page = store.list_sessions(&ns, None, 10).await.unwrap();
+        assert_eq!(page.sessions, vec!["long".to_string()]);
+        assert_eq!(rows(), 1, "the expired session is still in the file");
+        // Reopening keeps what is live.
+        drop(store);
+        let store = EmbeddedStore::open(dir.path().join("s.redb")).unwrap();
+        let long = Name::session("long").unwrap();
+        assert!(store.load(&ns, &long).await.unwrap().is_some());
+        assert_eq!(
+            store.items(&ns, &long, 10).await.unwrap(),
+            vec![b"item".to_vec()]
+        );
+    }
+}

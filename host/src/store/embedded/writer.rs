@@ -1,0 +1,290 @@
+//! One write transaction of the embedded store: checks a commit against what is
+//! stored, applies it, and keeps the expiry index and the value count.
+
+use redb::{ReadableTable, Table, WriteTransaction};
+
+use super::tables::*;
+use crate::error::StoreError;
+use crate::keys::{Name, Namespace};
+use crate::store::{Commit, Expiry, ExpiryChange, SessionCommit, StateChange, ValueChange};
+
+/// The tables of one write transaction.
+pub(super) struct Writer<'t> {
+    state: Table<'t, &'static [u8], (u64, &'static [u8])>,
+    meta: Table<'t, &'static [u8], (u64, u64, u64)>,
+    history: Table<'t, &'static [u8], &'static [u8]>,
+    expiry: Table<'t, &'static [u8], ()>,
+    values: Table<'t, &'static [u8], (u64, &'static [u8])>,
+    now: u64,
+}
+
+impl<'t> Writer<'t> {
+    pub(super) fn open(txn: &'t WriteTransaction) -> Result<Self, StoreError> {
+        Ok(Self {
+            state: txn.open_table(STATE).map_err(internal)?,
+            meta: txn.open_table(META).map_err(internal)?,
+            history: txn.open_table(HISTORY).map_err(internal)?,
+            expiry: txn.open_table(EXPIRY).map_err(internal)?,
+            values: txn.open_table(VALUES).map_err(internal)?,
+            now: now_ms(),
+        })
+    }
+
+    /// The live session at `k`, removing it first if it has expired.
+    pub(super) fn session(
+        &mut self,
+        ns: &Namespace,
+        name: &str,
+        k: &[u8],
+    ) -> Result<Option<Meta>, StoreError> {
+        let Some(row) = self.meta.get(k).map_err(internal)? else {
+            return Ok(None);
+        };
+        let (expires, start, end) = row.value();
+        drop(row);
+        let meta = Meta {
+            expires,
+            start,
+            end,
+        };
+        if live(expires, self.now) {
+            return Ok(Some(meta));
+        }
+        self.remove_session(ns, name, k, &meta)?;
+        Ok(None)
+    }
+
+    pub(super) fn remove_session(
+        &mut self,
+        ns: &Namespace,
+        name: &str,
+        k: &[u8],
+        meta: &Meta,
+    ) -> Result<(), StoreError> {
+        self.state.remove(k).map_err(internal)?;
+        self.meta.remove(k).map_err(internal)?;
+        if meta.expires != 0 {
+            self.expiry
+                .remove(expiry_key(ns, meta.expires, name).as_slice())
+                .map_err(internal)?;
+        }
+        let (lo, hi) = (item_key(k, meta.start), item_key(k, meta.end));
+        self.history
+            .retain_in(lo.as_slice()..hi.as_slice(), |_, _| false)
+            .map_err(internal)?;
+        Ok(())
+    }
+
+    /// Live plugin-wide values of the namespace; removes the expired ones.
+    pub(super) fn count_values(&mut self, ns: &Namespace) -> Result<u64, StoreError> {
+        let now = self.now;
+        let (lo, hi) = prefixed(&ns_prefix(ns));
+        self.values
+            .retain_in(lo.as_slice()..hi.as_slice(), |_, (expires, _)| {
+                live(expires, now)
+            })
+            .map_err(internal)?;
+        let mut n = 0;
+        for row in self
+            .values
+            .range(lo.as_slice()..hi.as_slice())
+            .map_err(internal)?
+        {
+            row.map_err(internal)?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// Removes up to [`PRUNE_BATCH`] expired sessions of the namespace.
+    pub(super) fn prune(&mut self, ns: &Namespace) -> Result<(), StoreError> {
+        let lo = ns_prefix(ns);
+        let hi = expiry_key(ns, self.now.saturating_add(1), "");
+        let mut gone = Vec::new();
+        for row in self
+            .expiry
+            .range(lo.as_slice()..hi.as_slice())
+            .map_err(internal)?
+            .take(PRUNE_BATCH)
+        {
+            let (k, _) = row.map_err(internal)?;
+            let name = &k.value()[lo.len() + 8..];
+            gone.push(String::from_utf8_lossy(name).into_owned());
+        }
+        for name in gone {
+            let k = key(ns, &name);
+            self.session(ns, &name, &k)?;
+        }
+        Ok(())
+    }
+
+    /// Fails with the reason if a check of the commit does not hold.
+    pub(super) fn check(&mut self, ns: &Namespace, commit: &Commit) -> Result<(), StoreError> {
+        if let (Some(max), false) = (commit.max_values, commit.values.is_empty()) {
+            let mut count = self.count_values(ns)?;
+            for (name, change) in &commit.values {
+                let exists = self
+                    .values
+                    .get(key(ns, name.as_str()).as_slice())
+                    .map_err(internal)?
+                    .is_some();
+                match change {
+                    ValueChange::Remove if exists => count -= 1,
+                    ValueChange::Set(..) | ValueChange::Add(_) if !exists => count += 1,
+                    _ => {}
+                }
+            }
+            if count > max {
+                return Err(StoreError::QuotaExceeded(format!(
+                    "at most {max} plugin-wide values"
+                )));
+            }
+        }
+        for s in &commit.sessions {
+            let k = key(ns, s.session.as_str());
+            let meta = self.session(ns, s.session.as_str(), &k)?;
+            if let Some(expected) = s.expect_version {
+                let version = match meta {
+                    Some(_) => state_of(&self.state, &k)?.map_or(0, |e| e.version),
+                    None => 0,
+                };
+                if version != expected {
+                    return Err(StoreError::Conflict);
+                }
+            }
+            if let Some(expected) = s.expect_history_len
+                && meta.map_or(0, |m| m.len()) != expected
+            {
+                return Err(StoreError::Conflict);
+            }
+        }
+        for (name, change) in &commit.values {
+            if let ValueChange::Add(delta) = change {
+                let current = value_of(&self.values, &key(ns, name.as_str()), self.now)?;
+                if add(current.as_deref(), *delta).is_none() {
+                    return Err(StoreError::Conflict);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) fn apply_session(
+        &mut self,
+        ns: &Namespace,
+        s: &SessionCommit,
+    ) -> Result<(), StoreError> {
+        let name = s.session.as_str();
+        let k = key(ns, name);
+        let before = self.session(ns, name, &k)?;
+        if let Some(meta) = &before {
+            // Re-added below with its new expiry, if the session lives on.
+            if meta.expires != 0 {
+                self.expiry
+                    .remove(expiry_key(ns, meta.expires, name).as_slice())
+                    .map_err(internal)?;
+            }
+        }
+        let mut meta = match before {
+            Some(meta) if s.clear => {
+                self.remove_session(ns, name, &k, &meta)?;
+                Meta::default()
+            }
+            Some(meta) => meta,
+            None => Meta::default(),
+        };
+        match &s.state {
+            StateChange::Keep => {}
+            StateChange::Put { value, version } => {
+                self.state
+                    .insert(k.as_slice(), (*version, value.as_slice()))
+                    .map_err(internal)?;
+            }
+            StateChange::Delete => {
+                self.state.remove(k.as_slice()).map_err(internal)?;
+            }
+        }
+        for _ in 0..s.pops.min(meta.len()) {
+            meta.end -= 1;
+            self.history
+                .remove(item_key(&k, meta.end).as_slice())
+                .map_err(internal)?;
+        }
+        for item in &s.append {
+            self.history
+                .insert(item_key(&k, meta.end).as_slice(), item.as_slice())
+                .map_err(internal)?;
+            meta.end += 1;
+        }
+        if meta.len() == 0 {
+            (meta.start, meta.end) = (0, 0);
+        }
+        meta.expires = match s.expiry {
+            ExpiryChange::Keep => meta.expires,
+            ExpiryChange::Set(Expiry::Never) => 0,
+            ExpiryChange::Set(Expiry::After(d)) => at(self.now, d),
+            // Like PEXPIRE GT: a session without expiry keeps none.
+            ExpiryChange::Extend(d) if meta.expires != 0 => meta.expires.max(at(self.now, d)),
+            ExpiryChange::Extend(_) => 0,
+        };
+        let exists = meta.len() > 0 || self.state.get(k.as_slice()).map_err(internal)?.is_some();
+        if exists {
+            self.meta
+                .insert(k.as_slice(), (meta.expires, meta.start, meta.end))
+                .map_err(internal)?;
+            if meta.expires != 0 {
+                self.expiry
+                    .insert(expiry_key(ns, meta.expires, name).as_slice(), ())
+                    .map_err(internal)?;
+            }
+        } else {
+            self.meta.remove(k.as_slice()).map_err(internal)?;
+        }
+        Ok(())
+    }
+
+    pub(super) fn apply_value(
+        &mut self,
+        ns: &Namespace,
+        name: &Name,
+        change: &ValueChange,
+    ) -> Result<(), StoreError> {
+        let k = key(ns, name.as_str());
+        match change {
+            ValueChange::Set(value, expiry) => {
+                let expires = match expiry {
+                    Expiry::Never => 0,
+                    Expiry::After(d) => at(self.now, *d),
+                };
+                self.values
+                    .insert(k.as_slice(), (expires, value.as_slice()))
+                    .map_err(internal)?;
+            }
+            ValueChange::Remove => {
+                self.values.remove(k.as_slice()).map_err(internal)?;
+            }
+            ValueChange::Add(delta) => {
+                let (expires, current) = match self.values.get(k.as_slice()).map_err(internal)? {
+                    Some(row) if live(row.value().0, self.now) => {
+                        (row.value().0, Some(row.value().1.to_vec()))
+                    }
+                    _ => (0, None),
+                };
+                let sum = add(current.as_deref(), *delta).ok_or(StoreError::Conflict)?;
+                self.values
+                    .insert(k.as_slice(), (expires, sum.to_string().as_bytes()))
+                    .map_err(internal)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `current + delta` if `current` is an integer (see [`crate::store::parse_integer`]) or
+/// absent, and the sum fits.
+pub(super) fn add(current: Option<&[u8]>, delta: i64) -> Option<i64> {
+    match current {
+        None => Some(delta),
+        Some(bytes) => crate::store::parse_integer(bytes)?.checked_add(delta),
+    }
+}
