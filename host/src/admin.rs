@@ -57,6 +57,7 @@ pub async fn clear_session(
             pops: 0,
             append: Vec::new(),
             expiry: ExpiryChange::Keep,
+            idempotency: None,
         }],
         ..Commit::default()
     };

@@ -170,6 +170,29 @@ pub enum TurnError {
         /// operator's log; only the last one is in the message.
         stderr: Vec<String>,
     },
+    /// The turn's idempotency key is not 1 to 255 printable ASCII characters.
+    #[error("invalid idempotency key: {0}")]
+    InvalidIdempotencyKey(String),
+    /// The idempotency key was used before with another input.
+    #[error(
+        "plugin {plugin}: the idempotency key was used with another input; use a new key for a new turn"
+    )]
+    IdempotencyMismatch {
+        /// Plugin id.
+        plugin: String,
+    },
+    /// A turn with the same idempotency key is still running (on this host or
+    /// another one sharing the store); the plugin was not run again.
+    #[error(
+        "plugin {plugin}: a turn with this idempotency key is still running; retry in {}",
+        humantime::format_duration(*retry_after)
+    )]
+    InProgress {
+        /// Plugin id.
+        plugin: String,
+        /// When to ask again.
+        retry_after: Duration,
+    },
     /// The plugin's answer or error text is over its `max_output_bytes`. Nothing
     /// of the turn was written.
     #[error("plugin {plugin} answered {size} bytes, over its limit of {limit} bytes")]
@@ -194,8 +217,9 @@ fn said(stderr: &[String]) -> String {
 impl TurnError {
     /// A stable, short name of the kind of failure (`unknown_plugin`,
     /// `invalid_session`, `plugin_error`, `store_unavailable`, `conflict`, `store`,
-    /// `deadline`, `memory_limit`, `busy`, `trap`, `output_too_large`), for metrics
-    /// and API bodies.
+    /// `deadline`, `memory_limit`, `busy`, `trap`, `output_too_large`,
+    /// `invalid_idempotency_key`, `idempotency_mismatch`, `in_progress`), for
+    /// metrics and API bodies.
     pub fn kind(&self) -> &'static str {
         match self {
             Self::UnknownPlugin(_) => "unknown_plugin",
@@ -209,6 +233,9 @@ impl TurnError {
             Self::Busy { .. } => "busy",
             Self::Trap { .. } => "trap",
             Self::OutputTooLarge { .. } => "output_too_large",
+            Self::InvalidIdempotencyKey(_) => "invalid_idempotency_key",
+            Self::IdempotencyMismatch { .. } => "idempotency_mismatch",
+            Self::InProgress { .. } => "in_progress",
         }
     }
 }

@@ -12,6 +12,7 @@
 //! |---|---|
 //! | session state (hash: `v`, `ver`) | `{root}:{prefix}:s:{<session>}:state` |
 //! | session history (list) | `{root}:{prefix}:s:{<session>}:hist` |
+//! | idempotency record of a session's turn (string) | `{root}:{prefix}:s:{<session>}:idem:<key>` |
 //! | plugin-wide value | `{root}:{prefix}:kv:{<key>}` |
 //! | session index (zset, by name) | `{root}:{prefix}:index:{<root>:<prefix>}:names` |
 //! | session index (zset, by expiry) | `{root}:{prefix}:index:{<root>:<prefix>}:expiry` |
@@ -81,6 +82,13 @@ impl Namespace {
     /// The session's history key.
     pub fn history_key(&self, session: &Name) -> String {
         format!("{}:s:{{{}}}:hist", self.base, session.encoded)
+    }
+
+    /// The idempotency record `key` of a turn of `session` (the key is
+    /// percent-encoded like a session id).
+    pub fn idempotency_key(&self, session: &Name, key: &str) -> String {
+        let key = utf8_percent_encode(key, ENCODE);
+        format!("{}:s:{{{}}}:idem:{key}", self.base, session.encoded)
     }
 
     /// A plugin-wide value's key.

@@ -520,6 +520,7 @@ impl Turn {
                 pops: stage.popped,
                 append: stage.appended,
                 expiry: stage.expiry,
+                idempotency: None,
                 session: stage.name,
             });
         }

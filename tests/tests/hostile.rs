@@ -46,6 +46,7 @@ async fn retries_share_the_turns_deadline(backend: Backend) {
                         pops: 0,
                         append: Vec::new(),
                         expiry: ExpiryChange::Set(Expiry::Never),
+                        idempotency: None,
                     }],
                     ..Commit::default()
                 };

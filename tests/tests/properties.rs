@@ -51,6 +51,7 @@ fn put(name: Name, value: Vec<u8>) -> Commit {
             pops: 0,
             append: vec![value],
             expiry: ExpiryChange::Set(Expiry::After(Duration::from_secs(60))),
+            idempotency: None,
         }],
         ..Commit::default()
     }

@@ -113,6 +113,24 @@ pub struct SessionCommit {
     pub append: Vec<Vec<u8>>,
     /// The session's expiry.
     pub expiry: ExpiryChange,
+    /// An idempotency record written with the session (see
+    /// [`StateStore::claim_idempotency`]).
+    pub idempotency: Option<IdempotencyWrite>,
+}
+
+/// Replaces a turn's claim on an idempotency key with the turn's record, in the
+/// commit of the turn's session: the commit fails with [`StoreError::Conflict`] if
+/// the key no longer holds `claim`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IdempotencyWrite {
+    /// The key, as [`StateStore::claim_idempotency`] got it.
+    pub key: String,
+    /// The claim the turn holds.
+    pub claim: Vec<u8>,
+    /// What the key holds after the commit.
+    pub record: Vec<u8>,
+    /// How long the record is kept.
+    pub ttl: Duration,
 }
 
 /// A staged write of a plugin-wide value.
@@ -224,4 +242,38 @@ pub trait StateStore: Send + Sync + 'static {
 
     /// Checks that the backend answers.
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Claims idempotency key `key` (printable ASCII, see
+    /// `host::TurnOptions::idempotency_key`) of `session` for a turn: if the key
+    /// holds nothing it now holds `claim` for `ttl` and the answer is `None`;
+    /// otherwise the answer is what it holds (another turn's claim or record). One
+    /// atomic step: of concurrent claims, exactly one gets `None`. The key lives
+    /// with the session's keys (same hash tag) but apart from its data: clearing the
+    /// session leaves it.
+    async fn claim_idempotency(
+        &self,
+        ns: &Namespace,
+        session: &Name,
+        key: &str,
+        claim: &[u8],
+        ttl: Duration,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let _ = (ns, session, key, claim, ttl);
+        Err(StoreError::Internal(
+            "this store does not keep idempotency keys".into(),
+        ))
+    }
+
+    /// Removes `key` of `session` if it still holds `claim` (a turn that failed
+    /// gives its claim back, so a retry runs it again).
+    async fn release_idempotency(
+        &self,
+        ns: &Namespace,
+        session: &Name,
+        key: &str,
+        claim: &[u8],
+    ) -> Result<(), StoreError> {
+        let _ = (ns, session, key, claim);
+        Ok(())
+    }
 }

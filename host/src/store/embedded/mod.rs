@@ -19,11 +19,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use redb::{Database, ReadableDatabase};
+use redb::{Database, Durability, ReadableDatabase};
 
+mod idempotency;
 mod tables;
 mod writer;
 
+use self::idempotency::{Records, record_key};
 use self::tables::*;
 use self::writer::Writer;
 
@@ -61,6 +63,8 @@ impl EmbeddedStore {
         txn.open_table(HISTORY).map_err(|e| failed(&e))?;
         txn.open_table(EXPIRY).map_err(|e| failed(&e))?;
         txn.open_table(VALUES).map_err(|e| failed(&e))?;
+        txn.open_table(IDEMPOTENCY).map_err(|e| failed(&e))?;
+        txn.open_table(IDEMPOTENCY_EXPIRY).map_err(|e| failed(&e))?;
         txn.commit().map_err(|e| failed(&e))?;
         tracing::info!(path = %path.display(), "embedded store opened");
         Ok(Self {
@@ -248,15 +252,80 @@ impl StateStore for EmbeddedStore {
             let txn = db.begin_write().map_err(internal)?;
             {
                 let mut w = Writer::open(&txn)?;
+                let mut records = Records::open(&txn, now_ms())?;
                 // A failed check drops the transaction: nothing is written.
                 w.check(&ns, &commit)?;
                 for s in &commit.sessions {
+                    if let Some(write) = &s.idempotency {
+                        let k = record_key(&ns, &s.session, &write.key);
+                        if records.get(&k)?.as_ref() != Some(&write.claim) {
+                            return Err(StoreError::Conflict);
+                        }
+                    }
+                }
+                for s in &commit.sessions {
                     w.apply_session(&ns, s)?;
+                    if let Some(write) = &s.idempotency {
+                        let k = record_key(&ns, &s.session, &write.key);
+                        records.put(&k, &write.record, write.ttl)?;
+                    }
                 }
                 for (name, change) in &commit.values {
                     w.apply_value(&ns, name, change)?;
                 }
                 w.prune(&ns)?;
+                records.prune()?;
+            }
+            txn.commit().map_err(internal)
+        })
+        .await
+    }
+
+    async fn claim_idempotency(
+        &self,
+        ns: &Namespace,
+        session: &Name,
+        key: &str,
+        claim: &[u8],
+        ttl: Duration,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let (k, claim) = (record_key(ns, session, key), claim.to_vec());
+        self.blocking(move |db| {
+            let mut txn = db.begin_write().map_err(internal)?;
+            // A claim lost in a crash is harmless: its turn had not committed (a
+            // commit is durable and replaces the claim).
+            txn.set_durability(Durability::None).map_err(internal)?;
+            let held = {
+                let mut records = Records::open(&txn, now_ms())?;
+                let held = records.get(&k)?;
+                if held.is_none() {
+                    records.put(&k, &claim, ttl)?;
+                }
+                records.prune()?;
+                held
+            };
+            txn.commit().map_err(internal)?;
+            Ok(held)
+        })
+        .await
+    }
+
+    async fn release_idempotency(
+        &self,
+        ns: &Namespace,
+        session: &Name,
+        key: &str,
+        claim: &[u8],
+    ) -> Result<(), StoreError> {
+        let (k, claim) = (record_key(ns, session, key), claim.to_vec());
+        self.blocking(move |db| {
+            let mut txn = db.begin_write().map_err(internal)?;
+            txn.set_durability(Durability::None).map_err(internal)?;
+            {
+                let mut records = Records::open(&txn, now_ms())?;
+                if records.get(&k)? == Some(claim) {
+                    records.remove(&k)?;
+                }
             }
             txn.commit().map_err(internal)
         })
@@ -291,6 +360,7 @@ mod tests {
                 pops: 0,
                 append: vec![b"item".to_vec()],
                 expiry: ExpiryChange::Set(Expiry::After(ttl)),
+                idempotency: None,
             }],
             ..Commit::default()
         }

@@ -20,6 +20,12 @@ pub(super) const HISTORY: TableDefinition<&[u8], &[u8]> = TableDefinition::new("
 pub(super) const EXPIRY: TableDefinition<&[u8], ()> = TableDefinition::new("expiry");
 /// `ns \0 key` -> (expires at, 0 = never; value).
 pub(super) const VALUES: TableDefinition<&[u8], (u64, &[u8])> = TableDefinition::new("values");
+/// `ns \0 session \0 key` -> (expires at; record): idempotency claims and records.
+pub(super) const IDEMPOTENCY: TableDefinition<&[u8], (u64, &[u8])> =
+    TableDefinition::new("idempotency");
+/// `expires-at (big-endian) record key` -> (): idempotency records by time.
+pub(super) const IDEMPOTENCY_EXPIRY: TableDefinition<&[u8], ()> =
+    TableDefinition::new("idempotency_expiry");
 
 /// How many expired sessions one commit or listing removes from the file.
 pub(super) const PRUNE_BATCH: usize = 64;

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use super::RedisStore;
-use super::scripts::{now_ms, session_args, value_args, value_op};
+use super::scripts::{now_ms, session_args, session_keys, value_args, value_op};
 use crate::error::StoreError;
 use crate::keys::{INDEX_BUCKETS, Namespace, index_bucket};
 use crate::store::Commit;
@@ -58,9 +58,8 @@ impl RedisStore {
         let mut values = Vec::new();
         for s in &commit.sessions {
             let mut call = self.scripts.session.prepare_invoke();
-            call.key(ns.state_key(&s.session))
-                .key(ns.history_key(&s.session))
-                .arg(&now);
+            session_keys(&mut call, ns, s);
+            call.arg(&now);
             session_args(&mut call, s);
             let reply: redis::Value = self.invoke(&call).await?;
             let part = format!("session {:?}", s.session.as_str());

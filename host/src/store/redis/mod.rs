@@ -36,6 +36,7 @@
 
 mod cluster;
 mod connection;
+mod idempotency;
 mod scripts;
 
 use std::path::PathBuf;
@@ -488,6 +489,27 @@ impl StateStore for RedisStore {
     async fn ping(&self) -> Result<(), StoreError> {
         let _: String = self.query(&redis::cmd("PING")).await?;
         Ok(())
+    }
+
+    async fn claim_idempotency(
+        &self,
+        ns: &Namespace,
+        session: &Name,
+        key: &str,
+        claim: &[u8],
+        ttl: Duration,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        self.claim(ns, session, key, claim, ttl).await
+    }
+
+    async fn release_idempotency(
+        &self,
+        ns: &Namespace,
+        session: &Name,
+        key: &str,
+        claim: &[u8],
+    ) -> Result<(), StoreError> {
+        self.release(ns, session, key, claim).await
     }
 }
 

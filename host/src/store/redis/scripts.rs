@@ -26,6 +26,8 @@ pub(super) struct Scripts {
     pub(super) index: Script,
     pub(super) value_index: Script,
     pub(super) quota: Script,
+    /// Gives an idempotency claim back (`lua/idempotency_release.lua`).
+    pub(super) release: Script,
 }
 
 impl Scripts {
@@ -38,6 +40,7 @@ impl Scripts {
             index: script(include_str!("lua/cluster_index.lua")),
             value_index: script(include_str!("lua/cluster_value_index.lua")),
             quota: script(include_str!("lua/cluster_quota.lua")),
+            release: Script::new(include_str!("lua/idempotency_release.lua")),
         }
     }
 }
@@ -65,8 +68,7 @@ pub(super) fn commit_invocation<'a>(
         .arg(commit.values.len())
         .arg(commit.max_values.map(|m| m.to_string()).unwrap_or_default());
     for s in &commit.sessions {
-        call.key(ns.state_key(&s.session))
-            .key(ns.history_key(&s.session));
+        session_keys(&mut call, ns, s);
         session_args(&mut call, s);
     }
     for (key, change) in &commit.values {
@@ -77,6 +79,21 @@ pub(super) fn commit_invocation<'a>(
         .key(ns.index_expiry_key())
         .key(ns.index_values_key());
     call
+}
+
+/// A session's script keys: state, history, idempotency record (the state key
+/// again when the commit writes none).
+pub(super) fn session_keys(
+    call: &mut redis::ScriptInvocation<'_>,
+    ns: &Namespace,
+    s: &SessionCommit,
+) {
+    let state = ns.state_key(&s.session);
+    let record = match &s.idempotency {
+        Some(write) => ns.idempotency_key(&s.session, &write.key),
+        None => state.clone(),
+    };
+    call.key(state).key(ns.history_key(&s.session)).key(record);
 }
 
 /// A session's script arguments, from its member on (see `lua/functions.lua`).
@@ -104,8 +121,15 @@ pub(super) fn session_args(call: &mut redis::ScriptInvocation<'_>, s: &SessionCo
         .arg(value)
         .arg(version)
         .arg(s.pops)
-        .arg(expiry)
-        .arg(s.append.len());
+        .arg(expiry);
+    match &s.idempotency {
+        Some(write) => call
+            .arg(write.claim.as_slice())
+            .arg(write.record.as_slice())
+            .arg(ms(write.ttl)),
+        None => call.arg("").arg("").arg(""),
+    };
+    call.arg(s.append.len());
     for item in &s.append {
         call.arg(item.as_slice());
     }

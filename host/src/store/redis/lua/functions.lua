@@ -1,10 +1,14 @@
--- The Lua functions every commit script is made of. A session's arguments start at
--- `x` (its member): expected version ('' = any), expected history length ('' =
--- any), clear ('1'/'0'), state op ('keep'/'put'/'del'), value, version, pops,
--- expiry ('keep', 'never', 'set:MS', 'extend:MS'), item count, items... A value's
+-- The Lua functions every commit script is made of. A session's keys are its state,
+-- history and idempotency record (the state key again when the turn has none). Its
+-- arguments start at `x` (its member): expected version ('' = any), expected
+-- history length ('' = any), clear ('1'/'0'), state op ('keep'/'put'/'del'), value,
+-- version, pops, expiry ('keep', 'never', 'set:MS', 'extend:MS'), the idempotency
+-- claim the record key must hold ('' = no record), the record, its TTL in ms, item
+-- count, items... A value's
 -- arguments start at `x` (its op, after its member): op ('set'/'del'/'add'), value
 -- or delta, ttl ms ('0' = never).
-local function session_ok(st, hi, x)
+local function session_ok(st, hi, id, x)
+  if ARGV[x + 9] ~= '' and redis.call('GET', id) ~= ARGV[x + 9] then return false end
   if ARGV[x + 1] ~= '' and (redis.call('HGET', st, 'ver') or '0') ~= ARGV[x + 1] then
     return false
   end
@@ -15,8 +19,9 @@ local function session_ok(st, hi, x)
 end
 
 -- Applies a session's writes; returns the PTTL of its two keys afterwards.
-local function session_apply(st, hi, x)
-  local n = tonumber(ARGV[x + 9])
+local function session_apply(st, hi, id, x)
+  local n = tonumber(ARGV[x + 12])
+  if ARGV[x + 9] ~= '' then redis.call('SET', id, ARGV[x + 10], 'PX', ARGV[x + 11]) end
   if ARGV[x + 3] == '1' then redis.call('DEL', st, hi) end
   local op = ARGV[x + 4]
   if op == 'put' then
@@ -27,8 +32,8 @@ local function session_apply(st, hi, x)
   local pops = tonumber(ARGV[x + 7])
   if pops > 0 then redis.call('RPOP', hi, pops) end
   -- Lua's unpack refuses about 8,000 values at once: push in batches.
-  for first = x + 10, x + 9 + n, 1000 do
-    redis.call('RPUSH', hi, unpack(ARGV, first, math.min(first + 999, x + 9 + n)))
+  for first = x + 13, x + 12 + n, 1000 do
+    redis.call('RPUSH', hi, unpack(ARGV, first, math.min(first + 999, x + 12 + n)))
   end
   local e = ARGV[x + 8]
   if e == 'never' then
