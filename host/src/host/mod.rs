@@ -1,18 +1,17 @@
 //! [`Host`]: loaded plugins, the store, and running turns.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, RandomState};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use tokio::sync::Semaphore;
-use tracing::Instrument;
 use wasmtime::Engine;
 use wasmtime::component::Linker;
 
 mod builder;
+mod turns;
 
 pub use builder::{DEFAULT_ROOT, HostBuilder};
 
@@ -20,13 +19,12 @@ use crate::admin;
 use crate::bindings::AgentPluginPre;
 use crate::cache;
 use crate::config::PluginConfig;
-use crate::error::{Error, StoreError, TurnError};
-use crate::guest_text::{LOG_FIELD_BYTES, escaped};
-use crate::keys::Name;
+use crate::error::{Error, TurnError};
+use crate::guest_text::escaped;
 use crate::outbound::{OutboundObserver, TurnOutbound};
 use crate::outcome::{deadline_error, stopped};
 use crate::prefetch::PrefetchTail;
-use crate::reuse::{IdleInstances, Kept};
+use crate::reuse::IdleInstances;
 use crate::sandbox::{self, TurnCtx};
 use crate::session_locks::SessionLocks;
 use crate::state::{PluginScope, StateCtx};
@@ -288,224 +286,6 @@ impl Host {
         }
     }
 
-    /// Runs one turn: a fresh instance of plugin `plugin_id` handles `input` for
-    /// `session`, within the plugin's deadline and memory cap.
-    ///
-    /// The turn's writes are committed in one atomic step when `handle` returns
-    /// (`Ok` or `Err`); if the plugin is stopped (trap, deadline, memory) nothing is
-    /// written. If the session changed since the turn read it, the turn is run
-    /// again, up to [`HostBuilder::max_attempts`] times, then
-    /// [`TurnError::Conflict`].
-    pub async fn run_turn(
-        &self,
-        plugin_id: &str,
-        session: &str,
-        input: &str,
-    ) -> Result<String, TurnError> {
-        let plugin = self
-            .plugin(plugin_id)
-            .ok_or_else(|| TurnError::UnknownPlugin(plugin_id.to_string()))?;
-        let name = Name::session(session).map_err(TurnError::InvalidSession)?;
-        let span = tracing::info_span!(
-            "turn",
-            plugin = %plugin_id,
-            session = %session,
-            outcome = tracing::field::Empty
-        );
-        let started = Instant::now();
-        let (outcome, attempts) = self
-            .attempts(&plugin, &name, input)
-            .instrument(span.clone())
-            .await;
-        let elapsed_us = started.elapsed().as_micros() as u64;
-        span.record(
-            "outcome",
-            outcome.as_ref().map_or_else(TurnError::kind, |_| "ok"),
-        );
-        span.in_scope(|| match &outcome {
-            Ok(_) => tracing::info!(elapsed_us, attempts, "turn done"),
-            Err(e) => {
-                let stderr: &[String] = match e {
-                    TurnError::Trap { stderr, .. } => stderr,
-                    _ => &[],
-                };
-                // The error holds what the plugin said: bounded here.
-                tracing::warn!(
-                    elapsed_us,
-                    attempts,
-                    error = %escaped(&e.to_string(), LOG_FIELD_BYTES),
-                    stderr = ?stderr,
-                    "turn failed"
-                );
-            }
-        });
-        outcome
-    }
-
-    /// Runs a turn until it commits, fails, or runs out of attempts; returns the
-    /// outcome and the number of attempts.
-    async fn attempts(
-        &self,
-        plugin: &Plugin,
-        name: &Name,
-        input: &str,
-    ) -> (Result<String, TurnError>, u32) {
-        let inner = &self.inner;
-        let plugin_id = plugin.scope.config.id.as_str();
-        inner.stats.turns.fetch_add(1, Ordering::Relaxed);
-        let _serial = match inner.serialize_sessions {
-            true => Some(inner.locks.lock(plugin_id, name.as_str()).await),
-            false => None,
-        };
-        // The deadline is the turn's: its conflict retries share it.
-        let deadline = Instant::now() + plugin.scope.config.limits.deadline;
-        // Counted once the turn is about to run: turns waiting for their session
-        // hold no instance and no core.
-        let Ok(_running) = plugin.turns.clone().try_acquire_owned() else {
-            tracing::debug!("the plugin runs as many turns as it may; refused");
-            let busy = TurnError::Busy {
-                plugin: plugin_id.to_string(),
-            };
-            return (Err(busy), 0);
-        };
-        let mut attempt = 1;
-        loop {
-            inner.stats.attempts.fetch_add(1, Ordering::Relaxed);
-            match self.attempt(plugin, name, input, deadline).await {
-                Err(Attempt::Conflict) => {
-                    inner.stats.conflicts.fetch_add(1, Ordering::Relaxed);
-                    let retry_at = Instant::now() + backoff(attempt);
-                    if retry_at >= deadline {
-                        return (Err(deadline_error(&plugin.scope)), attempt);
-                    }
-                    if attempt >= inner.max_attempts {
-                        let e = TurnError::Conflict {
-                            plugin: plugin_id.to_string(),
-                            attempts: attempt,
-                        };
-                        return (Err(e), attempt);
-                    }
-                    tracing::debug!(attempt, "session changed during the turn; running it again");
-                    tokio::time::sleep_until(retry_at.into()).await;
-                    attempt += 1;
-                }
-                Err(Attempt::Failed(e)) => return (Err(e), attempt),
-                Ok(answer) => return (answer, attempt),
-            }
-        }
-    }
-
-    /// One run of a turn. `Ok` holds the plugin's answer (which may be its own
-    /// error), committed.
-    async fn attempt(
-        &self,
-        plugin: &Plugin,
-        session: &Name,
-        input: &str,
-        deadline: Instant,
-    ) -> Result<Result<String, TurnError>, Attempt> {
-        let scope = &plugin.scope;
-        let plugin_id = scope.config.id.as_str();
-        let limits = &scope.config.limits;
-
-        let mut turn = Turn::new(scope.clone(), self.inner.store.clone());
-        // One round trip for what a turn usually reads; a failure here is seen
-        // again (and reported) by the plugin's first state call.
-        let _ = turn.prefetch(session).await;
-        let outbound = self.turn_outbound(scope, deadline);
-        let state = StateCtx::new(turn);
-        let (mut store, output, kept, served) = match plugin.idle.take() {
-            Some(mut kept) => {
-                sandbox::next_turn(&mut kept.store, &kept.output, outbound, state);
-                (kept.store, kept.output, Some(kept.instance), kept.turns)
-            }
-            None => {
-                let (store, output) = sandbox::turn_store(&self.inner.engine, outbound, state);
-                (store, output, None, 0)
-            }
-        };
-        let call = async {
-            let instance = match kept {
-                Some(instance) => instance,
-                None => plugin.pre.instantiate_async(&mut store).await?,
-            };
-            let answer = instance
-                .agent_state_handler()
-                .call_handle(&mut store, session.as_str(), input)
-                .await?;
-            Ok::<_, wasmtime::Error>((instance, answer))
-        };
-        // The epoch stops guest code at the deadline; this stops a turn that is
-        // waiting on the store at that moment.
-        let result = tokio::time::timeout_at(deadline.into(), call).await;
-        output.log(plugin_id);
-        sandbox::log_refusals(&store, plugin_id);
-        let (instance, answer) = match result {
-            Ok(Ok(done)) => done,
-            Ok(Err(e)) => return Err(Attempt::Failed(stopped(scope, &store, &output, e))),
-            Err(_) => return Err(Attempt::Failed(deadline_error(scope))),
-        };
-        // An answer the caller will not get is not committed either.
-        let size = answer.as_ref().map_or_else(String::len, String::len) as u64;
-        if size > limits.max_output_bytes {
-            return Err(Attempt::Failed(TurnError::OutputTooLarge {
-                plugin: plugin_id.to_string(),
-                size,
-                limit: limits.max_output_bytes,
-            }));
-        }
-
-        // A kept instance goes back only once its turn has committed; an instance
-        // that is not kept is dropped with its store, here or on any error below.
-        let (turn, keep) = if plugin.idle.enabled() {
-            let idle = StateCtx::new(Turn::new(scope.clone(), self.inner.store.clone()));
-            let state = std::mem::replace(&mut store.data_mut().state, idle);
-            let kept = Kept {
-                store,
-                instance,
-                output,
-                turns: served + 1,
-            };
-            (state.turn, Some(kept))
-        } else {
-            (store.into_data().state.turn, None)
-        };
-        let unavailable = turn.unavailable.clone();
-        let commit = turn.into_commit();
-        match self.inner.store.commit(&scope.ns, commit).await {
-            Ok(()) => {
-                if let Some(kept) = keep {
-                    plugin.idle.give_back(kept);
-                }
-            }
-            Err(StoreError::Conflict) => return Err(Attempt::Conflict),
-            Err(StoreError::Unavailable(reason)) => {
-                return Err(Attempt::Failed(TurnError::StoreUnavailable {
-                    plugin: plugin_id.to_string(),
-                    reason,
-                    message: "the turn's writes could not be committed".into(),
-                }));
-            }
-            Err(error) => {
-                return Err(Attempt::Failed(TurnError::Store {
-                    plugin: plugin_id.to_string(),
-                    error,
-                }));
-            }
-        }
-        Ok(answer.map_err(|message| match unavailable {
-            Some(reason) => TurnError::StoreUnavailable {
-                plugin: plugin_id.to_string(),
-                reason,
-                message,
-            },
-            None => TurnError::Plugin {
-                plugin: plugin_id.to_string(),
-                message,
-            },
-        }))
-    }
-
     /// A session's state, recent history and TTL, without running the plugin.
     pub async fn inspect(&self, plugin_id: &str, session: &str) -> Result<SessionSnapshot, Error> {
         let scope = self.scope(plugin_id)?;
@@ -543,20 +323,4 @@ impl Host {
             .map(|p| p.scope.clone())
             .ok_or_else(|| Error::UnknownPlugin(plugin_id.to_string()))
     }
-}
-
-/// Why an attempt of a turn did not produce an answer.
-enum Attempt {
-    /// The commit found the session changed: run the turn again.
-    Conflict,
-    /// Anything else: report it.
-    Failed(TurnError),
-}
-
-/// Waits 1-2 ms, then 2-4 ms, 4-8 ms... (at most 64-128 ms), so turns that
-/// conflicted do not meet again.
-fn backoff(attempt: u32) -> Duration {
-    let base = 1u64 << attempt.min(7).saturating_sub(1);
-    let jitter = RandomState::new().hash_one(Instant::now()) % (base * 1000);
-    Duration::from_micros(base * 1000 + jitter)
 }
