@@ -33,6 +33,9 @@ pub struct PluginConfig {
     /// Turns one instance may serve (default 0 or 1: a fresh instance per turn).
     /// See [`PluginConfig::with_instance_reuse`].
     pub instance_reuse: u32,
+    /// How long the answer of a turn run with an idempotency key is kept
+    /// (default 24 h). See [`Host::run_turn_with`](crate::Host::run_turn_with).
+    pub idempotency_ttl: Duration,
 }
 
 impl PluginConfig {
@@ -47,6 +50,7 @@ impl PluginConfig {
             env: Vec::new(),
             outbound: Outbound::default(),
             instance_reuse: 0,
+            idempotency_ttl: crate::idempotency::DEFAULT_TTL,
         }
     }
 
@@ -65,6 +69,13 @@ impl PluginConfig {
     /// `max_concurrent_turns` of them per plugin.
     pub fn with_instance_reuse(mut self, turns: u32) -> Self {
         self.instance_reuse = turns;
+        self
+    }
+
+    /// Sets how long the answer of a turn run with an idempotency key is kept
+    /// (at least 1 ms).
+    pub fn with_idempotency_ttl(mut self, ttl: Duration) -> Self {
+        self.idempotency_ttl = ttl;
         self
     }
 
@@ -113,6 +124,12 @@ impl PluginConfig {
         {
             return Err(Error::Config(format!(
                 "plugin {}: default_ttl must be at least 1ms",
+                self.id
+            )));
+        }
+        if self.idempotency_ttl < Duration::from_millis(1) {
+            return Err(Error::Config(format!(
+                "plugin {}: idempotency_ttl must be at least 1ms",
                 self.id
             )));
         }

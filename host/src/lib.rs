@@ -3,7 +3,8 @@
 //!
 //! # Layout
 //! - [`host`]: [`Host`]: load plugins, run turns, inspect sessions; its `builder`
-//!   submodule holds [`HostBuilder`] (store, key root, instance pool, cache).
+//!   submodule holds [`HostBuilder`] (store, key root, instance pool, cache), its
+//!   `turns` submodule running a turn ([`TurnOptions`], [`TurnAnswer`]).
 //! - [`config`]: what a plugin may do ([`PluginConfig`], [`Limits`]).
 //! - [`config_file`]: the operator's TOML file ([`ConfigFile`]).
 //! - [`store`]: the [`StateStore`] trait and its backends ([`RedisStore`],
@@ -19,6 +20,7 @@
 //! - `state`: the host side of `agent-state`, answering the guest.
 //! - `turn`: a turn's staged view of its state, committed in one step.
 //! - `prefetch`: how much history a session's first read fetches, learned per plugin.
+//! - `idempotency`: idempotency keys: a retried turn gets its first answer.
 //! - `outcome`: how a turn's run ended (answer, memory, deadline, trap).
 //! - `reuse`: the instances a plugin with `instance_reuse` keeps between turns.
 //! - `session_locks`: turns of one session on one host wait for each other.
@@ -52,6 +54,7 @@ pub mod config_file;
 pub mod error;
 mod guest_text;
 pub mod host;
+mod idempotency;
 mod inspect;
 pub mod keys;
 pub mod outbound;
@@ -67,7 +70,9 @@ mod turn;
 pub use config::{Limits, PluginConfig};
 pub use config_file::ConfigFile;
 pub use error::{Error, StateError, StoreError, TurnError};
-pub use host::{Host, HostBuilder, HostStats, PluginInfo, SessionSnapshot};
+pub use host::{
+    Host, HostBuilder, HostStats, PluginInfo, SessionSnapshot, TurnAnswer, TurnOptions,
+};
 pub use inspect::{ComponentReport, inspect_component};
 pub use outbound::{AllowedOrigin, Outbound, OutboundEvent, SecretHeader};
 pub use store::{EmbeddedStore, RedisOptions, RedisStore, StateStore};

@@ -181,6 +181,10 @@ pub struct PluginSection {
     /// README says what it weakens). Default 0: a fresh instance per turn.
     #[serde(default)]
     pub instance_reuse: u32,
+    /// How long the answer of a turn sent with an `Idempotency-Key` is kept
+    /// (default 24h).
+    #[serde(default, deserialize_with = "optional_duration")]
+    pub idempotency_ttl: Option<Duration>,
 }
 
 /// A plugin's `limits` table (see [`Limits`] for the defaults).
@@ -365,7 +369,10 @@ impl PluginSection {
             .iter()
             .filter_map(|o| o.resolved.clone())
             .collect();
-        PluginConfig::new(self.id.get_ref().clone(), self.prefix.get_ref().clone())
+        let config = PluginConfig::new(self.id.get_ref().clone(), self.prefix.get_ref().clone());
+        let idempotency_ttl = self.idempotency_ttl.unwrap_or(config.idempotency_ttl);
+        config
+            .with_idempotency_ttl(idempotency_ttl)
             .with_default_ttl(self.default_ttl)
             .with_sliding_ttl(self.sliding_ttl)
             .with_limits(limits)

@@ -14,6 +14,7 @@ mod builder;
 mod turns;
 
 pub use builder::{DEFAULT_ROOT, HostBuilder};
+pub use turns::{TurnAnswer, TurnOptions};
 
 use crate::admin;
 use crate::bindings::AgentPluginPre;

@@ -10,12 +10,42 @@ use tracing::Instrument;
 use super::{Host, Plugin};
 use crate::error::{StoreError, TurnError};
 use crate::guest_text::{LOG_FIELD_BYTES, escaped};
+use crate::idempotency::{self, Claim};
 use crate::keys::Name;
 use crate::outcome::{deadline_error, stopped};
 use crate::reuse::Kept;
 use crate::sandbox;
 use crate::state::StateCtx;
 use crate::turn::Turn;
+
+/// How to run a turn ([`Host::run_turn_with`]).
+#[derive(Clone, Debug, Default)]
+#[non_exhaustive]
+pub struct TurnOptions {
+    /// A key (1 to 255 printable ASCII characters) that makes retries of this turn
+    /// return its first answer instead of running it again.
+    pub idempotency_key: Option<String>,
+}
+
+impl TurnOptions {
+    /// Options with idempotency key `key`.
+    pub fn idempotency_key(key: impl Into<String>) -> Self {
+        Self {
+            idempotency_key: Some(key.into()),
+        }
+    }
+}
+
+/// A turn's answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TurnAnswer {
+    /// What the plugin answered.
+    pub output: String,
+    /// True if the answer is the stored one of an earlier run with the same
+    /// idempotency key: the plugin did not run and nothing was written.
+    pub replayed: bool,
+}
 
 impl Host {
     /// Runs one turn: a fresh instance of plugin `plugin_id` handles `input` for
@@ -32,10 +62,35 @@ impl Host {
         session: &str,
         input: &str,
     ) -> Result<String, TurnError> {
+        self.run_turn_with(plugin_id, session, input, TurnOptions::default())
+            .await
+            .map(|answer| answer.output)
+    }
+
+    /// [`Host::run_turn`] with options: with an idempotency key, a retry of the
+    /// same turn (same key, same input) gets the first run's answer with
+    /// [`TurnAnswer::replayed`] set, and the plugin does not run again. The key's
+    /// record is written in the turn's commit and kept for the plugin's
+    /// [`PluginConfig::idempotency_ttl`](crate::PluginConfig::idempotency_ttl).
+    /// The same key with another input is [`TurnError::IdempotencyMismatch`]. A
+    /// retry that comes while the first run is still going (on this host or
+    /// another one sharing the store) waits for it, at most the plugin's deadline,
+    /// then gets [`TurnError::InProgress`]. A turn that fails stores no record, so
+    /// its retry runs again.
+    pub async fn run_turn_with(
+        &self,
+        plugin_id: &str,
+        session: &str,
+        input: &str,
+        options: TurnOptions,
+    ) -> Result<TurnAnswer, TurnError> {
         let plugin = self
             .plugin(plugin_id)
             .ok_or_else(|| TurnError::UnknownPlugin(plugin_id.to_string()))?;
         let name = Name::session(session).map_err(TurnError::InvalidSession)?;
+        if let Some(key) = &options.idempotency_key {
+            idempotency::check_key(key)?;
+        }
         let span = tracing::info_span!(
             "turn",
             plugin = %plugin_id,
@@ -43,16 +98,25 @@ impl Host {
             outcome = tracing::field::Empty
         );
         let started = Instant::now();
+        let claim = options
+            .idempotency_key
+            .as_deref()
+            .map(|key| Claim::new(key, input));
         let (outcome, attempts) = self
-            .attempts(&plugin, &name, input)
+            .idempotent(&plugin, &name, input, claim.as_ref())
             .instrument(span.clone())
             .await;
         let elapsed_us = started.elapsed().as_micros() as u64;
         span.record(
             "outcome",
-            outcome.as_ref().map_or_else(TurnError::kind, |_| "ok"),
+            match &outcome {
+                Ok(answer) if answer.replayed => "replayed",
+                Ok(_) => "ok",
+                Err(e) => e.kind(),
+            },
         );
         span.in_scope(|| match &outcome {
+            Ok(answer) if answer.replayed => tracing::info!(elapsed_us, "turn replayed"),
             Ok(_) => tracing::info!(elapsed_us, attempts, "turn done"),
             Err(e) => {
                 let stderr: &[String] = match e {
@@ -72,6 +136,48 @@ impl Host {
         outcome
     }
 
+    /// A turn with its idempotency claim, if it has one: the stored answer if the
+    /// key has one, otherwise the turn's attempts, after which a turn that wrote no
+    /// record gives its claim back.
+    async fn idempotent(
+        &self,
+        plugin: &Plugin,
+        name: &Name,
+        input: &str,
+        claim: Option<&Claim>,
+    ) -> (Result<TurnAnswer, TurnError>, u32) {
+        let scope = &plugin.scope;
+        let store = self.inner.store.as_ref();
+        if let Some(claim) = claim {
+            let deadline = scope.config.limits.deadline;
+            let wait_until = Instant::now() + deadline;
+            let id = scope.config.id.as_str();
+            match claim
+                .acquire(store, &scope.ns, name, deadline, wait_until, id)
+                .await
+            {
+                Ok(None) => {}
+                Ok(Some(output)) => {
+                    let replayed = TurnAnswer {
+                        output,
+                        replayed: true,
+                    };
+                    return (Ok(replayed), 0);
+                }
+                Err(e) => return (Err(e), 0),
+            }
+        }
+        let (outcome, attempts) = self.attempts(plugin, name, input, claim).await;
+        if let (Some(claim), Err(_)) = (claim, &outcome) {
+            claim.release(store, &scope.ns, name).await;
+        }
+        let answer = outcome.map(|output| TurnAnswer {
+            output,
+            replayed: false,
+        });
+        (answer, attempts)
+    }
+
     /// Runs a turn until it commits, fails, or runs out of attempts; returns the
     /// outcome and the number of attempts.
     async fn attempts(
@@ -79,6 +185,7 @@ impl Host {
         plugin: &Plugin,
         name: &Name,
         input: &str,
+        claim: Option<&Claim>,
     ) -> (Result<String, TurnError>, u32) {
         let inner = &self.inner;
         let plugin_id = plugin.scope.config.id.as_str();
@@ -101,7 +208,7 @@ impl Host {
         let mut attempt = 1;
         loop {
             inner.stats.attempts.fetch_add(1, Ordering::Relaxed);
-            match self.attempt(plugin, name, input, deadline).await {
+            match self.attempt(plugin, name, input, deadline, claim).await {
                 Err(Attempt::Conflict) => {
                     inner.stats.conflicts.fetch_add(1, Ordering::Relaxed);
                     let retry_at = Instant::now() + backoff(attempt);
@@ -133,6 +240,7 @@ impl Host {
         session: &Name,
         input: &str,
         deadline: Instant,
+        claim: Option<&Claim>,
     ) -> Result<Result<String, TurnError>, Attempt> {
         let scope = &plugin.scope;
         let plugin_id = scope.config.id.as_str();
@@ -201,7 +309,13 @@ impl Host {
             (store.into_data().state.turn, None)
         };
         let unavailable = turn.unavailable.clone();
-        let commit = turn.into_commit();
+        let mut commit = turn.into_commit();
+        // The record of an answer goes with the turn's writes; a plugin's error
+        // writes none (its retry runs again).
+        if let (Some(claim), Ok(output)) = (claim, &answer) {
+            let record = claim.record(output, scope.config.idempotency_ttl);
+            idempotency::add_record(&mut commit, session, record);
+        }
         match self.inner.store.commit(&scope.ns, commit).await {
             Ok(()) => {
                 if let Some(kept) = keep {

@@ -12,7 +12,7 @@ use std::time::Duration;
 use agent_host::config_file::ConfigFile;
 use agent_host::{
     EmbeddedStore, Host, Limits, PluginConfig, RedisOptions, RedisStore, SessionSnapshot,
-    StateStore, admin,
+    StateStore, TurnOptions, admin,
 };
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
@@ -99,6 +99,10 @@ struct RunArgs {
     /// Wall-clock limit of the turn.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "10s")]
     deadline: Duration,
+    /// Run the turn once for this key: running the same command again prints the
+    /// stored answer without running the plugin (1 to 255 printable ASCII).
+    #[arg(long)]
+    idempotency_key: Option<String>,
     /// Memory limit of the plugin instance, in MiB.
     #[arg(long, default_value_t = 64)]
     memory_mib: u64,
@@ -252,8 +256,17 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         .with_limits(limits);
     let id = config.id.clone();
     host.load_plugin_file(config, &args.plugin).await?;
-    let answer = host.run_turn(&id, &args.session, &input).await?;
-    println!("{answer}");
+    let options = match args.idempotency_key {
+        Some(key) => TurnOptions::idempotency_key(key),
+        None => TurnOptions::default(),
+    };
+    let answer = host
+        .run_turn_with(&id, &args.session, &input, options)
+        .await?;
+    if answer.replayed {
+        eprintln!("(the stored answer of an earlier run with this idempotency key)");
+    }
+    println!("{}", answer.output);
     Ok(())
 }
 

@@ -11,6 +11,8 @@ pub(super) struct ApiError {
     status: StatusCode,
     kind: &'static str,
     message: String,
+    /// Seconds for a `Retry-After` header (503 answers have 1 by default).
+    retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -19,6 +21,7 @@ impl ApiError {
             status,
             kind,
             message: message.into(),
+            retry_after: (status == StatusCode::SERVICE_UNAVAILABLE).then_some(1),
         }
     }
 }
@@ -27,18 +30,12 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = json!({"error": {"kind": self.kind, "message": self.message}});
         let mut response = (self.status, axum::Json(body)).into_response();
-        match self.status {
-            StatusCode::UNAUTHORIZED => {
-                response
-                    .headers_mut()
-                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-            }
-            StatusCode::SERVICE_UNAVAILABLE => {
-                response
-                    .headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-            }
-            _ => {}
+        let headers = response.headers_mut();
+        if self.status == StatusCode::UNAUTHORIZED {
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if let Some(seconds) = self.retry_after {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         response
     }
@@ -53,11 +50,17 @@ impl From<TurnError> for ApiError {
             TurnError::StoreUnavailable { .. } | TurnError::Busy { .. } => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
-            TurnError::Conflict { .. } => StatusCode::CONFLICT,
+            TurnError::Conflict { .. } | TurnError::InProgress { .. } => StatusCode::CONFLICT,
             TurnError::Deadline { .. } => StatusCode::GATEWAY_TIMEOUT,
+            TurnError::InvalidIdempotencyKey(_) => StatusCode::BAD_REQUEST,
+            TurnError::IdempotencyMismatch { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
-        Self::new(status, e.kind(), e.to_string())
+        let mut error = Self::new(status, e.kind(), e.to_string());
+        if let TurnError::InProgress { retry_after, .. } = &e {
+            error.retry_after = Some(retry_after.as_secs().max(1));
+        }
+        error
     }
 }
 

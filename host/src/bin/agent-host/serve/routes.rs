@@ -3,12 +3,12 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use agent_host::TurnError;
+use agent_host::{TurnError, TurnOptions};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
@@ -120,15 +120,20 @@ async fn turn(
 ) -> Result<Response, ApiError> {
     let Path((plugin, session)) = path?;
     let tenant = authorize(&app, &headers, Some(&plugin))?;
+    let options = turn_options(&headers)?;
     let input = read_input(&app, body).await?;
     let tenant = app.config.tokens[tenant].tenant.get_ref().as_str();
     let started = Instant::now();
     let outcome = app
         .host
-        .run_turn(&plugin, &session, &input)
+        .run_turn_with(&plugin, &session, &input, options)
         .instrument(tracing::info_span!("request", %tenant))
         .await;
-    let kind = outcome.as_ref().map_or_else(TurnError::kind, |_| "ok");
+    let kind = match &outcome {
+        Ok(answer) if answer.replayed => "replayed",
+        Ok(_) => "ok",
+        Err(e) => e.kind(),
+    };
     // Unknown plugins are not counted: their ids come from the caller.
     if !matches!(outcome, Err(TurnError::UnknownPlugin(_))) {
         app.metrics
@@ -143,8 +148,32 @@ async fn turn(
             .get_or_create(&PluginLabel { plugin })
             .observe(started.elapsed().as_secs_f64());
     }
-    let output = outcome?;
-    Ok(axum::Json(json!({ "output": output })).into_response())
+    let answer = outcome?;
+    let mut response = axum::Json(json!({ "output": answer.output })).into_response();
+    if answer.replayed {
+        response
+            .headers_mut()
+            .insert(IDEMPOTENT_REPLAY, HeaderValue::from_static("true"));
+    }
+    Ok(response)
+}
+
+/// The request header that makes a turn idempotent, and the answer's header that
+/// says an answer is a stored one.
+const IDEMPOTENCY_KEY: &str = "idempotency-key";
+const IDEMPOTENT_REPLAY: &str = "idempotent-replay";
+
+/// The turn's options from its request headers (`Idempotency-Key`).
+fn turn_options(headers: &HeaderMap) -> Result<TurnOptions, ApiError> {
+    let Some(value) = headers.get(IDEMPOTENCY_KEY) else {
+        return Ok(TurnOptions::default());
+    };
+    let key = value.to_str().map_err(|_| {
+        ApiError::from(TurnError::InvalidIdempotencyKey(
+            "it is not printable ASCII".into(),
+        ))
+    })?;
+    Ok(TurnOptions::idempotency_key(key))
 }
 
 async fn list_plugins(
