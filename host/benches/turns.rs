@@ -75,6 +75,25 @@ impl StateStore for NullStore {
     async fn ping(&self) -> Result<(), StoreError> {
         Ok(())
     }
+    async fn claim_idempotency(
+        &self,
+        _: &Namespace,
+        _: &Name,
+        _: &str,
+        _: &[u8],
+        _: Duration,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(None)
+    }
+    async fn release_idempotency(
+        &self,
+        _: &Namespace,
+        _: &Name,
+        _: &str,
+        _: &[u8],
+    ) -> Result<(), StoreError> {
+        Ok(())
+    }
 }
 
 /// Turn `i` of the benchmark plugin on `host`, on session `i % SESSIONS`.

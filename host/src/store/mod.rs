@@ -257,12 +257,7 @@ pub trait StateStore: Send + Sync + 'static {
         key: &str,
         claim: &[u8],
         ttl: Duration,
-    ) -> Result<Option<Vec<u8>>, StoreError> {
-        let _ = (ns, session, key, claim, ttl);
-        Err(StoreError::Internal(
-            "this store does not keep idempotency keys".into(),
-        ))
-    }
+    ) -> Result<Option<Vec<u8>>, StoreError>;
 
     /// Removes `key` of `session` if it still holds `claim` (a turn that failed
     /// gives its claim back, so a retry runs it again).
@@ -272,8 +267,5 @@ pub trait StateStore: Send + Sync + 'static {
         session: &Name,
         key: &str,
         claim: &[u8],
-    ) -> Result<(), StoreError> {
-        let _ = (ns, session, key, claim);
-        Ok(())
-    }
+    ) -> Result<(), StoreError>;
 }

@@ -204,4 +204,25 @@ impl StateStore for Metered {
     async fn ping(&self) -> Result<(), StoreError> {
         self.time("ping", self.inner.ping()).await
     }
+    async fn claim_idempotency(
+        &self,
+        ns: &Namespace,
+        session: &Name,
+        key: &str,
+        claim: &[u8],
+        ttl: Duration,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let call = self.inner.claim_idempotency(ns, session, key, claim, ttl);
+        self.time("claim_idempotency", call).await
+    }
+    async fn release_idempotency(
+        &self,
+        ns: &Namespace,
+        session: &Name,
+        key: &str,
+        claim: &[u8],
+    ) -> Result<(), StoreError> {
+        let call = self.inner.release_idempotency(ns, session, key, claim);
+        self.time("release_idempotency", call).await
+    }
 }
