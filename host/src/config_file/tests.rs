@@ -59,6 +59,13 @@ fn a_good_file_is_read_with_units_and_defaults() {
             .instance_reuse,
         100
     );
+    assert_eq!(plugin.idempotency_ttl.as_secs(), 24 * 3600);
+    let kept = parse(&GOOD.replace(
+        "prefix = \"tenant-a\"",
+        "prefix = \"tenant-a\"\nidempotency_ttl = \"2h\"",
+    ));
+    let config = kept.unwrap().plugin("chat").unwrap().config();
+    assert_eq!(config.idempotency_ttl.as_secs(), 2 * 3600);
     // The secret never shows in Debug output.
     assert!(!format!("{file:?}").contains("aaaa"));
 }
