@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 use common::{BoxedTurn, Row, baseline_turn, env_u64, measure, rss_mib};
 
 use agent_host::keys::{Name, Namespace};
-use agent_host::store::{Commit, Entry, Page, Snapshot};
+use agent_host::store::{Commit, Entry, Page, Snapshot, StoredVersion};
 use agent_host::{Host, PluginConfig, StateStore, StoreError};
 use agent_host_tests::{RedisServer, plugins};
 use redis::aio::MultiplexedConnection;
@@ -74,6 +74,9 @@ impl StateStore for NullStore {
     }
     async fn ping(&self) -> Result<(), StoreError> {
         Ok(())
+    }
+    async fn versions(&self, _: &Namespace, _: &Name) -> Result<Vec<StoredVersion>, StoreError> {
+        Ok(Vec::new())
     }
     async fn claim_idempotency(
         &self,

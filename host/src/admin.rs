@@ -58,6 +58,7 @@ pub async fn clear_session(
             append: Vec::new(),
             expiry: ExpiryChange::Keep,
             idempotency: None,
+            keep_versions: 0,
         }],
         ..Commit::default()
     };

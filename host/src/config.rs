@@ -36,7 +36,13 @@ pub struct PluginConfig {
     /// How long the answer of a turn run with an idempotency key is kept
     /// (default 24 h). See [`Host::run_turn_with`](crate::Host::run_turn_with).
     pub idempotency_ttl: Duration,
+    /// State documents a session keeps besides its current one (default 0, at most
+    /// [`MAX_KEEP_VERSIONS`]). See [`PluginConfig::with_keep_versions`].
+    pub keep_versions: u32,
 }
+
+/// Most versions a plugin may keep per session.
+pub const MAX_KEEP_VERSIONS: u32 = 100;
 
 impl PluginConfig {
     /// A plugin with default TTL "never" and default limits.
@@ -51,6 +57,7 @@ impl PluginConfig {
             outbound: Outbound::default(),
             instance_reuse: 0,
             idempotency_ttl: crate::idempotency::DEFAULT_TTL,
+            keep_versions: 0,
         }
     }
 
@@ -76,6 +83,16 @@ impl PluginConfig {
     /// (at least 1 ms).
     pub fn with_idempotency_ttl(mut self, ttl: Duration) -> Self {
         self.idempotency_ttl = ttl;
+        self
+    }
+
+    /// Keeps, per session, the last `n` state documents a commit replaced or
+    /// deleted, with their version numbers, when they were written and the history
+    /// length then; they expire with the session and go with it. They cost up to
+    /// `n` times the state's size per session. See `Host::versions`,
+    /// `Host::rollback` and `Host::fork`.
+    pub fn with_keep_versions(mut self, n: u32) -> Self {
+        self.keep_versions = n;
         self
     }
 
@@ -124,6 +141,12 @@ impl PluginConfig {
         {
             return Err(Error::Config(format!(
                 "plugin {}: default_ttl must be at least 1ms",
+                self.id
+            )));
+        }
+        if self.keep_versions > MAX_KEEP_VERSIONS {
+            return Err(Error::Config(format!(
+                "plugin {}: keep_versions is at most {MAX_KEEP_VERSIONS}",
                 self.id
             )));
         }

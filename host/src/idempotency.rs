@@ -199,6 +199,7 @@ pub(crate) fn add_record(commit: &mut Commit, session: &Name, write: Idempotency
         append: Vec::new(),
         expiry: ExpiryChange::Keep,
         idempotency: Some(write),
+        keep_versions: 0,
     });
 }
 

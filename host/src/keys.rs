@@ -12,6 +12,7 @@
 //! |---|---|
 //! | session state (hash: `v`, `ver`) | `{root}:{prefix}:s:{<session>}:state` |
 //! | session history (list) | `{root}:{prefix}:s:{<session>}:hist` |
+//! | kept state versions of a session (list, newest first) | `{root}:{prefix}:s:{<session>}:vers` |
 //! | idempotency record of a session's turn (string) | `{root}:{prefix}:s:{<session>}:idem:<key>` |
 //! | plugin-wide value | `{root}:{prefix}:kv:{<key>}` |
 //! | session index (zset, by name) | `{root}:{prefix}:index:{<root>:<prefix>}:names` |
@@ -82,6 +83,11 @@ impl Namespace {
     /// The session's history key.
     pub fn history_key(&self, session: &Name) -> String {
         format!("{}:s:{{{}}}:hist", self.base, session.encoded)
+    }
+
+    /// The session's kept state versions (`keep_versions`).
+    pub fn versions_key(&self, session: &Name) -> String {
+        format!("{}:s:{{{}}}:vers", self.base, session.encoded)
     }
 
     /// The idempotency record `key` of a turn of `session` (the key is

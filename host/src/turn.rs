@@ -521,6 +521,7 @@ impl Turn {
                 append: stage.appended,
                 expiry: stage.expiry,
                 idempotency: None,
+                keep_versions: self.scope.config.keep_versions,
                 session: stage.name,
             });
         }

@@ -47,6 +47,7 @@ async fn retries_share_the_turns_deadline(backend: Backend) {
                         append: Vec::new(),
                         expiry: ExpiryChange::Set(Expiry::Never),
                         idempotency: None,
+                        keep_versions: 0,
                     }],
                     ..Commit::default()
                 };

@@ -52,6 +52,7 @@ fn put(name: Name, value: Vec<u8>) -> Commit {
             append: vec![value],
             expiry: ExpiryChange::Set(Expiry::After(Duration::from_secs(60))),
             idempotency: None,
+            keep_versions: 0,
         }],
         ..Commit::default()
     }

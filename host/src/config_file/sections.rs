@@ -185,6 +185,9 @@ pub struct PluginSection {
     /// (default 24h).
     #[serde(default, deserialize_with = "optional_duration")]
     pub idempotency_ttl: Option<Duration>,
+    /// State versions kept per session (`PluginConfig::with_keep_versions`).
+    #[serde(default)]
+    pub keep_versions: u32,
 }
 
 /// A plugin's `limits` table (see [`Limits`] for the defaults).
@@ -373,6 +376,7 @@ impl PluginSection {
         let idempotency_ttl = self.idempotency_ttl.unwrap_or(config.idempotency_ttl);
         config
             .with_idempotency_ttl(idempotency_ttl)
+            .with_keep_versions(self.keep_versions)
             .with_default_ttl(self.default_ttl)
             .with_sliding_ttl(self.sliding_ttl)
             .with_limits(limits)

@@ -116,6 +116,24 @@ pub struct SessionCommit {
     /// An idempotency record written with the session (see
     /// [`StateStore::claim_idempotency`]).
     pub idempotency: Option<IdempotencyWrite>,
+    /// Versions of the state document to keep (`PluginConfig::keep_versions`): a
+    /// commit that replaces or deletes the state keeps the one it replaced, the
+    /// newest this many. 0: none are kept (those kept before stay until the next
+    /// commit that keeps versions, or the session's end).
+    pub keep_versions: u32,
+}
+
+/// A state document a session had (or has), as [`StateStore::versions`] lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredVersion {
+    /// Its version number.
+    pub version: u64,
+    /// When it was committed (unix ms; 0 if it was written without versions kept).
+    pub written_at_ms: u64,
+    /// The history's length right after that commit (0 if unknown, as above).
+    pub history_len: u64,
+    /// The document.
+    pub value: Vec<u8>,
 }
 
 /// Replaces a turn's claim on an idempotency key with the turn's record, in the
@@ -242,6 +260,13 @@ pub trait StateStore: Send + Sync + 'static {
 
     /// Checks that the backend answers.
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// The session's current state document and its kept versions, newest first.
+    async fn versions(
+        &self,
+        ns: &Namespace,
+        session: &Name,
+    ) -> Result<Vec<StoredVersion>, StoreError>;
 
     /// Claims idempotency key `key` (printable ASCII, see
     /// `host::TurnOptions::idempotency_key`) of `session` for a turn: if the key

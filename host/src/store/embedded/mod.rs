@@ -23,13 +23,14 @@ use redb::{Database, Durability, ReadableDatabase};
 
 mod idempotency;
 mod tables;
+mod versions;
 mod writer;
 
 use self::idempotency::{Records, record_key};
 use self::tables::*;
 use self::writer::Writer;
 
-use super::{Commit, Entry, Page, Snapshot, StateStore};
+use super::{Commit, Entry, Page, Snapshot, StateStore, StoredVersion};
 use crate::error::StoreError;
 use crate::keys::{Name, Namespace};
 
@@ -64,6 +65,8 @@ impl EmbeddedStore {
         txn.open_table(EXPIRY).map_err(|e| failed(&e))?;
         txn.open_table(VALUES).map_err(|e| failed(&e))?;
         txn.open_table(IDEMPOTENCY).map_err(|e| failed(&e))?;
+        txn.open_table(STATE_INFO).map_err(|e| failed(&e))?;
+        txn.open_table(VERSIONS).map_err(|e| failed(&e))?;
         txn.open_table(IDEMPOTENCY_EXPIRY).map_err(|e| failed(&e))?;
         txn.commit().map_err(|e| failed(&e))?;
         tracing::info!(path = %path.display(), "embedded store opened");
@@ -281,6 +284,27 @@ impl StateStore for EmbeddedStore {
         .await
     }
 
+    async fn versions(
+        &self,
+        ns: &Namespace,
+        session: &Name,
+    ) -> Result<Vec<StoredVersion>, StoreError> {
+        let k = key(ns, session.as_str());
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(internal)?;
+            let meta = txn.open_table(META).map_err(internal)?;
+            if meta_of(&meta, &k, now_ms())?.is_none() {
+                return Ok(Vec::new());
+            }
+            let state = txn.open_table(STATE).map_err(internal)?;
+            let current = state_of(&state, &k)?.map(|e| (e.version, e.value));
+            let info = txn.open_table(STATE_INFO).map_err(internal)?;
+            let kept = txn.open_table(VERSIONS).map_err(internal)?;
+            versions::list(&info, &kept, &k, current)
+        })
+        .await
+    }
+
     async fn claim_idempotency(
         &self,
         ns: &Namespace,
@@ -361,6 +385,7 @@ mod tests {
                 append: vec![b"item".to_vec()],
                 expiry: ExpiryChange::Set(Expiry::After(ttl)),
                 idempotency: None,
+                keep_versions: 0,
             }],
             ..Commit::default()
         }

@@ -20,6 +20,14 @@ pub(super) const HISTORY: TableDefinition<&[u8], &[u8]> = TableDefinition::new("
 pub(super) const EXPIRY: TableDefinition<&[u8], ()> = TableDefinition::new("expiry");
 /// `ns \0 key` -> (expires at, 0 = never; value).
 pub(super) const VALUES: TableDefinition<&[u8], (u64, &[u8])> = TableDefinition::new("values");
+/// `ns \0 session` -> (written at, unix ms; history length then): when the current
+/// state document was written, if versions were kept then.
+pub(super) const STATE_INFO: TableDefinition<&[u8], (u64, u64)> =
+    TableDefinition::new("state_info");
+/// `ns \0 session \0 version (big-endian)` -> (written at; history length;
+/// document): the state documents a session's commits replaced (`keep_versions`).
+pub(super) const VERSIONS: TableDefinition<&[u8], (u64, u64, &[u8])> =
+    TableDefinition::new("versions");
 /// `ns \0 session \0 key` -> (expires at; record): idempotency claims and records.
 pub(super) const IDEMPOTENCY: TableDefinition<&[u8], (u64, &[u8])> =
     TableDefinition::new("idempotency");

@@ -4,6 +4,7 @@
 use redb::{ReadableTable, Table, WriteTransaction};
 
 use super::tables::*;
+use super::versions::Versions;
 use crate::error::StoreError;
 use crate::keys::{Name, Namespace};
 use crate::store::{Commit, Expiry, ExpiryChange, SessionCommit, StateChange, ValueChange};
@@ -15,6 +16,7 @@ pub(super) struct Writer<'t> {
     history: Table<'t, &'static [u8], &'static [u8]>,
     expiry: Table<'t, &'static [u8], ()>,
     values: Table<'t, &'static [u8], (u64, &'static [u8])>,
+    versions: Versions<'t>,
     now: u64,
 }
 
@@ -26,6 +28,7 @@ impl<'t> Writer<'t> {
             history: txn.open_table(HISTORY).map_err(internal)?,
             expiry: txn.open_table(EXPIRY).map_err(internal)?,
             values: txn.open_table(VALUES).map_err(internal)?,
+            versions: Versions::open(txn)?,
             now: now_ms(),
         })
     }
@@ -63,6 +66,7 @@ impl<'t> Writer<'t> {
     ) -> Result<(), StoreError> {
         self.state.remove(k).map_err(internal)?;
         self.meta.remove(k).map_err(internal)?;
+        self.versions.remove_all(k)?;
         if meta.expires != 0 {
             self.expiry
                 .remove(expiry_key(ns, meta.expires, name).as_slice())
@@ -193,6 +197,13 @@ impl<'t> Writer<'t> {
             Some(meta) => meta,
             None => Meta::default(),
         };
+        let keep = s.keep_versions;
+        if keep > 0
+            && !matches!(s.state, StateChange::Keep)
+            && let Some(old) = state_of(&self.state, &k)?
+        {
+            self.versions.keep(&k, old.version, &old.value, keep)?;
+        }
         match &s.state {
             StateChange::Keep => {}
             StateChange::Put { value, version } => {
@@ -219,6 +230,13 @@ impl<'t> Writer<'t> {
         if meta.len() == 0 {
             (meta.start, meta.end) = (0, 0);
         }
+        match s.state {
+            StateChange::Keep => {}
+            StateChange::Put { .. } if keep > 0 => {
+                self.versions.written(&k, Some((self.now, meta.len())))?;
+            }
+            _ => self.versions.written(&k, None)?,
+        }
         meta.expires = match s.expiry {
             ExpiryChange::Keep => meta.expires,
             ExpiryChange::Set(Expiry::Never) => 0,
@@ -239,6 +257,7 @@ impl<'t> Writer<'t> {
             }
         } else {
             self.meta.remove(k.as_slice()).map_err(internal)?;
+            self.versions.remove_all(&k)?;
         }
         Ok(())
     }

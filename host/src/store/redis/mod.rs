@@ -38,6 +38,7 @@ mod cluster;
 mod connection;
 mod idempotency;
 mod scripts;
+mod versions;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -54,7 +55,7 @@ use self::connection::{
     timed_out, tls_certificates,
 };
 use self::scripts::{INDEX_PRUNE, PRUNE_ON_LIST, Scripts, commit_invocation, now_ms};
-use super::{Commit, Entry, Page, Snapshot, StateStore};
+use super::{Commit, Entry, Page, Snapshot, StateStore, StoredVersion};
 use crate::error::StoreError;
 use crate::keys::{Name, Namespace};
 
@@ -489,6 +490,14 @@ impl StateStore for RedisStore {
     async fn ping(&self) -> Result<(), StoreError> {
         let _: String = self.query(&redis::cmd("PING")).await?;
         Ok(())
+    }
+
+    async fn versions(
+        &self,
+        ns: &Namespace,
+        session: &Name,
+    ) -> Result<Vec<StoredVersion>, StoreError> {
+        self.read_versions(ns, session).await
     }
 
     async fn claim_idempotency(

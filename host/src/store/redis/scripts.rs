@@ -82,7 +82,7 @@ pub(super) fn commit_invocation<'a>(
 }
 
 /// A session's script keys: state, history, idempotency record (the state key
-/// again when the commit writes none).
+/// again when the commit writes none), kept versions.
 pub(super) fn session_keys(
     call: &mut redis::ScriptInvocation<'_>,
     ns: &Namespace,
@@ -93,7 +93,10 @@ pub(super) fn session_keys(
         Some(write) => ns.idempotency_key(&s.session, &write.key),
         None => state.clone(),
     };
-    call.key(state).key(ns.history_key(&s.session)).key(record);
+    call.key(state)
+        .key(ns.history_key(&s.session))
+        .key(record)
+        .key(ns.versions_key(&s.session));
 }
 
 /// A session's script arguments, from its member on (see `lua/functions.lua`).
@@ -129,7 +132,7 @@ pub(super) fn session_args(call: &mut redis::ScriptInvocation<'_>, s: &SessionCo
             .arg(ms(write.ttl)),
         None => call.arg("").arg("").arg(""),
     };
-    call.arg(s.append.len());
+    call.arg(s.keep_versions).arg(s.append.len());
     for item in &s.append {
         call.arg(item.as_slice());
     }

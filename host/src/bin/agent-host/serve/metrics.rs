@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use agent_host::OutboundEvent;
 
 use agent_host::keys::{Name, Namespace};
-use agent_host::store::{Commit, Entry, Page, Snapshot};
+use agent_host::store::{Commit, Entry, Page, Snapshot, StoredVersion};
 use agent_host::{StateStore, StoreError};
 use async_trait::async_trait;
 use prometheus_client::encoding::EncodeLabelSet;
@@ -203,6 +203,14 @@ impl StateStore for Metered {
     }
     async fn ping(&self) -> Result<(), StoreError> {
         self.time("ping", self.inner.ping()).await
+    }
+    async fn versions(
+        &self,
+        ns: &Namespace,
+        session: &Name,
+    ) -> Result<Vec<StoredVersion>, StoreError> {
+        self.time("versions", self.inner.versions(ns, session))
+            .await
     }
     async fn claim_idempotency(
         &self,

@@ -1,6 +1,6 @@
--- Cluster: one session's writes (KEYS: state, history, idempotency; ARGV: now,
+-- Cluster: one session's writes (KEYS: state, history, idempotency, versions; ARGV: now,
 -- then the session's arguments). Returns -1 if a check fails (nothing written),
 -- otherwise the PTTL of the state and history keys.
 if not session_ok(KEYS[1], KEYS[2], KEYS[3], 2) then return -1 end
-local p1, p2 = session_apply(KEYS[1], KEYS[2], KEYS[3], 2)
+local p1, p2 = session_apply(KEYS[1], KEYS[2], KEYS[3], KEYS[4], 2, ARGV[1])
 return {p1, p2}

@@ -1,7 +1,7 @@
 -- One turn's writes, all or nothing (standalone Redis: every key on one server).
 --
--- KEYS: for each session its state, history and idempotency keys, then one key per
--- value, then the index names, index expiry and value index keys.
+-- KEYS: for each session its state, history, idempotency and versions keys, then
+-- one key per value, then the index names, index expiry and value index keys.
 -- ARGV: now (ms), session count, value count, most values ('' = no limit); per
 -- session its arguments (see functions.lua); per value: member, then its arguments.
 -- Returns 0; -1 if the value limit would be exceeded; or the 1-based position of
@@ -11,12 +11,13 @@ local ns, nv = tonumber(ARGV[2]), tonumber(ARGV[3])
 local idx_names, idx_exp, idx_vals = KEYS[#KEYS - 2], KEYS[#KEYS - 1], KEYS[#KEYS]
 local s, a = {}, 5
 for i = 1, ns do
-  s[i] = {x = a, st = KEYS[3 * i - 2], hi = KEYS[3 * i - 1], id = KEYS[3 * i]}
-  a = a + 13 + tonumber(ARGV[a + 12])
+  local k = 4 * i - 3
+  s[i] = {x = a, st = KEYS[k], hi = KEYS[k + 1], id = KEYS[k + 2], ve = KEYS[k + 3]}
+  a = a + 14 + tonumber(ARGV[a + 13])
 end
 local v = {}
 for j = 1, nv do
-  v[j] = {x = a + 1, member = ARGV[a], op = ARGV[a + 1], key = KEYS[3 * ns + j]}
+  v[j] = {x = a + 1, member = ARGV[a], op = ARGV[a + 1], key = KEYS[4 * ns + j]}
   a = a + 4
 end
 if ARGV[4] ~= '' and nv > 0 and over_limit(idx_vals, now, tonumber(ARGV[4]), v) then
@@ -29,7 +30,7 @@ for j = 1, nv do
   if not value_ok(v[j].key, v[j].x) then return ns + j end
 end
 for i = 1, ns do
-  local p1, p2 = session_apply(s[i].st, s[i].hi, s[i].id, s[i].x)
+  local p1, p2 = session_apply(s[i].st, s[i].hi, s[i].id, s[i].ve, s[i].x, now)
   index_session(idx_names, idx_exp, ARGV[s[i].x], p1, p2, now)
 end
 for j = 1, nv do

@@ -1,10 +1,10 @@
 -- The Lua functions every commit script is made of. A session's keys are its state,
--- history and idempotency record (the state key again when the turn has none). Its
--- arguments start at `x` (its member): expected version ('' = any), expected
--- history length ('' = any), clear ('1'/'0'), state op ('keep'/'put'/'del'), value,
--- version, pops, expiry ('keep', 'never', 'set:MS', 'extend:MS'), the idempotency
--- claim the record key must hold ('' = no record), the record, its TTL in ms, item
--- count, items... A value's
+-- history, idempotency record (the state key again when the turn has none) and kept
+-- versions. Its arguments start at `x` (its member): expected version ('' = any),
+-- expected history length ('' = any), clear ('1'/'0'), state op
+-- ('keep'/'put'/'del'), value, version, pops, expiry ('keep', 'never', 'set:MS',
+-- 'extend:MS'), the idempotency claim the record key must hold ('' = no record),
+-- the record, its TTL in ms, versions to keep, item count, items... A value's
 -- arguments start at `x` (its op, after its member): op ('set'/'del'/'add'), value
 -- or delta, ttl ms ('0' = never).
 local function session_ok(st, hi, id, x)
@@ -18,24 +18,8 @@ local function session_ok(st, hi, id, x)
   return true
 end
 
--- Applies a session's writes; returns the PTTL of its two keys afterwards.
-local function session_apply(st, hi, id, x)
-  local n = tonumber(ARGV[x + 12])
-  if ARGV[x + 9] ~= '' then redis.call('SET', id, ARGV[x + 10], 'PX', ARGV[x + 11]) end
-  if ARGV[x + 3] == '1' then redis.call('DEL', st, hi) end
-  local op = ARGV[x + 4]
-  if op == 'put' then
-    redis.call('HSET', st, 'v', ARGV[x + 5], 'ver', ARGV[x + 6])
-  elseif op == 'del' then
-    redis.call('DEL', st)
-  end
-  local pops = tonumber(ARGV[x + 7])
-  if pops > 0 then redis.call('RPOP', hi, pops) end
-  -- Lua's unpack refuses about 8,000 values at once: push in batches.
-  for first = x + 13, x + 12 + n, 1000 do
-    redis.call('RPUSH', hi, unpack(ARGV, first, math.min(first + 999, x + 12 + n)))
-  end
-  local e = ARGV[x + 8]
+-- Applies expiry `e` to the state and history keys; returns their PTTLs.
+local function session_expiry(st, hi, e)
   if e == 'never' then
     redis.call('PERSIST', st)
     redis.call('PERSIST', hi)
@@ -54,6 +38,51 @@ local function session_apply(st, hi, id, x)
     redis.call('PEXPIRE', hi, string.sub(e, 8), 'GT')
   end
   return redis.call('PTTL', st), redis.call('PTTL', hi)
+end
+
+-- The kept versions live and expire with the session (p1, p2: its keys' PTTLs).
+local function versions_follow(ve, p1, p2)
+  if p1 == -2 and p2 == -2 then
+    redis.call('DEL', ve)
+  elseif p1 == -1 or p2 == -1 then
+    redis.call('PERSIST', ve)
+  else
+    redis.call('PEXPIRE', ve, math.max(p1, p2))
+  end
+end
+
+-- Applies a session's writes; returns the PTTL of its state and history keys
+-- afterwards. With versions kept, the replaced state document goes to the front of
+-- the versions list as `<version> <written at ms> <history length> <document>`.
+local function session_apply(st, hi, id, ve, x, now)
+  local keep, n = tonumber(ARGV[x + 12]), tonumber(ARGV[x + 13])
+  if ARGV[x + 9] ~= '' then redis.call('SET', id, ARGV[x + 10], 'PX', ARGV[x + 11]) end
+  if ARGV[x + 3] == '1' then redis.call('DEL', st, hi, ve) end
+  local op = ARGV[x + 4]
+  if keep > 0 and op ~= 'keep' then
+    local old = redis.call('HMGET', st, 'v', 'ver', 'at', 'hl')
+    if old[1] then
+      redis.call('LPUSH', ve, (old[2] or '0') .. ' ' .. (old[3] or '0') .. ' ' .. (old[4] or '0') .. ' ' .. old[1])
+      redis.call('LTRIM', ve, 0, keep - 1)
+    end
+  end
+  if op == 'put' then
+    redis.call('HSET', st, 'v', ARGV[x + 5], 'ver', ARGV[x + 6])
+  elseif op == 'del' then
+    redis.call('DEL', st)
+  end
+  local pops = tonumber(ARGV[x + 7])
+  if pops > 0 then redis.call('RPOP', hi, pops) end
+  -- Lua's unpack refuses about 8,000 values at once: push in batches.
+  for first = x + 14, x + 13 + n, 1000 do
+    redis.call('RPUSH', hi, unpack(ARGV, first, math.min(first + 999, x + 13 + n)))
+  end
+  if keep > 0 and op == 'put' then
+    redis.call('HSET', st, 'at', now, 'hl', redis.call('LLEN', hi))
+  end
+  local p1, p2 = session_expiry(st, hi, ARGV[x + 8])
+  if keep > 0 or ARGV[x + 3] == '1' then versions_follow(ve, p1, p2) end
+  return p1, p2
 end
 
 local function index_session(names, exp, member, p1, p2, now)
