@@ -267,4 +267,11 @@ pub enum Error {
     /// The wasm engine could not be set up.
     #[error("engine: {0}")]
     Engine(String),
+    /// What the call names does not exist (a kept version).
+    #[error("{0}")]
+    NotFound(String),
+    /// The call conflicts with what is stored (a fork into a session that exists,
+    /// a session that kept changing).
+    #[error("{0}")]
+    Conflict(String),
 }

@@ -10,6 +10,7 @@
 //! - [`store`]: the [`StateStore`] trait and its backends ([`RedisStore`],
 //!   [`EmbeddedStore`]).
 //! - [`admin`]: sessions by namespace, for operator tools.
+//! - [`checkpoints`]: a session's kept state versions: list, read, roll back, fork.
 //! - [`keys`]: how namespaces, session ids and keys become store keys.
 //! - [`error`]: one error type per audience.
 //! - `guest_text`: plugin-written text made safe for logs (escaped, bounded).
@@ -49,6 +50,7 @@ pub mod admin;
 mod bindings;
 mod cache;
 mod capture;
+pub mod checkpoints;
 pub mod config;
 pub mod config_file;
 pub mod error;

@@ -14,11 +14,13 @@ mod builder;
 mod turns;
 
 pub use builder::{DEFAULT_ROOT, HostBuilder};
+pub(crate) use turns::backoff;
 pub use turns::{TurnAnswer, TurnOptions};
 
 use crate::admin;
 use crate::bindings::AgentPluginPre;
 use crate::cache;
+use crate::checkpoints;
 use crate::config::PluginConfig;
 use crate::error::{Error, TurnError};
 use crate::guest_text::escaped;
@@ -29,7 +31,7 @@ use crate::reuse::IdleInstances;
 use crate::sandbox::{self, TurnCtx};
 use crate::session_locks::SessionLocks;
 use crate::state::{PluginScope, StateCtx};
-use crate::store::{Entry, Page, StateStore};
+use crate::store::{Entry, Page, StateStore, StoredVersion};
 use crate::turn::Turn;
 
 /// Most bytes of a plugin's `describe` name or version that the host keeps.
@@ -317,6 +319,50 @@ impl Host {
     pub async fn clear_session(&self, plugin_id: &str, session: &str) -> Result<bool, Error> {
         let scope = self.scope(plugin_id)?;
         admin::clear_session(self.inner.store.as_ref(), &scope.ns, session).await
+    }
+
+    /// The session's current state and its kept versions, newest first (see
+    /// [`PluginConfig::with_keep_versions`]).
+    pub async fn versions(
+        &self,
+        plugin_id: &str,
+        session: &str,
+    ) -> Result<Vec<checkpoints::VersionInfo>, Error> {
+        let scope = self.scope(plugin_id)?;
+        checkpoints::versions(self.inner.store.as_ref(), &scope.ns, session).await
+    }
+
+    /// Version `version` of the session's state, if it is the current one or kept.
+    pub async fn load_version(
+        &self,
+        plugin_id: &str,
+        session: &str,
+        version: u64,
+    ) -> Result<Option<StoredVersion>, Error> {
+        let scope = self.scope(plugin_id)?;
+        checkpoints::load_version(self.inner.store.as_ref(), &scope.ns, session, version).await
+    }
+
+    /// Writes kept version `to`'s document as the session's new state version;
+    /// returns its number. Nothing is erased: the replaced document is kept too.
+    pub async fn rollback(&self, plugin_id: &str, session: &str, to: u64) -> Result<u64, Error> {
+        let scope = self.scope(plugin_id)?;
+        let store = self.inner.store.as_ref();
+        checkpoints::rollback(store, &scope.ns, &scope.config, session, to).await
+    }
+
+    /// Copies version `from_version` of `session`'s state, and its history up to
+    /// the moment it was written, into the new session `to`.
+    pub async fn fork(
+        &self,
+        plugin_id: &str,
+        session: &str,
+        from_version: u64,
+        to: &str,
+    ) -> Result<checkpoints::Forked, Error> {
+        let scope = self.scope(plugin_id)?;
+        let store = self.inner.store.as_ref();
+        checkpoints::fork(store, &scope.ns, &scope.config, session, from_version, to).await
     }
 
     fn scope(&self, plugin_id: &str) -> Result<Arc<PluginScope>, Error> {

@@ -361,7 +361,7 @@ enum Attempt {
 
 /// Waits 1-2 ms, then 2-4 ms, 4-8 ms... (at most 64-128 ms), so turns that
 /// conflicted do not meet again.
-fn backoff(attempt: u32) -> Duration {
+pub(crate) fn backoff(attempt: u32) -> Duration {
     let base = 1u64 << attempt.min(7).saturating_sub(1);
     let jitter = RandomState::new().hash_one(Instant::now()) % (base * 1000);
     Duration::from_micros(base * 1000 + jitter)
