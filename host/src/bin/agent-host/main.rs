@@ -2,6 +2,7 @@
 //! (and, for `serve`, to the HTTP layer in `serve.rs`).
 
 mod serve;
+mod views;
 
 use std::io::{IsTerminal, Read};
 use std::path::{Path, PathBuf};
@@ -11,12 +12,11 @@ use std::time::Duration;
 
 use agent_host::config_file::ConfigFile;
 use agent_host::{
-    EmbeddedStore, Host, Limits, PluginConfig, RedisOptions, RedisStore, SessionSnapshot,
-    StateStore, TurnOptions, admin,
+    EmbeddedStore, Host, Limits, PluginConfig, RedisOptions, RedisStore, StateStore, TurnOptions,
+    admin, checkpoints,
 };
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
-use serde_json::json;
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
@@ -158,6 +158,35 @@ enum SessionsAction {
         /// The session id.
         session: String,
     },
+    /// A session's current state version and its kept ones (`keep_versions`) as
+    /// JSON, newest first; with --version, that version's document.
+    Versions {
+        /// The session id.
+        session: String,
+        /// Show this version's document.
+        #[arg(long)]
+        version: Option<u64>,
+    },
+    /// Write a kept version's document as the session's new version (nothing is
+    /// erased); prints the new version number.
+    Rollback {
+        /// The session id.
+        session: String,
+        /// The version to go back to.
+        #[arg(long)]
+        to: u64,
+    },
+    /// Copy a version of a session, and its history up to then, into a new session.
+    Fork {
+        /// The session id.
+        session: String,
+        /// The version to copy.
+        #[arg(long)]
+        from_version: u64,
+        /// The new session's id (it must not exist).
+        #[arg(long)]
+        to: String,
+    },
 }
 
 #[derive(clap::Args)]
@@ -270,6 +299,14 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The configuration the file gives `plugin`.
+fn plugin_config(file: &ConfigFile, plugin: &str) -> anyhow::Result<PluginConfig> {
+    match file.plugin(plugin) {
+        Some(section) => Ok(section.config()),
+        None => anyhow::bail!("the config file has no plugin {plugin:?}"),
+    }
+}
+
 /// `agent-host` in the user's cache directory: `$XDG_CACHE_HOME`, else `~/.cache`.
 fn default_cache_dir() -> Option<PathBuf> {
     let base = std::env::var_os("XDG_CACHE_HOME")
@@ -323,7 +360,7 @@ async fn sessions(args: SessionsArgs) -> anyhow::Result<()> {
             if !snapshot.exists {
                 anyhow::bail!("plugin {plugin} has no session {session:?}");
             }
-            let body = session_json(&session, &snapshot);
+            let body = views::session_json(&session, &snapshot);
             println!("{}", serde_json::to_string_pretty(&body)?);
         }
         SessionsAction::Delete { session } => {
@@ -332,29 +369,36 @@ async fn sessions(args: SessionsArgs) -> anyhow::Result<()> {
             }
             println!("deleted {session}");
         }
+        SessionsAction::Versions { session, version } => {
+            let body = match version {
+                None => views::versions_json(&checkpoints::versions(store, &ns, &session).await?),
+                Some(v) => match checkpoints::load_version(store, &ns, &session, v).await? {
+                    Some(found) => views::version_json(&found),
+                    None => anyhow::bail!("session {session:?} has no version {v}"),
+                },
+            };
+            println!("{}", serde_json::to_string_pretty(&body)?);
+        }
+        SessionsAction::Rollback { session, to } => {
+            let config = plugin_config(&file, &plugin)?;
+            let version = checkpoints::rollback(store, &ns, &config, &session, to).await?;
+            println!("{session} is at version {version} (the document of version {to})");
+        }
+        SessionsAction::Fork {
+            session,
+            from_version,
+            to,
+        } => {
+            let config = plugin_config(&file, &plugin)?;
+            let forked =
+                checkpoints::fork(store, &ns, &config, &session, from_version, &to).await?;
+            println!(
+                "forked {session} version {from_version} into {to} ({} history items)",
+                forked.history_len
+            );
+        }
     }
     Ok(())
-}
-
-/// A session as JSON (the same shape as the HTTP API's).
-pub(crate) fn session_json(session: &str, s: &SessionSnapshot) -> serde_json::Value {
-    json!({
-        "session": session,
-        "state": s.state.as_ref().map(|e| bytes_json(&e.value)),
-        "version": s.state.as_ref().map_or(0, |e| e.version),
-        "history_len": s.history_len,
-        "history": s.history.iter().map(|i| bytes_json(i)).collect::<Vec<_>>(),
-        "ttl_ms": s.ttl.map(|t| t.as_millis() as u64),
-    })
-}
-
-/// Stored bytes as JSON: the text when it is UTF-8 (what the SDK writes), otherwise
-/// `{"hex": "..."}`, so nothing is altered on the way.
-fn bytes_json(bytes: &[u8]) -> serde_json::Value {
-    match std::str::from_utf8(bytes) {
-        Ok(text) => json!(text),
-        Err(_) => json!({ "hex": bytes.iter().map(|b| format!("{b:02x}")).collect::<String>() }),
-    }
 }
 
 fn inspect(path: &Path) -> anyhow::Result<()> {

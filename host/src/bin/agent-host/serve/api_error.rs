@@ -73,6 +73,8 @@ impl From<Error> for ApiError {
             Error::Invalid(_) => {
                 Self::new(StatusCode::BAD_REQUEST, "invalid_argument", e.to_string())
             }
+            Error::NotFound(_) => Self::new(StatusCode::NOT_FOUND, "no_version", e.to_string()),
+            Error::Conflict(_) => Self::new(StatusCode::CONFLICT, "conflict", e.to_string()),
             Error::Store(StoreError::Unavailable(_)) => Self::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "store_unavailable",

@@ -20,6 +20,7 @@ mod auth;
 mod connections;
 mod metrics;
 mod routes;
+mod versions;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -23,7 +23,7 @@ use super::metrics::{PluginLabel, TurnLabels};
 /// The API's routes over `app`. Every answer that is not a success has the one
 /// error body (`ApiError`), unknown paths and methods included.
 pub(super) fn router(app: Arc<App>) -> Router {
-    Router::new()
+    let router = Router::new()
         .route("/v1/plugins", get(list_plugins))
         .route(
             "/v1/plugins/{plugin}/sessions/{session}/turns",
@@ -37,7 +37,8 @@ pub(super) fn router(app: Arc<App>) -> Router {
             get(show_session).delete(delete_session),
         )
         .route("/healthz", get(healthz))
-        .route("/metrics", get(metrics))
+        .route("/metrics", get(metrics));
+    super::versions::routes(router)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(app)
@@ -225,7 +226,7 @@ async fn show_session(
     if !snapshot.exists {
         return Err(no_session(&plugin, &session));
     }
-    Ok(axum::Json(crate::session_json(&session, &snapshot)).into_response())
+    Ok(axum::Json(crate::views::session_json(&session, &snapshot)).into_response())
 }
 
 async fn delete_session(
