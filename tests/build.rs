@@ -16,6 +16,7 @@ const PLUGINS: &[(&str, &str)] = &[
     ("counter", "tests/plugins/counter"),
     ("bench-agent", "tests/plugins/bench-agent"),
     ("hostile", "tests/plugins/hostile"),
+    ("legacy", "tests/plugins/legacy"),
     ("chat-memory", "examples/chat-memory"),
     ("notes", "examples/notes"),
     ("llm-chat", "examples/llm-chat"),

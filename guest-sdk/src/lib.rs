@@ -56,6 +56,8 @@ use raw::agent::state::agent_state as wit;
 
 /// The error a state call returns, as the host sent it.
 pub use wit::Error as StateError;
+/// A kept state version of a session ([`Session::versions`]).
+pub use wit::VersionInfo;
 
 /// What can go wrong in a plugin.
 #[derive(Debug)]
@@ -197,6 +199,21 @@ impl Session {
             if_version: options.if_version,
         };
         Ok(wit::save(&self.id, &encode(value)?, options)?)
+    }
+
+    /// The session's committed state version and the earlier ones the operator
+    /// keeps (`keep_versions`), newest first, without their documents. This
+    /// turn's own saves show once it has committed.
+    pub fn versions(&self) -> Result<Vec<VersionInfo>> {
+        Ok(wit::versions(&self.id)?)
+    }
+
+    /// A committed or kept version of the state document, decoded.
+    pub fn load_version<T: DeserializeOwned>(&self, version: u64) -> Result<Option<T>> {
+        match wit::load_version(&self.id, version)? {
+            None => Ok(None),
+            Some(entry) => Ok(Some(decode(&entry.value)?)),
+        }
     }
 
     /// Deletes the state document (the history stays); true if it existed.

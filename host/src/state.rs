@@ -4,7 +4,9 @@
 
 use std::time::Duration;
 
-use crate::bindings::agent_state::{self, Entry, Error as WitError, Page, SaveOptions};
+use crate::bindings::agent_state::{
+    self, Entry, Error as WitError, Page, SaveOptions, VersionInfo,
+};
 use crate::config::PluginConfig;
 use crate::error::{StateError, StoreError};
 use crate::keys::{Name, Namespace, check_name};
@@ -89,6 +91,36 @@ impl agent_state::Host for StateCtx {
     async fn delete(&mut self, session: String) -> Result<bool, StateError> {
         let session = Name::session(session)?;
         self.turn.delete(&session).await
+    }
+
+    async fn versions(&mut self, session: String) -> Result<Vec<VersionInfo>, StateError> {
+        let session = Name::session(session)?;
+        let versions = self.turn.versions(&session).await?;
+        Ok(versions
+            .iter()
+            .map(|v| VersionInfo {
+                version: v.version,
+                written_at_ms: v.written_at_ms,
+                bytes: v.value.len() as u64,
+                history_len: v.history_len,
+            })
+            .collect())
+    }
+
+    async fn load_version(
+        &mut self,
+        session: String,
+        version: u64,
+    ) -> Result<Option<Entry>, StateError> {
+        let session = Name::session(session)?;
+        let versions = self.turn.versions(&session).await?;
+        Ok(versions
+            .into_iter()
+            .find(|v| v.version == version)
+            .map(|v| Entry {
+                value: v.value,
+                version: v.version,
+            }))
     }
 
     async fn append(&mut self, session: String, items: Vec<Vec<u8>>) -> Result<u64, StateError> {

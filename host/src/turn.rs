@@ -16,7 +16,7 @@ use crate::keys::Name;
 use crate::state::PluginScope;
 use crate::store::{
     Commit, Entry, Expiry, ExpiryChange, Page, SessionCommit, Snapshot, StateChange, StateStore,
-    ValueChange,
+    StoredVersion, ValueChange,
 };
 
 /// The staged state of one turn.
@@ -435,6 +435,15 @@ impl Turn {
             .list_sessions(&self.scope.ns, cursor, limit)
             .await;
         self.check(page)
+    }
+
+    /// Kept versions read the store: this turn's own saves appear after it commits.
+    pub(crate) async fn versions(
+        &mut self,
+        session: &Name,
+    ) -> Result<Vec<StoredVersion>, StateError> {
+        let versions = self.store.versions(&self.scope.ns, session).await;
+        self.check(versions)
     }
 
     pub(crate) async fn get(&mut self, key: &Name) -> Result<Option<Vec<u8>>, StateError> {

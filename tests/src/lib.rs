@@ -32,6 +32,8 @@ pub mod plugins {
     pub const COUNTER: &str = env!("PLUGIN_COUNTER");
     /// Floods, forges and bloats what reaches the host (see its source).
     pub const HOSTILE: &str = env!("PLUGIN_HOSTILE");
+    /// A counter built against the frozen `agent:state@0.1.0` WIT, without the SDK.
+    pub const LEGACY: &str = env!("PLUGIN_LEGACY");
     /// One typical agent turn, for the benchmark.
     pub const BENCH_AGENT: &str = env!("PLUGIN_BENCH_AGENT");
     /// The chat-memory example.

@@ -13,6 +13,8 @@ conformance!(
     a_fork_copies_a_version_and_the_history_it_had,
     versions_expire_and_go_with_their_session,
     rollbacks_among_concurrent_turns_lose_no_update,
+    a_plugin_reads_its_sessions_kept_versions,
+    a_plugin_built_against_the_first_wit_still_runs,
 );
 
 async fn probe_host(backend: &Backend, config: PluginConfig) -> Host {
@@ -184,4 +186,41 @@ async fn rollbacks_among_concurrent_turns_lose_no_update(backend: Backend) {
     let numbers: Vec<u64> = versions.iter().map(|v| v.version).collect();
     let expected: Vec<u64> = (1..=26).rev().collect();
     assert_eq!(numbers, expected);
+}
+
+async fn a_plugin_reads_its_sessions_kept_versions(backend: Backend) {
+    let host = probe_host(&backend, PluginConfig::new("p", "t").with_keep_versions(2)).await;
+    for value in ["one", "two", "three"] {
+        append_and_save(&host, "s", value, value).await;
+    }
+    let ops = json!([
+        {"op": "versions", "session": "s"},
+        {"op": "load-version", "session": "s", "version": 2},
+        {"op": "load-version", "session": "s", "version": 1},
+        {"op": "save", "session": "s", "value": "four"},
+        {"op": "versions", "session": "s"},
+        {"op": "versions", "session": "bad\nid"},
+    ]);
+    let results = probe(&host, "p", ops).await;
+    // [version, bytes, history length, written at known]
+    let listed = json!([[3, 5, 3, true], [2, 3, 2, true], [1, 3, 1, true]]);
+    assert_eq!(results[0], json!({"ok": listed}));
+    assert_eq!(results[1], json!({"ok": {"value": "two", "version": 2}}));
+    // Kept: the current one and the two before it.
+    assert_eq!(results[2], json!({"ok": {"value": "one", "version": 1}}));
+    // The turn's own save shows once it commits.
+    assert_eq!(results[4], json!({"ok": listed}));
+    assert_eq!(results[5]["err"]["kind"], "invalid-key", "{}", results[5]);
+    let after = host.versions("p", "s").await.unwrap();
+    assert_eq!(
+        after.iter().map(|v| v.version).collect::<Vec<_>>(),
+        [4, 3, 2]
+    );
+}
+
+async fn a_plugin_built_against_the_first_wit_still_runs(backend: Backend) {
+    let host = backend.host();
+    load(&host, PluginConfig::new("legacy", "t"), plugins::LEGACY).await;
+    assert_eq!(host.run_turn("legacy", "s", "x").await.unwrap(), "1");
+    assert_eq!(host.run_turn("legacy", "s", "x").await.unwrap(), "2");
 }

@@ -14,6 +14,13 @@ enum Op {
     Load {
         session: String,
     },
+    Versions {
+        session: String,
+    },
+    LoadVersion {
+        session: String,
+        version: u64,
+    },
     Save {
         session: String,
         value: String,
@@ -83,6 +90,18 @@ fn run(op: Op) -> std::result::Result<Value, StateError> {
         if_version,
     };
     Ok(match op {
+        Op::Versions { session } => {
+            let versions = wit::versions(&session)?;
+            let list: Vec<Value> = versions
+                .iter()
+                .map(|v| json!([v.version, v.bytes, v.history_len, v.written_at_ms > 0]))
+                .collect();
+            json!(list)
+        }
+        Op::LoadVersion { session, version } => match wit::load_version(&session, version)? {
+            Some(e) => json!({"value": text(e.value), "version": e.version}),
+            None => Value::Null,
+        },
         Op::Load { session } => match wit::load(&session)? {
             Some(e) => json!({"value": text(e.value), "version": e.version}),
             None => Value::Null,
