@@ -54,7 +54,7 @@ impl Host {
     /// The turn's writes are committed in one atomic step when `handle` returns
     /// (`Ok` or `Err`); if the plugin is stopped (trap, deadline, memory) nothing is
     /// written. If the session changed since the turn read it, the turn is run
-    /// again, up to [`HostBuilder::max_attempts`] times, then
+    /// again, up to [`HostBuilder::max_attempts`](crate::HostBuilder::max_attempts) times, then
     /// [`TurnError::Conflict`].
     pub async fn run_turn(
         &self,

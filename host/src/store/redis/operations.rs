@@ -1,0 +1,257 @@
+//! The [`StateStore`] operations on Redis: a session's snapshot and reads in one
+//! pipeline each, listing through the session index, and the commit (one script
+//! on a standalone server, per slot on a cluster).
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use super::RedisStore;
+use super::connection::Conn;
+use super::scripts::{commit_invocation, now_ms};
+use crate::error::StoreError;
+use crate::keys::{Name, Namespace};
+use crate::store::{Commit, Entry, Page, Snapshot, StateStore, StoredVersion};
+
+#[async_trait]
+impl StateStore for RedisStore {
+    async fn snapshot(
+        &self,
+        ns: &Namespace,
+        session: &Name,
+        tail: u32,
+    ) -> Result<Snapshot, StoreError> {
+        let (state, hist) = (ns.state_key(session), ns.history_key(session));
+        let mut pipe = redis::pipe();
+        pipe.cmd("HMGET").arg(&state).arg("v").arg("ver");
+        pipe.cmd("LLEN").arg(&hist);
+        pipe.cmd("PTTL").arg(&state);
+        pipe.cmd("PTTL").arg(&hist);
+        type Head = ((Option<Vec<u8>>, Option<u64>), u64, i64, i64);
+        let (((value, version), history_len, a, b), tail) = if tail > 0 {
+            pipe.cmd("LRANGE").arg(&hist).arg(-i64::from(tail)).arg(-1);
+            let (v, len, a, b, items): (_, _, _, _, Vec<Vec<u8>>) = self.pipe(&pipe).await?;
+            ((v, len, a, b), items)
+        } else {
+            (self.pipe::<Head>(&pipe).await?, Vec::new())
+        };
+        Ok(Snapshot {
+            state: value.map(|value| Entry {
+                value,
+                version: version.unwrap_or(0),
+            }),
+            history_len,
+            tail,
+            ttl: session_ttl(a, b),
+        })
+    }
+
+    async fn load(&self, ns: &Namespace, session: &Name) -> Result<Option<Entry>, StoreError> {
+        let (value, version): (Option<Vec<u8>>, Option<u64>) = self
+            .query(
+                redis::cmd("HMGET")
+                    .arg(ns.state_key(session))
+                    .arg("v")
+                    .arg("ver"),
+            )
+            .await?;
+        Ok(value.map(|value| Entry {
+            value,
+            version: version.unwrap_or(0),
+        }))
+    }
+
+    async fn items(
+        &self,
+        ns: &Namespace,
+        session: &Name,
+        last: u32,
+    ) -> Result<Vec<Vec<u8>>, StoreError> {
+        if last == 0 {
+            return Ok(Vec::new());
+        }
+        self.query(
+            redis::cmd("LRANGE")
+                .arg(ns.history_key(session))
+                .arg(-i64::from(last))
+                .arg(-1),
+        )
+        .await
+    }
+
+    async fn ttl(&self, ns: &Namespace, session: &Name) -> Result<Option<Duration>, StoreError> {
+        let mut pipe = redis::pipe();
+        pipe.cmd("PTTL").arg(ns.state_key(session));
+        pipe.cmd("PTTL").arg(ns.history_key(session));
+        let (a, b): (i64, i64) = self.pipe(&pipe).await?;
+        Ok(session_ttl(a, b))
+    }
+
+    async fn list_sessions(
+        &self,
+        ns: &Namespace,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<Page, StoreError> {
+        let candidates = match self.conn {
+            Conn::Cluster(_) => self.bucket_candidates(ns, cursor, limit).await?,
+            _ => {
+                let (names, expiry) = (ns.index_names_key(), ns.index_expiry_key());
+                self.index_candidates(&names, &expiry, cursor, limit)
+                    .await?
+            }
+        };
+        let next = (candidates.len() >= limit as usize)
+            .then(|| candidates.last().cloned())
+            .flatten();
+        if candidates.is_empty() {
+            return Ok(Page::default());
+        }
+
+        // The index may name a session that expired a moment ago or whose last
+        // key went away outside a commit: check each one (on a cluster, one call
+        // per session, as their keys live in different slots).
+        if let Conn::Cluster(_) = self.conn {
+            let mut sessions = Vec::new();
+            for raw in candidates {
+                let Ok(name) = Name::session(raw) else {
+                    continue;
+                };
+                let n: i64 = self
+                    .query(
+                        redis::cmd("EXISTS")
+                            .arg(ns.state_key(&name))
+                            .arg(ns.history_key(&name)),
+                    )
+                    .await?;
+                if n > 0 {
+                    sessions.push(name.as_str().to_owned());
+                }
+            }
+            return Ok(Page {
+                sessions,
+                cursor: next,
+            });
+        }
+        let mut pipe = redis::pipe();
+        let mut checked = Vec::with_capacity(candidates.len());
+        for raw in candidates {
+            // Every member was written from a valid `Name`.
+            let Ok(name) = Name::session(raw) else {
+                continue;
+            };
+            pipe.cmd("EXISTS")
+                .arg(ns.state_key(&name))
+                .arg(ns.history_key(&name));
+            checked.push(name);
+        }
+        let exists: Vec<i64> = self.pipe(&pipe).await?;
+        let sessions = checked
+            .into_iter()
+            .zip(exists)
+            .filter(|(_, n)| *n > 0)
+            .map(|(name, _)| name.as_str().to_owned())
+            .collect();
+        Ok(Page {
+            sessions,
+            cursor: next,
+        })
+    }
+
+    async fn get(&self, ns: &Namespace, key: &Name) -> Result<Option<Vec<u8>>, StoreError> {
+        self.query(redis::cmd("GET").arg(ns.value_key(key))).await
+    }
+
+    async fn count_values(&self, ns: &Namespace) -> Result<u64, StoreError> {
+        self.query(
+            redis::cmd("ZCOUNT")
+                .arg(ns.index_values_key())
+                .arg(format!("({}", now_ms()))
+                .arg("+inf"),
+        )
+        .await
+    }
+
+    async fn commit(&self, ns: &Namespace, commit: Commit) -> Result<(), StoreError> {
+        let commit = &commit;
+        if commit.is_empty() {
+            return Ok(());
+        }
+        if let Conn::Cluster(_) = self.conn {
+            return self.commit_per_slot(ns, commit).await;
+        }
+        let call = commit_invocation(&self.scripts.commit, ns, commit);
+        let failed: i64 = self
+            .call(|mut conn| async move { call.invoke_async(&mut conn).await })
+            .await?;
+        if let (0, Some((replicas, timeout))) = (failed, self.wait) {
+            let acked: u32 = self
+                .query(
+                    redis::cmd("WAIT")
+                        .arg(replicas)
+                        .arg(timeout.as_millis().max(1) as u64),
+                )
+                .await?;
+            if acked < replicas {
+                tracing::warn!(
+                    acked,
+                    replicas,
+                    "commit not acknowledged by enough replicas"
+                );
+                return Err(StoreError::Unavailable(format!(
+                    "the commit reached {acked} of {replicas} replicas in time"
+                )));
+            }
+        }
+        match failed {
+            0 => Ok(()),
+            -1 => Err(StoreError::QuotaExceeded(format!(
+                "at most {} plugin-wide values",
+                commit.max_values.unwrap_or_default()
+            ))),
+            _ => Err(StoreError::Conflict),
+        }
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        let _: String = self.query(&redis::cmd("PING")).await?;
+        Ok(())
+    }
+
+    async fn versions(
+        &self,
+        ns: &Namespace,
+        session: &Name,
+    ) -> Result<Vec<StoredVersion>, StoreError> {
+        self.read_versions(ns, session).await
+    }
+
+    async fn claim_idempotency(
+        &self,
+        ns: &Namespace,
+        session: &Name,
+        key: &str,
+        claim: &[u8],
+        ttl: Duration,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        self.claim(ns, session, key, claim, ttl).await
+    }
+
+    async fn release_idempotency(
+        &self,
+        ns: &Namespace,
+        session: &Name,
+        key: &str,
+        claim: &[u8],
+    ) -> Result<(), StoreError> {
+        self.release(ns, session, key, claim).await
+    }
+}
+
+/// A session's TTL from the PTTL of its two keys (-2: no key, -1: no expiry).
+fn session_ttl(state: i64, history: i64) -> Option<Duration> {
+    if state == -1 || history == -1 || state.max(history) < 0 {
+        return None;
+    }
+    Some(Duration::from_millis(state.max(history).unsigned_abs()))
+}
