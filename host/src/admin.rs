@@ -5,7 +5,7 @@
 use crate::error::Error;
 use crate::host::SessionSnapshot;
 use crate::keys::{Name, Namespace};
-use crate::store::{Commit, ExpiryChange, Page, SessionCommit, StateChange, StateStore};
+use crate::store::{Commit, Page, SessionCommit, StateStore};
 
 /// A session's state, newest `last` history items and TTL.
 pub async fn inspect(
@@ -49,16 +49,8 @@ pub async fn clear_session(
     let existed = before.state.is_some() || before.history_len > 0;
     let commit = Commit {
         sessions: vec![SessionCommit {
-            session,
-            expect_version: None,
-            expect_history_len: None,
             clear: true,
-            state: StateChange::Keep,
-            pops: 0,
-            append: Vec::new(),
-            expiry: ExpiryChange::Keep,
-            idempotency: None,
-            keep_versions: 0,
+            ..SessionCommit::new(session)
         }],
         ..Commit::default()
     };

@@ -203,16 +203,9 @@ pub async fn fork(
 /// (a write starts it again, as a turn's save does) and versions kept.
 fn write(session: &Name, config: &PluginConfig) -> SessionCommit {
     SessionCommit {
-        session: session.clone(),
-        expect_version: None,
-        expect_history_len: None,
-        clear: false,
-        state: StateChange::Keep,
-        pops: 0,
-        append: Vec::new(),
         expiry: ExpiryChange::Set(Expiry::from_ttl(config.default_ttl)),
-        idempotency: None,
         keep_versions: config.keep_versions,
+        ..SessionCommit::new(session.clone())
     }
 }
 

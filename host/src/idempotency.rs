@@ -19,9 +19,7 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{StoreError, TurnError};
 use crate::keys::{Name, Namespace};
-use crate::store::{
-    Commit, ExpiryChange, IdempotencyWrite, SessionCommit, StateChange, StateStore,
-};
+use crate::store::{Commit, IdempotencyWrite, SessionCommit, StateStore};
 
 /// Longest idempotency key, in bytes.
 pub const MAX_KEY_BYTES: usize = 255;
@@ -190,16 +188,8 @@ pub(crate) fn add_record(commit: &mut Commit, session: &Name, write: Idempotency
         return;
     }
     commit.sessions.push(SessionCommit {
-        session: session.clone(),
-        expect_version: None,
-        expect_history_len: None,
-        clear: false,
-        state: StateChange::Keep,
-        pops: 0,
-        append: Vec::new(),
-        expiry: ExpiryChange::Keep,
         idempotency: Some(write),
-        keep_versions: 0,
+        ..SessionCommit::new(session.clone())
     });
 }
 

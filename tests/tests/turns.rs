@@ -157,16 +157,6 @@ async fn a_typical_turn_costs_two_round_trips() {
             })
             .collect()
     };
-    let info = |c: &mut MultiplexedConnection| {
-        let mut c = c.clone();
-        async move {
-            redis::cmd("INFO")
-                .arg("commandstats")
-                .query_async::<String>(&mut c)
-                .await
-                .unwrap()
-        }
-    };
     let before = stats(info(&mut conn).await);
     let trips_before = counter.round_trips();
     const TURNS: u64 = 50;
@@ -191,6 +181,15 @@ async fn a_typical_turn_costs_two_round_trips() {
     assert_eq!(delta.get("get"), None);
 }
 
+/// `INFO commandstats`.
+async fn info(conn: &mut MultiplexedConnection) -> String {
+    redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(conn)
+        .await
+        .unwrap()
+}
+
 /// The round trips and `LRANGE` calls of one probe turn running `ops`, and its results.
 async fn probe_costs(
     host: &Host,
@@ -199,16 +198,6 @@ async fn probe_costs(
     ops: serde_json::Value,
 ) -> (u64, u64, Vec<serde_json::Value>) {
     let lranges = |info: String| agent_host_tests::command_calls(&info, |c| c == "lrange");
-    let info = |c: &mut MultiplexedConnection| {
-        let mut c = c.clone();
-        async move {
-            redis::cmd("INFO")
-                .arg("commandstats")
-                .query_async::<String>(&mut c)
-                .await
-                .unwrap()
-        }
-    };
     let (trips, before) = (store.round_trips(), lranges(info(conn).await));
     let results = agent_host_tests::probe(host, "p", ops).await;
     let trips = store.round_trips() - trips;

@@ -136,6 +136,24 @@ pub struct StoredVersion {
     pub value: Vec<u8>,
 }
 
+impl SessionCommit {
+    /// A commit of `session` that checks and writes nothing (yet).
+    pub fn new(session: Name) -> Self {
+        Self {
+            session,
+            expect_version: None,
+            expect_history_len: None,
+            clear: false,
+            state: StateChange::Keep,
+            pops: 0,
+            append: Vec::new(),
+            expiry: ExpiryChange::Keep,
+            idempotency: None,
+            keep_versions: 0,
+        }
+    }
+}
+
 /// Replaces a turn's claim on an idempotency key with the turn's record, in the
 /// commit of the turn's session: the commit fails with [`StoreError::Conflict`] if
 /// the key no longer holds `claim`.
