@@ -12,6 +12,7 @@
 //! key for longer.
 
 use std::hash::{BuildHasher, RandomState};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -157,6 +158,63 @@ impl Claim {
         {
             tracing::warn!(error = %e, "an idempotency claim could not be given back; it expires by itself");
         }
+    }
+}
+
+/// A claim a running turn holds. If the turn is dropped before it finishes (its
+/// caller went away: the turn writes nothing), the claim is given back in the
+/// background, so a retry does not wait for it to expire.
+pub(crate) struct Holding {
+    store: Arc<dyn StateStore>,
+    ns: Namespace,
+    session: Name,
+    key: String,
+    claim: Vec<u8>,
+    finished: bool,
+}
+
+impl Holding {
+    /// The turn of `claim` on `session` runs from now on.
+    pub(crate) fn new(
+        claim: &Claim,
+        store: Arc<dyn StateStore>,
+        ns: &Namespace,
+        session: &Name,
+    ) -> Self {
+        Self {
+            store,
+            ns: ns.clone(),
+            session: session.clone(),
+            key: claim.key.clone(),
+            claim: claim.claim.clone(),
+            finished: false,
+        }
+    }
+
+    /// The turn finished: it wrote its record, or gave the claim back itself.
+    pub(crate) fn finish(mut self) {
+        self.finished = true;
+    }
+}
+
+impl Drop for Holding {
+    fn drop(&mut self) {
+        if self.finished {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let (store, ns, session) = (self.store.clone(), self.ns.clone(), self.session.clone());
+        let (key, claim) = (
+            std::mem::take(&mut self.key),
+            std::mem::take(&mut self.claim),
+        );
+        runtime.spawn(async move {
+            if let Err(e) = store.release_idempotency(&ns, &session, &key, &claim).await {
+                tracing::warn!(error = %e, "the claim of a dropped turn could not be given back; it expires by itself");
+            }
+        });
     }
 }
 

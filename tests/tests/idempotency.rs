@@ -16,6 +16,7 @@ conformance!(
     a_failed_turn_stores_no_record_so_its_retry_runs_again,
     a_key_held_by_a_turn_elsewhere_is_in_progress,
     the_record_expires_after_the_plugins_ttl,
+    a_turn_dropped_by_its_caller_gives_its_key_back,
 );
 
 async fn keyed(host: &Host, plugin: &str, input: &str, key: &str) -> Result<TurnAnswer, TurnError> {
@@ -209,4 +210,31 @@ async fn the_record_expires_after_the_plugins_ttl(backend: Backend) {
     .await;
     assert!(ran_again, "the record never expired");
     assert_eq!(host.run_turn("counter", "s", "x").await.unwrap(), "3");
+}
+
+async fn a_turn_dropped_by_its_caller_gives_its_key_back(backend: Backend) {
+    let mut limits = Limits::default();
+    limits.deadline = Duration::from_secs(3);
+    let config = PluginConfig::new("wreck", "t").with_limits(limits);
+    let host = backend.host();
+    load(&host, config, plugins::WRECK).await;
+    // The caller gives up (a client that disconnects) while the plugin sleeps.
+    let dropped = tokio::time::timeout(
+        Duration::from_millis(100),
+        keyed(&host, "wreck", "slow 300", "k"),
+    )
+    .await;
+    assert!(dropped.is_err(), "the turn should still have been running");
+    // Its retry runs at once instead of waiting for the claim to expire (which
+    // would answer `in progress` after the plugin's 3 s deadline).
+    let answer = keyed(&host, "wreck", "slow 300", "k").await.unwrap();
+    assert_eq!(
+        (answer.output.as_str(), answer.replayed),
+        ("slept 300 ms", false)
+    );
+    assert_eq!(
+        wreck_runs(&backend).await,
+        1,
+        "the dropped turn wrote nothing"
+    );
 }

@@ -10,7 +10,7 @@ use tracing::Instrument;
 use super::{Host, Plugin};
 use crate::error::{StoreError, TurnError};
 use crate::guest_text::{LOG_FIELD_BYTES, escaped};
-use crate::idempotency::{self, Claim};
+use crate::idempotency::{self, Claim, Holding};
 use crate::keys::Name;
 use crate::outcome::{deadline_error, stopped};
 use crate::reuse::Kept;
@@ -148,6 +148,7 @@ impl Host {
     ) -> (Result<TurnAnswer, TurnError>, u32) {
         let scope = &plugin.scope;
         let store = self.inner.store.as_ref();
+        let mut holding = None;
         if let Some(claim) = claim {
             let deadline = scope.config.limits.deadline;
             let wait_until = Instant::now() + deadline;
@@ -156,7 +157,10 @@ impl Host {
                 .acquire(store, &scope.ns, name, deadline, wait_until, id)
                 .await
             {
-                Ok(None) => {}
+                Ok(None) => {
+                    let shared = self.inner.store.clone();
+                    holding = Some(Holding::new(claim, shared, &scope.ns, name));
+                }
                 Ok(Some(output)) => {
                     let replayed = TurnAnswer {
                         output,
@@ -170,6 +174,9 @@ impl Host {
         let (outcome, attempts) = self.attempts(plugin, name, input, claim).await;
         if let (Some(claim), Err(_)) = (claim, &outcome) {
             claim.release(store, &scope.ns, name).await;
+        }
+        if let Some(holding) = holding {
+            holding.finish();
         }
         let answer = outcome.map(|output| TurnAnswer {
             output,
