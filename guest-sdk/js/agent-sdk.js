@@ -13,7 +13,7 @@
 // the standard `fetch` (wasi:http): the host allows only the plugin's origins and
 // adds their keys itself. Build with guest-sdk/js/build.sh APP.js OUT.wasm.
 
-import * as wit from 'agent:state/agent-state@0.1.1';
+import * as wit from 'agent:state/agent-state@0.1.2';
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();

@@ -56,6 +56,13 @@ use raw::agent::state::agent_state as wit;
 
 /// The error a state call returns, as the host sent it.
 pub use wit::Error as StateError;
+/// Shows `chunk` to the caller now, while the turn runs (a caller that asked for a
+/// stream gets it at once; others get only the answer). Chunks are shown before
+/// the turn commits: if the turn then fails they were seen but not stored.
+pub fn emit(chunk: &str) -> Result<()> {
+    Ok(raw::agent::state::output::emit(chunk)?)
+}
+
 /// A kept state version of a session ([`Session::versions`]).
 pub use wit::VersionInfo;
 

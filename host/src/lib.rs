@@ -22,6 +22,7 @@
 //! - `turn`: a turn's staged view of its state, committed in one step.
 //! - `prefetch`: how much history a session's first read fetches, learned per plugin.
 //! - `idempotency`: idempotency keys: a retried turn gets its first answer.
+//! - [`output`]: what a plugin emits while it runs, streamed to the caller.
 //! - `outcome`: how a turn's run ended (answer, memory, deadline, trap).
 //! - `reuse`: the instances a plugin with `instance_reuse` keeps between turns.
 //! - `session_locks`: turns of one session on one host wait for each other.
@@ -61,6 +62,7 @@ mod inspect;
 pub mod keys;
 pub mod outbound;
 mod outcome;
+pub mod output;
 mod prefetch;
 mod reuse;
 mod sandbox;
@@ -77,4 +79,5 @@ pub use host::{
 };
 pub use inspect::{ComponentReport, inspect_component};
 pub use outbound::{AllowedOrigin, Outbound, OutboundEvent, SecretHeader};
+pub use output::TurnEvent;
 pub use store::{EmbeddedStore, RedisOptions, RedisStore, StateStore};

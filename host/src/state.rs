@@ -2,6 +2,7 @@
 //! guest, applies the plugin's policy (TTLs, limits) and hands the call to the
 //! turn's staged view (`turn.rs`).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::bindings::agent_state::{
@@ -10,6 +11,7 @@ use crate::bindings::agent_state::{
 use crate::config::PluginConfig;
 use crate::error::{StateError, StoreError};
 use crate::keys::{Name, Namespace, check_name};
+use crate::output::{Emitter, Stream};
 use crate::prefetch::PrefetchTail;
 use crate::turn::Turn;
 
@@ -24,6 +26,8 @@ pub(crate) struct PluginScope {
 /// The `agent-state` context of one turn.
 pub(crate) struct StateCtx {
     pub(crate) turn: Turn,
+    /// Where `output.emit` sends chunks.
+    pub(crate) emitter: Emitter,
     /// Calls refused for a limit or quota during the run, and the first reason.
     pub(crate) refused_calls: u64,
     pub(crate) first_refusal: Option<String>,
@@ -31,9 +35,11 @@ pub(crate) struct StateCtx {
 
 impl StateCtx {
     /// The context of a run of `turn`.
-    pub(crate) fn new(turn: Turn) -> Self {
+    pub(crate) fn new(turn: Turn, stream: Option<Arc<Stream>>) -> Self {
+        let emitter = Emitter::new(stream, &turn.scope().config.limits);
         Self {
             turn,
+            emitter,
             refused_calls: 0,
             first_refusal: None,
         }
@@ -62,6 +68,12 @@ impl StateCtx {
             )),
             s => Ok(s.map(|s| Duration::from_secs(u64::from(s)))),
         }
+    }
+}
+
+impl crate::bindings::output::Host for StateCtx {
+    async fn emit(&mut self, chunk: String) -> Result<(), StateError> {
+        self.emitter.emit(chunk)
     }
 }
 

@@ -264,7 +264,7 @@ impl Host {
         pre: &AgentPluginPre<TurnCtx>,
     ) -> Result<PluginInfo, TurnError> {
         let deadline = Instant::now() + scope.config.limits.deadline;
-        let state = StateCtx::new(Turn::new(scope.clone(), self.inner.store.clone()));
+        let state = StateCtx::new(Turn::new(scope.clone(), self.inner.store.clone()), None);
         let outbound = self.turn_outbound(scope, deadline);
         let (mut store, output) = sandbox::turn_store(&self.inner.engine, outbound, state);
         let call = async {

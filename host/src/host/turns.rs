@@ -2,9 +2,11 @@
 //! its staged state, retried on a conflict within the turn's deadline.
 
 use std::hash::{BuildHasher, RandomState};
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use tokio::sync::mpsc::Sender;
 use tracing::Instrument;
 
 use super::{Host, Plugin};
@@ -13,6 +15,7 @@ use crate::guest_text::{LOG_FIELD_BYTES, escaped};
 use crate::idempotency::{self, Claim, Holding};
 use crate::keys::Name;
 use crate::outcome::{deadline_error, stopped};
+use crate::output::{Stream, TurnEvent};
 use crate::reuse::Kept;
 use crate::sandbox;
 use crate::state::StateCtx;
@@ -25,6 +28,10 @@ pub struct TurnOptions {
     /// A key (1 to 255 printable ASCII characters) that makes retries of this turn
     /// return its first answer instead of running it again.
     pub idempotency_key: Option<String>,
+    /// Where the plugin's emitted chunks go while the turn runs (see
+    /// [`crate::output`]); `None`: they are dropped. The plugin never waits for
+    /// this channel: when it is full the caller is cut off.
+    pub stream: Option<Sender<TurnEvent>>,
 }
 
 impl TurnOptions {
@@ -32,7 +39,14 @@ impl TurnOptions {
     pub fn idempotency_key(key: impl Into<String>) -> Self {
         Self {
             idempotency_key: Some(key.into()),
+            ..Self::default()
         }
+    }
+
+    /// These options with the turn's events sent to `to`.
+    pub fn with_stream(mut self, to: Sender<TurnEvent>) -> Self {
+        self.stream = Some(to);
+        self
     }
 }
 
@@ -102,8 +116,9 @@ impl Host {
             .idempotency_key
             .as_deref()
             .map(|key| Claim::new(key, input));
+        let stream = options.stream.map(Stream::new);
         let (outcome, attempts) = self
-            .idempotent(&plugin, &name, input, claim.as_ref())
+            .idempotent(&plugin, &name, input, claim.as_ref(), stream.as_ref())
             .instrument(span.clone())
             .await;
         let elapsed_us = started.elapsed().as_micros() as u64;
@@ -145,6 +160,7 @@ impl Host {
         name: &Name,
         input: &str,
         claim: Option<&Claim>,
+        stream: Option<&Arc<Stream>>,
     ) -> (Result<TurnAnswer, TurnError>, u32) {
         let scope = &plugin.scope;
         let store = self.inner.store.as_ref();
@@ -171,7 +187,7 @@ impl Host {
                 Err(e) => return (Err(e), 0),
             }
         }
-        let (outcome, attempts) = self.attempts(plugin, name, input, claim).await;
+        let (outcome, attempts) = self.attempts(plugin, name, input, claim, stream).await;
         if let (Some(claim), Err(_)) = (claim, &outcome) {
             claim.release(store, &scope.ns, name).await;
         }
@@ -193,6 +209,7 @@ impl Host {
         name: &Name,
         input: &str,
         claim: Option<&Claim>,
+        stream: Option<&Arc<Stream>>,
     ) -> (Result<String, TurnError>, u32) {
         let inner = &self.inner;
         let plugin_id = plugin.scope.config.id.as_str();
@@ -215,7 +232,10 @@ impl Host {
         let mut attempt = 1;
         loop {
             inner.stats.attempts.fetch_add(1, Ordering::Relaxed);
-            match self.attempt(plugin, name, input, deadline, claim).await {
+            match self
+                .attempt(plugin, name, input, deadline, claim, stream)
+                .await
+            {
                 Err(Attempt::Conflict) => {
                     inner.stats.conflicts.fetch_add(1, Ordering::Relaxed);
                     let retry_at = Instant::now() + backoff(attempt);
@@ -231,6 +251,9 @@ impl Host {
                     }
                     tracing::debug!(attempt, "session changed during the turn; running it again");
                     tokio::time::sleep_until(retry_at.into()).await;
+                    if let Some(stream) = stream {
+                        stream.send(TurnEvent::Restart);
+                    }
                     attempt += 1;
                 }
                 Err(Attempt::Failed(e)) => return (Err(e), attempt),
@@ -248,6 +271,7 @@ impl Host {
         input: &str,
         deadline: Instant,
         claim: Option<&Claim>,
+        stream: Option<&Arc<Stream>>,
     ) -> Result<Result<String, TurnError>, Attempt> {
         let scope = &plugin.scope;
         let plugin_id = scope.config.id.as_str();
@@ -258,7 +282,7 @@ impl Host {
         // again (and reported) by the plugin's first state call.
         let _ = turn.prefetch(session).await;
         let outbound = self.turn_outbound(scope, deadline);
-        let state = StateCtx::new(turn);
+        let state = StateCtx::new(turn, stream.cloned());
         let (mut store, output, kept, served) = match plugin.idle.take() {
             Some(mut kept) => {
                 sandbox::next_turn(&mut kept.store, &kept.output, outbound, state);
@@ -303,7 +327,7 @@ impl Host {
         // A kept instance goes back only once its turn has committed; an instance
         // that is not kept is dropped with its store, here or on any error below.
         let (turn, keep) = if plugin.idle.enabled() {
-            let idle = StateCtx::new(Turn::new(scope.clone(), self.inner.store.clone()));
+            let idle = StateCtx::new(Turn::new(scope.clone(), self.inner.store.clone()), None);
             let state = std::mem::replace(&mut store.data_mut().state, idle);
             let kept = Kept {
                 store,

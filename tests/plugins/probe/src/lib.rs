@@ -14,6 +14,13 @@ enum Op {
     Load {
         session: String,
     },
+    Emit {
+        chunk: String,
+    },
+    Panic,
+    Sleep {
+        ms: u64,
+    },
     Versions {
         session: String,
     },
@@ -90,6 +97,15 @@ fn run(op: Op) -> std::result::Result<Value, StateError> {
         if_version,
     };
     Ok(match op {
+        Op::Emit { chunk } => {
+            agent_sdk::raw::agent::state::output::emit(&chunk)?;
+            Value::Null
+        }
+        Op::Panic => panic!("probe: asked to panic"),
+        Op::Sleep { ms } => {
+            std::thread::sleep(std::time::Duration::from_millis(ms));
+            Value::Null
+        }
         Op::Versions { session } => {
             let versions = wit::versions(&session)?;
             let list: Vec<Value> = versions
