@@ -26,9 +26,20 @@ impl ApiError {
     }
 }
 
+impl ApiError {
+    /// The error body: `{"error": {"kind", "message"}}`.
+    pub(super) fn body(&self) -> serde_json::Value {
+        json!({"error": {"kind": self.kind, "message": self.message}})
+    }
+
+    pub(super) fn status(&self) -> StatusCode {
+        self.status
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = json!({"error": {"kind": self.kind, "message": self.message}});
+        let body = self.body();
         let mut response = (self.status, axum::Json(body)).into_response();
         let headers = response.headers_mut();
         if self.status == StatusCode::UNAUTHORIZED {

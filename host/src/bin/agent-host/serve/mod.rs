@@ -20,6 +20,7 @@ mod auth;
 mod connections;
 mod metrics;
 mod routes;
+mod stream;
 mod versions;
 
 use std::net::SocketAddr;

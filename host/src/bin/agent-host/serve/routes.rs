@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use agent_host::{TurnError, TurnOptions};
+use agent_host::{TurnAnswer, TurnError, TurnOptions};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::rejection::{PathRejection, QueryRejection};
@@ -19,6 +19,7 @@ use super::App;
 use super::api_error::ApiError;
 use super::auth::authorize;
 use super::metrics::{PluginLabel, TurnLabels};
+use super::stream;
 
 /// The API's routes over `app`. Every answer that is not a success has the one
 /// error body (`ApiError`), unknown paths and methods included.
@@ -123,32 +124,18 @@ async fn turn(
     let tenant = authorize(&app, &headers, Some(&plugin))?;
     let options = turn_options(&headers)?;
     let input = read_input(&app, body).await?;
-    let tenant = app.config.tokens[tenant].tenant.get_ref().as_str();
+    let tenant = app.config.tokens[tenant].tenant.get_ref().clone();
+    let span = tracing::info_span!("request", %tenant);
+    if stream::wanted(&headers) {
+        return Ok(stream::turn(app, plugin, session, input, options, span));
+    }
     let started = Instant::now();
     let outcome = app
         .host
         .run_turn_with(&plugin, &session, &input, options)
-        .instrument(tracing::info_span!("request", %tenant))
+        .instrument(span)
         .await;
-    let kind = match &outcome {
-        Ok(answer) if answer.replayed => "replayed",
-        Ok(_) => "ok",
-        Err(e) => e.kind(),
-    };
-    // Unknown plugins are not counted: their ids come from the caller.
-    if !matches!(outcome, Err(TurnError::UnknownPlugin(_))) {
-        app.metrics
-            .turns
-            .get_or_create(&TurnLabels {
-                plugin: plugin.clone(),
-                outcome: kind.into(),
-            })
-            .inc();
-        app.metrics
-            .turn_seconds
-            .get_or_create(&PluginLabel { plugin })
-            .observe(started.elapsed().as_secs_f64());
-    }
+    record_turn(&app, plugin, &outcome, started);
     let answer = outcome?;
     let mut response = axum::Json(json!({ "output": answer.output })).into_response();
     if answer.replayed {
@@ -157,6 +144,35 @@ async fn turn(
             .insert(IDEMPOTENT_REPLAY, HeaderValue::from_static("true"));
     }
     Ok(response)
+}
+
+/// Counts a turn's outcome and time in the metrics.
+pub(super) fn record_turn(
+    app: &App,
+    plugin: String,
+    outcome: &Result<TurnAnswer, TurnError>,
+    started: Instant,
+) {
+    let kind = match outcome {
+        Ok(answer) if answer.replayed => "replayed",
+        Ok(_) => "ok",
+        Err(e) => e.kind(),
+    };
+    // Unknown plugins are not counted: their ids come from the caller.
+    if matches!(outcome, Err(TurnError::UnknownPlugin(_))) {
+        return;
+    }
+    app.metrics
+        .turns
+        .get_or_create(&TurnLabels {
+            plugin: plugin.clone(),
+            outcome: kind.into(),
+        })
+        .inc();
+    app.metrics
+        .turn_seconds
+        .get_or_create(&PluginLabel { plugin })
+        .observe(started.elapsed().as_secs_f64());
 }
 
 /// The request header that makes a turn idempotent, and the answer's header that
