@@ -146,3 +146,19 @@ async fn a_client_that_leaves_does_not_stop_the_turn() {
     .await;
     assert!(committed, "the turn of a client that left did not commit");
 }
+
+#[test]
+fn run_prints_the_chunks_then_the_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let ops = json!([{"op": "emit", "chunk": "Hel"}, {"op": "emit", "chunk": "lo"}]);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_agent-host"))
+        .args(["run", plugins::PROBE, "--session", "probe", "--no-cache"])
+        .args(["--input", &ops.to_string(), "--state-file"])
+        .arg(dir.path().join("state.redb"))
+        .env_remove("REDIS_URL")
+        .output()
+        .unwrap();
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "Hello\n[{\"ok\":null},{\"ok\":null}]\n");
+}

@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use agent_host::config_file::ConfigFile;
 use agent_host::{
-    EmbeddedStore, Host, Limits, PluginConfig, RedisOptions, RedisStore, StateStore, TurnOptions,
-    admin, checkpoints,
+    EmbeddedStore, Host, Limits, PluginConfig, RedisOptions, RedisStore, StateStore, TurnEvent,
+    TurnOptions, admin, checkpoints,
 };
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
@@ -289,13 +289,41 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         Some(key) => TurnOptions::idempotency_key(key),
         None => TurnOptions::default(),
     };
-    let answer = host
-        .run_turn_with(&id, &args.session, &input, options)
-        .await?;
+    // What the plugin emits is printed as it comes.
+    let (events, mut emitted) = tokio::sync::mpsc::channel(256);
+    let printer = tokio::spawn(async move {
+        let mut shown = String::new();
+        while let Some(event) = emitted.recv().await {
+            match event {
+                TurnEvent::Chunk(chunk) => {
+                    print!("{chunk}");
+                    let _ = std::io::Write::flush(&mut std::io::stdout());
+                    shown.push_str(&chunk);
+                }
+                TurnEvent::Restart => {
+                    eprintln!("\n(the session changed meanwhile: the turn runs again)");
+                    shown.clear();
+                }
+                _ => {}
+            }
+        }
+        shown
+    });
+    let outcome = host
+        .run_turn_with(&id, &args.session, &input, options.with_stream(events))
+        .await;
+    let shown = printer.await.unwrap_or_default();
+    if !shown.is_empty() && !shown.ends_with('\n') {
+        println!();
+    }
+    let answer = outcome?;
     if answer.replayed {
         eprintln!("(the stored answer of an earlier run with this idempotency key)");
     }
-    println!("{}", answer.output);
+    // The answer, unless the chunks already showed it.
+    if answer.output != shown.trim_end_matches('\n') || shown.is_empty() {
+        println!("{}", answer.output);
+    }
     Ok(())
 }
 
