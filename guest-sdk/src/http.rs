@@ -121,6 +121,69 @@ pub fn send(method: &str, url: &str, headers: &[(&str, &str)], body: Vec<u8>) ->
     })
 }
 
+/// Sends a request and hands its response body to `line` one line at a time, as
+/// the lines arrive (a server-sent event stream); returns the status and, if it is
+/// not a success, the body's first bytes instead of lines.
+pub fn send_lines(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: Vec<u8>,
+    mut line: impl FnMut(&str) -> Result<()>,
+) -> Result<u16> {
+    use http_body_util::BodyExt;
+    let mut request = Request::builder().method(method).uri(url);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let request = request
+        .body(Body::from(body))
+        .map_err(|e| Error::Http(format!("bad request: {e}")))?;
+    let failed = |e: &dyn std::fmt::Display| {
+        Error::Http(format!(
+            "reading the response of {}: {e}",
+            without_query(url)
+        ))
+    };
+    wstd::runtime::block_on(async move {
+        let response = Client::new()
+            .send(request)
+            .await
+            .map_err(|e| Error::Http(format!("{method} {}: {e:#}", without_query(url))))?;
+        let status = response.status().as_u16();
+        let mut body = response.into_body().into_boxed_body();
+        let mut pending: Vec<u8> = Vec::new();
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| failed(&e))?;
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
+            pending.extend_from_slice(&data);
+            if !(200..300).contains(&status) {
+                continue;
+            }
+            while let Some(end) = pending.iter().position(|&b| b == b'\n') {
+                let text = String::from_utf8_lossy(&pending[..end]).into_owned();
+                pending.drain(..=end);
+                line(text.trim_end_matches('\r'))?;
+            }
+        }
+        if !(200..300).contains(&status) {
+            let start: String = String::from_utf8_lossy(&pending)
+                .chars()
+                .take(200)
+                .collect();
+            return Err(Error::Http(format!(
+                "the server answered {status} ({start})"
+            )));
+        }
+        if !pending.is_empty() {
+            line(String::from_utf8_lossy(&pending).trim_end_matches('\r'))?;
+        }
+        Ok(status)
+    })
+}
+
 /// A URL for messages: its query may hold things that are nobody's business.
 fn without_query(url: &str) -> &str {
     url.split(['?', '#']).next().unwrap_or(url)

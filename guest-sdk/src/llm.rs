@@ -122,4 +122,57 @@ impl Chat {
             .map(|c| c.message.content)
             .ok_or_else(|| Error::Http("the model answered no choice".into()))
     }
+
+    /// The model's answer to `messages`, streamed: each piece of it is emitted
+    /// ([`crate::emit`]) as the model sends it, so a caller that asked for a stream
+    /// sees it come; returns the whole answer.
+    pub fn stream(&self, messages: &[Message]) -> Result<String> {
+        #[derive(Serialize)]
+        struct Request<'a> {
+            model: &'a str,
+            messages: &'a [Message],
+            stream: bool,
+        }
+        #[derive(Deserialize)]
+        struct Chunk {
+            choices: Vec<Delta>,
+        }
+        #[derive(Deserialize)]
+        struct Delta {
+            delta: Piece,
+        }
+        #[derive(Deserialize)]
+        struct Piece {
+            content: Option<String>,
+        }
+        let url = format!("{}/chat/completions", self.base_url);
+        let request = Request {
+            model: &self.model,
+            messages,
+            stream: true,
+        };
+        let body = serde_json::to_vec(&request)?;
+        let headers = [
+            ("content-type", "application/json"),
+            ("accept", "text/event-stream"),
+        ];
+        let mut answer = String::new();
+        crate::http::send_lines("POST", &url, &headers, body, |line| {
+            let Some(data) = line.strip_prefix("data:").map(str::trim) else {
+                return Ok(());
+            };
+            if data == "[DONE]" || data.is_empty() {
+                return Ok(());
+            }
+            let chunk: Chunk = serde_json::from_str(data)?;
+            for choice in chunk.choices {
+                if let Some(piece) = choice.delta.content.filter(|p| !p.is_empty()) {
+                    crate::emit(&piece)?;
+                    answer.push_str(&piece);
+                }
+            }
+            Ok(())
+        })?;
+        Ok(answer)
+    }
 }

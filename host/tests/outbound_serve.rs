@@ -7,7 +7,7 @@ mod support;
 use agent_host_tests::model_server::ModelServer;
 use agent_host_tests::plugins;
 use reqwest::StatusCode;
-use support::{Server, TOKEN_A, get, turn};
+use support::{Server, TOKEN_A, get, sse_events, turn};
 
 const KEY: &str = "sk-live-0123456789-never-in-a-log";
 
@@ -70,6 +70,34 @@ async fn llm_chat_through_serve_with_the_key_held_by_the_host() {
     let (_, session) = get(&s, Some(TOKEN_A), "/v1/plugins/llm-chat/sessions/alice").await;
     assert_eq!(session["history_len"], 4, "{session}");
 
+    // Streamed (what `curl -N -H 'Accept: text/event-stream'` gets): the model's
+    // pieces as chunks as they come, then the whole answer once committed.
+    let streamed = reqwest::Client::new()
+        .post(s.url("/v1/plugins/llm-chat/sessions/alice/turns"))
+        .bearer_auth(TOKEN_A)
+        .header("Accept", "text/event-stream")
+        .body("Stream it.")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let events = sse_events(&streamed);
+    let (done, chunks) = events.split_last().unwrap();
+    assert_eq!(done.1, "done", "{streamed}");
+    let answer = r#"You said "Stream it."; I saw 6 messages."#;
+    assert_eq!(done.2["output"], answer);
+    assert!(chunks.len() >= 5, "{streamed}");
+    let joined: String = chunks
+        .iter()
+        .map(|(_, name, data)| {
+            assert_eq!(name, "chunk");
+            data.as_str().unwrap().to_string()
+        })
+        .collect();
+    assert_eq!(joined, answer);
+
     let metrics = reqwest::get(s.url("/metrics"))
         .await
         .unwrap()
@@ -77,7 +105,7 @@ async fn llm_chat_through_serve_with_the_key_held_by_the_host() {
         .await
         .unwrap();
     let counted = format!(
-        r#"agent_host_outbound_requests_total{{plugin="llm-chat",origin="{}",outcome="ok"}} 2"#,
+        r#"agent_host_outbound_requests_total{{plugin="llm-chat",origin="{}",outcome="ok"}} 3"#,
         model.origin()
     );
     assert!(metrics.contains(&counted), "{metrics}");

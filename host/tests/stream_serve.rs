@@ -9,7 +9,7 @@ use agent_host_tests::{eventually, plugins};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use support::{Server, TOKEN_A, get};
+use support::{Server, TOKEN_A, get, sse_events as events};
 
 fn config() -> String {
     format!(
@@ -40,24 +40,6 @@ fn request(s: &Server, ops: &Value) -> reqwest::RequestBuilder {
         .bearer_auth(TOKEN_A)
         .header("Accept", "text/event-stream")
         .body(ops.to_string())
-}
-
-/// The events of a whole stream: (id, name, data).
-fn events(text: &str) -> Vec<(u64, String, Value)> {
-    text.split("\n\n")
-        .filter(|block| !block.trim().is_empty())
-        .map(|block| {
-            let field = |name: &str| {
-                block
-                    .lines()
-                    .find_map(|l| l.strip_prefix(name))
-                    .unwrap_or_else(|| panic!("no {name} in {block:?}"))
-                    .to_string()
-            };
-            let data = serde_json::from_str(&field("data: ")).unwrap();
-            (field("id: ").parse().unwrap(), field("event: "), data)
-        })
-        .collect()
 }
 
 #[tokio::test]

@@ -148,6 +148,9 @@ async fn complete(
         .and_then(|m| m["content"].as_str())
         .unwrap_or("");
     let content = format!("You said {last:?}; I saw {} messages.", messages.len());
+    if request["stream"] == true {
+        return streamed(&content);
+    }
     axum::Json(json!({
         "id": "chatcmpl-test",
         "object": "chat.completion",
@@ -155,6 +158,21 @@ async fn complete(
         "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}]
     }))
     .into_response()
+}
+
+/// `content` as a chat-completions event stream: one chunk per word (with the
+/// space before it), as OpenAI sends it, then `[DONE]`.
+fn streamed(content: &str) -> Response {
+    let mut body = String::new();
+    let mut rest = content;
+    while !rest.is_empty() {
+        let end = rest[1..].find(' ').map_or(rest.len(), |i| i + 1);
+        let piece = json!({"choices": [{"index": 0, "delta": {"content": &rest[..end]}}]});
+        body.push_str(&format!("data: {piece}\n\n"));
+        rest = &rest[end..];
+    }
+    body.push_str("data: [DONE]\n\n");
+    ([(header::CONTENT_TYPE, "text/event-stream")], body).into_response()
 }
 
 /// The answer the mode imposes, if any (after a `Slow` wait, none).

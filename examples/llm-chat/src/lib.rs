@@ -16,8 +16,10 @@
 //! secret_headers = { Authorization = "Bearer ${env:LLM_API_KEY}" }
 //! ```
 //!
-//! When the model cannot be reached or fails, the turn answers "the model is
-//! unavailable" as a plugin error and stores nothing.
+//! The model's answer is streamed: each piece is emitted as it arrives, so a caller
+//! that asked for a stream (`Accept: text/event-stream`) sees it come. When the
+//! model cannot be reached or fails, the turn answers "the model is unavailable" as
+//! a plugin error and stores nothing.
 
 use agent_sdk::llm::{Chat, Message};
 use agent_sdk::{Agent, Error, Result, Session};
@@ -38,7 +40,7 @@ impl Agent for LlmChat {
         messages.push(Message::user(input));
         // Nothing is written before the model answered: a failed call stores nothing.
         let reply = Chat::from_env()?
-            .complete(&messages)
+            .stream(&messages)
             .map_err(|e| Error::msg(format!("the model is unavailable ({e})")))?;
         session.append(&[Message::user(input), Message::assistant(reply.clone())])?;
         Ok(reply)

@@ -160,3 +160,21 @@ pub async fn get(s: &Server, token: Option<&str>, path: &str) -> (StatusCode, Va
 pub fn kind(body: &Value) -> &str {
     body["error"]["kind"].as_str().unwrap_or("<no error kind>")
 }
+
+/// The events of a whole stream: (id, name, data).
+pub fn sse_events(text: &str) -> Vec<(u64, String, Value)> {
+    text.split("\n\n")
+        .filter(|block| !block.trim().is_empty())
+        .map(|block| {
+            let field = |name: &str| {
+                block
+                    .lines()
+                    .find_map(|l| l.strip_prefix(name))
+                    .unwrap_or_else(|| panic!("no {name} in {block:?}"))
+                    .to_string()
+            };
+            let data = serde_json::from_str(&field("data: ")).unwrap();
+            (field("id: ").parse().unwrap(), field("event: "), data)
+        })
+        .collect()
+}
