@@ -190,6 +190,11 @@ pub struct Limits {
     pub max_output_bytes: u64,
     /// Bytes of stdout and of stderr kept per turn for the logs. Default 64 KiB.
     pub max_stdio_bytes: usize,
+    /// Bytes a turn may emit (`output.emit`, streamed to the caller); past it the
+    /// plugin's `emit` gets `quota-exceeded`. Default 1 MiB.
+    pub max_emit_bytes: u64,
+    /// Chunks a turn may emit. Default 10,000.
+    pub max_emit_chunks: u64,
     /// Turns of this plugin that may run at once on one host; a turn beyond it
     /// fails at once with [`crate::TurnError::Busy`], so one plugin (tenant) cannot
     /// take every instance slot or every core. Default 64.
@@ -224,6 +229,8 @@ impl Default for Limits {
             max_items_per_call: 1_000,
             max_output_bytes: 1 << 20,
             max_stdio_bytes: 64 << 10,
+            max_emit_bytes: 1 << 20,
+            max_emit_chunks: 10_000,
             max_concurrent_turns: 64,
             max_requests: 16,
             max_response_bytes: 8 << 20,

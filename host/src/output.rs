@@ -16,9 +16,6 @@ use tokio::sync::mpsc::error::TrySendError;
 use crate::config::Limits;
 use crate::error::StateError;
 
-/// Most chunks a turn may emit.
-pub const MAX_CHUNKS: u64 = 10_000;
-
 /// An event of a streamed turn before its answer.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -67,17 +64,19 @@ pub(crate) struct Emitter {
     bytes: u64,
     chunks: u64,
     max_bytes: u64,
+    max_chunks: u64,
 }
 
 impl Emitter {
-    /// Emits to `to` (nowhere if `None`) within the plugin's limits: at most
-    /// `max_output_bytes` and [`MAX_CHUNKS`] chunks per attempt.
+    /// Emits to `to` (nowhere if `None`) within the plugin's limits
+    /// (`max_emit_bytes`, `max_emit_chunks`, per attempt).
     pub(crate) fn new(to: Option<Arc<Stream>>, limits: &Limits) -> Self {
         Self {
             to,
             bytes: 0,
             chunks: 0,
-            max_bytes: limits.max_output_bytes,
+            max_bytes: limits.max_emit_bytes,
+            max_chunks: limits.max_emit_chunks,
         }
     }
 
@@ -89,9 +88,10 @@ impl Emitter {
                 self.max_bytes
             )));
         }
-        if self.chunks >= MAX_CHUNKS {
+        if self.chunks >= self.max_chunks {
             return Err(StateError::QuotaExceeded(format!(
-                "a turn may emit at most {MAX_CHUNKS} chunks"
+                "a turn may emit at most {} chunks",
+                self.max_chunks
             )));
         }
         (self.bytes, self.chunks) = (bytes, self.chunks + 1);

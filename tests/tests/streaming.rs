@@ -1,7 +1,7 @@
 //! Streamed turns through the library: chunks in order before the answer, a
 //! restart on a conflict retry, a trap mid-stream, a caller that does not read.
 
-use agent_host::{Host, PluginConfig, TurnError, TurnEvent, TurnOptions};
+use agent_host::{Host, Limits, PluginConfig, TurnError, TurnEvent, TurnOptions};
 use agent_host_tests::{Backend, conformance, load, plugins};
 use serde_json::json;
 use tokio::sync::mpsc;
@@ -11,6 +11,7 @@ conformance!(
     a_trap_after_chunks_stores_nothing,
     a_caller_that_does_not_read_is_cut_off_and_the_turn_goes_on,
     a_conflict_retry_restarts_the_stream,
+    emits_past_the_limits_are_refused,
 );
 
 async fn probe_host(backend: &Backend) -> Host {
@@ -135,4 +136,40 @@ async fn a_conflict_retry_restarts_the_stream(backend: Backend) {
     turn.await.unwrap().unwrap();
     let state = host.inspect("p", "probe").await.unwrap().state.unwrap();
     assert_eq!((state.value.as_slice(), state.version), (&b"mine"[..], 2));
+}
+
+async fn emits_past_the_limits_are_refused(backend: Backend) {
+    let mut limits = Limits::default();
+    (limits.max_emit_chunks, limits.max_emit_bytes) = (2, 10);
+    let host = backend.host();
+    load(
+        &host,
+        PluginConfig::new("p", "t").with_limits(limits),
+        plugins::PROBE,
+    )
+    .await;
+    let ops = json!([
+        {"op": "emit", "chunk": "12345"},
+        {"op": "emit", "chunk": "123456"},
+        {"op": "emit", "chunk": "12345"},
+        {"op": "emit", "chunk": "1"},
+    ]);
+    let (events, outcome) = streamed(&host, ops, 16).await;
+    let results: serde_json::Value = serde_json::from_str(&outcome.unwrap()).unwrap();
+    let kinds: Vec<_> = results
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["err"]["kind"].as_str().unwrap_or("ok").to_string())
+        .collect();
+    // 5 + 6 bytes is over 10; then the third chunk fits the bytes, the fourth not
+    // the count.
+    assert_eq!(kinds, ["ok", "quota-exceeded", "ok", "quota-exceeded"]);
+    assert_eq!(
+        events,
+        [
+            TurnEvent::Chunk("12345".into()),
+            TurnEvent::Chunk("12345".into())
+        ]
+    );
 }

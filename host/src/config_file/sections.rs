@@ -204,6 +204,8 @@ pub struct LimitsSection {
     pub max_items_per_call: Option<u32>,
     pub max_output: Option<ByteSize>,
     pub max_stdio: Option<ByteSize>,
+    pub max_emit: Option<ByteSize>,
+    pub max_emit_chunks: Option<u64>,
     pub max_concurrent_turns: Option<u32>,
     pub max_values: Option<u64>,
     pub max_turn_bytes: Option<ByteSize>,
@@ -337,6 +339,12 @@ impl PluginSection {
         }
         if let Some(v) = l.max_output {
             limits.max_output_bytes = v.as_u64();
+        }
+        if let Some(v) = l.max_emit {
+            limits.max_emit_bytes = v.as_u64();
+        }
+        if let Some(v) = l.max_emit_chunks {
+            limits.max_emit_chunks = v;
         }
         if let Some(v) = l.max_stdio {
             limits.max_stdio_bytes = usize::try_from(v.as_u64()).unwrap_or(usize::MAX);
