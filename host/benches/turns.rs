@@ -78,6 +78,25 @@ impl StateStore for NullStore {
     async fn versions(&self, _: &Namespace, _: &Name) -> Result<Vec<StoredVersion>, StoreError> {
         Ok(Vec::new())
     }
+    async fn append_events(
+        &self,
+        _: &Namespace,
+        _: &Name,
+        _: &str,
+        _: Vec<Vec<u8>>,
+        _: Duration,
+    ) -> Result<(), StoreError> {
+        Ok(())
+    }
+    async fn read_events(
+        &self,
+        _: &Namespace,
+        _: &Name,
+        _: &str,
+        _: u64,
+    ) -> Result<Vec<Vec<u8>>, StoreError> {
+        Ok(Vec::new())
+    }
     async fn claim_idempotency(
         &self,
         _: &Namespace,

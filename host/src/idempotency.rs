@@ -251,9 +251,9 @@ pub(crate) fn add_record(commit: &mut Commit, session: &Name, write: Idempotency
     });
 }
 
-/// 128 bits no other claim has: a process-wide random seed (std's `RandomState`
+/// 128 bits (hex) no other claim or stream has: a process-wide random seed (std's `RandomState`
 /// keys come from the OS), the time and a counter, hashed.
-fn token() -> String {
+pub(crate) fn token() -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let seed = RandomState::new();
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);

@@ -13,6 +13,7 @@
 //! | session state (hash: `v`, `ver`) | `{root}:{prefix}:s:{<session>}:state` |
 //! | session history (list) | `{root}:{prefix}:s:{<session>}:hist` |
 //! | kept state versions of a session (list, newest first) | `{root}:{prefix}:s:{<session>}:vers` |
+//! | buffered events of a streamed turn of the session (list) | `{root}:{prefix}:s:{<session>}:stream:<id>` |
 //! | idempotency record of a session's turn (string) | `{root}:{prefix}:s:{<session>}:idem:<key>` |
 //! | plugin-wide value | `{root}:{prefix}:kv:{<key>}` |
 //! | session index (zset, by name) | `{root}:{prefix}:index:{<root>:<prefix>}:names` |
@@ -88,6 +89,13 @@ impl Namespace {
     /// The session's kept state versions (`keep_versions`).
     pub fn versions_key(&self, session: &Name) -> String {
         format!("{}:s:{{{}}}:vers", self.base, session.encoded)
+    }
+
+    /// The buffered events of stream `id` of a turn of `session` (the id is
+    /// percent-encoded like a session id).
+    pub fn stream_key(&self, session: &Name, id: &str) -> String {
+        let id = utf8_percent_encode(id, ENCODE);
+        format!("{}:s:{{{}}}:stream:{id}", self.base, session.encoded)
     }
 
     /// The idempotency record `key` of a turn of `session` (the key is

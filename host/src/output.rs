@@ -16,6 +16,11 @@ use tokio::sync::mpsc::error::TrySendError;
 use crate::config::Limits;
 use crate::error::StateError;
 
+/// A new stream id: 32 hex digits no other stream has.
+pub fn new_stream_id() -> String {
+    crate::idempotency::token()
+}
+
 /// An event of a streamed turn before its answer.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]

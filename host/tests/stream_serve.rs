@@ -5,17 +5,22 @@ mod support;
 
 use std::time::Duration;
 
-use agent_host_tests::{eventually, plugins};
+use agent_host_tests::{RedisServer, eventually, plugins};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use support::{Server, TOKEN_A, get, sse_events as events};
 
 fn config() -> String {
+    config_on("path = \"data/state.redb\"")
+}
+
+/// The config with `store` as its `[store]` table.
+fn config_on(store: &str) -> String {
     format!(
         r#"
 [store]
-path = "data/state.redb"
+{store}
 
 [server]
 listen = "127.0.0.1:0"
@@ -56,7 +61,21 @@ async fn chunks_then_one_final_event() {
         response.headers()["content-type"].to_str().unwrap(),
         "text/event-stream"
     );
+    let id = response.headers()["stream-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
     let got = events(&response.text().await.unwrap());
+    // The embedded store keeps the stream too: after event 1, the other two.
+    let resumed = reqwest::Client::new()
+        .get(s.url(&format!("/v1/plugins/p/sessions/probe/turns/{id}/events")))
+        .bearer_auth(TOKEN_A)
+        .header("Last-Event-ID", "1")
+        .send()
+        .await
+        .unwrap();
+    let rest = events(&resumed.text().await.unwrap());
+    assert_eq!(rest, got[1..].to_vec());
     let names: Vec<&str> = got.iter().map(|(_, n, _)| n.as_str()).collect();
     assert_eq!(names, ["chunk", "chunk", "done"]);
     assert_eq!(got.iter().map(|e| e.0).collect::<Vec<_>>(), [1, 2, 3]);
@@ -143,4 +162,90 @@ fn run_prints_the_chunks_then_the_answer() {
     let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), "Hello\n[{\"ok\":null},{\"ok\":null}]\n");
+}
+
+#[tokio::test]
+async fn a_client_that_reconnects_to_another_replica_gets_exactly_what_it_missed() {
+    let redis = RedisServer::start();
+    let store = format!("url = \"{}\"", redis.url());
+    let (a, b) = (
+        Server::start(&config_on(&store)),
+        Server::start(&config_on(&store)),
+    );
+    let ops = json!([
+        {"op": "emit", "chunk": "c0"},
+        {"op": "emit", "chunk": "c1"},
+        {"op": "sleep", "ms": 400},
+        {"op": "emit", "chunk": "c2"},
+        {"op": "emit", "chunk": "c3"},
+        {"op": "save", "session": "probe", "value": "streamed"},
+    ]);
+    let mut response = request(&a, &ops).send().await.unwrap();
+    let id = response.headers()["stream-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    // Read until at least one whole event came, then leave.
+    let mut text = String::new();
+    while !text.contains("\n\n") {
+        let chunk = response
+            .chunk()
+            .await
+            .unwrap()
+            .expect("the stream ended early");
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    let whole = &text[..text.rfind("\n\n").unwrap() + 2];
+    let seen = events(whole);
+    drop(response);
+    let last = seen.last().unwrap().0;
+
+    // Replica B, from what A's client saw last.
+    let resumed = reqwest::Client::new()
+        .get(b.url(&format!("/v1/plugins/p/sessions/probe/turns/{id}/events")))
+        .bearer_auth(TOKEN_A)
+        .header("Last-Event-ID", last.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resumed.status(), StatusCode::OK);
+    let rest = events(&resumed.text().await.unwrap());
+    let ids: Vec<u64> = rest.iter().map(|e| e.0).collect();
+    assert_eq!(ids, ((last + 1)..=5).collect::<Vec<_>>(), "{rest:?}");
+    let chunks: Vec<Value> = seen
+        .iter()
+        .chain(&rest)
+        .filter(|e| e.1 == "chunk")
+        .map(|e| e.2.clone())
+        .collect();
+    assert_eq!(chunks, [json!("c0"), json!("c1"), json!("c2"), json!("c3")]);
+    assert_eq!(rest.last().unwrap().1, "done");
+
+    // All of it again without Last-Event-ID; a stream nobody kept; a bad id.
+    let all = reqwest::Client::new()
+        .get(b.url(&format!("/v1/plugins/p/sessions/probe/turns/{id}/events")))
+        .bearer_auth(TOKEN_A)
+        .send()
+        .await
+        .unwrap();
+    let all = events(&all.text().await.unwrap());
+    assert_eq!(all.iter().map(|e| e.0).collect::<Vec<_>>(), [1, 2, 3, 4, 5]);
+    let (status, body) = get(
+        &b,
+        Some(TOKEN_A),
+        "/v1/plugins/p/sessions/probe/turns/0123abcd/events",
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["kind"].clone()),
+        (StatusCode::NOT_FOUND, json!("no_stream"))
+    );
+    let bad = reqwest::Client::new()
+        .get(b.url(&format!("/v1/plugins/p/sessions/probe/turns/{id}/events")))
+        .bearer_auth(TOKEN_A)
+        .header("Last-Event-ID", "yesterday")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
 }

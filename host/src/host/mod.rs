@@ -24,6 +24,7 @@ use crate::checkpoints;
 use crate::config::PluginConfig;
 use crate::error::{Error, TurnError};
 use crate::guest_text::escaped;
+use crate::keys::Name;
 use crate::outbound::{OutboundObserver, TurnOutbound};
 use crate::outcome::{deadline_error, stopped};
 use crate::prefetch::PrefetchTail;
@@ -33,6 +34,20 @@ use crate::session_locks::SessionLocks;
 use crate::state::{PluginScope, StateCtx};
 use crate::store::{Entry, Page, StateStore, StoredVersion};
 use crate::turn::Turn;
+
+/// A stream id: 1 to 64 letters, digits, `-` or `_`.
+fn check_stream_id(id: &str) -> Result<(), Error> {
+    let ok = (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if ok {
+        return Ok(());
+    }
+    Err(Error::Invalid(crate::StateError::InvalidArgument(
+        "a stream id is 1 to 64 letters, digits, '-' or '_'".into(),
+    )))
+}
 
 /// Most bytes of a plugin's `describe` name or version that the host keeps.
 const DESCRIBE_BYTES: usize = 128;
@@ -363,6 +378,47 @@ impl Host {
         let scope = self.scope(plugin_id)?;
         let store = self.inner.store.as_ref();
         checkpoints::fork(store, &scope.ns, &scope.config, session, from_version, to).await
+    }
+
+    /// The wall-clock deadline of plugin `plugin_id`'s turns.
+    pub fn plugin_deadline(&self, plugin_id: &str) -> Option<Duration> {
+        self.plugin(plugin_id)
+            .map(|p| p.scope.config.limits.deadline)
+    }
+
+    /// Appends `events` to the buffer of stream `id` (printable ASCII) of a
+    /// streamed turn of `session`, kept `ttl` from now, for a client that
+    /// reconnects (see `agent-host serve`).
+    pub async fn append_stream_events(
+        &self,
+        plugin_id: &str,
+        session: &str,
+        id: &str,
+        events: Vec<Vec<u8>>,
+        ttl: Duration,
+    ) -> Result<(), Error> {
+        let scope = self.scope(plugin_id)?;
+        let session = Name::session(session).map_err(Error::Invalid)?;
+        check_stream_id(id)?;
+        let store = self.inner.store.as_ref();
+        Ok(store
+            .append_events(&scope.ns, &session, id, events, ttl)
+            .await?)
+    }
+
+    /// The buffered events of stream `id` of `session` from number `from` on.
+    pub async fn stream_events(
+        &self,
+        plugin_id: &str,
+        session: &str,
+        id: &str,
+        from: u64,
+    ) -> Result<Vec<Vec<u8>>, Error> {
+        let scope = self.scope(plugin_id)?;
+        let session = Name::session(session).map_err(Error::Invalid)?;
+        check_stream_id(id)?;
+        let store = self.inner.store.as_ref();
+        Ok(store.read_events(&scope.ns, &session, id, from).await?)
     }
 
     fn scope(&self, plugin_id: &str) -> Result<Arc<PluginScope>, Error> {

@@ -286,6 +286,27 @@ pub trait StateStore: Send + Sync + 'static {
         session: &Name,
     ) -> Result<Vec<StoredVersion>, StoreError>;
 
+    /// Appends `events` to the buffer of stream `id` (printable ASCII) of `session`,
+    /// which then lives `ttl` from now (streamed turns, for a client that
+    /// reconnects). Events are numbered from 0 in the order they were appended.
+    async fn append_events(
+        &self,
+        ns: &Namespace,
+        session: &Name,
+        id: &str,
+        events: Vec<Vec<u8>>,
+        ttl: Duration,
+    ) -> Result<(), StoreError>;
+
+    /// The buffered events of stream `id` of `session` from number `from` on.
+    async fn read_events(
+        &self,
+        ns: &Namespace,
+        session: &Name,
+        id: &str,
+        from: u64,
+    ) -> Result<Vec<Vec<u8>>, StoreError>;
+
     /// Claims idempotency key `key` (printable ASCII, see
     /// `host::TurnOptions::idempotency_key`) of `session` for a turn: if the key
     /// holds nothing it now holds `claim` for `ttl` and the answer is `None`;

@@ -19,14 +19,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use redb::{Database, Durability, ReadableDatabase};
+use redb::{Database, Durability, ReadableDatabase, ReadableTable};
 
-mod idempotency;
+mod expiring;
 mod tables;
 mod versions;
 mod writer;
 
-use self::idempotency::{Records, record_key};
+use self::expiring::{Records, event_key, live_range, record_key, stream_prefix};
 use self::tables::*;
 use self::writer::Writer;
 
@@ -64,10 +64,10 @@ impl EmbeddedStore {
         txn.open_table(HISTORY).map_err(|e| failed(&e))?;
         txn.open_table(EXPIRY).map_err(|e| failed(&e))?;
         txn.open_table(VALUES).map_err(|e| failed(&e))?;
-        txn.open_table(IDEMPOTENCY).map_err(|e| failed(&e))?;
+        txn.open_table(EXPIRING).map_err(|e| failed(&e))?;
+        txn.open_table(EXPIRING_BY_TIME).map_err(|e| failed(&e))?;
         txn.open_table(STATE_INFO).map_err(|e| failed(&e))?;
         txn.open_table(VERSIONS).map_err(|e| failed(&e))?;
-        txn.open_table(IDEMPOTENCY_EXPIRY).map_err(|e| failed(&e))?;
         txn.commit().map_err(|e| failed(&e))?;
         tracing::info!(path = %path.display(), "embedded store opened");
         Ok(Self {
@@ -301,6 +301,74 @@ impl StateStore for EmbeddedStore {
             let info = txn.open_table(STATE_INFO).map_err(internal)?;
             let kept = txn.open_table(VERSIONS).map_err(internal)?;
             versions::list(&info, &kept, &k, current)
+        })
+        .await
+    }
+
+    async fn append_events(
+        &self,
+        ns: &Namespace,
+        session: &Name,
+        id: &str,
+        events: Vec<Vec<u8>>,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let (prefix, ns, session, id) = (
+            stream_prefix(ns, session, id),
+            ns.clone(),
+            session.clone(),
+            id.to_string(),
+        );
+        self.blocking(move |db| {
+            let mut txn = db.begin_write().map_err(internal)?;
+            // Lost in a crash: a stream's buffer is a convenience for reconnects.
+            txn.set_durability(Durability::None).map_err(internal)?;
+            {
+                let now = now_ms();
+                let (_, end) = prefixed(&prefix);
+                let next = {
+                    let table = txn.open_table(EXPIRING).map_err(internal)?;
+                    let last = table
+                        .range(prefix.as_slice()..end.as_slice())
+                        .map_err(internal)?
+                        .next_back();
+                    match last {
+                        Some(row) => {
+                            let (k, _) = row.map_err(internal)?;
+                            let k = k.value();
+                            u64::from_be_bytes(k[k.len() - 8..].try_into().unwrap_or([0; 8])) + 1
+                        }
+                        None => 0,
+                    }
+                };
+                let mut records = Records::open(&txn, now)?;
+                for (i, event) in events.iter().enumerate() {
+                    let k = event_key(&ns, &session, &id, next + i as u64);
+                    records.put(&k, event, ttl)?;
+                }
+                records.prune()?;
+            }
+            txn.commit().map_err(internal)
+        })
+        .await
+    }
+
+    async fn read_events(
+        &self,
+        ns: &Namespace,
+        session: &Name,
+        id: &str,
+        from: u64,
+    ) -> Result<Vec<Vec<u8>>, StoreError> {
+        let start = event_key(ns, session, id, from);
+        let (_, end) = prefixed(&stream_prefix(ns, session, id));
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(internal)?;
+            let table = txn.open_table(EXPIRING).map_err(internal)?;
+            live_range(&table, &start, &end, now_ms())
         })
         .await
     }

@@ -28,12 +28,13 @@ pub(super) const STATE_INFO: TableDefinition<&[u8], (u64, u64)> =
 /// document): the state documents a session's commits replaced (`keep_versions`).
 pub(super) const VERSIONS: TableDefinition<&[u8], (u64, u64, &[u8])> =
     TableDefinition::new("versions");
-/// `ns \0 session \0 key` -> (expires at; record): idempotency claims and records.
-pub(super) const IDEMPOTENCY: TableDefinition<&[u8], (u64, &[u8])> =
-    TableDefinition::new("idempotency");
-/// `expires-at (big-endian) record key` -> (): idempotency records by time.
-pub(super) const IDEMPOTENCY_EXPIRY: TableDefinition<&[u8], ()> =
-    TableDefinition::new("idempotency_expiry");
+/// Records that expire (see `expiring`): `ns \0 session \0 key` -> (expires at;
+/// record) for idempotency claims and records, `ns \0 session \0 \x01 stream id \0
+/// seq (big-endian)` -> (expires at; event) for buffered stream events.
+pub(super) const EXPIRING: TableDefinition<&[u8], (u64, &[u8])> = TableDefinition::new("expiring");
+/// `expires-at (big-endian) record key` -> (): the records above by time.
+pub(super) const EXPIRING_BY_TIME: TableDefinition<&[u8], ()> =
+    TableDefinition::new("expiring_by_time");
 
 /// How many expired sessions one commit or listing removes from the file.
 pub(super) const PRUNE_BATCH: usize = 64;

@@ -226,6 +226,27 @@ impl StateStore for RedisStore {
         self.read_versions(ns, session).await
     }
 
+    async fn append_events(
+        &self,
+        ns: &Namespace,
+        session: &Name,
+        id: &str,
+        events: Vec<Vec<u8>>,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        self.push_events(ns, session, id, events, ttl).await
+    }
+
+    async fn read_events(
+        &self,
+        ns: &Namespace,
+        session: &Name,
+        id: &str,
+        from: u64,
+    ) -> Result<Vec<Vec<u8>>, StoreError> {
+        self.range_events(ns, session, id, from).await
+    }
+
     async fn claim_idempotency(
         &self,
         ns: &Namespace,

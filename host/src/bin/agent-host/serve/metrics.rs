@@ -212,6 +212,27 @@ impl StateStore for Metered {
         self.time("versions", self.inner.versions(ns, session))
             .await
     }
+    async fn append_events(
+        &self,
+        ns: &Namespace,
+        session: &Name,
+        id: &str,
+        events: Vec<Vec<u8>>,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        let call = self.inner.append_events(ns, session, id, events, ttl);
+        self.time("append_events", call).await
+    }
+    async fn read_events(
+        &self,
+        ns: &Namespace,
+        session: &Name,
+        id: &str,
+        from: u64,
+    ) -> Result<Vec<Vec<u8>>, StoreError> {
+        let call = self.inner.read_events(ns, session, id, from);
+        self.time("read_events", call).await
+    }
     async fn claim_idempotency(
         &self,
         ns: &Namespace,

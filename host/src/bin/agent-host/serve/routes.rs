@@ -32,6 +32,10 @@ pub(super) fn router(app: Arc<App>) -> Router {
             // `max_input` and `body_timeout`.
             post(turn).layer(DefaultBodyLimit::disable()),
         )
+        .route(
+            "/v1/plugins/{plugin}/sessions/{session}/turns/{id}/events",
+            get(stream::resume),
+        )
         .route("/v1/plugins/{plugin}/sessions", get(list_sessions))
         .route(
             "/v1/plugins/{plugin}/sessions/{session}",

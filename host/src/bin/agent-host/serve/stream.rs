@@ -10,11 +10,16 @@
 //! The turn runs in a task of its own: a client that goes away does not stop it.
 //! A client that does not read is cut off (its stream ends without a final event)
 //! rather than slowing the plugin.
+//!
+//! Resumable: the answer's `Stream-Id` header names the stream, and its events are
+//! kept in the store for [`BUFFER_TTL`] (at most [`BUFFER_BYTES`]), so
+//! `GET .../turns/{id}/events` with `Last-Event-ID: N` on any replica sharing the
+//! store replays the events after N and follows the rest as they come.
 
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use agent_host::{TurnAnswer, TurnError, TurnEvent, TurnOptions};
 use axum::body::{Body, Bytes};
@@ -25,14 +30,27 @@ use serde_json::json;
 use tokio::sync::mpsc;
 use tracing::Instrument;
 
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, State};
+
 use super::App;
 use super::api_error::ApiError;
+use super::auth::authorize;
 use super::routes::record_turn;
 
 /// Events of the turn waiting for the writer.
 const EVENTS: usize = 256;
 /// Frames waiting for the client; past this the client is cut off.
 const FRAMES: usize = 256;
+/// How long a stream's events are kept for a client that reconnects.
+pub(super) const BUFFER_TTL: Duration = Duration::from_secs(300);
+/// Most bytes of events kept per stream; past it the rest is not kept (a client
+/// that reconnects then gets what was kept and an error event).
+pub(super) const BUFFER_BYTES: usize = 1 << 20;
+/// The first buffered entry of every stream (never sent): event N is entry N.
+const OPENED: &[u8] = b": opened\n\n";
+/// How often a reconnected client's stream looks for new events.
+const POLL: Duration = Duration::from_millis(50);
 
 /// Whether the request asks for a stream.
 pub(super) fn wanted(headers: &HeaderMap) -> bool {
@@ -54,11 +72,22 @@ pub(super) fn turn(
 ) -> Response {
     let (events, mut from_turn) = mpsc::channel(EVENTS);
     let (frames, to_client) = mpsc::channel(FRAMES);
+    let (kept, to_store) = mpsc::channel(FRAMES);
     let options = options.with_stream(events);
+    let id = agent_host::output::new_stream_id();
+    let recorder = record(
+        app.clone(),
+        plugin.clone(),
+        session.clone(),
+        id.clone(),
+        to_store,
+    );
+    tokio::spawn(recorder.instrument(span.clone()));
     let task = async move {
         let started = Instant::now();
         let mut writer = Writer {
             to: Some(frames),
+            kept: Some(kept),
             next_id: 1,
         };
         let run = app.host.run_turn_with(&plugin, &session, &input, options);
@@ -84,12 +113,60 @@ pub(super) fn turn(
         HeaderValue::from_static("text/event-stream"),
     );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        headers.insert(STREAM_ID, value);
+    }
     response
 }
 
-/// Writes events to the client until it is gone or cut off.
+/// The answer header that names a stream.
+const STREAM_ID: &str = "stream-id";
+
+/// Keeps a stream's frames in the store, in batches, up to [`BUFFER_BYTES`].
+async fn record(
+    app: Arc<App>,
+    plugin: String,
+    session: String,
+    id: String,
+    mut frames: mpsc::Receiver<Bytes>,
+) {
+    let mut batch = vec![OPENED.to_vec()];
+    let mut kept = 0;
+    loop {
+        let more = match frames.recv().await {
+            Some(frame) => {
+                kept += frame.len();
+                batch.push(frame.to_vec());
+                while let Ok(frame) = frames.try_recv() {
+                    kept += frame.len();
+                    batch.push(frame.to_vec());
+                }
+                true
+            }
+            None => false,
+        };
+        if kept > BUFFER_BYTES {
+            let over = b"event: error\ndata: {\"error\":{\"kind\":\"stream_truncated\",\"message\":\"the rest of this stream was not kept\"}}\n\n";
+            batch.push(over.to_vec());
+        }
+        let events = std::mem::take(&mut batch);
+        if let Err(e) = app
+            .host
+            .append_stream_events(&plugin, &session, &id, events, BUFFER_TTL)
+            .await
+        {
+            tracing::warn!(error = %e, "the events of a stream could not be kept");
+        }
+        if !more || kept > BUFFER_BYTES {
+            return;
+        }
+    }
+}
+
+/// Writes events to the client until it is gone or cut off, and to the recorder.
 struct Writer {
     to: Option<mpsc::Sender<Bytes>>,
+    kept: Option<mpsc::Sender<Bytes>>,
     next_id: u64,
 }
 
@@ -118,10 +195,18 @@ impl Writer {
     }
 
     fn send(&mut self, name: &str, data: &serde_json::Value) {
-        let Some(to) = &self.to else { return };
         let frame = format!("id: {}\nevent: {name}\ndata: {data}\n\n", self.next_id);
+        let frame = Bytes::from(frame);
         self.next_id += 1;
-        if to.try_send(Bytes::from(frame)).is_err() {
+        if let Some(kept) = &self.kept
+            && kept.try_send(frame.clone()).is_err()
+        {
+            tracing::warn!("the store does not keep up with a stream; the rest is not kept");
+            self.kept = None;
+        }
+        if let Some(to) = &self.to
+            && to.try_send(frame).is_err()
+        {
             // Full (the client does not read) or closed (it left): no more events.
             self.to = None;
         }
@@ -143,4 +228,84 @@ impl http_body::Body for EventBody {
             .poll_recv(cx)
             .map(|frame| frame.map(|b| Ok(Frame::data(b))))
     }
+}
+
+/// `GET .../sessions/{session}/turns/{id}/events`: the events of stream `id` after
+/// `Last-Event-ID` (all of them without it), then the rest as they come, until
+/// the final event. 404 if the store keeps no such stream.
+pub(super) async fn resume(
+    State(app): State<Arc<App>>,
+    path: Result<Path<(String, String, String)>, PathRejection>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let Path((plugin, session, id)) = path?;
+    authorize(&app, &headers, Some(&plugin))?;
+    let last_event = match headers.get("last-event-id") {
+        None => 0,
+        Some(value) => value
+            .to_str()
+            .ok()
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .ok_or_else(|| {
+                ApiError::new(
+                    axum::http::StatusCode::BAD_REQUEST,
+                    "invalid_argument",
+                    "Last-Event-ID is not an event id of this API (a number)",
+                )
+            })?,
+    };
+    let first = app.host.stream_events(&plugin, &session, &id, 0).await?;
+    if first.is_empty() {
+        return Err(ApiError::new(
+            axum::http::StatusCode::NOT_FOUND,
+            "no_stream",
+            format!("no stream {id:?} is kept for session {session:?}"),
+        ));
+    }
+    let idle_limit =
+        app.host.plugin_deadline(&plugin).unwrap_or(BUFFER_TTL) + Duration::from_secs(30);
+    let (frames, to_client) = mpsc::channel(FRAMES);
+    tokio::spawn(async move {
+        // Entry 0 is the opening marker: event N is entry N.
+        let mut next = last_event.saturating_add(1);
+        let mut idle = Instant::now();
+        loop {
+            let events = match app.host.stream_events(&plugin, &session, &id, next).await {
+                Ok(events) => events,
+                Err(e) => {
+                    tracing::warn!(error = %e, "reading a kept stream failed");
+                    return;
+                }
+            };
+            if !events.is_empty() {
+                idle = Instant::now();
+            }
+            for event in events {
+                next += 1;
+                let last = is_final(&event);
+                if frames.send(Bytes::from(event)).await.is_err() || last {
+                    return;
+                }
+            }
+            if idle.elapsed() > idle_limit {
+                return;
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    });
+    let mut response = Body::new(EventBody(to_client)).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    Ok(response)
+}
+
+/// Whether a kept frame is a stream's last (`done` or `error`).
+fn is_final(frame: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(frame);
+    text.lines()
+        .any(|l| l == "event: done" || l == "event: error")
 }

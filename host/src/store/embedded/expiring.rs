@@ -1,5 +1,5 @@
-//! Idempotency claims and records in the embedded store: a table of records that
-//! expire, with an index by time that commits and claims prune.
+//! Records that expire in the embedded store (idempotency claims and records,
+//! buffered stream events): one table, with an index by time that writes prune.
 
 use std::time::Duration;
 
@@ -24,7 +24,43 @@ fn expiry_row(expires: u64, k: &[u8]) -> Vec<u8> {
     row
 }
 
-/// The idempotency tables of one write transaction.
+/// The key of event `seq` of stream `id` of `session` (the `\x01` keeps it apart
+/// from idempotency keys, which are printable).
+pub(super) fn event_key(ns: &Namespace, session: &Name, id: &str, seq: u64) -> Vec<u8> {
+    let mut k = stream_prefix(ns, session, id);
+    k.extend_from_slice(&seq.to_be_bytes());
+    k
+}
+
+/// What every event key of stream `id` of `session` starts with.
+pub(super) fn stream_prefix(ns: &Namespace, session: &Name, id: &str) -> Vec<u8> {
+    let mut k = super::tables::key(ns, session.as_str());
+    k.push(0);
+    k.push(1);
+    k.extend_from_slice(id.as_bytes());
+    k.push(0);
+    k
+}
+
+/// The live records whose keys are in `from..to`, in key order.
+pub(super) fn live_range(
+    table: &impl ReadableTable<&'static [u8], (u64, &'static [u8])>,
+    from: &[u8],
+    to: &[u8],
+    now: u64,
+) -> Result<Vec<Vec<u8>>, StoreError> {
+    let mut out = Vec::new();
+    for row in table.range(from..to).map_err(internal)? {
+        let (_, value) = row.map_err(internal)?;
+        let (expires, record) = value.value();
+        if expires > now {
+            out.push(record.to_vec());
+        }
+    }
+    Ok(out)
+}
+
+/// The expiring tables of one write transaction.
 pub(super) struct Records<'t> {
     records: Table<'t, &'static [u8], (u64, &'static [u8])>,
     expiry: Table<'t, &'static [u8], ()>,
@@ -34,8 +70,8 @@ pub(super) struct Records<'t> {
 impl<'t> Records<'t> {
     pub(super) fn open(txn: &'t WriteTransaction, now: u64) -> Result<Self, StoreError> {
         Ok(Self {
-            records: txn.open_table(IDEMPOTENCY).map_err(internal)?,
-            expiry: txn.open_table(IDEMPOTENCY_EXPIRY).map_err(internal)?,
+            records: txn.open_table(EXPIRING).map_err(internal)?,
+            expiry: txn.open_table(EXPIRING_BY_TIME).map_err(internal)?,
             now,
         })
     }
