@@ -249,3 +249,37 @@ async fn a_client_that_reconnects_to_another_replica_gets_exactly_what_it_missed
         .unwrap();
     assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
 }
+
+#[tokio::test]
+async fn a_stream_over_its_buffer_is_kept_only_in_part() {
+    let listen = "listen = \"127.0.0.1:0\"";
+    let text = config().replace(listen, &format!("{listen}\nstream_buffer = \"120B\""));
+    let s = Server::start(&text);
+    let ops: Vec<Value> = (0..6)
+        .map(|i| json!({"op": "emit", "chunk": format!("chunk number {i}")}))
+        .collect();
+    let response = request(&s, &json!(ops)).send().await.unwrap();
+    let id = response.headers()["stream-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    // The client that stays gets everything.
+    let live = events(&response.text().await.unwrap());
+    assert_eq!(live.len(), 7);
+    // A reconnect gets what was kept, then says the rest was not.
+    let resumed = reqwest::Client::new()
+        .get(s.url(&format!("/v1/plugins/p/sessions/probe/turns/{id}/events")))
+        .bearer_auth(TOKEN_A)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let blocks: Vec<&str> = resumed.split("\n\n").filter(|b| !b.is_empty()).collect();
+    assert!(blocks.len() < 7, "{resumed}");
+    assert!(
+        blocks.last().unwrap().contains("stream_truncated"),
+        "{resumed}"
+    );
+}

@@ -110,6 +110,13 @@ pub struct ServerSection {
     /// closed. Default 60 s.
     #[serde(default = "default_idle_timeout", deserialize_with = "duration")]
     pub idle_timeout: Duration,
+    /// How long a streamed turn's events are kept for a client that reconnects.
+    /// Default 5 min.
+    #[serde(default = "default_stream_ttl", deserialize_with = "duration")]
+    pub stream_ttl: Duration,
+    /// Most bytes of one stream's events kept. Default 1 MiB.
+    #[serde(default = "default_stream_buffer")]
+    pub stream_buffer: ByteSize,
 }
 
 impl Default for ServerSection {
@@ -125,6 +132,8 @@ impl Default for ServerSection {
             header_timeout: default_header_timeout(),
             body_timeout: default_body_timeout(),
             idle_timeout: default_idle_timeout(),
+            stream_ttl: default_stream_ttl(),
+            stream_buffer: default_stream_buffer(),
         }
     }
 }
@@ -139,6 +148,7 @@ impl ServerSection {
             ("header_timeout", self.header_timeout),
             ("body_timeout", self.body_timeout),
             ("idle_timeout", self.idle_timeout),
+            ("stream_ttl", self.stream_ttl),
         ];
         timeouts
             .iter()
@@ -302,6 +312,14 @@ fn default_body_timeout() -> Duration {
 }
 fn default_idle_timeout() -> Duration {
     Duration::from_secs(60)
+}
+
+fn default_stream_ttl() -> Duration {
+    Duration::from_secs(300)
+}
+
+fn default_stream_buffer() -> ByteSize {
+    ByteSize::mib(1)
 }
 
 fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {

@@ -12,7 +12,7 @@
 //! rather than slowing the plugin.
 //!
 //! Resumable: the answer's `Stream-Id` header names the stream, and its events are
-//! kept in the store for [`BUFFER_TTL`] (at most [`BUFFER_BYTES`]), so
+//! kept in the store for `[server] stream_ttl` (at most `stream_buffer` bytes), so
 //! `GET .../turns/{id}/events` with `Last-Event-ID: N` on any replica sharing the
 //! store replays the events after N and follows the rest as they come.
 
@@ -42,11 +42,6 @@ use super::routes::record_turn;
 const EVENTS: usize = 256;
 /// Frames waiting for the client; past this the client is cut off.
 const FRAMES: usize = 256;
-/// How long a stream's events are kept for a client that reconnects.
-pub(super) const BUFFER_TTL: Duration = Duration::from_secs(300);
-/// Most bytes of events kept per stream; past it the rest is not kept (a client
-/// that reconnects then gets what was kept and an error event).
-pub(super) const BUFFER_BYTES: usize = 1 << 20;
 /// The first buffered entry of every stream (never sent): event N is entry N.
 const OPENED: &[u8] = b": opened\n\n";
 /// How often a reconnected client's stream looks for new events.
@@ -122,7 +117,9 @@ pub(super) fn turn(
 /// The answer header that names a stream.
 const STREAM_ID: &str = "stream-id";
 
-/// Keeps a stream's frames in the store, in batches, up to [`BUFFER_BYTES`].
+/// Keeps a stream's frames in the store, in batches, up to `stream_buffer` bytes
+/// (past it the rest is not kept, and a client that reconnects gets what was kept
+/// and an error event).
 async fn record(
     app: Arc<App>,
     plugin: String,
@@ -130,38 +127,51 @@ async fn record(
     id: String,
     mut frames: mpsc::Receiver<Bytes>,
 ) {
+    let server = &app.config.server;
+    let (ttl, max) = (server.stream_ttl, server.stream_buffer.as_u64());
+    let max = usize::try_from(max).unwrap_or(usize::MAX);
     let mut batch = vec![OPENED.to_vec()];
     let mut kept = 0;
+    let mut full = false;
+    let mut add = |batch: &mut Vec<Vec<u8>>, frame: Bytes, full: &mut bool| {
+        if *full {
+            return;
+        }
+        if kept + frame.len() > max {
+            *full = true;
+            batch.push(TRUNCATED.to_vec());
+            return;
+        }
+        kept += frame.len();
+        batch.push(frame.to_vec());
+    };
     loop {
         let more = match frames.recv().await {
             Some(frame) => {
-                kept += frame.len();
-                batch.push(frame.to_vec());
+                add(&mut batch, frame, &mut full);
                 while let Ok(frame) = frames.try_recv() {
-                    kept += frame.len();
-                    batch.push(frame.to_vec());
+                    add(&mut batch, frame, &mut full);
                 }
                 true
             }
             None => false,
         };
-        if kept > BUFFER_BYTES {
-            let over = b"event: error\ndata: {\"error\":{\"kind\":\"stream_truncated\",\"message\":\"the rest of this stream was not kept\"}}\n\n";
-            batch.push(over.to_vec());
-        }
         let events = std::mem::take(&mut batch);
         if let Err(e) = app
             .host
-            .append_stream_events(&plugin, &session, &id, events, BUFFER_TTL)
+            .append_stream_events(&plugin, &session, &id, events, ttl)
             .await
         {
             tracing::warn!(error = %e, "the events of a stream could not be kept");
         }
-        if !more || kept > BUFFER_BYTES {
+        if !more || full {
             return;
         }
     }
 }
+
+/// The last kept event of a stream over its buffer.
+const TRUNCATED: &[u8] = b"event: error\ndata: {\"error\":{\"kind\":\"stream_truncated\",\"message\":\"the rest of this stream was not kept\"}}\n\n";
 
 /// Writes events to the client until it is gone or cut off, and to the recorder.
 struct Writer {
@@ -201,7 +211,9 @@ impl Writer {
         if let Some(kept) = &self.kept
             && kept.try_send(frame.clone()).is_err()
         {
-            tracing::warn!("the store does not keep up with a stream; the rest is not kept");
+            tracing::debug!(
+                "the rest of a stream is not kept (over its buffer, or the store is slow)"
+            );
             self.kept = None;
         }
         if let Some(to) = &self.to
@@ -262,8 +274,11 @@ pub(super) async fn resume(
             format!("no stream {id:?} is kept for session {session:?}"),
         ));
     }
-    let idle_limit =
-        app.host.plugin_deadline(&plugin).unwrap_or(BUFFER_TTL) + Duration::from_secs(30);
+    let idle_limit = app
+        .host
+        .plugin_deadline(&plugin)
+        .unwrap_or(app.config.server.stream_ttl)
+        + Duration::from_secs(30);
     let (frames, to_client) = mpsc::channel(FRAMES);
     tokio::spawn(async move {
         // Entry 0 is the opening marker: event N is entry N.
