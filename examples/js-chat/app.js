@@ -6,7 +6,7 @@
 //
 // Build: guest-sdk/js/build.sh examples/js-chat/app.js js_chat.wasm
 
-import { AgentError, agent } from 'agent-sdk';
+import { AgentError, agent, emit } from 'agent-sdk';
 import { getEnvironment } from 'wasi:cli/environment@0.2.12';
 
 const CONTEXT = 20;
@@ -47,5 +47,7 @@ export const handler = agent({ name: 'js-chat', version: '0.1.0' }, async (sessi
     throw new AgentError(`the model is unavailable (${e.message ?? e})`);
   }
   session.append({ role: 'user', content: input }, { role: 'assistant', content: reply });
+  // Shown at once to a caller that streams (Accept: text/event-stream).
+  emit(reply);
   return reply;
 });

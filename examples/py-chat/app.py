@@ -12,7 +12,7 @@ Build: guest-sdk/python/build.sh examples/py-chat app py_chat.wasm
 
 import os
 
-from agent_sdk import AgentError, Handler, Session, agent
+from agent_sdk import AgentError, Handler, Session, agent, emit
 from agent_sdk.http import HttpError
 from agent_sdk.llm import Chat
 
@@ -33,4 +33,6 @@ def handle(session: Session, input: str) -> str:
         # Nothing was written yet: a failed call stores nothing.
         raise AgentError(f"the model is unavailable ({e})")
     session.append({"role": "user", "content": input}, {"role": "assistant", "content": reply})
+    # Shown at once to a caller that streams (Accept: text/event-stream).
+    emit(reply)
     return reply

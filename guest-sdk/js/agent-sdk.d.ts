@@ -35,6 +35,9 @@ export class Session {
   clear(): boolean;
 }
 
+/** Shows `chunk` to the caller now, before the turn commits. */
+export function emit(chunk: string): void;
+
 export function sessions(): string[];
 
 export const values: {

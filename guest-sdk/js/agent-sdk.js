@@ -14,6 +14,7 @@
 // adds their keys itself. Build with guest-sdk/js/build.sh APP.js OUT.wasm.
 
 import * as wit from 'agent:state/agent-state@0.1.2';
+import * as output from 'agent:state/output@0.1.2';
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -48,6 +49,15 @@ function call(fn, ...args) {
     }
     throw e;
   }
+}
+
+/**
+ * Shows `chunk` to the caller now, while the turn runs (a caller that asked for a
+ * stream gets it at once; others only the answer). It is shown before the turn
+ * commits: if the turn then fails, it was seen but not stored.
+ */
+export function emit(chunk) {
+  call(output.emit, String(chunk));
 }
 
 const seconds = (ttl) => (ttl === undefined || ttl === null ? undefined : Math.max(1, Math.round(ttl)));

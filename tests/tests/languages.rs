@@ -8,7 +8,9 @@
 
 use std::time::Duration;
 
-use agent_host::{AllowedOrigin, Host, Limits, PluginConfig, SecretHeader, TurnError};
+use agent_host::{
+    AllowedOrigin, Host, Limits, PluginConfig, SecretHeader, TurnError, TurnEvent, TurnOptions,
+};
 use agent_host_tests::model_server::{Mode, ModelServer};
 use agent_host_tests::{Backend, load, plugins};
 
@@ -65,6 +67,22 @@ async fn scenario(mut backend: Backend, wasm: &str) {
             host.run_turn("chat", "alice", "two").await.unwrap(),
             said("two", 4)
         );
+        // A caller that streams sees the answer come as chunks before it.
+        let (tx, mut rx) = tokio::sync::mpsc::channel(64);
+        let options = TurnOptions::default().with_stream(tx);
+        let answer = host
+            .run_turn_with("chat", "carol", "stream", options)
+            .await
+            .unwrap();
+        assert_eq!(answer.output, said("stream", 2));
+        let mut shown = String::new();
+        while let Some(event) = rx.recv().await {
+            match event {
+                TurnEvent::Chunk(chunk) => shown.push_str(&chunk),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert_eq!(shown, answer.output);
         // Another session, and the same session id under another prefix, start empty.
         assert_eq!(
             host.run_turn("chat", "bob", "hi").await.unwrap(),
@@ -76,7 +94,7 @@ async fn scenario(mut backend: Backend, wasm: &str) {
         );
         // The model went through the allow-list with the host's key.
         let requests = server.requests();
-        assert_eq!(requests.len(), 4);
+        assert_eq!(requests.len(), 5);
         assert!(
             requests
                 .iter()

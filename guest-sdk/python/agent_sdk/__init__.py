@@ -32,6 +32,7 @@ from typing import Any, Callable, List, Optional, Tuple, Union
 from componentize_py_types import Err
 from wit_world import exports
 from wit_world.imports import agent_state as _wit
+from wit_world.imports import output as _output
 
 __all__ = [
     "AgentError",
@@ -39,6 +40,7 @@ __all__ = [
     "Session",
     "StateError",
     "agent",
+    "emit",
     "sessions",
     "values",
 ]
@@ -81,6 +83,13 @@ def _call(fn: Callable[..., Any], *args: Any) -> Any:
         error = e.value
         kind = _KINDS.get(type(error), "internal")
         raise StateError(kind, getattr(error, "value", None)) from None
+
+
+def emit(chunk: str) -> None:
+    """Shows `chunk` to the caller now, while the turn runs (a caller that asked
+    for a stream gets it at once; others only the answer). It is shown before the
+    turn commits: if the turn then fails, it was seen but not stored."""
+    _call(_output.emit, chunk)
 
 
 def _seconds(ttl: Ttl) -> Optional[int]:
