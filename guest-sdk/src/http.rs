@@ -84,13 +84,7 @@ pub fn post_json<T: Serialize + ?Sized>(url: &str, body: &T) -> Result<Response>
 
 /// Sends a request and reads the whole response.
 pub fn send(method: &str, url: &str, headers: &[(&str, &str)], body: Vec<u8>) -> Result<Response> {
-    let mut request = Request::builder().method(method).uri(url);
-    for (name, value) in headers {
-        request = request.header(*name, *value);
-    }
-    let request = request
-        .body(Body::from(body))
-        .map_err(|e| Error::Http(format!("bad request: {e}")))?;
+    let request = request(method, url, headers, body)?;
     wstd::runtime::block_on(async move {
         let response = Client::new()
             .send(request)
@@ -132,13 +126,7 @@ pub fn send_lines(
     mut line: impl FnMut(&str) -> Result<()>,
 ) -> Result<u16> {
     use http_body_util::BodyExt;
-    let mut request = Request::builder().method(method).uri(url);
-    for (name, value) in headers {
-        request = request.header(*name, *value);
-    }
-    let request = request
-        .body(Body::from(body))
-        .map_err(|e| Error::Http(format!("bad request: {e}")))?;
+    let request = request(method, url, headers, body)?;
     let failed = |e: &dyn std::fmt::Display| {
         Error::Http(format!(
             "reading the response of {}: {e}",
@@ -182,6 +170,21 @@ pub fn send_lines(
         }
         Ok(status)
     })
+}
+
+fn request(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: Vec<u8>,
+) -> Result<Request<Body>> {
+    let mut request = Request::builder().method(method).uri(url);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    request
+        .body(Body::from(body))
+        .map_err(|e| Error::Http(format!("bad request: {e}")))
 }
 
 /// A URL for messages: its query may hold things that are nobody's business.

@@ -101,16 +101,22 @@ pub(super) fn turn(
         writer.end(outcome);
     };
     tokio::spawn(task.instrument(span));
-    let mut response = Body::new(EventBody(to_client)).into_response();
+    let mut response = event_stream(to_client);
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert(STREAM_ID, value);
+    }
+    response
+}
+
+/// A `text/event-stream` answer of the frames `frames` gets.
+fn event_stream(frames: mpsc::Receiver<Bytes>) -> Response {
+    let mut response = Body::new(EventBody(frames)).into_response();
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/event-stream"),
     );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    if let Ok(value) = HeaderValue::from_str(&id) {
-        headers.insert(STREAM_ID, value);
-    }
     response
 }
 
@@ -308,14 +314,7 @@ pub(super) async fn resume(
             tokio::time::sleep(POLL).await;
         }
     });
-    let mut response = Body::new(EventBody(to_client)).into_response();
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/event-stream"),
-    );
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    Ok(response)
+    Ok(event_stream(to_client))
 }
 
 /// Whether a kept frame is a stream's last (`done` or `error`).
