@@ -131,7 +131,7 @@ async fn turn(
     let tenant = app.config.tokens[tenant].tenant.get_ref().clone();
     let span = tracing::info_span!("request", %tenant);
     if stream::wanted(&headers) {
-        return Ok(stream::turn(app, plugin, session, input, options, span));
+        return Ok(stream::turn(app, plugin, session, input, options, span).await);
     }
     let started = Instant::now();
     let outcome = app

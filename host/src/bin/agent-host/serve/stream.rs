@@ -56,8 +56,9 @@ pub(super) fn wanted(headers: &HeaderMap) -> bool {
         .any(|v| v.contains("text/event-stream"))
 }
 
-/// Starts the turn and answers its stream.
-pub(super) fn turn(
+/// Starts the turn and answers its stream. The stream is in the store before the
+/// answer names it, so a client that reconnects at once finds it.
+pub(super) async fn turn(
     app: Arc<App>,
     plugin: String,
     session: String,
@@ -70,6 +71,15 @@ pub(super) fn turn(
     let (kept, to_store) = mpsc::channel(FRAMES);
     let options = options.with_stream(events);
     let id = agent_host::output::new_stream_id();
+    let opened = vec![OPENED.to_vec()];
+    let ttl = app.config.server.stream_ttl;
+    if let Err(e) = app
+        .host
+        .append_stream_events(&plugin, &session, &id, opened, ttl)
+        .await
+    {
+        tracing::warn!(error = %e, "a stream could not be kept; a reconnect will not find it");
+    }
     let recorder = record(
         app.clone(),
         plugin.clone(),
@@ -136,7 +146,7 @@ async fn record(
     let server = &app.config.server;
     let (ttl, max) = (server.stream_ttl, server.stream_buffer.as_u64());
     let max = usize::try_from(max).unwrap_or(usize::MAX);
-    let mut batch = vec![OPENED.to_vec()];
+    let mut batch = Vec::new();
     let mut kept = 0;
     let mut full = false;
     let mut add = |batch: &mut Vec<Vec<u8>>, frame: Bytes, full: &mut bool| {
