@@ -9,7 +9,7 @@ use agent_host_tests::{RedisServer, eventually, plugins};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use support::{Server, TOKEN_A, get, sse_events as events};
+use support::{Server, TOKEN_A, get, sse_events as events, turn};
 
 fn config() -> String {
     config_on("path = \"data/state.redb\"")
@@ -281,5 +281,48 @@ async fn a_stream_over_its_buffer_is_kept_only_in_part() {
     assert!(
         blocks.last().unwrap().contains("stream_truncated"),
         "{resumed}"
+    );
+}
+
+#[tokio::test]
+async fn a_conflict_retry_sends_restart_before_the_new_attempts_chunks() {
+    let redis = RedisServer::start();
+    let store = format!("url = \"{}\"", redis.url());
+    let (a, b) = (
+        Server::start(&config_on(&store)),
+        Server::start(&config_on(&store)),
+    );
+    // The turn on replica A reads the session, shows a chunk and takes its time;
+    // replica B saves the session meanwhile, so A's commit conflicts and A runs the
+    // turn again.
+    let ops = json!([
+        {"op": "load", "session": "probe"},
+        {"op": "emit", "chunk": "thinking"},
+        {"op": "sleep", "ms": 1500},
+        {"op": "save", "session": "probe", "value": "mine"},
+    ]);
+    let mut response = request(&a, &ops).send().await.unwrap();
+    let mut text = String::new();
+    while !text.contains("\n\n") {
+        let chunk = response
+            .chunk()
+            .await
+            .unwrap()
+            .expect("the stream ended early");
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    let other = json!([{"op": "save", "session": "probe", "value": "theirs"}]);
+    let (status, body) = turn(&b, TOKEN_A, "p", "probe", &other.to_string()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    while let Some(chunk) = response.chunk().await.unwrap() {
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    let got = events(&text);
+    let names: Vec<&str> = got.iter().map(|e| e.1.as_str()).collect();
+    assert_eq!(names, ["chunk", "restart", "chunk", "done"], "{text}");
+    let (_, session) = get(&a, Some(TOKEN_A), "/v1/plugins/p/sessions/probe").await;
+    assert_eq!(
+        (session["state"].clone(), session["version"].clone()),
+        (json!("mine"), json!(2))
     );
 }
