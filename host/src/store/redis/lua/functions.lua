@@ -81,7 +81,7 @@ local function session_apply(st, hi, id, ve, x, now)
     redis.call('HSET', st, 'at', now, 'hl', redis.call('LLEN', hi))
   end
   local p1, p2 = session_expiry(st, hi, ARGV[x + 8])
-  if keep > 0 or ARGV[x + 3] == '1' then versions_follow(ve, p1, p2) end
+  if keep > 0 then versions_follow(ve, p1, p2) end
   return p1, p2
 end
 
