@@ -39,6 +39,7 @@ mod connection;
 mod idempotency;
 mod operations;
 mod scripts;
+mod streams;
 mod versions;
 
 use std::path::PathBuf;

@@ -1,0 +1,46 @@
+//! The buffered events of streamed turns on Redis: a list per stream under the
+//! session's hash tag, with a TTL.
+
+use std::time::Duration;
+
+use super::RedisStore;
+use super::scripts::ms;
+use crate::error::StoreError;
+use crate::keys::{Name, Namespace};
+
+impl RedisStore {
+    pub(super) async fn push_events(
+        &self,
+        ns: &Namespace,
+        session: &Name,
+        id: &str,
+        events: Vec<Vec<u8>>,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let key = ns.stream_key(session, id);
+        let mut pipe = redis::pipe();
+        pipe.cmd("RPUSH").arg(&key).arg(events).ignore();
+        pipe.cmd("PEXPIRE").arg(&key).arg(ms(ttl)).ignore();
+        self.pipe::<()>(&pipe).await
+    }
+
+    pub(super) async fn range_events(
+        &self,
+        ns: &Namespace,
+        session: &Name,
+        id: &str,
+        from: u64,
+    ) -> Result<Vec<Vec<u8>>, StoreError> {
+        let from = i64::try_from(from).unwrap_or(i64::MAX);
+        self.query(
+            redis::cmd("LRANGE")
+                .arg(ns.stream_key(session, id))
+                .arg(from)
+                .arg(-1),
+        )
+        .await
+    }
+}
