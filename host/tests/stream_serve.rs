@@ -47,6 +47,35 @@ fn request(s: &Server, ops: &Value) -> reqwest::RequestBuilder {
         .body(ops.to_string())
 }
 
+/// `GET .../turns/{id}/events` on `s`, with `Last-Event-ID: last` if given.
+async fn resume(s: &Server, id: &str, last: Option<&str>) -> reqwest::Response {
+    let url = s.url(&format!("/v1/plugins/p/sessions/probe/turns/{id}/events"));
+    let mut request = reqwest::Client::new().get(url).bearer_auth(TOKEN_A);
+    if let Some(last) = last {
+        request = request.header("Last-Event-ID", last);
+    }
+    request.send().await.unwrap()
+}
+
+/// The `Stream-Id` of a streamed answer.
+fn stream_id(response: &reqwest::Response) -> String {
+    response.headers()["stream-id"]
+        .to_str()
+        .unwrap()
+        .to_string()
+}
+
+/// Reads `response` until at least one whole event came; the text read.
+async fn first_events(response: &mut reqwest::Response) -> String {
+    let mut text = String::new();
+    while !text.contains("\n\n") {
+        let chunk = response.chunk().await.unwrap();
+        let chunk = chunk.expect("the stream ended early");
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    text
+}
+
 #[tokio::test]
 async fn chunks_then_one_final_event() {
     let s = Server::start(&config());
@@ -61,19 +90,10 @@ async fn chunks_then_one_final_event() {
         response.headers()["content-type"].to_str().unwrap(),
         "text/event-stream"
     );
-    let id = response.headers()["stream-id"]
-        .to_str()
-        .unwrap()
-        .to_string();
+    let id = stream_id(&response);
     let got = events(&response.text().await.unwrap());
     // The embedded store keeps the stream too: after event 1, the other two.
-    let resumed = reqwest::Client::new()
-        .get(s.url(&format!("/v1/plugins/p/sessions/probe/turns/{id}/events")))
-        .bearer_auth(TOKEN_A)
-        .header("Last-Event-ID", "1")
-        .send()
-        .await
-        .unwrap();
+    let resumed = resume(&s, &id, Some("1")).await;
     let rest = events(&resumed.text().await.unwrap());
     assert_eq!(rest, got[1..].to_vec());
     let names: Vec<&str> = got.iter().map(|(_, n, _)| n.as_str()).collect();
@@ -181,33 +201,16 @@ async fn a_client_that_reconnects_to_another_replica_gets_exactly_what_it_missed
         {"op": "save", "session": "probe", "value": "streamed"},
     ]);
     let mut response = request(&a, &ops).send().await.unwrap();
-    let id = response.headers()["stream-id"]
-        .to_str()
-        .unwrap()
-        .to_string();
+    let id = stream_id(&response);
     // Read until at least one whole event came, then leave.
-    let mut text = String::new();
-    while !text.contains("\n\n") {
-        let chunk = response
-            .chunk()
-            .await
-            .unwrap()
-            .expect("the stream ended early");
-        text.push_str(&String::from_utf8_lossy(&chunk));
-    }
+    let text = first_events(&mut response).await;
     let whole = &text[..text.rfind("\n\n").unwrap() + 2];
     let seen = events(whole);
     drop(response);
     let last = seen.last().unwrap().0;
 
     // Replica B, from what A's client saw last.
-    let resumed = reqwest::Client::new()
-        .get(b.url(&format!("/v1/plugins/p/sessions/probe/turns/{id}/events")))
-        .bearer_auth(TOKEN_A)
-        .header("Last-Event-ID", last.to_string())
-        .send()
-        .await
-        .unwrap();
+    let resumed = resume(&b, &id, Some(&last.to_string())).await;
     assert_eq!(resumed.status(), StatusCode::OK);
     let rest = events(&resumed.text().await.unwrap());
     let ids: Vec<u64> = rest.iter().map(|e| e.0).collect();
@@ -222,12 +225,7 @@ async fn a_client_that_reconnects_to_another_replica_gets_exactly_what_it_missed
     assert_eq!(rest.last().unwrap().1, "done");
 
     // All of it again without Last-Event-ID; a stream nobody kept; a bad id.
-    let all = reqwest::Client::new()
-        .get(b.url(&format!("/v1/plugins/p/sessions/probe/turns/{id}/events")))
-        .bearer_auth(TOKEN_A)
-        .send()
-        .await
-        .unwrap();
+    let all = resume(&b, &id, None).await;
     let all = events(&all.text().await.unwrap());
     assert_eq!(all.iter().map(|e| e.0).collect::<Vec<_>>(), [1, 2, 3, 4, 5]);
     let (status, body) = get(
@@ -240,13 +238,7 @@ async fn a_client_that_reconnects_to_another_replica_gets_exactly_what_it_missed
         (status, body["error"]["kind"].clone()),
         (StatusCode::NOT_FOUND, json!("no_stream"))
     );
-    let bad = reqwest::Client::new()
-        .get(b.url(&format!("/v1/plugins/p/sessions/probe/turns/{id}/events")))
-        .bearer_auth(TOKEN_A)
-        .header("Last-Event-ID", "yesterday")
-        .send()
-        .await
-        .unwrap();
+    let bad = resume(&b, &id, Some("yesterday")).await;
     assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
 }
 
@@ -259,23 +251,12 @@ async fn a_stream_over_its_buffer_is_kept_only_in_part() {
         .map(|i| json!({"op": "emit", "chunk": format!("chunk number {i}")}))
         .collect();
     let response = request(&s, &json!(ops)).send().await.unwrap();
-    let id = response.headers()["stream-id"]
-        .to_str()
-        .unwrap()
-        .to_string();
+    let id = stream_id(&response);
     // The client that stays gets everything.
     let live = events(&response.text().await.unwrap());
     assert_eq!(live.len(), 7);
     // A reconnect gets what was kept, then says the rest was not.
-    let resumed = reqwest::Client::new()
-        .get(s.url(&format!("/v1/plugins/p/sessions/probe/turns/{id}/events")))
-        .bearer_auth(TOKEN_A)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let resumed = resume(&s, &id, None).await.text().await.unwrap();
     let blocks: Vec<&str> = resumed.split("\n\n").filter(|b| !b.is_empty()).collect();
     assert!(blocks.len() < 7, "{resumed}");
     assert!(
@@ -302,15 +283,7 @@ async fn a_conflict_retry_sends_restart_before_the_new_attempts_chunks() {
         {"op": "save", "session": "probe", "value": "mine"},
     ]);
     let mut response = request(&a, &ops).send().await.unwrap();
-    let mut text = String::new();
-    while !text.contains("\n\n") {
-        let chunk = response
-            .chunk()
-            .await
-            .unwrap()
-            .expect("the stream ended early");
-        text.push_str(&String::from_utf8_lossy(&chunk));
-    }
+    let mut text = first_events(&mut response).await;
     let other = json!([{"op": "save", "session": "probe", "value": "theirs"}]);
     let (status, body) = turn(&b, TOKEN_A, "p", "probe", &other.to_string()).await;
     assert_eq!(status, StatusCode::OK, "{body}");
