@@ -7,16 +7,19 @@
 //! changed them in between makes the commit fail as a conflict instead of being
 //! overwritten.
 
+mod values;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use self::values::ValueStage;
 use crate::error::{StateError, StoreError};
 use crate::keys::Name;
 use crate::state::PluginScope;
 use crate::store::{
     Commit, Entry, Expiry, ExpiryChange, Page, SessionCommit, Snapshot, StateChange, StateStore,
-    StoredVersion, ValueChange,
+    StoredVersion,
 };
 
 /// The staged state of one turn.
@@ -52,12 +55,6 @@ enum Staged {
     Base,
     Put(Vec<u8>),
     Deleted,
-}
-
-struct ValueStage {
-    name: Name,
-    base: Option<Vec<u8>>,
-    change: Option<ValueChange>,
 }
 
 impl SessionStage {
@@ -382,49 +379,6 @@ impl Turn {
         Ok(existed)
     }
 
-    async fn value(&mut self, key: &Name) -> Result<&mut ValueStage, StateError> {
-        if !self.values.contains_key(key.as_str()) {
-            let fetched = self.store.get(&self.scope.ns, key).await;
-            let base = self.check(fetched)?;
-            self.values.insert(
-                key.as_str().to_owned(),
-                ValueStage {
-                    name: key.clone(),
-                    base,
-                    change: None,
-                },
-            );
-        }
-        Ok(self.values.get_mut(key.as_str()).expect("inserted above"))
-    }
-
-    /// Stages `change` for `key` unless the plugin would then hold more values than
-    /// its limit.
-    async fn stage_value(&mut self, key: &Name, change: ValueChange) -> Result<(), StateError> {
-        let stage = &self.values[key.as_str()];
-        let creates = stage.base.is_none() && !matches!(change, ValueChange::Remove);
-        if creates && self.values_live.is_none() {
-            let live = self.store.count_values(&self.scope.ns).await;
-            self.values_live = Some(self.check(live)?);
-        }
-        let stage = self.values.get_mut(key.as_str()).expect("present");
-        let previous = stage.change.replace(change);
-        let max = self.scope.config.limits.max_values;
-        let staged: i64 = self
-            .values
-            .values()
-            .map(|v| v.exists_after() as i64 - v.base.is_some() as i64)
-            .sum();
-        if self.values_live.unwrap_or(0) as i64 + staged > max as i64 {
-            self.values.get_mut(key.as_str()).expect("present").change = previous;
-            return Err(StateError::QuotaExceeded(format!(
-                "at most {max} plugin-wide values"
-            )));
-        }
-        Ok(())
-    }
-
-    /// Listing reads the store: sessions this turn creates appear after it commits.
     pub(crate) async fn list_sessions(
         &mut self,
         cursor: Option<&str>,
@@ -444,58 +398,6 @@ impl Turn {
     ) -> Result<Vec<StoredVersion>, StateError> {
         let versions = self.store.versions(&self.scope.ns, session).await;
         self.check(versions)
-    }
-
-    pub(crate) async fn get(&mut self, key: &Name) -> Result<Option<Vec<u8>>, StateError> {
-        let stage = self.value(key).await?;
-        stage.current()
-    }
-
-    pub(crate) async fn set(
-        &mut self,
-        key: &Name,
-        value: Vec<u8>,
-        ttl: Option<Duration>,
-    ) -> Result<(), StateError> {
-        self.charge(value.len())?;
-        self.value(key).await?;
-        self.stage_value(key, ValueChange::Set(value, Expiry::from_ttl(ttl)))
-            .await
-    }
-
-    pub(crate) async fn remove(&mut self, key: &Name) -> Result<bool, StateError> {
-        let stage = self.value(key).await?;
-        let existed = stage.current()?.is_some();
-        stage.change = Some(ValueChange::Remove);
-        Ok(existed)
-    }
-
-    pub(crate) async fn increment(&mut self, key: &Name, delta: i64) -> Result<i64, StateError> {
-        let stage = self.value(key).await?;
-        let current = match stage.current()? {
-            None => 0,
-            Some(bytes) => parse_integer(&bytes)?,
-        };
-        let new = current
-            .checked_add(delta)
-            .ok_or(StateError::Store(StoreError::Overflow))?;
-        let change = match &stage.change {
-            // The turn knows the whole value: store the result.
-            Some(ValueChange::Set(_, expiry)) => {
-                ValueChange::Set(new.to_string().into_bytes(), *expiry)
-            }
-            Some(ValueChange::Remove) => {
-                ValueChange::Set(new.to_string().into_bytes(), Expiry::Never)
-            }
-            // Otherwise add at commit time, so concurrent increments all count.
-            Some(ValueChange::Add(d)) => ValueChange::Add(
-                d.checked_add(delta)
-                    .ok_or(StateError::Store(StoreError::Overflow))?,
-            ),
-            None => ValueChange::Add(delta),
-        };
-        self.stage_value(key, change).await?;
-        Ok(new)
     }
 
     /// Everything this turn wrote, with what it relied on.
@@ -547,35 +449,4 @@ fn slide_stage(scope: &PluginScope, stage: &mut SessionStage) {
     if let (Some(ttl), ExpiryChange::Keep) = (scope.config.default_ttl, stage.expiry) {
         stage.expiry = ExpiryChange::Extend(ttl);
     }
-}
-
-impl ValueStage {
-    /// Whether the value exists once the staged change is applied.
-    fn exists_after(&self) -> bool {
-        match &self.change {
-            None => self.base.is_some(),
-            Some(ValueChange::Remove) => false,
-            Some(_) => true,
-        }
-    }
-
-    fn current(&self) -> Result<Option<Vec<u8>>, StateError> {
-        let base = || self.base.clone();
-        Ok(match &self.change {
-            None => base(),
-            Some(ValueChange::Set(v, _)) => Some(v.clone()),
-            Some(ValueChange::Remove) => None,
-            Some(ValueChange::Add(d)) => {
-                let current = base().map_or(Ok(0), |b| parse_integer(&b))?;
-                let sum = current
-                    .checked_add(*d)
-                    .ok_or(StateError::Store(StoreError::Overflow))?;
-                Some(sum.to_string().into_bytes())
-            }
-        })
-    }
-}
-
-fn parse_integer(bytes: &[u8]) -> Result<i64, StateError> {
-    crate::store::parse_integer(bytes).ok_or(StateError::Store(StoreError::NotAnInteger))
 }
