@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 use common::{BoxedTurn, Row, baseline_turn, env_u64, measure, rss_mib};
 
 use agent_host::keys::{Name, Namespace};
-use agent_host::store::{Commit, Entry, Page, Snapshot, StoredVersion};
+use agent_host::store::{Commit, Entry, KeyPage, Page, Snapshot, StoredVersion};
 use agent_host::{Host, PluginConfig, StateStore, StoreError};
 use agent_host_tests::{RedisServer, plugins};
 use redis::aio::MultiplexedConnection;
@@ -65,6 +65,15 @@ impl StateStore for NullStore {
     }
     async fn get(&self, _: &Namespace, _: &Name) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(None)
+    }
+    async fn list_bucket(
+        &self,
+        _: &Namespace,
+        _: &str,
+        _: Option<&str>,
+        _: u32,
+    ) -> Result<KeyPage, StoreError> {
+        Ok(KeyPage::default())
     }
     async fn count_values(&self, _: &Namespace) -> Result<u64, StoreError> {
         Ok(0)

@@ -39,6 +39,9 @@ pub struct PluginConfig {
     /// State documents a session keeps besides its current one (default 0, at most
     /// [`MAX_KEEP_VERSIONS`]). See [`PluginConfig::with_keep_versions`].
     pub keep_versions: u32,
+    /// The `wasi:keyvalue` buckets the plugin may open (`""` is the default
+    /// bucket); `None`: any. See [`PluginConfig::with_buckets`].
+    pub buckets: Option<Vec<String>>,
 }
 
 /// Most versions a plugin may keep per session.
@@ -58,7 +61,17 @@ impl PluginConfig {
             instance_reuse: 0,
             idempotency_ttl: crate::idempotency::DEFAULT_TTL,
             keep_versions: 0,
+            buckets: None,
         }
+    }
+
+    /// Lets the plugin open only these `wasi:keyvalue` buckets (`""` is the
+    /// default bucket); opening another answers `access-denied`. Every bucket lives
+    /// in the plugin's namespace whatever this says: it only narrows what the
+    /// plugin's code may use (for example, one bucket per feature).
+    pub fn with_buckets(mut self, buckets: Option<Vec<String>>) -> Self {
+        self.buckets = buckets;
+        self
     }
 
     /// Lets one instance serve up to `turns` turns of this plugin, one at a time,
@@ -155,6 +168,10 @@ impl PluginConfig {
                 "plugin {}: idempotency_ttl must be at least 1ms",
                 self.id
             )));
+        }
+        for bucket in self.buckets.iter().flatten() {
+            crate::keys::check_bucket(bucket)
+                .map_err(|e| Error::Config(format!("plugin {}: buckets: {e}", self.id)))?;
         }
         self.limits
             .check()

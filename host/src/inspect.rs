@@ -17,8 +17,9 @@ pub struct ComponentReport {
     pub fits: Result<(), String>,
 }
 
-/// Compiles `wasm` and reports its imports, exports and whether it fits the
-/// `agent-plugin` world (the host can link what it imports and it exports the
+/// Compiles `wasm` and reports its imports, exports and whether it fits a world
+/// the host serves (`agent-plugin`, `agent-plugin-http`, `keyvalue-plugin`, or a
+/// mix of their imports: the host can link what it imports and it exports the
 /// handler). Does not run it.
 pub fn inspect_component(wasm: &[u8]) -> Result<ComponentReport, Error> {
     let engine = sandbox::engine(sandbox::Pool {

@@ -130,6 +130,13 @@ impl Namespace {
         format!("{0}:index:{{{0}:{bucket}}}:expiry", self.base)
     }
 
+    /// The names of the plugin-wide values that hold `wasi:keyvalue` buckets' keys
+    /// (all scores 0, ordered by name), which `list-keys` pages through. An entry
+    /// may outlive its value; listing checks the value index and drops it.
+    pub fn index_bucket_keys_key(&self) -> String {
+        format!("{0}:index:{{{0}}}:bucket-keys", self.base)
+    }
+
     /// The index of plugin-wide values (score: expiry in unix ms, `+inf` for never),
     /// which the per-plugin limit on their number is checked against.
     pub fn index_values_key(&self) -> String {
@@ -170,6 +177,19 @@ impl Name {
         Self::new("key", raw.into())
     }
 
+    /// The plugin-wide value that holds `key` of `wasi:keyvalue` bucket `bucket`:
+    /// named `\x01bucket\x01key`. Bucket and key follow the rules of keys (the
+    /// bucket may also be "", the default bucket); a key of `agent-state` has no
+    /// control character, so it never names a bucket's value, and the first
+    /// `\x01` after the bucket ends it, so two buckets never share a value.
+    pub fn bucket_key(bucket: &str, key: &str) -> Result<Self, StateError> {
+        check_bucket(bucket)?;
+        check_name("key", key)?;
+        let raw = format!("{}{key}", bucket_prefix(bucket));
+        let encoded = utf8_percent_encode(&raw, ENCODE).to_string();
+        Ok(Self { raw, encoded })
+    }
+
     fn new(what: &'static str, raw: String) -> Result<Self, StateError> {
         check_name(what, &raw)?;
         let encoded = utf8_percent_encode(&raw, ENCODE).to_string();
@@ -180,6 +200,19 @@ impl Name {
     pub fn as_str(&self) -> &str {
         &self.raw
     }
+}
+
+/// The rules of a bucket name: those of keys, or "" (the default bucket).
+pub(crate) fn check_bucket(bucket: &str) -> Result<(), StateError> {
+    if bucket.is_empty() {
+        return Ok(());
+    }
+    check_name("bucket", bucket)
+}
+
+/// What the names of the values of `bucket` start with (see [`Name::bucket_key`]).
+pub fn bucket_prefix(bucket: &str) -> String {
+    format!("\x01{bucket}\x01")
 }
 
 /// The rules every guest-supplied id, key or cursor follows.

@@ -19,6 +19,8 @@
 //! - `sandbox`: the wasmtime engine, WASI without capabilities, memory and time
 //!   limits.
 //! - `state`: the host side of `agent-state`, answering the guest.
+//! - `keyvalue`: the host side of the standard `wasi:keyvalue` (buckets of
+//!   plugin-wide values in the turn).
 //! - `turn`: a turn's staged view of its state, committed in one step.
 //! - `prefetch`: how much history a session's first read fetches, learned per plugin.
 //! - `idempotency`: idempotency keys: a retried turn gets its first answer.
@@ -60,6 +62,7 @@ pub mod host;
 mod idempotency;
 mod inspect;
 pub mod keys;
+mod keyvalue;
 pub mod outbound;
 mod outcome;
 pub mod output;

@@ -20,6 +20,7 @@ use crate::bindings::AgentPlugin;
 use crate::capture::CapturePipe;
 use crate::error::Error;
 use crate::guest_text::{LOG_FIELD_BYTES, escaped};
+use crate::keyvalue::{KeyValue, KeyValueData};
 use crate::outbound::{OutboundHooks, TurnOutbound};
 use crate::state::StateCtx;
 
@@ -103,8 +104,8 @@ fn spawn_epoch_ticker(engine: &Engine) -> Result<(), Error> {
     Ok(())
 }
 
-/// A linker with WASI p2, `wasi:http` (outbound requests, see `outbound`) and
-/// `agent-state`.
+/// A linker with WASI p2, `wasi:http` (outbound requests, see `outbound`),
+/// `agent-state` and `wasi:keyvalue` (see `keyvalue`).
 pub(crate) fn linker(engine: &Engine) -> Result<Linker<TurnCtx>, Error> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)
@@ -113,6 +114,13 @@ pub(crate) fn linker(engine: &Engine) -> Result<Linker<TurnCtx>, Error> {
         .map_err(|e| Error::Engine(format!("linking wasi:http: {e}")))?;
     AgentPlugin::add_to_linker::<TurnCtx, HasSelf<StateCtx>>(&mut linker, |t| &mut t.state)
         .map_err(|e| Error::Engine(format!("linking agent-state: {e}")))?;
+    crate::bindings::keyvalue::Imports::add_to_linker::<TurnCtx, KeyValueData>(&mut linker, |t| {
+        KeyValue {
+            table: &mut t.table,
+            state: &mut t.state,
+        }
+    })
+    .map_err(|e| Error::Engine(format!("linking wasi:keyvalue: {e}")))?;
     Ok(linker)
 }
 

@@ -51,7 +51,7 @@ impl StateCtx {
         &self.turn.scope().config
     }
 
-    fn check_size(&self, size: usize) -> Result<(), StateError> {
+    pub(crate) fn check_size(&self, size: usize) -> Result<(), StateError> {
         let limit = self.config().limits.max_value_bytes;
         let size = size as u64;
         if size > limit {
@@ -67,6 +67,24 @@ impl StateCtx {
                 "ttl-seconds must be at least 1".into(),
             )),
             s => Ok(s.map(|s| Duration::from_secs(u64::from(s)))),
+        }
+    }
+}
+
+impl StateCtx {
+    /// Counts a call refused for a limit or quota (logged once per run, see
+    /// `sandbox::log_refusals`); other errors are the plugin's to handle.
+    pub(crate) fn note_refusal(&mut self, err: &StateError) {
+        if matches!(
+            err,
+            StateError::TooLarge { .. }
+                | StateError::QuotaExceeded(_)
+                | StateError::Store(StoreError::QuotaExceeded(_))
+        ) {
+            self.refused_calls += 1;
+            if self.first_refusal.is_none() {
+                self.first_refusal = Some(err.to_string());
+            }
         }
     }
 }
@@ -238,17 +256,7 @@ impl agent_state::Host for StateCtx {
     /// The one place a host error becomes the guest's WIT error. Refusals for a
     /// limit are counted here and logged once per run (`sandbox::log_refusals`).
     fn convert_error(&mut self, err: StateError) -> wasmtime::Result<WitError> {
-        if matches!(
-            err,
-            StateError::TooLarge { .. }
-                | StateError::QuotaExceeded(_)
-                | StateError::Store(StoreError::QuotaExceeded(_))
-        ) {
-            self.refused_calls += 1;
-            if self.first_refusal.is_none() {
-                self.first_refusal = Some(err.to_string());
-            }
-        }
+        self.note_refusal(&err);
         Ok(match err {
             StateError::InvalidKey { .. } => WitError::InvalidKey(err.to_string()),
             StateError::InvalidArgument(msg) => WitError::InvalidArgument(msg),

@@ -3,7 +3,7 @@
 //! same typed error on every store (`cargo test --test edges`).
 
 use agent_host::keys::{Name, Namespace};
-use agent_host::store::{Commit, Expiry, ValueChange};
+use agent_host::store::{Commit, Expiry, ValueChange, ValueWrite};
 use agent_host::{Limits, PluginConfig, StoreError};
 use agent_host_tests::{Backend, conformance, load, plugins, probe};
 use proptest::prelude::*;
@@ -127,11 +127,14 @@ async fn the_store_adds_exactly_or_reports_a_conflict(backend: Backend) {
     let ns = Namespace::new("agent", "edges").unwrap();
     let key = Name::key("n").unwrap();
     let set = |v: &str| Commit {
-        values: vec![(key.clone(), ValueChange::Set(v.into(), Expiry::Never))],
+        values: vec![ValueWrite::new(
+            key.clone(),
+            ValueChange::Set(v.into(), Expiry::Never),
+        )],
         ..Commit::default()
     };
     let add = |d: i64| Commit {
-        values: vec![(key.clone(), ValueChange::Add(d))],
+        values: vec![ValueWrite::new(key.clone(), ValueChange::Add(d))],
         ..Commit::default()
     };
     let cases: &[(&str, i64, Option<i64>)] = &[

@@ -5,7 +5,9 @@
 use std::time::Duration;
 
 use agent_host::keys::{MAX_NAME_BYTES, Name, Namespace};
-use agent_host::store::{Commit, Expiry, ExpiryChange, SessionCommit, StateChange, ValueChange};
+use agent_host::store::{
+    Commit, Expiry, ExpiryChange, SessionCommit, StateChange, ValueChange, ValueWrite,
+};
 use agent_host::{PluginConfig, StateError};
 use agent_host_tests::{Backend, RedisServer, host, plugins};
 use proptest::prelude::*;
@@ -124,7 +126,7 @@ fn ids_and_values_round_trip(backend: Backend) {
             match Name::key(key.clone()) {
                 Ok(name) => rt.block_on(async {
                     let commit = Commit {
-                        values: vec![(
+                        values: vec![ValueWrite::new(
                             name.clone(),
                             ValueChange::Set(delta.to_string().into_bytes(), Expiry::Never),
                         )],

@@ -198,6 +198,10 @@ pub struct PluginSection {
     /// State versions kept per session (`PluginConfig::with_keep_versions`).
     #[serde(default)]
     pub keep_versions: u32,
+    /// The `wasi:keyvalue` buckets it may open (`PluginConfig::with_buckets`);
+    /// absent: any.
+    #[serde(default)]
+    pub buckets: Option<Vec<String>>,
 }
 
 /// A plugin's `limits` table (see [`Limits`] for the defaults).
@@ -409,5 +413,6 @@ impl PluginSection {
             .with_env(self.env.clone().into_iter().collect())
             .with_outbound(outbound)
             .with_instance_reuse(self.instance_reuse)
+            .with_buckets(self.buckets.clone())
     }
 }

@@ -37,6 +37,15 @@ pub struct Page {
     pub cursor: Option<String>,
 }
 
+/// One page of the keys of a bucket (`wasi:keyvalue`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct KeyPage {
+    /// Keys in byte order, without their bucket.
+    pub keys: Vec<String>,
+    /// Where the next page starts; `None` on the last page.
+    pub cursor: Option<String>,
+}
+
 /// When a session or value expires.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Expiry {
@@ -183,6 +192,39 @@ pub enum ValueChange {
     Add(i64),
 }
 
+/// A plugin-wide value's write in a commit, with what the value must be when the
+/// commit applies (a compare-and-swap), if anything.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ValueWrite {
+    /// Which value.
+    pub name: Name,
+    /// What happens to it.
+    pub change: ValueChange,
+    /// Fail the commit with [`StoreError::Conflict`] unless the stored value is
+    /// this; `None` writes whatever is stored.
+    pub expect: Option<ValueCheck>,
+}
+
+impl ValueWrite {
+    /// A write without an expectation.
+    pub fn new(name: Name, change: ValueChange) -> Self {
+        Self {
+            name,
+            change,
+            expect: None,
+        }
+    }
+}
+
+/// What a plugin-wide value must be for a [`ValueWrite`] to apply.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ValueCheck {
+    /// Absent (or expired).
+    Absent,
+    /// Present with these bytes.
+    Equals(Vec<u8>),
+}
+
 /// A stored value as an integer, by the rules both stores share (those of Redis's
 /// `INCRBY`): `0`, or an optional `-` and up to 19 digits without a leading zero,
 /// within the `i64` range. `+7`, `-0`, `007`, ` 7` and `7.0` are not integers.
@@ -204,7 +246,7 @@ pub struct Commit {
     /// Session writes.
     pub sessions: Vec<SessionCommit>,
     /// Plugin-wide value writes.
-    pub values: Vec<(Name, ValueChange)>,
+    pub values: Vec<ValueWrite>,
     /// Fail the commit with [`StoreError::QuotaExceeded`] if the namespace would
     /// then hold more live plugin-wide values than this.
     pub max_values: Option<u64>,
@@ -226,7 +268,7 @@ impl Commit {
 /// - A session is its state document, its history, and its index entry; they expire
 ///   together, and the index follows the session on every commit.
 /// - [`StateStore::commit`] first checks every expectation (state versions, history
-///   lengths, that added-to values are integers); if one fails it writes nothing and
+///   lengths, that added-to values are integers, [`ValueCheck`]s); if one fails it writes nothing and
 ///   returns [`StoreError::Conflict`]. If the value limit would be exceeded it
 ///   writes nothing and returns [`StoreError::QuotaExceeded`].
 /// - Methods return [`StoreError::Unavailable`] within a bounded time when the
@@ -267,6 +309,16 @@ pub trait StateStore: Send + Sync + 'static {
 
     /// A plugin-wide value.
     async fn get(&self, ns: &Namespace, key: &Name) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// Up to `limit` keys of `bucket` after `after` (exclusive), in byte order: the
+    /// live plugin-wide values named [`Name::bucket_key`]`(bucket, key)`.
+    async fn list_bucket(
+        &self,
+        ns: &Namespace,
+        bucket: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<KeyPage, StoreError>;
 
     /// How many live plugin-wide values the namespace holds.
     async fn count_values(&self, ns: &Namespace) -> Result<u64, StoreError>;

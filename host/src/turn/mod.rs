@@ -7,6 +7,7 @@
 //! changed them in between makes the commit fail as a conflict instead of being
 //! overwritten.
 
+mod buckets;
 mod values;
 
 use std::collections::HashMap;
@@ -19,7 +20,7 @@ use crate::keys::Name;
 use crate::state::PluginScope;
 use crate::store::{
     Commit, Entry, Expiry, ExpiryChange, Page, SessionCommit, Snapshot, StateChange, StateStore,
-    StoredVersion,
+    StoredVersion, ValueCheck, ValueWrite,
 };
 
 /// The staged state of one turn.
@@ -438,7 +439,15 @@ impl Turn {
         }
         for stage in self.values.into_values() {
             if let Some(change) = stage.change {
-                commit.values.push((stage.name, change));
+                let expect = stage.expect_base.then(|| match stage.base {
+                    Some(bytes) => ValueCheck::Equals(bytes),
+                    None => ValueCheck::Absent,
+                });
+                commit.values.push(ValueWrite {
+                    name: stage.name,
+                    change,
+                    expect,
+                });
             }
         }
         commit

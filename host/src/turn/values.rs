@@ -9,12 +9,15 @@ use crate::store::{Expiry, ValueChange};
 
 pub(super) struct ValueStage {
     pub(super) name: Name,
-    base: Option<Vec<u8>>,
+    pub(super) base: Option<Vec<u8>>,
     pub(super) change: Option<ValueChange>,
+    /// The turn's writes rely on `base` (a `wasi:keyvalue` increment or swap):
+    /// the commit applies only if the value is still `base`.
+    pub(super) expect_base: bool,
 }
 
 impl Turn {
-    async fn value(&mut self, key: &Name) -> Result<&mut ValueStage, StateError> {
+    pub(super) async fn value(&mut self, key: &Name) -> Result<&mut ValueStage, StateError> {
         if !self.values.contains_key(key.as_str()) {
             let fetched = self.store.get(&self.scope.ns, key).await;
             let base = self.check(fetched)?;
@@ -24,6 +27,7 @@ impl Turn {
                     name: key.clone(),
                     base,
                     change: None,
+                    expect_base: false,
                 },
             );
         }
@@ -119,7 +123,7 @@ impl ValueStage {
         }
     }
 
-    fn current(&self) -> Result<Option<Vec<u8>>, StateError> {
+    pub(super) fn current(&self) -> Result<Option<Vec<u8>>, StateError> {
         let base = || self.base.clone();
         Ok(match &self.change {
             None => base(),
@@ -136,6 +140,6 @@ impl ValueStage {
     }
 }
 
-fn parse_integer(bytes: &[u8]) -> Result<i64, StateError> {
+pub(super) fn parse_integer(bytes: &[u8]) -> Result<i64, StateError> {
     crate::store::parse_integer(bytes).ok_or(StateError::Store(StoreError::NotAnInteger))
 }

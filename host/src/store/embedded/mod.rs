@@ -21,6 +21,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use redb::{Database, Durability, ReadableDatabase, ReadableTable};
 
+mod buckets;
 mod expiring;
 mod tables;
 mod versions;
@@ -30,7 +31,7 @@ use self::expiring::{Records, event_key, live_range, record_key, stream_prefix};
 use self::tables::*;
 use self::writer::Writer;
 
-use super::{Commit, Entry, Page, Snapshot, StateStore, StoredVersion};
+use super::{Commit, Entry, KeyPage, Page, Snapshot, StateStore, StoredVersion};
 use crate::error::StoreError;
 use crate::keys::{Name, Namespace};
 
@@ -227,6 +228,16 @@ impl StateStore for EmbeddedStore {
         self.read(move |r| value_of(&r.values, &k, r.now)).await
     }
 
+    async fn list_bucket(
+        &self,
+        ns: &Namespace,
+        bucket: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<KeyPage, StoreError> {
+        self.bucket_page(ns, bucket, after, limit).await
+    }
+
     async fn count_values(&self, ns: &Namespace) -> Result<u64, StoreError> {
         let (lo, hi) = prefixed(&ns_prefix(ns));
         self.read(move |r| {
@@ -273,8 +284,8 @@ impl StateStore for EmbeddedStore {
                         records.put(&k, &write.record, write.ttl)?;
                     }
                 }
-                for (name, change) in &commit.values {
-                    w.apply_value(&ns, name, change)?;
+                for write in &commit.values {
+                    w.apply_value(&ns, &write.name, &write.change)?;
                 }
                 w.prune(&ns)?;
                 records.prune()?;

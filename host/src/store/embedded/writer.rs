@@ -7,7 +7,9 @@ use super::tables::*;
 use super::versions::Versions;
 use crate::error::StoreError;
 use crate::keys::{Name, Namespace};
-use crate::store::{Commit, Expiry, ExpiryChange, SessionCommit, StateChange, ValueChange};
+use crate::store::{
+    Commit, Expiry, ExpiryChange, SessionCommit, StateChange, ValueChange, ValueCheck,
+};
 
 /// The tables of one write transaction.
 pub(super) struct Writer<'t> {
@@ -126,13 +128,13 @@ impl<'t> Writer<'t> {
     pub(super) fn check(&mut self, ns: &Namespace, commit: &Commit) -> Result<(), StoreError> {
         if let (Some(max), false) = (commit.max_values, commit.values.is_empty()) {
             let mut count = self.count_values(ns)?;
-            for (name, change) in &commit.values {
+            for write in &commit.values {
                 let exists = self
                     .values
-                    .get(key(ns, name.as_str()).as_slice())
+                    .get(key(ns, write.name.as_str()).as_slice())
                     .map_err(internal)?
                     .is_some();
-                match change {
+                match write.change {
                     ValueChange::Remove if exists => count -= 1,
                     ValueChange::Set(..) | ValueChange::Add(_) if !exists => count += 1,
                     _ => {}
@@ -162,12 +164,23 @@ impl<'t> Writer<'t> {
                 return Err(StoreError::Conflict);
             }
         }
-        for (name, change) in &commit.values {
-            if let ValueChange::Add(delta) = change {
-                let current = value_of(&self.values, &key(ns, name.as_str()), self.now)?;
-                if add(current.as_deref(), *delta).is_none() {
-                    return Err(StoreError::Conflict);
-                }
+        for write in &commit.values {
+            let check_add = matches!(write.change, ValueChange::Add(_));
+            if !check_add && write.expect.is_none() {
+                continue;
+            }
+            let current = value_of(&self.values, &key(ns, write.name.as_str()), self.now)?;
+            let holds = match &write.expect {
+                None => true,
+                Some(ValueCheck::Absent) => current.is_none(),
+                Some(ValueCheck::Equals(bytes)) => current.as_ref() == Some(bytes),
+            };
+            let adds = match write.change {
+                ValueChange::Add(delta) => add(current.as_deref(), delta).is_some(),
+                _ => true,
+            };
+            if !(holds && adds) {
+                return Err(StoreError::Conflict);
             }
         }
         Ok(())

@@ -28,8 +28,8 @@ impl RedisStore {
         if let (Some(max), false) = (commit.max_values, commit.values.is_empty()) {
             let mut call = self.scripts.quota.prepare_invoke();
             call.key(ns.index_values_key()).arg(&now).arg(max);
-            for (name, change) in &commit.values {
-                call.arg(name.as_str()).arg(value_op(change));
+            for write in &commit.values {
+                call.arg(write.name.as_str()).arg(value_op(&write.change));
             }
             let over: i64 = self.invoke(&call).await?;
             if over == 1 {
@@ -74,10 +74,11 @@ impl RedisStore {
                 .push((s.session.as_str(), p1, p2));
             written.push(part);
         }
-        for (name, change) in &commit.values {
+        for write in &commit.values {
+            let name = &write.name;
             let mut call = self.scripts.value.prepare_invoke();
             call.key(ns.value_key(name)).arg(&now).arg(name.as_str());
-            value_args(&mut call, change);
+            value_args(&mut call, write);
             let reply: redis::Value = self.invoke(&call).await?;
             let part = format!("value {:?}", name.as_str());
             let score: String = match reply {
@@ -104,7 +105,9 @@ impl RedisStore {
         }
         if !values.is_empty() {
             let mut call = self.scripts.value_index.prepare_invoke();
-            call.key(ns.index_values_key()).arg(&now);
+            call.key(ns.index_values_key())
+                .key(ns.index_bucket_keys_key())
+                .arg(&now);
             for (member, score) in values {
                 call.arg(member).arg(score);
             }

@@ -34,6 +34,7 @@
 //!   whose keys are gone.
 //! - No URL or password ever appears in an error or a log line.
 
+mod buckets;
 mod cluster;
 mod connection;
 mod idempotency;

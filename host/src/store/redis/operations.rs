@@ -11,7 +11,7 @@ use super::connection::Conn;
 use super::scripts::{commit_invocation, now_ms};
 use crate::error::StoreError;
 use crate::keys::{Name, Namespace};
-use crate::store::{Commit, Entry, Page, Snapshot, StateStore, StoredVersion};
+use crate::store::{Commit, Entry, KeyPage, Page, Snapshot, StateStore, StoredVersion};
 
 #[async_trait]
 impl StateStore for RedisStore {
@@ -160,6 +160,16 @@ impl StateStore for RedisStore {
 
     async fn get(&self, ns: &Namespace, key: &Name) -> Result<Option<Vec<u8>>, StoreError> {
         self.query(redis::cmd("GET").arg(ns.value_key(key))).await
+    }
+
+    async fn list_bucket(
+        &self,
+        ns: &Namespace,
+        bucket: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<KeyPage, StoreError> {
+        self.bucket_page(ns, bucket, after, limit).await
     }
 
     async fn count_values(&self, ns: &Namespace) -> Result<u64, StoreError> {

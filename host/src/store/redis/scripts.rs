@@ -6,7 +6,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use redis::Script;
 
 use crate::keys::Namespace;
-use crate::store::{Commit, Expiry, ExpiryChange, SessionCommit, StateChange, ValueChange};
+use crate::store::{
+    Commit, Expiry, ExpiryChange, SessionCommit, StateChange, ValueChange, ValueCheck, ValueWrite,
+};
 
 /// The Lua functions every commit script is made of (argument layout in the file).
 const LUA_FNS: &str = include_str!("lua/functions.lua");
@@ -28,6 +30,8 @@ pub(super) struct Scripts {
     pub(super) quota: Script,
     /// Gives an idempotency claim back (`lua/idempotency_release.lua`).
     pub(super) release: Script,
+    /// One page of a bucket's keys (`lua/bucket_keys.lua`).
+    pub(super) bucket_keys: Script,
 }
 
 impl Scripts {
@@ -41,6 +45,7 @@ impl Scripts {
             value_index: script(include_str!("lua/cluster_value_index.lua")),
             quota: script(include_str!("lua/cluster_quota.lua")),
             release: Script::new(include_str!("lua/idempotency_release.lua")),
+            bucket_keys: Script::new(include_str!("lua/bucket_keys.lua")),
         }
     }
 }
@@ -71,13 +76,14 @@ pub(super) fn commit_invocation<'a>(
         session_keys(&mut call, ns, s);
         session_args(&mut call, s);
     }
-    for (key, change) in &commit.values {
-        call.key(ns.value_key(key)).arg(key.as_str());
-        value_args(&mut call, change);
+    for write in &commit.values {
+        call.key(ns.value_key(&write.name)).arg(write.name.as_str());
+        value_args(&mut call, write);
     }
     call.key(ns.index_names_key())
         .key(ns.index_expiry_key())
-        .key(ns.index_values_key());
+        .key(ns.index_values_key())
+        .key(ns.index_bucket_keys_key());
     call
 }
 
@@ -138,9 +144,10 @@ pub(super) fn session_args(call: &mut redis::ScriptInvocation<'_>, s: &SessionCo
     }
 }
 
-/// A value's script arguments after its member: op, value or delta, ttl.
-pub(super) fn value_args(call: &mut redis::ScriptInvocation<'_>, change: &ValueChange) {
-    match change {
+/// A value's script arguments after its member: op, value or delta, ttl, what it
+/// must hold first.
+pub(super) fn value_args(call: &mut redis::ScriptInvocation<'_>, write: &ValueWrite) {
+    match &write.change {
         ValueChange::Set(value, expiry) => {
             let ttl = match expiry {
                 Expiry::Never => "0".to_string(),
@@ -155,6 +162,11 @@ pub(super) fn value_args(call: &mut redis::ScriptInvocation<'_>, change: &ValueC
             call.arg("add").arg(*delta).arg("0");
         }
     }
+    match &write.expect {
+        None => call.arg(""),
+        Some(ValueCheck::Absent) => call.arg("-"),
+        Some(ValueCheck::Equals(bytes)) => call.arg([b"=".as_slice(), bytes].concat()),
+    };
 }
 
 pub(super) fn value_op(change: &ValueChange) -> &'static str {

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use agent_host::OutboundEvent;
 
 use agent_host::keys::{Name, Namespace};
-use agent_host::store::{Commit, Entry, Page, Snapshot, StoredVersion};
+use agent_host::store::{Commit, Entry, KeyPage, Page, Snapshot, StoredVersion};
 use agent_host::{StateStore, StoreError};
 use async_trait::async_trait;
 use prometheus_client::encoding::EncodeLabelSet;
@@ -194,6 +194,19 @@ impl StateStore for Metered {
     }
     async fn get(&self, ns: &Namespace, key: &Name) -> Result<Option<Vec<u8>>, StoreError> {
         self.time("get", self.inner.get(ns, key)).await
+    }
+    async fn list_bucket(
+        &self,
+        ns: &Namespace,
+        bucket: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<KeyPage, StoreError> {
+        self.time(
+            "list_bucket",
+            self.inner.list_bucket(ns, bucket, after, limit),
+        )
+        .await
     }
     async fn count_values(&self, ns: &Namespace) -> Result<u64, StoreError> {
         self.time("count_values", self.inner.count_values(ns)).await

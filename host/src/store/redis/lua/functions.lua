@@ -6,7 +6,8 @@
 -- 'extend:MS'), the idempotency claim the record key must hold ('' = no record),
 -- the record, its TTL in ms, versions to keep, item count, items... A value's
 -- arguments start at `x` (its op, after its member): op ('set'/'del'/'add'), value
--- or delta, ttl ms ('0' = never).
+-- or delta, ttl ms ('0' = never), what it must hold first ('' = anything, '-' =
+-- nothing, '=' followed by the bytes it must hold).
 local function session_ok(st, hi, id, x)
   if ARGV[x + 9] ~= '' and redis.call('GET', id) ~= ARGV[x + 9] then return false end
   if ARGV[x + 1] ~= '' and (redis.call('HGET', st, 'ver') or '0') ~= ARGV[x + 1] then
@@ -152,6 +153,15 @@ end
 -- fit: the turn read another value than the one stored now, and is run again (its
 -- own increment call then reports the problem).
 local function value_ok(key, x)
+  local expect = ARGV[x + 3]
+  if expect ~= '' then
+    local held = redis.call('GET', key)
+    if expect == '-' then
+      if held then return false end
+    elseif not held or '=' .. held ~= expect then
+      return false
+    end
+  end
   if ARGV[x] == 'add' then
     local sa, ha, la = integer_parts(redis.call('GET', key) or '0')
     if not sa then return false end
@@ -181,10 +191,15 @@ local function value_apply(key, x, now)
   return '+inf'
 end
 
-local function index_value(vals, member, score)
+-- A value's entry in the value index, and in the bucket keys' index if it holds a
+-- key of a bucket (its member starts with \1).
+local function index_value(vals, bucket_keys, member, score)
+  local in_bucket = string.byte(member, 1) == 1
   if score then
     redis.call('ZADD', vals, score, member)
+    if in_bucket then redis.call('ZADD', bucket_keys, 0, member) end
   else
     redis.call('ZREM', vals, member)
+    if in_bucket then redis.call('ZREM', bucket_keys, member) end
   end
 end
