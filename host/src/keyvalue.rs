@@ -88,7 +88,7 @@ impl KeyValue<'_> {
         Ok(())
     }
 
-    fn to_wit(&mut self, err: KvError) -> wasmtime::Result<store::Error> {
+    fn wit_error(&mut self, err: KvError) -> wasmtime::Result<store::Error> {
         match err {
             KvError::AccessDenied => Ok(store::Error::AccessDenied),
             KvError::Trap(e) => Err(e),
@@ -119,7 +119,7 @@ impl store::Host for KeyValue<'_> {
     }
 
     fn convert_error(&mut self, err: KvError) -> wasmtime::Result<store::Error> {
-        self.to_wit(err)
+        self.wit_error(err)
     }
 }
 
@@ -200,7 +200,7 @@ impl atomics::Host for KeyValue<'_> {
                 let fresh = self.table.push(Cas { key, seen: now })?;
                 Err(atomics::CasError::CasFailed(fresh))
             }
-            Err(e) => Err(atomics::CasError::StoreError(self.to_wit(e.into())?)),
+            Err(e) => Err(atomics::CasError::StoreError(self.wit_error(e.into())?)),
         })
     }
 }

@@ -439,7 +439,7 @@ impl Turn {
         }
         for stage in self.values.into_values() {
             if let Some(change) = stage.change {
-                let expect = stage.expect_base.then(|| match stage.base {
+                let expect = stage.expect_base.then_some(match stage.base {
                     Some(bytes) => ValueCheck::Equals(bytes),
                     None => ValueCheck::Absent,
                 });
