@@ -17,6 +17,7 @@ const PLUGINS: &[(&str, &str)] = &[
     ("bench-agent", "tests/plugins/bench-agent"),
     ("hostile", "tests/plugins/hostile"),
     ("legacy", "tests/plugins/legacy"),
+    ("kv-probe", "tests/plugins/kv-probe"),
     ("chat-memory", "examples/chat-memory"),
     ("notes", "examples/notes"),
     ("llm-chat", "examples/llm-chat"),

@@ -105,8 +105,14 @@ impl Namespace {
         format!("{}:s:{{{}}}:idem:{key}", self.base, session.encoded)
     }
 
-    /// A plugin-wide value's key.
+    /// A plugin-wide value's key. An `agent-state` value has its own hash tag, so a
+    /// plugin's values spread over a cluster; a `wasi:keyvalue` bucket's key
+    /// ([`Name::bucket_key`]) has the plugin's, like its indexes, so a turn's
+    /// bucket writes commit in one atomic script on a cluster too.
     pub fn value_key(&self, key: &Name) -> String {
+        if key.is_bucket_key() {
+            return format!("{0}:bkv:{{{0}}}:{1}", self.base, key.encoded);
+        }
         format!("{}:kv:{{{}}}", self.base, key.encoded)
     }
 
@@ -194,6 +200,11 @@ impl Name {
         check_name(what, &raw)?;
         let encoded = utf8_percent_encode(&raw, ENCODE).to_string();
         Ok(Self { raw, encoded })
+    }
+
+    /// Whether it names a key of a `wasi:keyvalue` bucket.
+    pub fn is_bucket_key(&self) -> bool {
+        self.raw.starts_with('\x01')
     }
 
     /// The id as the guest gave it.

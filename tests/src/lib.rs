@@ -34,6 +34,9 @@ pub mod plugins {
     pub const HOSTILE: &str = env!("PLUGIN_HOSTILE");
     /// A counter built against the frozen `agent:state@0.1.0` WIT, without the SDK.
     pub const LEGACY: &str = env!("PLUGIN_LEGACY");
+    /// Runs the `wasi:keyvalue` operations it is given as JSON; built from the
+    /// standard WIT alone (see its source).
+    pub const KV_PROBE: &str = env!("PLUGIN_KV_PROBE");
     /// One typical agent turn, for the benchmark.
     pub const BENCH_AGENT: &str = env!("PLUGIN_BENCH_AGENT");
     /// The chat-memory example.

@@ -4,15 +4,16 @@
 use std::collections::BTreeMap;
 
 use super::RedisStore;
-use super::scripts::{now_ms, session_args, session_keys, value_args, value_op};
+use super::scripts::{now_ms, session_args, session_keys, value_args, value_op, values_invocation};
 use crate::error::StoreError;
 use crate::keys::{INDEX_BUCKETS, Namespace, index_bucket};
-use crate::store::Commit;
+use crate::store::{Commit, ValueWrite};
 
 impl RedisStore {
-    /// A commit on a Redis Cluster, where a script may touch one slot only: each
-    /// session (its keys share a hash tag) is checked and written atomically by
-    /// itself, then each plugin-wide value, then the plugin's indexes.
+    /// A commit on a Redis Cluster, where a script may touch one slot only: the
+    /// turn's `wasi:keyvalue` bucket keys (in the plugin's slot) are checked and
+    /// written atomically together, then each session (its keys share a hash tag)
+    /// by itself, then each other plugin-wide value, then the plugin's indexes.
     ///
     /// A turn that writes one session (the usual turn) is atomic as before. A turn
     /// that writes several sessions or values is atomic per session and value: if
@@ -39,6 +40,17 @@ impl RedisStore {
             }
         }
         let mut written = Vec::new();
+        // A turn's bucket keys share the plugin's slot: they are written first, in
+        // one script, so a failed check there leaves nothing written.
+        let (bucket_writes, value_writes): (Vec<&ValueWrite>, Vec<&ValueWrite>) =
+            commit.values.iter().partition(|w| w.name.is_bucket_key());
+        if !bucket_writes.is_empty() {
+            let call = values_invocation(&self.scripts.commit, ns, &[], &bucket_writes, None);
+            match self.invoke::<i64>(&call).await? {
+                0 => written.push("bucket keys".to_owned()),
+                _ => return Err(StoreError::Conflict),
+            }
+        }
         let refused = |written: &[String], part: &str| {
             if written.is_empty() {
                 return StoreError::Conflict;
@@ -74,7 +86,7 @@ impl RedisStore {
                 .push((s.session.as_str(), p1, p2));
             written.push(part);
         }
-        for write in &commit.values {
+        for write in value_writes {
             let name = &write.name;
             let mut call = self.scripts.value.prepare_invoke();
             call.key(ns.value_key(name)).arg(&now).arg(name.as_str());

@@ -67,16 +67,28 @@ pub(super) fn commit_invocation<'a>(
     ns: &Namespace,
     commit: &Commit,
 ) -> redis::ScriptInvocation<'a> {
+    let values: Vec<&ValueWrite> = commit.values.iter().collect();
+    values_invocation(script, ns, &commit.sessions, &values, commit.max_values)
+}
+
+/// The `EVALSHA` of `lua/commit.lua` for these sessions and values.
+pub(super) fn values_invocation<'a>(
+    script: &'a Script,
+    ns: &Namespace,
+    sessions: &[SessionCommit],
+    values: &[&ValueWrite],
+    max_values: Option<u64>,
+) -> redis::ScriptInvocation<'a> {
     let mut call = script.prepare_invoke();
     call.arg(now_ms().to_string())
-        .arg(commit.sessions.len())
-        .arg(commit.values.len())
-        .arg(commit.max_values.map(|m| m.to_string()).unwrap_or_default());
-    for s in &commit.sessions {
+        .arg(sessions.len())
+        .arg(values.len())
+        .arg(max_values.map(|m| m.to_string()).unwrap_or_default());
+    for s in sessions {
         session_keys(&mut call, ns, s);
         session_args(&mut call, s);
     }
-    for write in &commit.values {
+    for write in values {
         call.key(ns.value_key(&write.name)).arg(write.name.as_str());
         value_args(&mut call, write);
     }
