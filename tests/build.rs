@@ -18,6 +18,7 @@ const PLUGINS: &[(&str, &str)] = &[
     ("hostile", "tests/plugins/hostile"),
     ("legacy", "tests/plugins/legacy"),
     ("kv-probe", "tests/plugins/kv-probe"),
+    ("spin-kv", "tests/plugins/spin-kv"),
     ("chat-memory", "examples/chat-memory"),
     ("notes", "examples/notes"),
     ("llm-chat", "examples/llm-chat"),

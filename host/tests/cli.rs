@@ -330,7 +330,7 @@ fn inspect_shows_the_world_of_a_component() {
     assert!(shown.contains("  agent:state/handler@0.1.2\n"), "{shown}");
     assert!(shown.contains("  wasi:cli/"), "{shown}");
     assert!(
-        shown.ends_with("fits the agent-plugin world: yes\n"),
+        shown.ends_with("fits a world the host serves: yes\n"),
         "{shown}"
     );
 
@@ -348,10 +348,24 @@ fn inspect_shows_the_world_of_a_component() {
             "{shown}"
         );
         assert!(
-            shown.ends_with("fits the agent-plugin world: yes\n"),
+            shown.ends_with("fits a world the host serves: yes\n"),
             "{shown}"
         );
     }
+
+    // So does a plugin written for wasi:keyvalue alone.
+    let out = agent_host(&["inspect", plugins::KV_PROBE], None, None);
+    let shown = text(&out.stdout);
+    assert!(out.status.success(), "{shown}{}", text(&out.stderr));
+    assert!(
+        shown.contains("  wasi:keyvalue/store@0.2.0-draft2\n")
+            && !shown.contains("agent:state/agent-state"),
+        "{shown}"
+    );
+    assert!(
+        shown.ends_with("fits a world the host serves: yes\n"),
+        "{shown}"
+    );
 
     // A core module is not a component.
     let dir = tempfile::tempdir().unwrap();

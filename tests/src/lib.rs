@@ -37,6 +37,9 @@ pub mod plugins {
     /// Runs the `wasi:keyvalue` operations it is given as JSON; built from the
     /// standard WIT alone (see its source).
     pub const KV_PROBE: &str = env!("PLUGIN_KV_PROBE");
+    /// Counts its turns through Spin's SDK for `wasi:keyvalue` and through
+    /// `agent-state`, in one component (see its source).
+    pub const SPIN_KV: &str = env!("PLUGIN_SPIN_KV");
     /// One typical agent turn, for the benchmark.
     pub const BENCH_AGENT: &str = env!("PLUGIN_BENCH_AGENT");
     /// The chat-memory example.

@@ -491,7 +491,52 @@ async fn stores_check_value_expectations_and_list_buckets(backend: Backend) {
     assert_eq!(page.keys, ["c", "d"]);
 }
 
+/// A component whose storage code is Spin's (its SDK's `wasi:keyvalue` bindings)
+/// and which also uses `agent-state`: both persist, in the same turn's commit.
+async fn a_spin_sdk_component_with_agent_state_too(backend: Backend) {
+    let host = backend.host();
+    load(
+        &host,
+        PluginConfig::new("spin", "tenant-a"),
+        plugins::SPIN_KV,
+    )
+    .await;
+    let turn = |session: &'static str, input: &'static str| {
+        let host = host.clone();
+        async move { host.run_turn("spin", session, input).await.expect("turn") }
+    };
+    assert_eq!(
+        turn("alice", "hi").await,
+        "session 1, plugin 1, keys input-1,turns"
+    );
+    assert_eq!(
+        turn("bob", "yo").await,
+        "session 1, plugin 2, keys input-1,input-2,turns"
+    );
+    drop(host);
+    let host = backend.host();
+    load(
+        &host,
+        PluginConfig::new("spin", "tenant-a"),
+        plugins::SPIN_KV,
+    )
+    .await;
+    let answer = host.run_turn("spin", "alice", "again").await.unwrap();
+    assert_eq!(
+        answer,
+        "session 2, plugin 3, keys input-1,input-2,input-3,turns"
+    );
+    // The bucket's values are in the store, next to the session's state.
+    let ns = Namespace::new("agent", "tenant-a").unwrap();
+    let store = backend.store();
+    let turns = store
+        .get(&ns, &Name::bucket_key("", "turns").unwrap())
+        .await;
+    assert_eq!(turns.unwrap(), Some(b"3".to_vec()));
+}
+
 conformance!(
+    a_spin_sdk_component_with_agent_state_too,
     every_function_reads_its_writes_and_persists,
     buckets_plugins_and_agent_state_are_apart,
     list_keys_pages_through_live_keys,
@@ -503,9 +548,23 @@ conformance!(
 );
 
 /// `agent-host inspect`'s check: a component that imports only `wasi:keyvalue`
-/// (and WASI) fits.
+/// (and WASI) fits, and one built with Spin's SDK that also imports `agent-state`.
 #[test]
-fn a_keyvalue_only_component_fits() {
+fn keyvalue_components_fit() {
+    let wasm = std::fs::read(plugins::SPIN_KV).expect("spin-kv is built");
+    let report = agent_host::inspect_component(&wasm).expect("inspect");
+    assert_eq!(report.fits, Ok(()));
+    for import in [
+        "wasi:keyvalue/store@0.2.0-draft2",
+        "wasi:keyvalue/atomics@0.2.0-draft2",
+        "agent:state/agent-state@0.1.2",
+    ] {
+        assert!(
+            report.imports.iter().any(|i| i == import),
+            "{import}: {:?}",
+            report.imports
+        );
+    }
     let wasm = std::fs::read(plugins::KV_PROBE).expect("kv-probe is built");
     let report = agent_host::inspect_component(&wasm).expect("inspect");
     assert_eq!(report.fits, Ok(()));

@@ -442,11 +442,11 @@ fn inspect(path: &Path) -> anyhow::Result<()> {
     }
     match &report.fits {
         Ok(()) => {
-            println!("fits the agent-plugin world: yes");
+            println!("fits a world the host serves: yes");
             Ok(())
         }
         Err(reason) => {
-            println!("fits the agent-plugin world: no");
+            println!("fits a world the host serves: no");
             anyhow::bail!("{} is not an agent plugin: {reason}", path.display())
         }
     }
