@@ -6,5 +6,5 @@ for a = 2, #ARGV, 2 do
   if score == 'del' then score = nil end
   index_value(KEYS[1], KEYS[2], ARGV[a], score)
 end
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+prune_values(KEYS[1], KEYS[2], now)
 return 0

@@ -38,6 +38,6 @@ end
 for j = 1, nv do
   index_value(idx_vals, idx_bucket_keys, v[j].member, value_apply(v[j].key, v[j].x, now))
 end
-if nv > 0 then redis.call('ZREMRANGEBYSCORE', idx_vals, '-inf', now) end
+if nv > 0 then prune_values(idx_vals, idx_bucket_keys, now) end
 prune_sessions(idx_names, idx_exp, now)
 return 0

@@ -191,6 +191,16 @@ local function value_apply(key, x, now)
   return '+inf'
 end
 
+-- Removes up to 256 expired entries from the value index, and their entries in the
+-- bucket keys' index (listing also drops those it meets).
+local function prune_values(vals, bucket_keys, now)
+  local old = redis.call('ZRANGEBYSCORE', vals, '-inf', now, 'LIMIT', 0, 256)
+  if #old > 0 then
+    redis.call('ZREM', vals, unpack(old))
+    redis.call('ZREM', bucket_keys, unpack(old))
+  end
+end
+
 -- A value's entry in the value index, and in the bucket keys' index if it holds a
 -- key of a bucket (its member starts with \1).
 local function index_value(vals, bucket_keys, member, score)
