@@ -88,6 +88,12 @@ impl KeyValue<'_> {
         Ok(())
     }
 
+    /// A batch's keys, all checked before any is used.
+    fn keys(&self, bucket: &Resource<Bucket>, keys: &[String]) -> Result<Vec<Name>> {
+        self.check_count(keys.len())?;
+        keys.iter().map(|k| self.key(bucket, k)).collect()
+    }
+
     fn wit_error(&mut self, err: KvError) -> wasmtime::Result<store::Error> {
         match err {
             KvError::AccessDenied => Ok(store::Error::AccessDenied),
@@ -228,11 +234,8 @@ impl batch::Host for KeyValue<'_> {
         bucket: Resource<Bucket>,
         keys: Vec<String>,
     ) -> Result<Vec<(String, Option<Vec<u8>>)>> {
-        self.check_count(keys.len())?;
-        let names = keys
-            .iter()
-            .map(|k| self.key(&bucket, k))
-            .collect::<Result<Vec<_>>>()?;
+        let names = self.keys(&bucket, &keys)?;
+        self.state.turn.read_values(&names).await?;
         let mut out = Vec::with_capacity(keys.len());
         for (key, name) in keys.into_iter().zip(names) {
             let value = self.state.turn.get(&name).await?;
@@ -253,6 +256,8 @@ impl batch::Host for KeyValue<'_> {
             self.state.check_size(value.len())?;
             writes.push((self.key(&bucket, &key)?, value));
         }
+        let names: Vec<Name> = writes.iter().map(|(name, _)| name.clone()).collect();
+        self.state.turn.read_values(&names).await?;
         for (name, value) in writes {
             self.state.turn.bucket_set(&name, value).await?;
         }
@@ -260,11 +265,8 @@ impl batch::Host for KeyValue<'_> {
     }
 
     async fn delete_many(&mut self, bucket: Resource<Bucket>, keys: Vec<String>) -> Result<()> {
-        self.check_count(keys.len())?;
-        let names = keys
-            .iter()
-            .map(|k| self.key(&bucket, k))
-            .collect::<Result<Vec<_>>>()?;
+        let names = self.keys(&bucket, &keys)?;
+        self.state.turn.read_values(&names).await?;
         for name in names {
             self.state.turn.remove(&name).await?;
         }

@@ -6,11 +6,12 @@ use std::time::Duration;
 
 use agent_host::keys::{Name, Namespace};
 use agent_host::store::{Commit, Expiry, ValueChange, ValueCheck, ValueWrite};
-use agent_host::{Host, Limits, PluginConfig, StoreError};
+use agent_host::{Host, Limits, PluginConfig, RedisStore, StoreError};
 use serde_json::{Value, json};
 use tokio::task::JoinSet;
 
-use agent_host_tests::{Backend, conformance, eventually, load, plugins, probe};
+use agent_host_tests::cluster::RedisCluster;
+use agent_host_tests::{Backend, RedisServer, conformance, eventually, load, plugins, probe};
 
 /// Runs `ops` through kv-probe plugin `id` in one turn; one result per op.
 async fn kv(host: &Host, id: &str, ops: Value) -> Vec<Value> {
@@ -563,6 +564,64 @@ conformance!(
     guest_mistakes_and_denied_buckets_are_errors,
     stores_check_value_expectations_and_list_buckets,
 );
+
+/// A batch reads its keys in one round trip (one `MGET`: a bucket's keys share the
+/// plugin's slot, on a cluster too), not one per key.
+async fn batch_round_trips(store: RedisStore, expected: u64) {
+    let counter = store.clone();
+    let host = Host::builder().store(store).build().unwrap();
+    load(
+        &host,
+        PluginConfig::new("kv", "tenant-a"),
+        plugins::KV_PROBE,
+    )
+    .await;
+    let keys: Vec<String> = (0..20).map(|i| format!("k{i}")).collect();
+    let pairs: Vec<_> = keys.iter().map(|k| json!([k, "v"])).collect();
+    // Warm up: the default bucket is empty, and the scripts are loaded.
+    kv_ok(
+        &host,
+        "kv",
+        json!([{"op": "set", "key": "warm", "value": "v"}]),
+    )
+    .await;
+
+    let before = counter.round_trips();
+    let got = kv_ok(
+        &host,
+        "kv",
+        json!([
+            {"op": "get-many", "keys": keys},
+            {"op": "set-many", "pairs": pairs},
+            {"op": "get-many", "keys": keys},
+            {"op": "delete-many", "keys": ["k0", "k1", "other"]},
+        ]),
+    )
+    .await;
+    let trips = counter.round_trips() - before;
+    assert_eq!(got[0].as_array().unwrap().len(), 20);
+    assert_eq!(got[2][19], json!(["k19", "v"]));
+    // The session's prefetch, 20 reads in one MGET, 1 more for "other", the value
+    // count (for the creates), the commit (on a cluster: its value limit check, then
+    // the commit).
+    assert_eq!(
+        trips, expected,
+        "round trips of a turn of batches over 21 keys"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_is_one_round_trip_on_redis() {
+    let server = RedisServer::start();
+    batch_round_trips(agent_host_tests::store(&server), 5).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_is_one_round_trip_on_a_cluster() {
+    let cluster = RedisCluster::start();
+    let options = agent_host_tests::test_store_options();
+    batch_round_trips(RedisStore::open(&cluster.url(), options).unwrap(), 6).await;
+}
 
 /// `agent-host inspect`'s check: a component that imports only `wasi:keyvalue`
 /// (and WASI) fits, and one built with Spin's SDK that also imports `agent-state`.

@@ -268,9 +268,9 @@ impl Commit {
 /// - A session is its state document, its history, and its index entry; they expire
 ///   together, and the index follows the session on every commit.
 /// - [`StateStore::commit`] first checks every expectation (state versions, history
-///   lengths, that added-to values are integers, [`ValueCheck`]s); if one fails it writes nothing and
-///   returns [`StoreError::Conflict`]. If the value limit would be exceeded it
-///   writes nothing and returns [`StoreError::QuotaExceeded`].
+///   lengths, that added-to values are integers, [`ValueCheck`]s); if one fails it
+///   writes nothing and returns [`StoreError::Conflict`]. If the value limit would
+///   be exceeded it writes nothing and returns [`StoreError::QuotaExceeded`].
 /// - Methods return [`StoreError::Unavailable`] within a bounded time when the
 ///   backend cannot be reached, and work again once it is back.
 /// - Nothing here sees another namespace's keys.
@@ -309,6 +309,21 @@ pub trait StateStore: Send + Sync + 'static {
 
     /// A plugin-wide value.
     async fn get(&self, ns: &Namespace, key: &Name) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// Several plugin-wide values, in the order of `keys`. A backend answers the
+    /// keys of one `wasi:keyvalue` bucket (which share a slot) in one round trip;
+    /// by default it is one [`StateStore::get`] per key.
+    async fn get_many(
+        &self,
+        ns: &Namespace,
+        keys: &[Name],
+    ) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        let mut values = Vec::with_capacity(keys.len());
+        for key in keys {
+            values.push(self.get(ns, key).await?);
+        }
+        Ok(values)
+    }
 
     /// Up to `limit` keys of `bucket` after `after` (exclusive), in byte order: the
     /// live plugin-wide values named [`Name::bucket_key`]`(bucket, key)`.

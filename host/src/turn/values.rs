@@ -1,5 +1,6 @@
 //! A turn's plugin-wide values: read once, staged, committed with the turn.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use super::Turn;
@@ -32,6 +33,30 @@ impl Turn {
             );
         }
         Ok(self.values.get_mut(key.as_str()).expect("inserted above"))
+    }
+
+    /// Reads the values of `keys` the turn has not read yet, in one store call.
+    pub(crate) async fn read_values(&mut self, keys: &[Name]) -> Result<(), StateError> {
+        let mut seen = HashSet::new();
+        let unread: Vec<Name> = keys
+            .iter()
+            .filter(|k| !self.values.contains_key(k.as_str()) && seen.insert(k.as_str()))
+            .cloned()
+            .collect();
+        if unread.is_empty() {
+            return Ok(());
+        }
+        let fetched = self.store.get_many(&self.scope.ns, &unread).await;
+        for (name, base) in unread.into_iter().zip(self.check(fetched)?) {
+            let stage = ValueStage {
+                name,
+                base,
+                change: None,
+                expect_base: false,
+            };
+            self.values.insert(stage.name.as_str().to_owned(), stage);
+        }
+        Ok(())
     }
 
     /// Stages `change` for `key` unless the plugin would then hold more values than

@@ -1,13 +1,25 @@
-//! The keys of a `wasi:keyvalue` bucket in the embedded store: a range of the
-//! values table, whose keys sort by name within the namespace.
+//! A `wasi:keyvalue` bucket in the embedded store: several values in one read,
+//! and its keys as a range of the values table, whose keys sort by name within
+//! the namespace.
 
 use super::EmbeddedStore;
-use super::tables::{internal, key, live};
+use super::tables::{internal, key, live, value_of};
 use crate::error::StoreError;
-use crate::keys::{Namespace, bucket_prefix};
+use crate::keys::{Name, Namespace, bucket_prefix};
 use crate::store::KeyPage;
 
 impl EmbeddedStore {
+    /// See [`crate::store::StateStore::get_many`]: one read transaction.
+    pub(super) async fn values_of(
+        &self,
+        ns: &Namespace,
+        keys: &[Name],
+    ) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        let keys: Vec<Vec<u8>> = keys.iter().map(|k| key(ns, k.as_str())).collect();
+        self.read(move |r| keys.iter().map(|k| value_of(&r.values, k, r.now)).collect())
+            .await
+    }
+
     /// See [`crate::store::StateStore::list_bucket`].
     pub(super) async fn bucket_page(
         &self,

@@ -228,6 +228,14 @@ impl StateStore for EmbeddedStore {
         self.read(move |r| value_of(&r.values, &k, r.now)).await
     }
 
+    async fn get_many(
+        &self,
+        ns: &Namespace,
+        keys: &[Name],
+    ) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        self.values_of(ns, keys).await
+    }
+
     async fn list_bucket(
         &self,
         ns: &Namespace,

@@ -1,14 +1,37 @@
-//! The keys of a `wasi:keyvalue` bucket on Redis: a page of the bucket keys' index
-//! (one sorted set per plugin, in the slot of its other indexes), never a scan of
-//! the database.
+//! `wasi:keyvalue` buckets on Redis: several values in one `MGET`, and a page of a
+//! bucket's keys from the bucket keys' index (one sorted set per plugin, in the
+//! slot of its other indexes), never a scan of the database.
 
 use super::RedisStore;
+use super::connection::Conn;
 use super::scripts::now_ms;
 use crate::error::StoreError;
-use crate::keys::{Namespace, bucket_prefix};
+use crate::keys::{Name, Namespace, bucket_prefix};
 use crate::store::KeyPage;
 
 impl RedisStore {
+    /// See [`crate::store::StateStore::get_many`]: one `MGET`, except on a cluster
+    /// for keys that do not share a slot (only a bucket's keys share the plugin's):
+    /// one each.
+    pub(super) async fn values_of(
+        &self,
+        ns: &Namespace,
+        keys: &[Name],
+    ) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        let one_slot =
+            !matches!(self.conn, Conn::Cluster(_)) || keys.iter().all(Name::is_bucket_key);
+        let size = if one_slot { keys.len().max(1) } else { 1 };
+        let mut values = Vec::with_capacity(keys.len());
+        for group in keys.chunks(size) {
+            let mut cmd = redis::cmd("MGET");
+            for key in group {
+                cmd.arg(ns.value_key(key));
+            }
+            values.extend(self.query::<Vec<Option<Vec<u8>>>>(&cmd).await?);
+        }
+        Ok(values)
+    }
+
     /// See [`crate::store::StateStore::list_bucket`].
     pub(super) async fn bucket_page(
         &self,

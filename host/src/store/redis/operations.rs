@@ -162,6 +162,14 @@ impl StateStore for RedisStore {
         self.query(redis::cmd("GET").arg(ns.value_key(key))).await
     }
 
+    async fn get_many(
+        &self,
+        ns: &Namespace,
+        keys: &[Name],
+    ) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        self.values_of(ns, keys).await
+    }
+
     async fn list_bucket(
         &self,
         ns: &Namespace,

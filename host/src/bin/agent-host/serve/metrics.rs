@@ -195,6 +195,13 @@ impl StateStore for Metered {
     async fn get(&self, ns: &Namespace, key: &Name) -> Result<Option<Vec<u8>>, StoreError> {
         self.time("get", self.inner.get(ns, key)).await
     }
+    async fn get_many(
+        &self,
+        ns: &Namespace,
+        keys: &[Name],
+    ) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        self.time("get_many", self.inner.get_many(ns, keys)).await
+    }
     async fn list_bucket(
         &self,
         ns: &Namespace,
