@@ -66,6 +66,16 @@ fn a_good_file_is_read_with_units_and_defaults() {
     ));
     let config = kept.unwrap().plugin("chat").unwrap().config();
     assert_eq!(config.idempotency_ttl.as_secs(), 2 * 3600);
+    assert_eq!(config.buckets, None);
+    let narrowed = parse(&GOOD.replace(
+        "prefix = \"tenant-a\"",
+        "prefix = \"tenant-a\"\nbuckets = [\"cache\", \"\"]",
+    ));
+    let config = narrowed.unwrap().plugin("chat").unwrap().config();
+    assert_eq!(
+        config.buckets,
+        Some(vec!["cache".to_owned(), String::new()])
+    );
     // The secret never shows in Debug output.
     assert!(!format!("{file:?}").contains("aaaa"));
 }
@@ -107,6 +117,14 @@ fn errors_name_the_file_line_and_reason() {
             GOOD.replace("\"tenant-a\"", "\"a:b\""),
             "conf.toml:8:10",
             "prefix \"a:b\"",
+        ),
+        (
+            GOOD.replace(
+                "prefix = \"tenant-a\"",
+                "prefix = \"tenant-a\"\nbuckets = [\"a\\u0001b\"]",
+            ),
+            "conf.toml:8:10",
+            "buckets: invalid bucket: has a control character",
         ),
         (
             GOOD.replace("[\"chat\"]", "[\"chta\"]"),
