@@ -7,9 +7,9 @@
 //! isolation and the store's layout (cluster slots included) hold as they do for
 //! `agent-state` values, and a bucket never meets an `agent-state` key. Reads see
 //! the turn's own writes; writes commit with the turn, all or nothing; a write
-//! expires the plugin's default TTL after it (never without one). Increment and
-//! swap commit only if the value the turn read is still stored, otherwise the
-//! turn runs again, so concurrent turns lose no update.
+//! expires the plugin's default TTL after it (never without one). An increment
+//! adds at commit; a swap commits only if the value the turn read is still stored,
+//! otherwise the turn runs again: concurrent turns lose no update.
 //!
 //! A guest mistake (a bad key, a value over the limit, a bucket the operator does
 //! not allow) is an `error` answer, never a trap.

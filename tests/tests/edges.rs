@@ -134,7 +134,7 @@ async fn the_store_adds_exactly_or_reports_a_conflict(backend: Backend) {
         ..Commit::default()
     };
     let add = |d: i64| Commit {
-        values: vec![ValueWrite::new(key.clone(), ValueChange::Add(d))],
+        values: vec![ValueWrite::new(key.clone(), ValueChange::Add(d, None))],
         ..Commit::default()
     };
     let cases: &[(&str, i64, Option<i64>)] = &[

@@ -363,6 +363,37 @@ async fn concurrent_increments_and_swaps_lose_no_update(backend: Backend) {
     assert_eq!(got[0], json!([["n", total], ["m", total]]));
 }
 
+/// Increments add at commit: concurrent turns that only increment one key never
+/// conflict, so none runs twice.
+async fn increments_never_make_a_turn_run_again(backend: Backend) {
+    let hosts = [
+        kv_host(&backend, PluginConfig::new("kv", "tenant-a")).await,
+        kv_host(&backend, PluginConfig::new("kv", "tenant-a")).await,
+    ];
+    let mut tasks = JoinSet::new();
+    for (h, host) in hosts.iter().enumerate() {
+        for w in 0..4 {
+            let host = host.clone();
+            tasks.spawn(async move {
+                for _ in 0..5 {
+                    let ops = json!([{"op": "increment", "key": "hot", "delta": 2}]);
+                    host.run_turn("kv", &format!("h{h}w{w}"), &ops.to_string())
+                        .await
+                        .expect("turn");
+                }
+            });
+        }
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.expect("a worker panicked");
+    }
+    let got = kv_ok(&hosts[0], "kv", json!([{"op": "get", "key": "hot"}])).await;
+    assert_eq!(got[0], json!("80"));
+    for host in &hosts {
+        assert_eq!(host.stats().conflicts, 0, "{:?}", host.stats());
+    }
+}
+
 async fn guest_mistakes_and_denied_buckets_are_errors(backend: Backend) {
     let mut limits = Limits::default();
     limits.max_value_bytes = 64;
@@ -561,6 +592,7 @@ conformance!(
     keys_expire_after_their_last_write,
     a_failed_turn_writes_nothing,
     concurrent_increments_and_swaps_lose_no_update,
+    increments_never_make_a_turn_run_again,
     guest_mistakes_and_denied_buckets_are_errors,
     stores_check_value_expectations_and_list_buckets,
 );

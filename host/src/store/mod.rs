@@ -185,11 +185,12 @@ pub enum ValueChange {
     Set(Vec<u8>, Expiry),
     /// Remove it.
     Remove,
-    /// Add to the integer stored there (0 when absent), keeping its expiry. Fails
+    /// Add to the integer stored there (0 when absent), keeping its expiry (none
+    /// for a new value), or with `Some(ttl)` making it expire `ttl` from now. Fails
     /// the commit with [`StoreError::Conflict`] if the value is not an integer (see
     /// [`parse_integer`]) or the sum does not fit in an `i64`: the turn read
     /// another value than the one stored now.
-    Add(i64),
+    Add(i64, Option<Duration>),
 }
 
 /// A plugin-wide value's write in a commit, with what the value must be when the

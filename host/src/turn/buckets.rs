@@ -1,12 +1,12 @@
 //! A turn's `wasi:keyvalue` buckets. A bucket's key is a plugin-wide value named by
 //! [`Name::bucket_key`], so it is read once, staged and committed with the turn like
 //! any value; a write sets it to expire the plugin's default TTL after it (never
-//! without one). Increment and swap rely on the value the turn read: the commit
-//! then applies only if the store still holds it, otherwise the turn runs again.
+//! without one). An increment adds at commit, so concurrent ones all count; a swap
+//! relies on the value the turn read: the commit then applies only if the store
+//! still holds it, otherwise the turn runs again.
 
 use super::Turn;
-use super::values::parse_integer;
-use crate::error::{StateError, StoreError};
+use crate::error::StateError;
 use crate::keys::Name;
 use crate::store::KeyPage;
 
@@ -21,22 +21,15 @@ impl Turn {
         self.set(key, value, ttl).await
     }
 
-    /// Adds `delta` to the integer at `key` (0 when absent); returns the sum.
+    /// Adds `delta` to the integer at `key` (0 when absent) at commit, so concurrent
+    /// increments all count; the key then expires like a write. Returns the sum.
     pub(crate) async fn bucket_increment(
         &mut self,
         key: &Name,
         delta: i64,
     ) -> Result<i64, StateError> {
-        let current = match self.get(key).await? {
-            None => 0,
-            Some(bytes) => parse_integer(&bytes)?,
-        };
-        let sum = current
-            .checked_add(delta)
-            .ok_or(StateError::Store(StoreError::Overflow))?;
-        self.write_relying_on_base(key, sum.to_string().into_bytes())
-            .await?;
-        Ok(sum)
+        let ttl = self.scope.config.default_ttl;
+        self.add(key, delta, ttl).await
     }
 
     /// Sets `key` to `value` if the turn still sees `seen` there; otherwise returns

@@ -110,6 +110,18 @@ impl Turn {
     }
 
     pub(crate) async fn increment(&mut self, key: &Name, delta: i64) -> Result<i64, StateError> {
+        self.add(key, delta, None).await
+    }
+
+    /// Adds `delta` to the integer at `key` (0 when absent); returns the sum. With
+    /// `refresh` the value then expires that long from now; without, it keeps its
+    /// expiry (a new one never expires).
+    pub(super) async fn add(
+        &mut self,
+        key: &Name,
+        delta: i64,
+        refresh: Option<Duration>,
+    ) -> Result<i64, StateError> {
         let stage = self.value(key).await?;
         let current = match stage.current()? {
             None => 0,
@@ -120,18 +132,20 @@ impl Turn {
             .ok_or(StateError::Store(StoreError::Overflow))?;
         let change = match &stage.change {
             // The turn knows the whole value: store the result.
-            Some(ValueChange::Set(_, expiry)) => {
-                ValueChange::Set(new.to_string().into_bytes(), *expiry)
-            }
+            Some(ValueChange::Set(_, expiry)) => ValueChange::Set(
+                new.to_string().into_bytes(),
+                refresh.map_or(*expiry, Expiry::After),
+            ),
             Some(ValueChange::Remove) => {
-                ValueChange::Set(new.to_string().into_bytes(), Expiry::Never)
+                ValueChange::Set(new.to_string().into_bytes(), Expiry::from_ttl(refresh))
             }
             // Otherwise add at commit time, so concurrent increments all count.
-            Some(ValueChange::Add(d)) => ValueChange::Add(
+            Some(ValueChange::Add(d, _)) => ValueChange::Add(
                 d.checked_add(delta)
                     .ok_or(StateError::Store(StoreError::Overflow))?,
+                refresh,
             ),
-            None => ValueChange::Add(delta),
+            None => ValueChange::Add(delta, refresh),
         };
         self.stage_value(key, change).await?;
         Ok(new)
@@ -154,7 +168,7 @@ impl ValueStage {
             None => base(),
             Some(ValueChange::Set(v, _)) => Some(v.clone()),
             Some(ValueChange::Remove) => None,
-            Some(ValueChange::Add(d)) => {
+            Some(ValueChange::Add(d, _)) => {
                 let current = base().map_or(Ok(0), |b| parse_integer(&b))?;
                 let sum = current
                     .checked_add(*d)

@@ -136,7 +136,7 @@ impl<'t> Writer<'t> {
                     .is_some();
                 match write.change {
                     ValueChange::Remove if exists => count -= 1,
-                    ValueChange::Set(..) | ValueChange::Add(_) if !exists => count += 1,
+                    ValueChange::Set(..) | ValueChange::Add(..) if !exists => count += 1,
                     _ => {}
                 }
             }
@@ -165,7 +165,7 @@ impl<'t> Writer<'t> {
             }
         }
         for write in &commit.values {
-            let check_add = matches!(write.change, ValueChange::Add(_));
+            let check_add = matches!(write.change, ValueChange::Add(..));
             if !check_add && write.expect.is_none() {
                 continue;
             }
@@ -176,7 +176,7 @@ impl<'t> Writer<'t> {
                 Some(ValueCheck::Equals(bytes)) => current.as_ref() == Some(bytes),
             };
             let adds = match write.change {
-                ValueChange::Add(delta) => add(current.as_deref(), delta).is_some(),
+                ValueChange::Add(delta, _) => add(current.as_deref(), delta).is_some(),
                 _ => true,
             };
             if !(holds && adds) {
@@ -295,13 +295,14 @@ impl<'t> Writer<'t> {
             ValueChange::Remove => {
                 self.values.remove(k.as_slice()).map_err(internal)?;
             }
-            ValueChange::Add(delta) => {
+            ValueChange::Add(delta, refresh) => {
                 let (expires, current) = match self.values.get(k.as_slice()).map_err(internal)? {
                     Some(row) if live(row.value().0, self.now) => {
                         (row.value().0, Some(row.value().1.to_vec()))
                     }
                     _ => (0, None),
                 };
+                let expires = refresh.map_or(expires, |d| at(self.now, d));
                 let sum = add(current.as_deref(), *delta).ok_or(StoreError::Conflict)?;
                 self.values
                     .insert(k.as_slice(), (expires, sum.to_string().as_bytes()))

@@ -156,8 +156,8 @@ pub(super) fn session_args(call: &mut redis::ScriptInvocation<'_>, s: &SessionCo
     }
 }
 
-/// A value's script arguments after its member: op, value or delta, ttl, what it
-/// must hold first.
+/// A value's script arguments after its member: op, value or delta, ttl ('0': never
+/// for a set, keep for an add), what it must hold first.
 pub(super) fn value_args(call: &mut redis::ScriptInvocation<'_>, write: &ValueWrite) {
     match &write.change {
         ValueChange::Set(value, expiry) => {
@@ -170,8 +170,10 @@ pub(super) fn value_args(call: &mut redis::ScriptInvocation<'_>, write: &ValueWr
         ValueChange::Remove => {
             call.arg("del").arg("").arg("0");
         }
-        ValueChange::Add(delta) => {
-            call.arg("add").arg(*delta).arg("0");
+        ValueChange::Add(delta, refresh) => {
+            call.arg("add")
+                .arg(*delta)
+                .arg(refresh.map_or_else(|| "0".to_string(), ms));
         }
     }
     match &write.expect {
@@ -185,6 +187,6 @@ pub(super) fn value_op(change: &ValueChange) -> &'static str {
     match change {
         ValueChange::Set(..) => "set",
         ValueChange::Remove => "del",
-        ValueChange::Add(_) => "add",
+        ValueChange::Add(..) => "add",
     }
 }

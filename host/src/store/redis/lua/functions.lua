@@ -6,7 +6,7 @@
 -- 'extend:MS'), the idempotency claim the record key must hold ('' = no record),
 -- the record, its TTL in ms, versions to keep, item count, items... A value's
 -- arguments start at `x` (its op, after its member): op ('set'/'del'/'add'), value
--- or delta, ttl ms ('0' = never), what it must hold first ('' = anything, '-' =
+-- or delta, ttl ms ('0' = never for a set, keep for an add), what it must hold first ('' = anything, '-' =
 -- nothing, '=' followed by the bytes it must hold).
 local function session_ok(st, hi, id, x)
   if ARGV[x + 9] ~= '' and redis.call('GET', id) ~= ARGV[x + 9] then return false end
@@ -186,6 +186,10 @@ local function value_apply(key, x, now)
     return nil
   end
   redis.call('INCRBY', key, ARGV[x + 1])
+  if ARGV[x + 2] ~= '0' then
+    redis.call('PEXPIRE', key, ARGV[x + 2])
+    return now + tonumber(ARGV[x + 2])
+  end
   local left = redis.call('PTTL', key)
   if left >= 0 then return now + left end
   return '+inf'
