@@ -65,8 +65,9 @@ fn turns_of(
 
 async fn host_with_plugins(store: Arc<dyn StateStore>) -> Host {
     let host = Host::builder().shared_store(store).build().expect("host");
+    // A prefix each: neither counts the other's values against its limit.
     for (id, path) in [("state", plugins::PROBE), ("kv", plugins::KV_PROBE)] {
-        host.load_plugin_file(PluginConfig::new(id, "bench"), path)
+        host.load_plugin_file(PluginConfig::new(id, format!("bench-{id}")), path)
             .await
             .expect("load");
     }
