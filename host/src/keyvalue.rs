@@ -76,7 +76,7 @@ impl KeyValue<'_> {
     }
 
     fn key(&self, bucket: &Resource<Bucket>, key: &str) -> Result<Name> {
-        Ok(Name::bucket_key(&self.bucket(bucket)?, key)?)
+        Ok(Name::bucket_key(&self.table.get(bucket)?.name, key)?)
     }
 
     /// Refuses a list longer than the plugin's `max_items_per_call`.
@@ -149,7 +149,7 @@ impl store::HostBucket for KeyValue<'_> {
 
     async fn exists(&mut self, bucket: Resource<Bucket>, key: String) -> Result<bool> {
         let key = self.key(&bucket, &key)?;
-        Ok(self.state.turn.get(&key).await?.is_some())
+        Ok(self.state.turn.exists(&key).await?)
     }
 
     async fn list_keys(
@@ -251,15 +251,16 @@ impl batch::Host for KeyValue<'_> {
     ) -> Result<()> {
         self.check_count(key_values.len())?;
         // Every key and size is checked before anything is staged.
-        let mut writes = Vec::with_capacity(key_values.len());
+        let mut names = Vec::with_capacity(key_values.len());
+        let mut values = Vec::with_capacity(key_values.len());
         for (key, value) in key_values {
             self.state.check_size(value.len())?;
-            writes.push((self.key(&bucket, &key)?, value));
+            names.push(self.key(&bucket, &key)?);
+            values.push(value);
         }
-        let names: Vec<Name> = writes.iter().map(|(name, _)| name.clone()).collect();
         self.state.turn.read_values(&names).await?;
-        for (name, value) in writes {
-            self.state.turn.bucket_set(&name, value).await?;
+        for (name, value) in names.iter().zip(values) {
+            self.state.turn.bucket_set(name, value).await?;
         }
         Ok(())
     }

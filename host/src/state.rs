@@ -69,9 +69,7 @@ impl StateCtx {
             s => Ok(s.map(|s| Duration::from_secs(u64::from(s)))),
         }
     }
-}
 
-impl StateCtx {
     /// Counts a call refused for a limit or quota (logged once per run, see
     /// `sandbox::log_refusals`); other errors are the plugin's to handle.
     pub(crate) fn note_refusal(&mut self, err: &StateError) {

@@ -13,14 +13,9 @@ use tokio::task::JoinSet;
 use agent_host_tests::cluster::RedisCluster;
 use agent_host_tests::{Backend, RedisServer, conformance, eventually, load, plugins, probe};
 
-/// Runs `ops` through kv-probe plugin `id` in one turn; one result per op.
-async fn kv(host: &Host, id: &str, ops: Value) -> Vec<Value> {
-    probe(host, id, ops).await
-}
-
 /// The `ok` value of each op, panicking on the first `err`.
 async fn kv_ok(host: &Host, id: &str, ops: Value) -> Vec<Value> {
-    kv(host, id, ops)
+    probe(host, id, ops)
         .await
         .into_iter()
         .map(|r| match r.get("ok") {
@@ -32,7 +27,7 @@ async fn kv_ok(host: &Host, id: &str, ops: Value) -> Vec<Value> {
 
 /// The `err` text of one op, panicking if it succeeded.
 async fn kv_err(host: &Host, id: &str, op: Value) -> String {
-    let result = kv(host, id, json!([op])).await.remove(0);
+    let result = probe(host, id, json!([op])).await.remove(0);
     match result["err"].as_str() {
         Some(e) => e.to_owned(),
         None => panic!("{op} should have failed: {result}"),
@@ -122,7 +117,7 @@ async fn buckets_plugins_and_agent_state_are_apart(backend: Backend) {
         plugins::PROBE,
     )
     .await;
-    let got = kv(
+    let got = probe(
         &host,
         "a",
         json!([
@@ -417,7 +412,7 @@ async fn guest_mistakes_and_denied_buckets_are_errors(backend: Backend) {
         "access-denied"
     );
     let long = "x".repeat(65);
-    let results = kv(
+    let results = probe(
         h,
         "kv",
         json!([

@@ -12,8 +12,8 @@ pub(super) struct ValueStage {
     pub(super) name: Name,
     pub(super) base: Option<Vec<u8>>,
     pub(super) change: Option<ValueChange>,
-    /// The turn's writes rely on `base` (a `wasi:keyvalue` increment or swap):
-    /// the commit applies only if the value is still `base`.
+    /// The turn's writes rely on `base` (a `wasi:keyvalue` swap): the commit
+    /// applies only if the value is still `base`.
     pub(super) expect_base: bool,
 }
 
@@ -22,15 +22,8 @@ impl Turn {
         if !self.values.contains_key(key.as_str()) {
             let fetched = self.store.get(&self.scope.ns, key).await;
             let base = self.check(fetched)?;
-            self.values.insert(
-                key.as_str().to_owned(),
-                ValueStage {
-                    name: key.clone(),
-                    base,
-                    change: None,
-                    expect_base: false,
-                },
-            );
+            self.values
+                .insert(key.as_str().to_owned(), ValueStage::read(key.clone(), base));
         }
         Ok(self.values.get_mut(key.as_str()).expect("inserted above"))
     }
@@ -48,13 +41,8 @@ impl Turn {
         }
         let fetched = self.store.get_many(&self.scope.ns, &unread).await;
         for (name, base) in unread.into_iter().zip(self.check(fetched)?) {
-            let stage = ValueStage {
-                name,
-                base,
-                change: None,
-                expect_base: false,
-            };
-            self.values.insert(stage.name.as_str().to_owned(), stage);
+            self.values
+                .insert(name.as_str().to_owned(), ValueStage::read(name, base));
         }
         Ok(())
     }
@@ -83,6 +71,11 @@ impl Turn {
             )));
         }
         Ok(())
+    }
+
+    /// Whether `key` holds a value, without copying it.
+    pub(crate) async fn exists(&mut self, key: &Name) -> Result<bool, StateError> {
+        Ok(self.value(key).await?.exists_after())
     }
 
     pub(crate) async fn get(&mut self, key: &Name) -> Result<Option<Vec<u8>>, StateError> {
@@ -153,6 +146,16 @@ impl Turn {
 }
 
 impl ValueStage {
+    /// A value as the store holds it, not yet changed by the turn.
+    fn read(name: Name, base: Option<Vec<u8>>) -> Self {
+        Self {
+            name,
+            base,
+            change: None,
+            expect_base: false,
+        }
+    }
+
     /// Whether the value exists once the staged change is applied.
     fn exists_after(&self) -> bool {
         match &self.change {

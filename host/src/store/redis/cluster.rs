@@ -45,7 +45,13 @@ impl RedisStore {
         let (bucket_writes, value_writes): (Vec<&ValueWrite>, Vec<&ValueWrite>) =
             commit.values.iter().partition(|w| w.name.is_bucket_key());
         if !bucket_writes.is_empty() {
-            let call = values_invocation(&self.scripts.commit, ns, &[], &bucket_writes, None);
+            let call = values_invocation(
+                &self.scripts.commit,
+                ns,
+                &[],
+                bucket_writes.iter().copied(),
+                None,
+            );
             match self.invoke::<i64>(&call).await? {
                 0 => written.push("bucket keys".to_owned()),
                 _ => return Err(StoreError::Conflict),

@@ -67,16 +67,21 @@ pub(super) fn commit_invocation<'a>(
     ns: &Namespace,
     commit: &Commit,
 ) -> redis::ScriptInvocation<'a> {
-    let values: Vec<&ValueWrite> = commit.values.iter().collect();
-    values_invocation(script, ns, &commit.sessions, &values, commit.max_values)
+    values_invocation(
+        script,
+        ns,
+        &commit.sessions,
+        commit.values.iter(),
+        commit.max_values,
+    )
 }
 
 /// The `EVALSHA` of `lua/commit.lua` for these sessions and values.
-pub(super) fn values_invocation<'a>(
+pub(super) fn values_invocation<'a, 'v>(
     script: &'a Script,
     ns: &Namespace,
     sessions: &[SessionCommit],
-    values: &[&ValueWrite],
+    values: impl ExactSizeIterator<Item = &'v ValueWrite>,
     max_values: Option<u64>,
 ) -> redis::ScriptInvocation<'a> {
     let mut call = script.prepare_invoke();

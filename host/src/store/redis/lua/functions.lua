@@ -6,8 +6,8 @@
 -- 'extend:MS'), the idempotency claim the record key must hold ('' = no record),
 -- the record, its TTL in ms, versions to keep, item count, items... A value's
 -- arguments start at `x` (its op, after its member): op ('set'/'del'/'add'), value
--- or delta, ttl ms ('0' = never for a set, keep for an add), what it must hold first ('' = anything, '-' =
--- nothing, '=' followed by the bytes it must hold).
+-- or delta, ttl ms ('0' = never for a set, keep for an add), what it must hold
+-- first ('' = anything, '-' = nothing, '=' followed by the bytes it must hold).
 local function session_ok(st, hi, id, x)
   if ARGV[x + 9] ~= '' and redis.call('GET', id) ~= ARGV[x + 9] then return false end
   if ARGV[x + 1] ~= '' and (redis.call('HGET', st, 'ver') or '0') ~= ARGV[x + 1] then
