@@ -123,7 +123,7 @@ pub async fn rollback(
             },
             ..write(&session, config)
         };
-        match commit_one(store, ns, commit).await {
+        match commit_one(store, ns, config, commit).await {
             Err(StoreError::Conflict) => backoff(attempt).await,
             Err(e) => return Err(e.into()),
             Ok(()) => return Ok(version),
@@ -176,7 +176,7 @@ pub async fn fork(
             append: items,
             ..write(&target, config)
         };
-        match commit_one(store, ns, commit).await {
+        match commit_one(store, ns, config, commit).await {
             Err(StoreError::Conflict) => {
                 let existing = store.snapshot(ns, &target, 0).await?;
                 if existing.state.is_some() || existing.history_len > 0 {
@@ -212,10 +212,12 @@ fn write(session: &Name, config: &PluginConfig) -> SessionCommit {
 async fn commit_one(
     store: &dyn StateStore,
     ns: &Namespace,
+    config: &PluginConfig,
     session: SessionCommit,
 ) -> Result<(), StoreError> {
     let commit = Commit {
         sessions: vec![session],
+        quota: Some(config.quota),
         ..Commit::default()
     };
     store.commit(ns, commit).await

@@ -8,6 +8,7 @@ use std::time::Duration;
 use crate::error::Error;
 use crate::keys::Namespace;
 use crate::outbound::{AllowedOrigin, Outbound};
+pub use crate::store::Quota;
 
 /// The configuration of one plugin.
 #[derive(Clone, Debug)]
@@ -42,6 +43,9 @@ pub struct PluginConfig {
     /// The `wasi:keyvalue` buckets the plugin may open (`""` is the default
     /// bucket); `None`: any. See [`PluginConfig::with_buckets`].
     pub buckets: Option<Vec<String>>,
+    /// What the plugin may keep in the store (default: 100,000 sessions, 1 GiB).
+    /// See [`PluginConfig::with_quota`].
+    pub quota: Quota,
 }
 
 /// Most versions a plugin may keep per session.
@@ -62,7 +66,20 @@ impl PluginConfig {
             idempotency_ttl: crate::idempotency::DEFAULT_TTL,
             keep_versions: 0,
             buckets: None,
+            quota: Quota::default(),
         }
+    }
+
+    /// Bounds what the plugin keeps in the store: its live sessions and the bytes
+    /// of everything it keeps (states, histories, kept versions, plugin-wide values
+    /// and `wasi:keyvalue` keys, idempotency records, buffered stream events, with
+    /// their keys; see [`Quota`]). A turn (or a rollback or fork) that would go over
+    /// writes nothing and fails with `TurnError::QuotaExceeded`; deletes, clears and
+    /// expiry free quota, and reads always work. The count lives in the store, so
+    /// every host sharing it enforces one quota. [`Quota::UNLIMITED`] lifts it.
+    pub fn with_quota(mut self, quota: Quota) -> Self {
+        self.quota = quota;
+        self
     }
 
     /// Lets the plugin open only these `wasi:keyvalue` buckets (`""` is the

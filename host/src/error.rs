@@ -124,6 +124,16 @@ pub enum TurnError {
         /// How many times the turn ran.
         attempts: u32,
     },
+    /// The turn's writes would go over the plugin's quota (what it keeps in the
+    /// store, or its number of plugin-wide values). Nothing was written; deleting
+    /// sessions or values, or their expiry, makes room.
+    #[error("plugin {plugin}: the turn's writes were refused: {reason}")]
+    QuotaExceeded {
+        /// Plugin id.
+        plugin: String,
+        /// What would have been exceeded.
+        reason: String,
+    },
     /// The store failed the turn's commit for another reason. Nothing was written.
     #[error("plugin {plugin}: the store refused the turn's writes: {error}")]
     Store {
@@ -227,6 +237,7 @@ impl TurnError {
             Self::Plugin { .. } => "plugin_error",
             Self::StoreUnavailable { .. } => "store_unavailable",
             Self::Conflict { .. } => "conflict",
+            Self::QuotaExceeded { .. } => "quota_exceeded",
             Self::Store { .. } => "store",
             Self::Deadline { .. } => "deadline",
             Self::MemoryLimit { .. } => "memory_limit",

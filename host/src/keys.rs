@@ -143,6 +143,24 @@ impl Namespace {
         format!("{0}:index:{{{0}}}:bucket-keys", self.base)
     }
 
+    /// The usage ledger's sizes (a hash: entry key -> bytes counted; field `""`:
+    /// their sum), in the plugin's slot (see `store::Quota`).
+    pub fn usage_sizes_key(&self) -> String {
+        format!("{0}:usage:{{{0}}}:sizes", self.base)
+    }
+
+    /// The usage ledger's sessions (state key -> expiry in unix ms, `+inf` for
+    /// never), whose live entries are the sessions counted.
+    pub fn usage_sessions_key(&self) -> String {
+        format!("{0}:usage:{{{0}}}:sessions", self.base)
+    }
+
+    /// The usage ledger's other entries (values, idempotency records, streams: key
+    /// -> expiry in unix ms, `+inf` for never).
+    pub fn usage_other_key(&self) -> String {
+        format!("{0}:usage:{{{0}}}:other", self.base)
+    }
+
     /// The index of plugin-wide values (score: expiry in unix ms, `+inf` for never),
     /// which the per-plugin limit on their number is checked against.
     pub fn index_values_key(&self) -> String {

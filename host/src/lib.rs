@@ -74,7 +74,7 @@ mod state;
 pub mod store;
 mod turn;
 
-pub use config::{Limits, PluginConfig};
+pub use config::{Limits, PluginConfig, Quota};
 pub use config_file::ConfigFile;
 pub use error::{Error, StateError, StoreError, TurnError};
 pub use host::{
@@ -83,4 +83,4 @@ pub use host::{
 pub use inspect::{ComponentReport, inspect_component};
 pub use outbound::{AllowedOrigin, Outbound, OutboundEvent, SecretHeader};
 pub use output::TurnEvent;
-pub use store::{EmbeddedStore, RedisOptions, RedisStore, StateStore};
+pub use store::{EmbeddedStore, RedisOptions, RedisStore, StateStore, Usage};

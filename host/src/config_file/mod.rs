@@ -184,6 +184,9 @@ impl ConfigFile {
                     .resolve(&env, place)
                     .map_err(|(offset, reason)| at(offset, &format!("plugin {id:?}: {reason}")))?;
             }
+            plugin
+                .quota()
+                .map_err(|(offset, reason)| at(offset, &format!("plugin {id:?}: {reason}")))?;
             // The same checks the host makes when it loads the plugin, made early so
             // they can point into the file.
             let config = plugin.config();

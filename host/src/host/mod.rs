@@ -32,7 +32,7 @@ use crate::reuse::IdleInstances;
 use crate::sandbox::{self, TurnCtx};
 use crate::session_locks::SessionLocks;
 use crate::state::{PluginScope, StateCtx};
-use crate::store::{Entry, Page, StateStore, StoredVersion};
+use crate::store::{Entry, Page, Quota, StateStore, StoredVersion, Usage};
 use crate::turn::Turn;
 
 /// A stream id: 1 to 64 letters, digits, `-` or `_`.
@@ -328,6 +328,13 @@ impl Host {
         }
         let limit = limit.min(scope.config.limits.max_items_per_call);
         admin::list_sessions(self.inner.store.as_ref(), &scope.ns, cursor, limit).await
+    }
+
+    /// What the plugin keeps in the store, as its quota counts it, and its quota.
+    pub async fn usage(&self, plugin_id: &str) -> Result<(Usage, Quota), Error> {
+        let scope = self.scope(plugin_id)?;
+        let usage = self.inner.store.usage(&scope.ns).await?;
+        Ok((usage, scope.config.quota))
     }
 
     /// Removes everything of a session; true if anything existed.

@@ -361,6 +361,12 @@ impl Host {
                     message: "the turn's writes could not be committed".into(),
                 }));
             }
+            Err(StoreError::QuotaExceeded(reason)) => {
+                return Err(Attempt::Failed(TurnError::QuotaExceeded {
+                    plugin: plugin_id.to_string(),
+                    reason,
+                }));
+            }
             Err(error) => {
                 return Err(Attempt::Failed(TurnError::Store {
                     plugin: plugin_id.to_string(),

@@ -241,6 +241,78 @@ pub fn parse_integer(bytes: &[u8]) -> Option<i64> {
     std::str::from_utf8(bytes).ok()?.parse().ok()
 }
 
+/// What a namespace may keep in the store (`PluginConfig::with_quota`). `None`:
+/// no limit on that count.
+///
+/// `bytes` counts every entry the namespace keeps: each session (its state
+/// document, history and kept versions), plugin-wide value (`wasi:keyvalue` keys
+/// included), idempotency record and buffered stream, as its payload bytes plus the
+/// length of its store key plus [`ENTRY_OVERHEAD`]. An entry stops counting when it
+/// is deleted, and when it has expired and the namespace's usage is pruned: every
+/// commit that would otherwise go over prunes expired entries first, and
+/// [`StateStore::usage`] prunes before it counts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
+pub struct Quota {
+    /// Live sessions.
+    pub sessions: Option<u64>,
+    /// Bytes kept, as above.
+    pub bytes: Option<u64>,
+}
+
+impl Quota {
+    /// No limit on either count.
+    pub const UNLIMITED: Quota = Quota {
+        sessions: None,
+        bytes: None,
+    };
+
+    /// A quota of `sessions` and `bytes` (`None`: no limit on that count).
+    pub fn new(sessions: Option<u64>, bytes: Option<u64>) -> Self {
+        Self { sessions, bytes }
+    }
+
+    /// The error of a commit that would go over the sessions count.
+    pub(crate) fn sessions_exceeded(&self) -> StoreError {
+        StoreError::QuotaExceeded(format!(
+            "the plugin's quota of {} sessions is used up",
+            self.sessions.unwrap_or_default()
+        ))
+    }
+
+    /// The error of a commit that would go over the bytes count.
+    pub(crate) fn bytes_exceeded(&self) -> StoreError {
+        StoreError::QuotaExceeded(format!(
+            "the plugin's quota of {} bytes is used up",
+            self.bytes.unwrap_or_default()
+        ))
+    }
+}
+
+impl Default for Quota {
+    /// 100,000 sessions and 1 GiB: a plugin cannot fill a store shared by many
+    /// tenants unless the operator says so.
+    fn default() -> Self {
+        Self {
+            sessions: Some(100_000),
+            bytes: Some(1 << 30),
+        }
+    }
+}
+
+/// Bytes counted per stored entry beside its payload and key (the store's own
+/// bookkeeping of it).
+pub const ENTRY_OVERHEAD: u64 = 64;
+
+/// What a namespace keeps in the store, as its [`Quota`] counts it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Usage {
+    /// Live sessions.
+    pub sessions: u64,
+    /// Bytes kept.
+    pub bytes: u64,
+}
+
 /// Everything one turn writes.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Commit {
@@ -251,6 +323,9 @@ pub struct Commit {
     /// Fail the commit with [`StoreError::QuotaExceeded`] if the namespace would
     /// then hold more live plugin-wide values than this.
     pub max_values: Option<u64>,
+    /// Fail the commit with [`StoreError::QuotaExceeded`] if it would grow the
+    /// namespace past this (a commit that does not grow it always applies).
+    pub quota: Option<Quota>,
 }
 
 impl Commit {
@@ -335,6 +410,9 @@ pub trait StateStore: Send + Sync + 'static {
         after: Option<&str>,
         limit: u32,
     ) -> Result<KeyPage, StoreError>;
+
+    /// What the namespace keeps (expired entries are pruned first).
+    async fn usage(&self, ns: &Namespace) -> Result<Usage, StoreError>;
 
     /// How many live plugin-wide values the namespace holds.
     async fn count_values(&self, ns: &Namespace) -> Result<u64, StoreError>;

@@ -405,6 +405,7 @@ impl Turn {
     pub(crate) fn into_commit(self) -> Commit {
         let mut commit = Commit {
             max_values: Some(self.scope.config.limits.max_values),
+            quota: Some(self.scope.config.quota),
             ..Commit::default()
         };
         let any_write = self.sessions.values().any(SessionStage::changed)

@@ -24,14 +24,16 @@ use redb::{Database, Durability, ReadableDatabase, ReadableTable};
 mod buckets;
 mod expiring;
 mod tables;
+mod usage;
 mod versions;
 mod writer;
 
 use self::expiring::{Records, event_key, live_range, record_key, stream_prefix};
 use self::tables::*;
+use self::usage::{Ledger, RECORD, entry_size};
 use self::writer::Writer;
 
-use super::{Commit, Entry, KeyPage, Page, Snapshot, StateStore, StoredVersion};
+use super::{Commit, Entry, KeyPage, Page, Snapshot, StateStore, StoredVersion, Usage};
 use crate::error::StoreError;
 use crate::keys::{Name, Namespace};
 
@@ -69,6 +71,9 @@ impl EmbeddedStore {
         txn.open_table(EXPIRING_BY_TIME).map_err(|e| failed(&e))?;
         txn.open_table(STATE_INFO).map_err(|e| failed(&e))?;
         txn.open_table(VERSIONS).map_err(|e| failed(&e))?;
+        txn.open_table(USAGE).map_err(|e| failed(&e))?;
+        txn.open_table(USAGE_BY_TIME).map_err(|e| failed(&e))?;
+        txn.open_table(USAGE_TOTALS).map_err(|e| failed(&e))?;
         txn.commit().map_err(|e| failed(&e))?;
         tracing::info!(path = %path.display(), "embedded store opened");
         Ok(Self {
@@ -246,6 +251,21 @@ impl StateStore for EmbeddedStore {
         self.bucket_page(ns, bucket, after, limit).await
     }
 
+    async fn usage(&self, ns: &Namespace) -> Result<Usage, StoreError> {
+        let ns = ns.clone();
+        self.blocking(move |db| {
+            let txn = db.begin_write().map_err(internal)?;
+            let usage = {
+                let mut ledger = Ledger::open(&txn, now_ms())?;
+                ledger.prune(&ns, usize::MAX)?;
+                ledger.totals(&ns)?
+            };
+            txn.commit().map_err(internal)?;
+            Ok(usage)
+        })
+        .await
+    }
+
     async fn count_values(&self, ns: &Namespace) -> Result<u64, StoreError> {
         let (lo, hi) = prefixed(&ns_prefix(ns));
         self.read(move |r| {
@@ -277,6 +297,7 @@ impl StateStore for EmbeddedStore {
                 let mut records = Records::open(&txn, now_ms())?;
                 // A failed check drops the transaction: nothing is written.
                 w.check(&ns, &commit)?;
+                let before = w.ledger.totals(&ns)?;
                 for s in &commit.sessions {
                     if let Some(write) = &s.idempotency {
                         let k = record_key(&ns, &s.session, &write.key);
@@ -290,12 +311,19 @@ impl StateStore for EmbeddedStore {
                     if let Some(write) = &s.idempotency {
                         let k = record_key(&ns, &s.session, &write.key);
                         records.put(&k, &write.record, write.ttl)?;
+                        let size = entry_size(&k, write.record.len() as u64);
+                        w.ledger
+                            .put(&ns, RECORD, &k, size, at(now_ms(), write.ttl))?;
                     }
                 }
                 for write in &commit.values {
                     w.apply_value(&ns, &write.name, &write.change)?;
                 }
+                if let Some(quota) = &commit.quota {
+                    w.ledger.check(&ns, quota, before)?;
+                }
                 w.prune(&ns)?;
+                w.ledger.prune(&ns, PRUNE_BATCH)?;
                 records.prune()?;
             }
             txn.commit().map_err(internal)
@@ -369,6 +397,9 @@ impl StateStore for EmbeddedStore {
                     records.put(&k, event, ttl)?;
                 }
                 records.prune()?;
+                let bytes: usize = events.iter().map(Vec::len).sum();
+                let mut ledger = Ledger::open(&txn, now)?;
+                ledger.add(&ns, RECORD, &prefix, bytes as u64, at(now, ttl))?;
             }
             txn.commit().map_err(internal)
         })

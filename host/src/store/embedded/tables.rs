@@ -36,6 +36,15 @@ pub(super) const EXPIRING: TableDefinition<&[u8], (u64, &[u8])> = TableDefinitio
 pub(super) const EXPIRING_BY_TIME: TableDefinition<&[u8], ()> =
     TableDefinition::new("expiring_by_time");
 
+/// The usage ledger (see `usage`): `ns \0 kind name` -> (bytes, expires at; 0 =
+/// never).
+pub(super) const USAGE: TableDefinition<&[u8], (u64, u64)> = TableDefinition::new("usage");
+/// `ns \0 expires-at (big-endian) kind name` -> (): the ledger's entries by time.
+pub(super) const USAGE_BY_TIME: TableDefinition<&[u8], ()> = TableDefinition::new("usage_by_time");
+/// `ns` -> (bytes, sessions) the ledger records.
+pub(super) const USAGE_TOTALS: TableDefinition<&[u8], (u64, u64)> =
+    TableDefinition::new("usage_totals");
+
 /// How many expired sessions one commit or listing removes from the file.
 pub(super) const PRUNE_BATCH: usize = 64;
 

@@ -27,14 +27,15 @@ impl<'t> Versions<'t> {
     }
 
     /// Keeps the replaced document `value` (version `version`) of the session at
-    /// `k`, then only the newest `keep`.
+    /// `k`, then only the newest `keep`; returns the bytes of those it dropped (each
+    /// document and 16 for its times).
     pub(super) fn keep(
         &mut self,
         k: &[u8],
         version: u64,
         value: &[u8],
         keep: u32,
-    ) -> Result<(), StoreError> {
+    ) -> Result<u64, StoreError> {
         let (at, len) = self
             .info
             .get(k)
@@ -58,10 +59,12 @@ impl<'t> Versions<'t> {
                 oldest.push(key.value().to_vec());
             }
         }
+        let mut freed = 0;
         for key in oldest {
-            self.kept.remove(key.as_slice()).map_err(internal)?;
+            let gone = self.kept.remove(key.as_slice()).map_err(internal)?;
+            freed += gone.map_or(0, |g| g.value().2.len() as u64 + 16);
         }
-        Ok(())
+        Ok(freed)
     }
 
     /// The current document of the session at `k` was written at `at` with

@@ -4,6 +4,7 @@
 use redb::{ReadableTable, Table, WriteTransaction};
 
 use super::tables::*;
+use super::usage::{Ledger, SESSION, VALUE, entry_size};
 use super::versions::Versions;
 use crate::error::StoreError;
 use crate::keys::{Name, Namespace};
@@ -19,6 +20,8 @@ pub(super) struct Writer<'t> {
     expiry: Table<'t, &'static [u8], ()>,
     values: Table<'t, &'static [u8], (u64, &'static [u8])>,
     versions: Versions<'t>,
+    /// What the namespace keeps, for its quota.
+    pub(super) ledger: Ledger<'t>,
     now: u64,
 }
 
@@ -31,6 +34,7 @@ impl<'t> Writer<'t> {
             expiry: txn.open_table(EXPIRY).map_err(internal)?,
             values: txn.open_table(VALUES).map_err(internal)?,
             versions: Versions::open(txn)?,
+            ledger: Ledger::open(txn, now_ms())?,
             now: now_ms(),
         })
     }
@@ -78,7 +82,7 @@ impl<'t> Writer<'t> {
         self.history
             .retain_in(lo.as_slice()..hi.as_slice(), |_, _| false)
             .map_err(internal)?;
-        Ok(())
+        self.ledger.put(ns, SESSION, name.as_bytes(), 0, 0)
     }
 
     /// Live plugin-wide values of the namespace; removes the expired ones.
@@ -210,12 +214,21 @@ impl<'t> Writer<'t> {
             Some(meta) => meta,
             None => Meta::default(),
         };
+        // The session's payload bytes (state, history, kept versions), as counted.
+        let counted = self.ledger.live(ns, SESSION, name.as_bytes())?;
+        let mut payload = counted.saturating_sub(entry_size(name.as_bytes(), 0));
         let keep = s.keep_versions;
+        let old = match s.state {
+            StateChange::Keep => None,
+            _ => state_of(&self.state, &k)?,
+        };
+        let old_len = old.as_ref().map_or(0, |e| e.value.len() as u64);
         if keep > 0
-            && !matches!(s.state, StateChange::Keep)
-            && let Some(old) = state_of(&self.state, &k)?
+            && let Some(old) = &old
         {
-            self.versions.keep(&k, old.version, &old.value, keep)?;
+            payload += old_len + KEPT_VERSION_BYTES;
+            let freed = self.versions.keep(&k, old.version, &old.value, keep)?;
+            payload = payload.saturating_sub(freed);
         }
         match &s.state {
             StateChange::Keep => {}
@@ -223,22 +236,27 @@ impl<'t> Writer<'t> {
                 self.state
                     .insert(k.as_slice(), (*version, value.as_slice()))
                     .map_err(internal)?;
+                payload = payload.saturating_sub(old_len) + value.len() as u64;
             }
             StateChange::Delete => {
                 self.state.remove(k.as_slice()).map_err(internal)?;
+                payload = payload.saturating_sub(old_len);
             }
         }
         for _ in 0..s.pops.min(meta.len()) {
             meta.end -= 1;
-            self.history
+            let gone = self
+                .history
                 .remove(item_key(&k, meta.end).as_slice())
                 .map_err(internal)?;
+            payload = payload.saturating_sub(gone.map_or(0, |g| g.value().len() as u64));
         }
         for item in &s.append {
             self.history
                 .insert(item_key(&k, meta.end).as_slice(), item.as_slice())
                 .map_err(internal)?;
             meta.end += 1;
+            payload += item.len() as u64;
         }
         if meta.len() == 0 {
             (meta.start, meta.end) = (0, 0);
@@ -268,11 +286,14 @@ impl<'t> Writer<'t> {
                     .insert(expiry_key(ns, meta.expires, name).as_slice(), ())
                     .map_err(internal)?;
             }
+            let size = entry_size(name.as_bytes(), payload);
+            self.ledger
+                .put(ns, SESSION, name.as_bytes(), size, meta.expires)
         } else {
             self.meta.remove(k.as_slice()).map_err(internal)?;
             self.versions.remove_all(&k)?;
+            self.ledger.put(ns, SESSION, name.as_bytes(), 0, 0)
         }
-        Ok(())
     }
 
     pub(super) fn apply_value(
@@ -282,6 +303,7 @@ impl<'t> Writer<'t> {
         change: &ValueChange,
     ) -> Result<(), StoreError> {
         let k = key(ns, name.as_str());
+        let member = name.as_str().as_bytes();
         match change {
             ValueChange::Set(value, expiry) => {
                 let expires = match expiry {
@@ -291,9 +313,12 @@ impl<'t> Writer<'t> {
                 self.values
                     .insert(k.as_slice(), (expires, value.as_slice()))
                     .map_err(internal)?;
+                let size = entry_size(member, value.len() as u64);
+                self.ledger.put(ns, VALUE, member, size, expires)?;
             }
             ValueChange::Remove => {
                 self.values.remove(k.as_slice()).map_err(internal)?;
+                self.ledger.put(ns, VALUE, member, 0, 0)?;
             }
             ValueChange::Add(delta, refresh) => {
                 let (expires, current) = match self.values.get(k.as_slice()).map_err(internal)? {
@@ -304,14 +329,21 @@ impl<'t> Writer<'t> {
                 };
                 let expires = refresh.map_or(expires, |d| at(self.now, d));
                 let sum = add(current.as_deref(), *delta).ok_or(StoreError::Conflict)?;
+                let sum = sum.to_string();
                 self.values
-                    .insert(k.as_slice(), (expires, sum.to_string().as_bytes()))
+                    .insert(k.as_slice(), (expires, sum.as_bytes()))
                     .map_err(internal)?;
+                let size = entry_size(member, sum.len() as u64);
+                self.ledger.put(ns, VALUE, member, size, expires)?;
             }
         }
         Ok(())
     }
 }
+
+/// What a kept version counts beside its document (when it was written, the
+/// history's length then).
+const KEPT_VERSION_BYTES: u64 = 16;
 
 /// `current + delta` if `current` is an integer (see [`crate::store::parse_integer`]) or
 /// absent, and the sum fits.

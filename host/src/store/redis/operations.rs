@@ -8,10 +8,10 @@ use async_trait::async_trait;
 
 use super::RedisStore;
 use super::connection::Conn;
-use super::scripts::{commit_invocation, now_ms};
+use super::scripts::{commit_invocation, now_ms, usage_keys};
 use crate::error::StoreError;
 use crate::keys::{Name, Namespace};
-use crate::store::{Commit, Entry, KeyPage, Page, Snapshot, StateStore, StoredVersion};
+use crate::store::{Commit, Entry, KeyPage, Page, Snapshot, StateStore, StoredVersion, Usage};
 
 #[async_trait]
 impl StateStore for RedisStore {
@@ -180,6 +180,17 @@ impl StateStore for RedisStore {
         self.bucket_page(ns, bucket, after, limit).await
     }
 
+    async fn usage(&self, ns: &Namespace) -> Result<Usage, StoreError> {
+        let mut call = self.scripts.usage.prepare_invoke();
+        usage_keys(&mut call, ns);
+        call.arg(now_ms().to_string());
+        let (sessions, bytes): (u64, i64) = self.invoke(&call).await?;
+        Ok(Usage {
+            sessions,
+            bytes: bytes.max(0).unsigned_abs(),
+        })
+    }
+
     async fn count_values(&self, ns: &Namespace) -> Result<u64, StoreError> {
         self.query(
             redis::cmd("ZCOUNT")
@@ -227,6 +238,8 @@ impl StateStore for RedisStore {
                 "at most {} plugin-wide values",
                 commit.max_values.unwrap_or_default()
             ))),
+            -2 => Err(commit.quota.unwrap_or_default().sessions_exceeded()),
+            -3 => Err(commit.quota.unwrap_or_default().bytes_exceeded()),
             _ => Err(StoreError::Conflict),
         }
     }

@@ -7,7 +7,8 @@ use redis::Script;
 
 use crate::keys::Namespace;
 use crate::store::{
-    Commit, Expiry, ExpiryChange, SessionCommit, StateChange, ValueChange, ValueCheck, ValueWrite,
+    Commit, Expiry, ExpiryChange, Quota, SessionCommit, StateChange, ValueChange, ValueCheck,
+    ValueWrite,
 };
 
 /// The Lua functions every commit script is made of (argument layout in the file).
@@ -28,6 +29,14 @@ pub(super) struct Scripts {
     pub(super) index: Script,
     pub(super) value_index: Script,
     pub(super) quota: Script,
+    /// A namespace's usage (`lua/usage.lua`).
+    pub(super) usage: Script,
+    /// Buffers a stream's events and counts them (`lua/stream_push.lua`).
+    pub(super) stream_push: Script,
+    /// Cluster: whether a commit fits the quota (`lua/cluster_usage_check.lua`).
+    pub(super) usage_check: Script,
+    /// Cluster: the ledger after a commit (`lua/cluster_usage.lua`).
+    pub(super) usage_update: Script,
     /// Gives an idempotency claim back (`lua/idempotency_release.lua`).
     pub(super) release: Script,
     /// One page of a bucket's keys (`lua/bucket_keys.lua`).
@@ -44,6 +53,10 @@ impl Scripts {
             index: script(include_str!("lua/cluster_index.lua")),
             value_index: script(include_str!("lua/cluster_value_index.lua")),
             quota: script(include_str!("lua/cluster_quota.lua")),
+            usage: script(include_str!("lua/usage.lua")),
+            stream_push: script(include_str!("lua/stream_push.lua")),
+            usage_check: script(include_str!("lua/cluster_usage_check.lua")),
+            usage_update: script(include_str!("lua/cluster_usage.lua")),
             release: Script::new(include_str!("lua/idempotency_release.lua")),
             bucket_keys: Script::new(include_str!("lua/bucket_keys.lua")),
         }
@@ -73,6 +86,7 @@ pub(super) fn commit_invocation<'a>(
         &commit.sessions,
         commit.values.iter(),
         commit.max_values,
+        commit.quota,
     )
 }
 
@@ -83,12 +97,16 @@ pub(super) fn values_invocation<'a, 'v>(
     sessions: &[SessionCommit],
     values: impl ExactSizeIterator<Item = &'v ValueWrite>,
     max_values: Option<u64>,
+    quota: Option<Quota>,
 ) -> redis::ScriptInvocation<'a> {
     let mut call = script.prepare_invoke();
+    let quota = quota.unwrap_or(Quota::UNLIMITED);
     call.arg(now_ms().to_string())
         .arg(sessions.len())
         .arg(values.len())
-        .arg(max_values.map(|m| m.to_string()).unwrap_or_default());
+        .arg(limit_arg(max_values))
+        .arg(limit_arg(quota.sessions))
+        .arg(limit_arg(quota.bytes));
     for s in sessions {
         session_keys(&mut call, ns, s);
         session_args(&mut call, s);
@@ -101,7 +119,20 @@ pub(super) fn values_invocation<'a, 'v>(
         .key(ns.index_expiry_key())
         .key(ns.index_values_key())
         .key(ns.index_bucket_keys_key());
+    usage_keys(&mut call, ns);
     call
+}
+
+/// The usage ledger's keys, in the order the scripts take them.
+pub(super) fn usage_keys(call: &mut redis::ScriptInvocation<'_>, ns: &Namespace) {
+    call.key(ns.usage_sizes_key())
+        .key(ns.usage_sessions_key())
+        .key(ns.usage_other_key());
+}
+
+/// A limit as a script argument: '' for none.
+pub(super) fn limit_arg(limit: Option<u64>) -> String {
+    limit.map(|m| m.to_string()).unwrap_or_default()
 }
 
 /// A session's script keys: state, history, idempotency record (the state key

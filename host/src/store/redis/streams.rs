@@ -4,7 +4,8 @@
 use std::time::Duration;
 
 use super::RedisStore;
-use super::scripts::ms;
+use super::connection::Conn;
+use super::scripts::{ms, now_ms, usage_keys};
 use crate::error::StoreError;
 use crate::keys::{Name, Namespace};
 
@@ -21,10 +22,26 @@ impl RedisStore {
             return Ok(());
         }
         let key = ns.stream_key(session, id);
-        let mut pipe = redis::pipe();
-        pipe.cmd("RPUSH").arg(&key).arg(events).ignore();
-        pipe.cmd("PEXPIRE").arg(&key).arg(ms(ttl)).ignore();
-        self.pipe::<()>(&pipe).await
+        let bytes: usize = events.iter().map(Vec::len).sum();
+        let mut call = self.scripts.stream_push.prepare_invoke();
+        usage_keys(&mut call, ns);
+        call.arg(now_ms().to_string())
+            .arg(&key)
+            .arg(ms(ttl))
+            .arg(bytes);
+        if let Conn::Cluster(_) = self.conn {
+            // The stream and the ledger are in different slots: push, then count.
+            let mut pipe = redis::pipe();
+            pipe.cmd("RPUSH").arg(&key).arg(events).ignore();
+            pipe.cmd("PEXPIRE").arg(&key).arg(ms(ttl)).ignore();
+            self.pipe::<()>(&pipe).await?;
+        } else {
+            call.key(&key);
+            for event in &events {
+                call.arg(event.as_slice());
+            }
+        }
+        self.invoke::<i64>(&call).await.map(drop)
     }
 
     pub(super) async fn range_events(

@@ -65,6 +65,7 @@ impl From<TurnError> for ApiError {
             TurnError::Deadline { .. } => StatusCode::GATEWAY_TIMEOUT,
             TurnError::InvalidIdempotencyKey(_) => StatusCode::BAD_REQUEST,
             TurnError::IdempotencyMismatch { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            TurnError::QuotaExceeded { .. } => StatusCode::TOO_MANY_REQUESTS,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         let mut error = Self::new(status, e.kind(), e.to_string());
@@ -86,6 +87,11 @@ impl From<Error> for ApiError {
             }
             Error::NotFound(_) => Self::new(StatusCode::NOT_FOUND, "no_version", e.to_string()),
             Error::Conflict(_) => Self::new(StatusCode::CONFLICT, "conflict", e.to_string()),
+            Error::Store(StoreError::QuotaExceeded(_)) => Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "quota_exceeded",
+                e.to_string(),
+            ),
             Error::Store(StoreError::Unavailable(_)) => Self::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "store_unavailable",

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use agent_host::OutboundEvent;
 
 use agent_host::keys::{Name, Namespace};
-use agent_host::store::{Commit, Entry, KeyPage, Page, Snapshot, StoredVersion};
+use agent_host::store::{Commit, Entry, KeyPage, Page, Snapshot, StoredVersion, Usage};
 use agent_host::{StateStore, StoreError};
 use async_trait::async_trait;
 use prometheus_client::encoding::EncodeLabelSet;
@@ -194,6 +194,9 @@ impl StateStore for Metered {
     }
     async fn get(&self, ns: &Namespace, key: &Name) -> Result<Option<Vec<u8>>, StoreError> {
         self.time("get", self.inner.get(ns, key)).await
+    }
+    async fn usage(&self, ns: &Namespace) -> Result<Usage, StoreError> {
+        self.time("usage", self.inner.usage(ns)).await
     }
     async fn get_many(
         &self,

@@ -2,16 +2,19 @@
 --
 -- KEYS: for each session its state, history, idempotency and versions keys, then
 -- one key per value, then the index names, index expiry, value index and bucket
--- keys' index keys.
--- ARGV: now (ms), session count, value count, most values ('' = no limit); per
--- session its arguments (see functions.lua); per value: member, then its arguments.
--- Returns 0; -1 if the value limit would be exceeded; or the 1-based position of
--- the first session or value whose check failed. Nothing is written unless 0.
+-- keys' index keys, then the usage ledger's sizes, sessions and other keys.
+-- ARGV: now (ms), session count, value count, most values ('' = no limit), most
+-- sessions and most bytes of the quota ('' = no limit); per session its arguments
+-- (see functions.lua); per value: member, then its arguments.
+-- Returns 0; -1 if the value limit would be exceeded, -2 the sessions quota, -3
+-- the bytes quota; or the 1-based position of the first session or value whose
+-- check failed. Nothing is written unless 0.
 local now = tonumber(ARGV[1])
 local ns, nv = tonumber(ARGV[2]), tonumber(ARGV[3])
-local idx_names, idx_exp = KEYS[#KEYS - 3], KEYS[#KEYS - 2]
-local idx_vals, idx_bucket_keys = KEYS[#KEYS - 1], KEYS[#KEYS]
-local s, a = {}, 5
+local idx_names, idx_exp = KEYS[#KEYS - 6], KEYS[#KEYS - 5]
+local idx_vals, idx_bucket_keys = KEYS[#KEYS - 4], KEYS[#KEYS - 3]
+local u = {sizes = KEYS[#KEYS - 2], sessions = KEYS[#KEYS - 1], other = KEYS[#KEYS]}
+local s, a = {}, 7
 for i = 1, ns do
   local k = 4 * i - 3
   s[i] = {x = a, st = KEYS[k], hi = KEYS[k + 1], id = KEYS[k + 2], ve = KEYS[k + 3]}
@@ -31,13 +34,50 @@ end
 for j = 1, nv do
   if not value_ok(v[j].key, v[j].x) then return ns + j end
 end
+-- What the commit would make the ledger count, checked against the quota.
+local entries, new_sessions = {}, 0
 for i = 1, ns do
-  local p1, p2 = session_apply(s[i].st, s[i].hi, s[i].id, s[i].ve, s[i].x, now)
-  index_session(idx_names, idx_exp, ARGV[s[i].x], p1, p2, now)
+  local x = s[i].x
+  s[i].clear = ARGV[x + 3] == '1'
+  s[i].g = session_growth(s[i].st, s[i].hi, s[i].ve, x)
+  local size = session_size(u, s[i].st, s[i].hi, s[i].clear, s[i].g, now)
+  if size - #s[i].st - #s[i].hi - OVERHEAD <= 0 and ARGV[x + 4] ~= 'put' then size = 0 end
+  if size > 0 and usage_live(u, u.sessions, s[i].st, now) == 0 then
+    new_sessions = new_sessions + 1
+  end
+  entries[#entries + 1] = {member = s[i].st, size = size}
+  if ARGV[x + 9] ~= '' then
+    entries[#entries + 1] = {member = s[i].id, size = #ARGV[x + 10] + #s[i].id + OVERHEAD}
+  end
 end
 for j = 1, nv do
-  index_value(idx_vals, idx_bucket_keys, v[j].member, value_apply(v[j].key, v[j].x, now))
+  local size = 0
+  if v[j].op == 'set' then
+    size = #ARGV[v[j].x + 1] + #v[j].key + OVERHEAD
+  elseif v[j].op == 'add' then
+    size = 20 + #v[j].key + OVERHEAD
+  end
+  entries[#entries + 1] = {member = v[j].key, size = size}
+end
+local refused = quota_refusal(u, now, ARGV[5], ARGV[6], new_sessions, entries, 0)
+if refused == 'sessions' then return -2 elseif refused == 'bytes' then return -3 end
+for i = 1, ns do
+  local x = s[i].x
+  local p1, p2 = session_apply(s[i].st, s[i].hi, s[i].id, s[i].ve, x, now)
+  index_session(idx_names, idx_exp, ARGV[x], p1, p2, now)
+  usage_session(u, s[i].st, s[i].hi, s[i].clear, s[i].g, p1, p2, now)
+  if ARGV[x + 9] ~= '' then
+    usage_put(u, u.other, s[i].id, #ARGV[x + 10] + #s[i].id + OVERHEAD, now + tonumber(ARGV[x + 11]))
+  end
+end
+for j = 1, nv do
+  local score = value_apply(v[j].key, v[j].x, now)
+  index_value(idx_vals, idx_bucket_keys, v[j].member, score)
+  local size = 0
+  if score then size = redis.call('STRLEN', v[j].key) + #v[j].key + OVERHEAD end
+  usage_put(u, u.other, v[j].key, size, score)
 end
 if nv > 0 then prune_values(idx_vals, idx_bucket_keys, now) end
 prune_sessions(idx_names, idx_exp, now)
+if now % 8 == 0 then usage_prune(u, now, 64) end
 return 0

@@ -86,13 +86,19 @@ local function session_apply(st, hi, id, ve, x, now)
   return p1, p2
 end
 
+-- When a session whose keys have PTTLs p1, p2 expires: nil if it is gone.
+local function session_score(p1, p2, now)
+  if p1 == -2 and p2 == -2 then return nil end
+  if p1 ~= -1 and p2 ~= -1 then return now + math.max(p1, p2) end
+  return '+inf'
+end
+
 local function index_session(names, exp, member, p1, p2, now)
-  if p1 == -2 and p2 == -2 then
+  local score = session_score(p1, p2, now)
+  if score == nil then
     redis.call('ZREM', names, member)
     redis.call('ZREM', exp, member)
   else
-    local score = '+inf'
-    if p1 ~= -1 and p2 ~= -1 then score = now + math.max(p1, p2) end
     redis.call('ZADD', names, 0, member)
     redis.call('ZADD', exp, score, member)
   end
@@ -216,4 +222,116 @@ local function index_value(vals, bucket_keys, member, score)
     redis.call('ZREM', vals, member)
     if in_bucket then redis.call('ZREM', bucket_keys, member) end
   end
+end
+
+-- The usage ledger (in the plugin's slot; see store::Quota): `u` is {sizes =,
+-- sessions =, other =}. An entry is named by its store key (a session by its state
+-- key); its bytes are in the hash `sizes`, whose field '' holds their sum, and its
+-- expiry in the sorted set `sessions` or `other`. Bytes are the payload plus the
+-- key plus OVERHEAD.
+local OVERHEAD = 64
+
+local function usage_recorded(u, member)
+  return tonumber(redis.call('HGET', u.sizes, member) or '0')
+end
+
+-- The bytes an entry counts while it lives: 0 if it is absent or has expired.
+local function usage_live(u, zset, member, now)
+  local score = redis.call('ZSCORE', zset, member)
+  if score and tonumber(score) > now then return usage_recorded(u, member) end
+  return 0
+end
+
+-- Records an entry's bytes and expiry; 0 bytes or no score removes it.
+local function usage_put(u, zset, member, bytes, score)
+  local delta = bytes - usage_recorded(u, member)
+  if bytes > 0 and score then
+    redis.call('HSET', u.sizes, member, bytes)
+    redis.call('ZADD', zset, score, member)
+  else
+    redis.call('HDEL', u.sizes, member)
+    redis.call('ZREM', zset, member)
+  end
+  if delta ~= 0 then redis.call('HINCRBY', u.sizes, '', delta) end
+end
+
+-- Removes up to n expired entries of each set from the ledger.
+local function usage_prune(u, now, n)
+  for _, zset in ipairs({u.sessions, u.other}) do
+    local old = redis.call('ZRANGEBYSCORE', zset, '-inf', now, 'LIMIT', 0, n)
+    if #old > 0 then
+      local sizes = redis.call('HMGET', u.sizes, unpack(old))
+      local freed = 0
+      for i = 1, #sizes do freed = freed + tonumber(sizes[i] or '0') end
+      redis.call('ZREM', zset, unpack(old))
+      redis.call('HDEL', u.sizes, unpack(old))
+      if freed ~= 0 then redis.call('HINCRBY', u.sizes, '', -freed) end
+    end
+  end
+end
+
+-- How many bytes entries `e` (a list of {member =, size =}) add: their new sizes
+-- less what the ledger records for them now.
+local function usage_growth(u, e)
+  local g = 0
+  for i = 1, #e do g = g + e[i].size - usage_recorded(u, e[i].member) end
+  return g
+end
+
+-- 'sessions' or 'bytes' if `new_sessions` more sessions, or entries `e` plus
+-- `extra` bytes, would go over the quota (q_sessions, q_bytes: '' = no limit),
+-- otherwise nil. A commit that does not grow the ledger always passes; before
+-- refusing bytes, expired entries are pruned.
+local function quota_refusal(u, now, q_sessions, q_bytes, new_sessions, e, extra)
+  if new_sessions > 0 and q_sessions ~= '' then
+    local live = redis.call('ZCOUNT', u.sessions, '(' .. now, '+inf')
+    if live + new_sessions > tonumber(q_sessions) then return 'sessions' end
+  end
+  if q_bytes == '' then return nil end
+  local growth = usage_growth(u, e) + extra
+  if growth <= 0 then return nil end
+  if usage_recorded(u, '') + growth <= tonumber(q_bytes) then return nil end
+  usage_prune(u, now, 1000)
+  -- Pruning may drop entries `e` replace: their growth is counted again.
+  if usage_recorded(u, '') + usage_growth(u, e) + extra > tonumber(q_bytes) then
+    return 'bytes'
+  end
+  return nil
+end
+
+-- How many payload bytes a session's writes add to what it stores now (less than
+-- 0 if they free more), counted before they apply; a cleared session counts from
+-- empty. Kept versions count as the list entries session_apply writes.
+local function session_growth(st, hi, ve, x)
+  local clear, op = ARGV[x + 3] == '1', ARGV[x + 4]
+  local keep, pops, n = tonumber(ARGV[x + 12]), tonumber(ARGV[x + 7]), tonumber(ARGV[x + 13])
+  local g, doc = 0, 0
+  if not clear then doc = redis.call('HSTRLEN', st, 'v') end
+  if op == 'put' then g = #ARGV[x + 5] - doc elseif op == 'del' then g = -doc end
+  if keep > 0 and op ~= 'keep' and not clear and redis.call('HEXISTS', st, 'v') == 1 then
+    local h = redis.call('HMGET', st, 'ver', 'at', 'hl')
+    g = g + doc + #(h[1] or '0') + #(h[2] or '0') + #(h[3] or '0') + 3
+    for _, old in ipairs(redis.call('LRANGE', ve, keep - 1, -1)) do g = g - #old end
+  end
+  if pops > 0 and not clear then
+    for _, item in ipairs(redis.call('LRANGE', hi, -pops, -1)) do g = g - #item end
+  end
+  for i = x + 14, x + 13 + n do g = g + #ARGV[i] end
+  return g
+end
+
+-- The bytes a session counts after writes that add `g` payload bytes (see
+-- session_growth), if it exists then.
+local function session_size(u, st, hi, clear, g, now)
+  local live, base = usage_live(u, u.sessions, st, now), 0
+  if live > 0 and not clear then base = live - #st - #hi - OVERHEAD end
+  return math.max(base + g, 0) + #st + #hi + OVERHEAD
+end
+
+-- Records a session after its writes (p1, p2: its keys' PTTLs then).
+local function usage_session(u, st, hi, clear, g, p1, p2, now)
+  local score = session_score(p1, p2, now)
+  local size = 0
+  if score then size = session_size(u, st, hi, clear, g, now) end
+  usage_put(u, u.sessions, st, size, score)
 end
