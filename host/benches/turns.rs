@@ -78,6 +78,18 @@ impl StateStore for NullStore {
     async fn count_values(&self, _: &Namespace) -> Result<u64, StoreError> {
         Ok(0)
     }
+    async fn usage(&self, _: &Namespace) -> Result<agent_host::Usage, StoreError> {
+        Ok(agent_host::Usage::default())
+    }
+    async fn items_from(
+        &self,
+        _: &Namespace,
+        _: &Name,
+        _: u64,
+        _: u32,
+    ) -> Result<Vec<Vec<u8>>, StoreError> {
+        Ok(Vec::new())
+    }
     async fn commit(&self, _: &Namespace, _: Commit) -> Result<(), StoreError> {
         Ok(())
     }

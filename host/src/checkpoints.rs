@@ -9,7 +9,7 @@
 //! one's, and erases nothing.
 
 use crate::config::PluginConfig;
-use crate::error::{Error, StoreError};
+use crate::error::{Error, StateError, StoreError};
 use crate::keys::{Name, Namespace};
 use crate::store::{
     Commit, Expiry, ExpiryChange, SessionCommit, StateChange, StateStore, StoredVersion,
@@ -158,13 +158,8 @@ pub async fn fork(
         // since (a history only shorter than that was popped or cleared since).
         let len = store.snapshot(ns, &session, 0).await?.history_len;
         let wanted = source.history_len.min(len);
-        let last = u32::try_from(len).unwrap_or(u32::MAX);
-        let mut items = if wanted == 0 {
-            Vec::new()
-        } else {
-            store.items(ns, &session, last).await?
-        };
-        items.truncate(usize::try_from(wanted).unwrap_or(usize::MAX));
+        let budget = config.limits.max_turn_bytes;
+        let items = copy_history(store, ns, &session, wanted, source.value.len(), budget).await?;
         let history_len = items.len() as u64;
         let commit = SessionCommit {
             expect_version: Some(0),
@@ -197,6 +192,44 @@ pub async fn fork(
         }
     }
     Err(busy(&session))
+}
+
+/// History items read per round trip by a fork: what a fork holds in memory is
+/// its write budget plus at most one such page.
+const FORK_PAGE: u32 = 16;
+
+/// The first `wanted` history items of `session`, read page by page; refused as
+/// too large once they and the `state` bytes pass `budget` (the plugin's
+/// `max_turn_bytes`: a fork writes no more than a turn may).
+async fn copy_history(
+    store: &dyn StateStore,
+    ns: &Namespace,
+    session: &Name,
+    wanted: u64,
+    state: usize,
+    budget: u64,
+) -> Result<Vec<Vec<u8>>, Error> {
+    let mut items = Vec::new();
+    let mut bytes = state as u64;
+    while (items.len() as u64) < wanted {
+        let start = items.len() as u64;
+        let count = u32::try_from(wanted - start)
+            .unwrap_or(u32::MAX)
+            .min(FORK_PAGE);
+        let page = store.items_from(ns, session, start, count).await?;
+        if page.is_empty() {
+            break;
+        }
+        bytes += page.iter().map(|item| item.len() as u64).sum::<u64>();
+        if bytes > budget {
+            return Err(Error::Invalid(StateError::TooLarge {
+                size: bytes,
+                limit: budget,
+            }));
+        }
+        items.extend(page);
+    }
+    Ok(items)
 }
 
 /// A commit of `session` that writes nothing yet, with the plugin's default TTL

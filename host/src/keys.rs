@@ -143,22 +143,20 @@ impl Namespace {
         format!("{0}:index:{{{0}}}:bucket-keys", self.base)
     }
 
-    /// The usage ledger's sizes (a hash: entry key -> bytes counted; field `""`:
-    /// their sum), in the plugin's slot (see `store::Quota`).
-    pub fn usage_sizes_key(&self) -> String {
-        format!("{0}:usage:{{{0}}}:sizes", self.base)
-    }
-
-    /// The usage ledger's sessions (state key -> expiry in unix ms, `+inf` for
-    /// never), whose live entries are the sessions counted.
-    pub fn usage_sessions_key(&self) -> String {
-        format!("{0}:usage:{{{0}}}:sessions", self.base)
-    }
-
-    /// The usage ledger's other entries (values, idempotency records, streams: key
-    /// -> expiry in unix ms, `+inf` for never).
-    pub fn usage_other_key(&self) -> String {
-        format!("{0}:usage:{{{0}}}:other", self.base)
+    /// The keys of the usage ledger (see `store::Quota`): its sizes (a hash: entry
+    /// key -> bytes counted; field `""`: their sum), its sessions (state key ->
+    /// expiry in unix ms, `+inf` for never: the live ones are the sessions
+    /// counted) and its other entries (values, idempotency records, streams: key ->
+    /// expiry). `shard` `None` is the plugin's slot (the whole ledger on one server;
+    /// on a cluster, the `wasi:keyvalue` keys'); on a cluster, shard `Some(b)` has
+    /// the entries of bucket `b` of the session index ([`index_bucket`] of the
+    /// session, or of the value's name), in that bucket's slot.
+    pub fn usage_keys(&self, shard: Option<u32>) -> [String; 3] {
+        let tag = match shard {
+            None => format!("{{{}}}", self.base),
+            Some(b) => format!("{{{}:{b}}}", self.base),
+        };
+        ["sizes", "sessions", "other"].map(|part| format!("{}:usage:{tag}:{part}", self.base))
     }
 
     /// The index of plugin-wide values (score: expiry in unix ms, `+inf` for never),

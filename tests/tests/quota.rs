@@ -4,7 +4,9 @@
 
 use std::time::Duration;
 
-use agent_host::{Host, PluginConfig, Quota, TurnError, TurnOptions, Usage};
+use agent_host::{
+    Error, Host, Limits, PluginConfig, Quota, StateError, StoreError, TurnError, TurnOptions, Usage,
+};
 use serde_json::{Value, json};
 use tokio::task::JoinSet;
 
@@ -193,13 +195,13 @@ async fn expired_sessions_stop_counting(backend: Backend) {
     probe_ok(&host, "p", save_big("a", 4_000)).await;
     probe_ok(&host, "p", save_big("b", 4_000)).await;
     refused(&host, "p", json!([save("c", "x")])).await;
-    let room = eventually(Duration::from_secs(5), || async {
-        host.run_turn("p", "probe", &json!([save_big("c", 4_000)]).to_string())
-            .await
-            .is_ok()
+    let expired = eventually(Duration::from_secs(5), || async {
+        value_of(&host, "p", "a").await.is_null() && value_of(&host, "p", "b").await.is_null()
     })
     .await;
-    assert!(room, "expired sessions still count");
+    assert!(expired, "the sessions did not expire");
+    // Nothing was pruned yet: the commit's own check does not count them.
+    probe_ok(&host, "p", save_big("c", 4_000)).await;
     let used = usage(&host, "p").await;
     assert_eq!(used.sessions, 1, "{used:?}");
     assert!(used.bytes < 4_400, "{used:?}");
@@ -246,7 +248,63 @@ async fn concurrent_turns_stay_bounded(backend: Backend) {
     );
 }
 
+/// A fork copies no more than a turn may write, reads the history page by page,
+/// and counts against the quota like a turn.
+async fn forks_are_bounded(backend: Backend) {
+    let host = backend.host();
+    let mut limits = Limits::default();
+    limits.max_turn_bytes = 20_000;
+    let config = PluginConfig::new("p", "tenant-a")
+        .with_keep_versions(2)
+        .with_limits(limits)
+        .with_quota(Quota::new(Some(3), None));
+    load(&host, config, plugins::PROBE).await;
+    probe_ok(&host, "p", save("small", "v")).await;
+    probe_ok(
+        &host,
+        "p",
+        json!({"op": "append", "session": "small", "items": ["a", "b"]}),
+    )
+    .await;
+    probe_ok(&host, "p", save("small", "w")).await;
+    let forked = host.fork("p", "small", 2, "copy").await.expect("fork");
+    assert_eq!(forked.history_len, 2);
+    // 30 items of 1 kB: more than a turn may write.
+    let items: Vec<String> = (0..30).map(|i| format!("{i:04}").repeat(250)).collect();
+    for chunk in items.chunks(10) {
+        probe_ok(
+            &host,
+            "p",
+            json!({"op": "append", "session": "big", "items": chunk}),
+        )
+        .await;
+    }
+    probe_ok(&host, "p", save("big", "v")).await;
+    match host.fork("p", "big", 1, "big-copy").await {
+        Err(Error::Invalid(StateError::TooLarge { size, limit })) => {
+            assert_eq!(limit, 20_000);
+            assert!(size > limit, "{size}");
+        }
+        other => panic!("a fork over max_turn_bytes should be refused: {other:?}"),
+    }
+    assert!(
+        host.inspect("p", "big-copy")
+            .await
+            .expect("inspect")
+            .history
+            .is_empty()
+    );
+    // At the sessions quota (small, copy, big), a fork is refused like a turn.
+    match host.fork("p", "small", 2, "third-copy").await {
+        Err(Error::Store(StoreError::QuotaExceeded(reason))) => {
+            assert!(reason.contains("3 sessions"), "{reason}");
+        }
+        other => panic!("a fork past the quota should be refused: {other:?}"),
+    }
+}
+
 conformance!(
+    forks_are_bounded,
     sessions_are_bounded,
     bytes_are_bounded,
     usage_returns_to_zero,

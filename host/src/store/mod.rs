@@ -371,6 +371,16 @@ pub trait StateStore: Send + Sync + 'static {
         last: u32,
     ) -> Result<Vec<Vec<u8>>, StoreError>;
 
+    /// Up to `count` history items from position `start` (0: the oldest), oldest
+    /// first: a long history read page by page.
+    async fn items_from(
+        &self,
+        ns: &Namespace,
+        session: &Name,
+        start: u64,
+        count: u32,
+    ) -> Result<Vec<Vec<u8>>, StoreError>;
+
     /// Time left before the session expires; `None` if it never does or does not
     /// exist.
     async fn ttl(&self, ns: &Namespace, session: &Name) -> Result<Option<Duration>, StoreError>;

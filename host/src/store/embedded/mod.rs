@@ -163,6 +163,34 @@ impl StateStore for EmbeddedStore {
         .await
     }
 
+    async fn items_from(
+        &self,
+        ns: &Namespace,
+        session: &Name,
+        start: u64,
+        count: u32,
+    ) -> Result<Vec<Vec<u8>>, StoreError> {
+        let k = key(ns, session.as_str());
+        self.read(move |r| match r.session(&k)? {
+            Some(meta) => {
+                let from = meta.start.saturating_add(start).min(meta.end);
+                let end = from.saturating_add(u64::from(count)).min(meta.end);
+                let (lo, hi) = (item_key(&k, from), item_key(&k, end));
+                let mut out = Vec::new();
+                for row in r
+                    .history
+                    .range(lo.as_slice()..hi.as_slice())
+                    .map_err(internal)?
+                {
+                    out.push(row.map_err(internal)?.1.value().to_vec());
+                }
+                Ok(out)
+            }
+            None => Ok(Vec::new()),
+        })
+        .await
+    }
+
     async fn ttl(&self, ns: &Namespace, session: &Name) -> Result<Option<Duration>, StoreError> {
         let k = key(ns, session.as_str());
         self.read(move |r| Ok(r.session(&k)?.and_then(|m| m.ttl(r.now))))

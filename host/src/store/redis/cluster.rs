@@ -5,12 +5,12 @@ use std::collections::BTreeMap;
 
 use super::RedisStore;
 use super::scripts::{
-    limit_arg, now_ms, session_args, session_keys, usage_keys, value_args, value_op,
-    values_invocation,
+    now_ms, session_args, session_keys, usage_keys, value_args, value_op, values_invocation,
 };
+use super::usage::entry_size;
 use crate::error::StoreError;
 use crate::keys::{INDEX_BUCKETS, Namespace, index_bucket};
-use crate::store::{Commit, ENTRY_OVERHEAD, StateChange, ValueChange, ValueWrite};
+use crate::store::{Commit, ValueWrite};
 
 impl RedisStore {
     /// A commit on a Redis Cluster, where a script may touch one slot only: the
@@ -42,12 +42,11 @@ impl RedisStore {
                 )));
             }
         }
-        self.check_quota(ns, commit, &now).await?;
+        self.check_quota(ns, commit).await?;
         let mut written = Vec::new();
-        // The ledger's entries for what was written (see `lua/cluster_usage.lua`).
-        let mut ledger: Vec<Vec<u8>> = Vec::new();
         // A turn's bucket keys share the plugin's slot: they are written first, in
-        // one script, so a failed check there leaves nothing written.
+        // one script (which also counts them in the plugin slot's ledger shard), so
+        // a failed check there leaves nothing written.
         let (bucket_writes, value_writes): (Vec<&ValueWrite>, Vec<&ValueWrite>) =
             commit.values.iter().partition(|w| w.name.is_bucket_key());
         if !bucket_writes.is_empty() {
@@ -78,8 +77,9 @@ impl RedisStore {
                 written.join(", ")
             ))
         };
-        // The index entries to write: per bucket of the session index, and values.
-        let mut buckets: BTreeMap<u32, Vec<(&str, i64, i64)>> = BTreeMap::new();
+        // Per bucket of the session index, its entries and its ledger shard's (see
+        // `lua/cluster_index.lua`).
+        let mut buckets: BTreeMap<u32, Vec<String>> = BTreeMap::new();
         let mut values = Vec::new();
         for s in &commit.sessions {
             let mut call = self.scripts.session.prepare_invoke();
@@ -93,38 +93,30 @@ impl RedisStore {
                 other => redis::from_redis_value(other)
                     .map_err(|e| StoreError::Internal(format!("unexpected reply: {e}")))?,
             };
-            let clear = if s.clear { "1" } else { "0" };
-            ledger.extend(
-                [
-                    "s",
-                    &ns.state_key(&s.session),
-                    &ns.history_key(&s.session),
-                    clear,
-                    &growth.to_string(),
-                    &p1.to_string(),
-                    &p2.to_string(),
-                ]
-                .map(|a| a.as_bytes().to_vec()),
-            );
+            let entries = buckets.entry(index_bucket(&s.session)).or_default();
+            entries.extend([
+                "s".to_owned(),
+                s.session.as_str().to_owned(),
+                ns.state_key(&s.session),
+                ns.history_key(&s.session),
+                if s.clear { "1" } else { "0" }.to_owned(),
+                growth.to_string(),
+                p1.to_string(),
+                p2.to_string(),
+            ]);
             if let Some(record) = &s.idempotency {
                 let key = ns.idempotency_key(&s.session, &record.key);
                 let size = entry_size(&key, record.record.len());
                 let expires = now_ms() + record.ttl.as_millis().max(1);
-                ledger.extend(
-                    ["o", &key, &size.to_string(), &expires.to_string()]
-                        .map(|a| a.as_bytes().to_vec()),
-                );
+                entries.extend(["o".to_owned(), key, size.to_string(), expires.to_string()]);
             }
-            buckets
-                .entry(index_bucket(&s.session))
-                .or_default()
-                .push((s.session.as_str(), p1, p2));
             written.push(part);
         }
         for write in value_writes {
             let name = &write.name;
+            let key = ns.value_key(name);
             let mut call = self.scripts.value.prepare_invoke();
-            call.key(ns.value_key(name)).arg(&now).arg(name.as_str());
+            call.key(&key).arg(&now).arg(name.as_str());
             value_args(&mut call, write);
             let reply: redis::Value = self.invoke(&call).await?;
             let part = format!("value {:?}", name.as_str());
@@ -133,36 +125,30 @@ impl RedisStore {
                 other => redis::from_redis_value(other)
                     .map_err(|e| StoreError::Internal(format!("unexpected reply: {e}")))?,
             };
-            let key = ns.value_key(name);
             let size = if score == "del" {
                 0
             } else {
                 entry_size(&key, len)
             };
-            ledger.extend(["o", &key, &size.to_string(), &score].map(|a| a.as_bytes().to_vec()));
+            buckets.entry(index_bucket(name)).or_default().extend([
+                "o".to_owned(),
+                key,
+                size.to_string(),
+                score.clone(),
+            ]);
             values.push((name.as_str(), score));
             written.push(part);
         }
-        // The turn is written; the ledger and the indexes only count and list it. If
-        // the ledger's update fails, what was written is not counted until its entries
-        // are written again (logged); if an index's does, the next commit of the
-        // session puts it back, and listing never shows a gone one.
-        if !ledger.is_empty() {
-            let mut call = self.scripts.usage_update.prepare_invoke();
-            usage_keys(&mut call, ns);
-            call.arg(&now).arg(ledger);
-            if let Err(e) = self.invoke::<i64>(&call).await {
-                tracing::warn!(error = %e, "usage ledger not updated after a commit");
-            }
-        }
+        // The turn is written; the indexes and the ledger only list and count it. If
+        // an update fails, the next commit of the session or value puts its entries
+        // back (until then, listing never shows a gone session, and the ledger does
+        // not count what it missed).
         for (bucket, entries) in buckets {
             let mut call = self.scripts.index.prepare_invoke();
             call.key(ns.index_bucket_names_key(bucket))
-                .key(ns.index_bucket_expiry_key(bucket))
-                .arg(&now);
-            for (member, p1, p2) in entries {
-                call.arg(member).arg(p1).arg(p2);
-            }
+                .key(ns.index_bucket_expiry_key(bucket));
+            usage_keys(&mut call, ns, Some(bucket));
+            call.arg(&now).arg(entries);
             if let Err(e) = self.invoke::<i64>(&call).await {
                 tracing::warn!(error = %e, "session index not updated after a commit");
             }
@@ -180,73 +166,6 @@ impl RedisStore {
             }
         }
         Ok(())
-    }
-
-    /// Refuses a commit that would go over the namespace's quota, checked in the
-    /// plugin's slot before any part is written. The sessions' growth is bounded
-    /// from above (what they add, ignoring what they free, which only their own
-    /// slots know), so near its quota a plugin must delete before it rewrites.
-    /// Concurrent commits are checked against the same count: together they can go
-    /// over by at most what the others add (each bounded by the turn's write
-    /// budget), until a later commit is refused.
-    async fn check_quota(
-        &self,
-        ns: &Namespace,
-        commit: &Commit,
-        now: &str,
-    ) -> Result<(), StoreError> {
-        let Some(quota) = commit.quota else {
-            return Ok(());
-        };
-        if quota.sessions.is_none() && quota.bytes.is_none() {
-            return Ok(());
-        }
-        let mut added: u64 = 0;
-        let mut creating = Vec::new();
-        let mut others: Vec<(String, u64)> = Vec::new();
-        for s in &commit.sessions {
-            let put = match &s.state {
-                StateChange::Put { value, .. } => Some(value.len()),
-                _ => None,
-            };
-            let appended: usize = s.append.iter().map(Vec::len).sum();
-            if put.is_some() || !s.append.is_empty() {
-                let (state, history) = (ns.state_key(&s.session), ns.history_key(&s.session));
-                added += (put.unwrap_or(0) + appended + state.len() + history.len()) as u64
-                    + ENTRY_OVERHEAD;
-                creating.push(state);
-            }
-            if let Some(record) = &s.idempotency {
-                let key = ns.idempotency_key(&s.session, &record.key);
-                let size = entry_size(&key, record.record.len());
-                others.push((key, size));
-            }
-        }
-        for write in &commit.values {
-            let key = ns.value_key(&write.name);
-            let size = match &write.change {
-                ValueChange::Set(value, _) => entry_size(&key, value.len()),
-                ValueChange::Add(..) => entry_size(&key, 20),
-                ValueChange::Remove => 0,
-            };
-            others.push((key, size));
-        }
-        let mut call = self.scripts.usage_check.prepare_invoke();
-        usage_keys(&mut call, ns);
-        call.arg(now)
-            .arg(limit_arg(quota.sessions))
-            .arg(limit_arg(quota.bytes))
-            .arg(added)
-            .arg(creating.len())
-            .arg(creating);
-        for (key, size) in others {
-            call.arg(key).arg(size);
-        }
-        match self.invoke::<i64>(&call).await? {
-            -2 => Err(quota.sessions_exceeded()),
-            -3 => Err(quota.bytes_exceeded()),
-            _ => Ok(()),
-        }
     }
 
     /// Up to `limit` session names after `cursor` from every bucket of the session
@@ -271,9 +190,4 @@ impl RedisStore {
         merged.truncate(limit as usize);
         Ok(merged)
     }
-}
-
-/// The bytes the ledger counts for an entry at `key` holding `len` payload bytes.
-fn entry_size(key: &str, len: usize) -> u64 {
-    (key.len() + len) as u64 + ENTRY_OVERHEAD
 }

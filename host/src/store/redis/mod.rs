@@ -41,6 +41,7 @@ mod idempotency;
 mod operations;
 mod scripts;
 mod streams;
+mod usage;
 mod versions;
 
 use std::path::PathBuf;
@@ -101,6 +102,8 @@ pub struct RedisStore {
     conn: Conn,
     scripts: Scripts,
     round_trips: Arc<AtomicU64>,
+    /// On a cluster, the usage ledger's sums last read per plugin.
+    sums: Arc<usage::SumsCache>,
     op_timeout: Duration,
     wait: Option<(u32, Duration)>,
     url: String,
@@ -202,6 +205,7 @@ impl RedisStore {
             conn,
             scripts: Scripts::new(),
             round_trips: Arc::default(),
+            sums: Arc::default(),
             op_timeout: options.op_timeout,
             wait: (options.wait_replicas > 0)
                 .then_some((options.wait_replicas, options.wait_timeout)),

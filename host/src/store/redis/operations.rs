@@ -8,7 +8,7 @@ use async_trait::async_trait;
 
 use super::RedisStore;
 use super::connection::Conn;
-use super::scripts::{commit_invocation, now_ms, usage_keys};
+use super::scripts::{commit_invocation, now_ms};
 use crate::error::StoreError;
 use crate::keys::{Name, Namespace};
 use crate::store::{Commit, Entry, KeyPage, Page, Snapshot, StateStore, StoredVersion, Usage};
@@ -75,6 +75,25 @@ impl StateStore for RedisStore {
                 .arg(ns.history_key(session))
                 .arg(-i64::from(last))
                 .arg(-1),
+        )
+        .await
+    }
+
+    async fn items_from(
+        &self,
+        ns: &Namespace,
+        session: &Name,
+        start: u64,
+        count: u32,
+    ) -> Result<Vec<Vec<u8>>, StoreError> {
+        let (Ok(start), true) = (i64::try_from(start), count > 0) else {
+            return Ok(Vec::new());
+        };
+        self.query(
+            redis::cmd("LRANGE")
+                .arg(ns.history_key(session))
+                .arg(start)
+                .arg(start.saturating_add(i64::from(count) - 1)),
         )
         .await
     }
@@ -181,14 +200,7 @@ impl StateStore for RedisStore {
     }
 
     async fn usage(&self, ns: &Namespace) -> Result<Usage, StoreError> {
-        let mut call = self.scripts.usage.prepare_invoke();
-        usage_keys(&mut call, ns);
-        call.arg(now_ms().to_string());
-        let (sessions, bytes): (u64, i64) = self.invoke(&call).await?;
-        Ok(Usage {
-            sessions,
-            bytes: bytes.max(0).unsigned_abs(),
-        })
+        self.read_usage(ns).await
     }
 
     async fn count_values(&self, ns: &Namespace) -> Result<u64, StoreError> {

@@ -29,14 +29,11 @@ pub(super) struct Scripts {
     pub(super) index: Script,
     pub(super) value_index: Script,
     pub(super) quota: Script,
-    /// A namespace's usage (`lua/usage.lua`).
-    pub(super) usage: Script,
     /// Buffers a stream's events and counts them (`lua/stream_push.lua`).
     pub(super) stream_push: Script,
-    /// Cluster: whether a commit fits the quota (`lua/cluster_usage_check.lua`).
-    pub(super) usage_check: Script,
-    /// Cluster: the ledger after a commit (`lua/cluster_usage.lua`).
-    pub(super) usage_update: Script,
+    /// Cluster: one shard of the usage ledger before a commit
+    /// (`lua/cluster_usage.lua`).
+    pub(super) usage_shard: Script,
     /// Gives an idempotency claim back (`lua/idempotency_release.lua`).
     pub(super) release: Script,
     /// One page of a bucket's keys (`lua/bucket_keys.lua`).
@@ -53,10 +50,8 @@ impl Scripts {
             index: script(include_str!("lua/cluster_index.lua")),
             value_index: script(include_str!("lua/cluster_value_index.lua")),
             quota: script(include_str!("lua/cluster_quota.lua")),
-            usage: script(include_str!("lua/usage.lua")),
             stream_push: script(include_str!("lua/stream_push.lua")),
-            usage_check: script(include_str!("lua/cluster_usage_check.lua")),
-            usage_update: script(include_str!("lua/cluster_usage.lua")),
+            usage_shard: script(include_str!("lua/cluster_usage.lua")),
             release: Script::new(include_str!("lua/idempotency_release.lua")),
             bucket_keys: Script::new(include_str!("lua/bucket_keys.lua")),
         }
@@ -119,15 +114,20 @@ pub(super) fn values_invocation<'a, 'v>(
         .key(ns.index_expiry_key())
         .key(ns.index_values_key())
         .key(ns.index_bucket_keys_key());
-    usage_keys(&mut call, ns);
+    usage_keys(&mut call, ns, None);
     call
 }
 
-/// The usage ledger's keys, in the order the scripts take them.
-pub(super) fn usage_keys(call: &mut redis::ScriptInvocation<'_>, ns: &Namespace) {
-    call.key(ns.usage_sizes_key())
-        .key(ns.usage_sessions_key())
-        .key(ns.usage_other_key());
+/// The keys of a shard of the usage ledger (see [`Namespace::usage_keys`]), in
+/// the order the scripts take them.
+pub(super) fn usage_keys(
+    call: &mut redis::ScriptInvocation<'_>,
+    ns: &Namespace,
+    shard: Option<u32>,
+) {
+    for key in ns.usage_keys(shard) {
+        call.key(key);
+    }
 }
 
 /// A limit as a script argument: '' for none.

@@ -24,7 +24,7 @@ impl RedisStore {
         let key = ns.stream_key(session, id);
         let bytes: usize = events.iter().map(Vec::len).sum();
         let mut call = self.scripts.stream_push.prepare_invoke();
-        usage_keys(&mut call, ns);
+        usage_keys(&mut call, ns, self.session_shard(session));
         call.arg(now_ms().to_string())
             .arg(&key)
             .arg(ms(ttl))

@@ -1,6 +1,6 @@
 //! The one error body of the API: a status and `{"error": {"kind", "message"}}`.
 
-use agent_host::{Error, StoreError, TurnError};
+use agent_host::{Error, StateError, StoreError, TurnError};
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -81,6 +81,9 @@ impl From<Error> for ApiError {
         match e {
             Error::UnknownPlugin(_) => {
                 Self::new(StatusCode::NOT_FOUND, "unknown_plugin", e.to_string())
+            }
+            Error::Invalid(StateError::TooLarge { .. }) => {
+                Self::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", e.to_string())
             }
             Error::Invalid(_) => {
                 Self::new(StatusCode::BAD_REQUEST, "invalid_argument", e.to_string())

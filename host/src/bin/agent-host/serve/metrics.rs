@@ -180,6 +180,19 @@ impl StateStore for Metered {
         self.time("items", self.inner.items(ns, session, last))
             .await
     }
+    async fn items_from(
+        &self,
+        ns: &Namespace,
+        session: &Name,
+        start: u64,
+        count: u32,
+    ) -> Result<Vec<Vec<u8>>, StoreError> {
+        self.time(
+            "items_from",
+            self.inner.items_from(ns, session, start, count),
+        )
+        .await
+    }
     async fn ttl(&self, ns: &Namespace, session: &Name) -> Result<Option<Duration>, StoreError> {
         self.time("ttl", self.inner.ttl(ns, session)).await
     }

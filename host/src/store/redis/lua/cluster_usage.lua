@@ -1,21 +1,18 @@
--- Cluster: the ledger after a commit's parts were written (KEYS: its sizes,
--- sessions and other keys; ARGV: now, then entries: 's', state key, history key,
--- cleared ('1'/'0'), added payload bytes, PTTL, PTTL for a session; 'o', key, size,
--- expiry ('del': removed) for another entry).
+-- Cluster: one shard of a plugin's usage ledger, read before a commit (KEYS: its
+-- sizes, sessions and other keys). ARGV: now, prune ('1': drop expired entries
+-- first), the count of state keys, the state keys of sessions the commit may
+-- create, then per other entry of the commit its key and new size. Returns {live
+-- sessions, bytes, sessions the commit would add, bytes its other entries would
+-- add}.
 local now = tonumber(ARGV[1])
 local u = {sizes = KEYS[1], sessions = KEYS[2], other = KEYS[3]}
-local a = 2
-while a <= #ARGV do
-  if ARGV[a] == 's' then
-    usage_session(u, ARGV[a + 1], ARGV[a + 2], ARGV[a + 3] == '1', tonumber(ARGV[a + 4]),
-      tonumber(ARGV[a + 5]), tonumber(ARGV[a + 6]), now)
-    a = a + 7
-  else
-    local score = ARGV[a + 3]
-    if score == 'del' then score = nil end
-    usage_put(u, u.other, ARGV[a + 1], tonumber(ARGV[a + 2]), score)
-    a = a + 4
-  end
+if ARGV[2] == '1' then usage_prune(u, now, 1000) end
+local n = tonumber(ARGV[3])
+local new_sessions = 0
+for a = 4, 3 + n do
+  if usage_live(u, u.sessions, ARGV[a], now) == 0 then new_sessions = new_sessions + 1 end
 end
-if now % 8 == 0 then usage_prune(u, now, 64) end
-return 0
+local e = {}
+for a = 4 + n, #ARGV, 2 do e[#e + 1] = {member = ARGV[a], size = tonumber(ARGV[a + 1])} end
+local live = redis.call('ZCOUNT', u.sessions, '(' .. now, '+inf')
+return {live, usage_recorded(u, ''), new_sessions, usage_growth(u, e)}
