@@ -81,6 +81,6 @@ pub use host::{
     Host, HostBuilder, HostStats, PluginInfo, SessionSnapshot, TurnAnswer, TurnOptions,
 };
 pub use inspect::{ComponentReport, inspect_component};
-pub use outbound::{AllowedOrigin, Outbound, OutboundEvent, SecretHeader};
+pub use outbound::{AllowedOrigin, Outbound, OutboundError, OutboundEvent, SecretHeader};
 pub use output::TurnEvent;
 pub use store::{EmbeddedStore, RedisOptions, RedisStore, StateStore, Usage};

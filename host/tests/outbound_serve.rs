@@ -144,3 +144,84 @@ fn a_missing_key_stops_the_start_with_a_clear_message() {
         "{stderr}"
     );
 }
+
+/// Secret headers on the origin `*` stop the loading of the file, pointing at the
+/// origin's line, and the key is not in the message. (`sessions` reads the file as
+/// `serve` does, and ends either way.)
+#[test]
+fn secret_headers_on_any_origin_stop_the_load_with_their_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("agent-host.toml");
+    let text = format!(
+        r#"[[plugin]]
+id = "open"
+wasm = "{wasm}"
+prefix = "tenant-a"
+allow_any_origin = true
+[[plugin.outbound]]
+origin = "*"
+secret_headers = {{ Authorization = "Bearer ${{env:LLM_API_KEY}}" }}
+
+[[token]]
+tenant = "a"
+secret = "{TOKEN_A}"
+plugins = ["open"]
+"#,
+        wasm = plugins::HOSTILE,
+    );
+    std::fs::write(&path, text).unwrap();
+    // `sessions` first: a file that loads would make `serve` run on.
+    for args in [&["sessions", "--plugin", "open", "list"][..], &["serve"]] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_agent-host"))
+            .args(&args[..1])
+            .arg("--config")
+            .arg(&path)
+            .args(&args[1..])
+            .env_remove("REDIS_URL")
+            .env("LLM_API_KEY", KEY)
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?}: {stderr}");
+        let place = "agent-host.toml:7:10: plugin \"open\": outbound origin \"*\" cannot have secret_headers";
+        assert!(stderr.contains(place), "{args:?}: {stderr}");
+        assert!(!stderr.contains("never-in-a-log"), "{stderr}");
+    }
+}
+
+/// A plugin's TRACE to its allowed origin is refused before any connection,
+/// counted as `denied` and logged with the reason; the key appears nowhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trace_request_is_refused_counted_and_logged() {
+    let model = ModelServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("agent-host.toml");
+    let text = config(&model).replace(plugins::LLM_CHAT, plugins::HOSTILE);
+    std::fs::write(&path, text).unwrap();
+    let s = Server::spawn(dir, &path, &[("LLM_API_KEY", KEY)], &[]);
+
+    let input = format!("send TRACE {}/x", model.origin());
+    let (status, body) = turn(&s, TOKEN_A, "llm-chat", "alice", &input).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let output = body["output"].as_str().unwrap_or_default();
+    assert!(output.contains("HttpRequestDenied"), "{body}");
+    assert!(model.requests().is_empty(), "{:?}", model.requests());
+
+    let metrics = reqwest::get(s.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let counted = format!(
+        r#"agent_host_outbound_requests_total{{plugin="llm-chat",origin="{}",outcome="denied"}} 1"#,
+        model.origin()
+    );
+    assert!(metrics.contains(&counted), "{metrics}");
+    let log = s.log();
+    assert!(log.contains("TRACE is refused"), "{log}");
+    for text in [&metrics, &log, &body.to_string()] {
+        assert!(!text.contains("never-in-a-log"), "the key leaked: {text}");
+    }
+}

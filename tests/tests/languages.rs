@@ -35,7 +35,8 @@ async fn chat(
         .with_origin(
             AllowedOrigin::parse(&server.origin())
                 .unwrap()
-                .with_secret_header(key),
+                .with_secret_header(key)
+                .unwrap(),
         );
     load(host, config, wasm).await;
 }

@@ -3,6 +3,7 @@
 //! (`cargo test --test outbound`). The serve side (config shape, metrics, logs) is
 //! in `host/tests/outbound_serve.rs`.
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use agent_host::{AllowedOrigin, Host, Limits, PluginConfig, SecretHeader, TurnError};
@@ -17,6 +18,7 @@ fn origin(server: &ModelServer) -> AllowedOrigin {
         .with_secret_header(
             SecretHeader::new("Authorization", &format!("Bearer {SECRET}")).unwrap(),
         )
+        .unwrap()
 }
 
 async fn llm_chat(host: &Host, server: &ModelServer, limits: Limits) {
@@ -173,6 +175,67 @@ async fn only_allowed_origins_are_reached(backend: Backend) {
         .unwrap();
     assert!(answer.contains("HttpRequestDenied"), "{answer}");
     assert_eq!(allowed.requests().len(), 1);
+}
+
+/// TRACE (the server would send the request back, the host's key with it),
+/// CONNECT, and a URL with user information (which would go out as `Host:
+/// allowed@127.0.0.1:PORT`) are refused before any connection, even to an
+/// allowed origin, and counted as denials like an origin not listed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trace_connect_and_userinfo_are_refused_before_any_connection() {
+    let backend = Backend::embedded();
+    let outcomes = Arc::new(Mutex::new(Vec::new()));
+    let seen = outcomes.clone();
+    let host = Host::builder()
+        .shared_store(backend.store())
+        .on_outbound(move |e| seen.lock().unwrap().push((e.origin.clone(), e.outcome)))
+        .build()
+        .unwrap();
+    let server = ModelServer::start().await;
+    hostile(
+        &host,
+        PluginConfig::new("h", "tenant-a").with_origin(origin(&server)),
+    )
+    .await;
+    let url = format!("{}/x", server.origin());
+    let cases = [
+        format!("send TRACE {url}"),
+        format!("send trace {url}"),
+        format!("send CONNECT {url}"),
+        format!("fetch http://allowed@127.0.0.1:{}/x", server.port()),
+    ];
+    for input in &cases {
+        let answer = host.run_turn("h", "s", input).await.unwrap();
+        assert!(
+            answer.starts_with("error:") && answer.contains("HttpRequestDenied"),
+            "{input}: {answer}"
+        );
+        assert!(!answer.contains(SECRET), "{input}: {answer}");
+    }
+    assert_eq!(
+        server.requests().len(),
+        0,
+        "a refused request reached the server: {:?}",
+        server.requests()
+    );
+    let denied = vec![(server.origin(), "denied"); cases.len()];
+    assert_eq!(*outcomes.lock().unwrap(), denied);
+    // The same plugin's GET to the same origin goes out, with the key.
+    let answer = host
+        .run_turn("h", "s", &format!("send GET {url}"))
+        .await
+        .unwrap();
+    assert!(answer.starts_with("200 hello"), "{answer}");
+    let got = server.requests();
+    assert_eq!(got.len(), 1);
+    assert_eq!(
+        got[0].header("authorization"),
+        Some(format!("Bearer {SECRET}").as_str())
+    );
+    assert_eq!(
+        got[0].header("host"),
+        Some(&server.origin()["http://".len()..])
+    );
 }
 
 /// A name of this machine that the system resolver maps to a loopback address

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::outbound::{AllowedOrigin, SecretHeader};
+use crate::outbound::{AllowedOrigin, OutboundError, SecretHeader};
 
 /// One `[[plugin.outbound]]`.
 #[derive(Debug, Deserialize)]
@@ -39,6 +39,12 @@ impl OutboundSection {
     ) -> Result<(), (usize, String)> {
         let mut origin = AllowedOrigin::parse(self.origin.get_ref())
             .map_err(|e| (self.origin.span().start, e))?;
+        if origin.is_any() && !self.secret_headers.is_empty() {
+            // Checked before the values are read: whether or not the variables are
+            // set, the key must not go to any origin the plugin names.
+            let error = OutboundError::SecretHeadersOnAnyOrigin;
+            return Err((self.origin.span().start, error.to_string()));
+        }
         for (name, template) in &self.secret_headers {
             let start = template.span().start;
             let value = match expand(template.get_ref(), env) {
@@ -60,7 +66,9 @@ impl OutboundSection {
                 }
             };
             let header = SecretHeader::new(name, &value).map_err(|e| (start, e))?;
-            origin = origin.with_secret_header(header);
+            origin = origin
+                .with_secret_header(header)
+                .map_err(|e| (start, e.to_string()))?;
         }
         self.resolved = Some(origin);
         Ok(())
@@ -110,7 +118,46 @@ fn expand(template: &str, env: &impl Fn(&str) -> Option<String>) -> Result<Strin
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
     use super::{Expand, expand};
+    use crate::config_file::ConfigFile;
+
+    /// Secret headers on the origin `*` stop the load, pointing at the origin's
+    /// line, whether or not their variables are set, and without their values.
+    #[test]
+    fn secret_headers_on_any_origin_are_refused_with_their_place() {
+        // Cargo.toml stands in for a wasm file that exists.
+        let text = r#"
+[[plugin]]
+id = "open"
+wasm = "Cargo.toml"
+prefix = "tenant-a"
+allow_any_origin = true
+[[plugin.outbound]]
+origin = "*"
+secret_headers = { Authorization = "Bearer ${env:KEY}" }
+"#;
+        let set = |name: &str| (name == "KEY").then(|| "s3cret-value".to_string());
+        let unset = |_: &str| None;
+        for error in [
+            ConfigFile::parse(Path::new("./conf.toml"), text, None, set).unwrap_err(),
+            ConfigFile::parse(Path::new("./conf.toml"), text, None, unset).unwrap_err(),
+        ] {
+            let error = error.to_string();
+            assert!(
+                error.contains("./conf.toml:8:10: plugin \"open\": outbound origin \"*\" cannot have secret_headers"),
+                "{error}"
+            );
+            assert!(!error.contains("s3cret"), "{error}");
+        }
+        // Without the headers, `*` loads.
+        let open = text.replace(
+            "secret_headers = { Authorization = \"Bearer ${env:KEY}\" }",
+            "",
+        );
+        ConfigFile::parse(Path::new("./conf.toml"), &open, None, unset).unwrap();
+    }
 
     #[test]
     fn templates_expand_environment_variables() {

@@ -7,14 +7,21 @@
 //!   [`AllowedOrigin`]; otherwise the plugin gets wasi:http's
 //!   `HTTP-request-denied` and no connection is made. A `*.example.com` origin
 //!   matches any name under `example.com` (not `example.com` itself); `*` matches
-//!   everything and is accepted only with [`Outbound::allow_any_origin`].
+//!   everything and is accepted only with [`Outbound::allow_any_origin`], and
+//!   never with secret headers ([`OutboundError`]).
+//! - Refused the same way, whatever the origin: `TRACE` (and `TRACK`), which
+//!   would echo the secret headers back to the plugin, `CONNECT`, and URLs with
+//!   user information (`http://user@host/`).
 //! - Names are resolved by the host, and the connection goes to an address the host
-//!   checked: loopback, private, link-local (cloud metadata included), shared and
-//!   unspecified addresses are refused unless the origin names such an address
+//!   checked: every block of the IANA special-purpose address registries that is
+//!   not globally reachable, multicast, and the host's own interface addresses are
+//!   refused (`address`, `special`) unless the origin names such an address
 //!   literally (or `localhost`), so DNS cannot be used to reach them.
 //! - [`SecretHeader`]s of the matching origin are added after the plugin handed the
 //!   request over; a header of the same name set by the plugin is dropped. They are
-//!   never logged, never in an error, never visible to the plugin.
+//!   never logged, never in an error, never visible to the plugin, unless the
+//!   allowed origin itself sends them back in a response: the host cannot prevent
+//!   that, so list only origins that do not reflect request headers.
 //! - Per turn: at most `Limits::max_requests` requests, `max_response_bytes` of
 //!   response bodies in all, `max_request_body_bytes` per request body; connect and
 //!   first-byte timeouts, every wait cut by the turn's deadline.
@@ -22,7 +29,11 @@
 //!   sends a new request, checked like any other.
 
 mod address;
+mod body;
+mod check;
+mod connect;
 mod hooks;
+mod special;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -40,10 +51,18 @@ pub struct Outbound {
 }
 
 impl Outbound {
-    /// Checks the list: `*` only with `allow_any_origin`.
-    pub(crate) fn check(&self) -> Result<(), String> {
-        if !self.allow_any_origin && self.origins.iter().any(|o| o.host == HostPattern::Any) {
-            return Err("outbound origin \"*\" needs allow_any_origin = true".into());
+    /// Checks the list: `*` only with `allow_any_origin`, and never with secret
+    /// headers.
+    pub fn check(&self) -> Result<(), OutboundError> {
+        for origin in &self.origins {
+            if origin.host == HostPattern::Any {
+                if !self.allow_any_origin {
+                    return Err(OutboundError::AnyOriginNotAllowed);
+                }
+                if !origin.secret_headers.is_empty() {
+                    return Err(OutboundError::SecretHeadersOnAnyOrigin);
+                }
+            }
         }
         Ok(())
     }
@@ -52,6 +71,22 @@ impl Outbound {
     pub(crate) fn find(&self, scheme: &str, host: &str, port: u16) -> Option<&AllowedOrigin> {
         self.origins.iter().find(|o| o.matches(scheme, host, port))
     }
+}
+
+/// Why an outbound allow-list cannot be used.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum OutboundError {
+    /// An origin is `*` but the plugin does not have `allow_any_origin`.
+    #[error("outbound origin \"*\" needs allow_any_origin = true")]
+    AnyOriginNotAllowed,
+    /// Secret headers on the origin `*`: the host would send the key to every
+    /// server the plugin names, so the plugin could read it from its own.
+    #[error(
+        "outbound origin \"*\" cannot have secret_headers: they would go to any server \
+         the plugin names; list the origin that needs them"
+    )]
+    SecretHeadersOnAnyOrigin,
 }
 
 /// One allowed origin: `scheme://host[:port]`, and the headers the host adds to
@@ -125,10 +160,19 @@ impl AllowedOrigin {
         })
     }
 
-    /// Adds a header the host sets on every request to this origin.
-    pub fn with_secret_header(mut self, header: SecretHeader) -> Self {
+    /// Adds a header the host sets on every request to this origin. Refused on
+    /// the origin `*` ([`OutboundError::SecretHeadersOnAnyOrigin`]).
+    pub fn with_secret_header(mut self, header: SecretHeader) -> Result<Self, OutboundError> {
+        if self.host == HostPattern::Any {
+            return Err(OutboundError::SecretHeadersOnAnyOrigin);
+        }
         self.secret_headers.push(header);
-        self
+        Ok(self)
+    }
+
+    /// Whether this is the origin `*` (any origin).
+    pub(crate) fn is_any(&self) -> bool {
+        self.host == HostPattern::Any
     }
 
     /// The origin as it was written.
@@ -243,7 +287,45 @@ pub type OutboundObserver = Arc<dyn Fn(&OutboundEvent) + Send + Sync>;
 
 #[cfg(test)]
 mod tests {
-    use super::{AllowedOrigin, Outbound};
+    use super::{AllowedOrigin, Outbound, OutboundError, SecretHeader};
+    use crate::PluginConfig;
+
+    /// The builder refuses secret headers on `*`, and so does the check the host
+    /// makes when it loads a plugin whose origin got them another way.
+    #[test]
+    fn secret_headers_on_any_origin_are_refused() {
+        let key = SecretHeader::new("Authorization", "Bearer s3cret").unwrap();
+        let any = AllowedOrigin::parse("*").unwrap();
+        assert_eq!(
+            any.clone().with_secret_header(key.clone()).unwrap_err(),
+            OutboundError::SecretHeadersOnAnyOrigin
+        );
+        let mut keyed = any.clone();
+        keyed.secret_headers.push(key.clone());
+        let outbound = Outbound {
+            origins: vec![keyed],
+            allow_any_origin: true,
+        };
+        assert_eq!(
+            outbound.check(),
+            Err(OutboundError::SecretHeadersOnAnyOrigin)
+        );
+        let config = PluginConfig::new("open", "tenant-a").with_outbound(outbound);
+        let error = config.namespace("root").unwrap_err().to_string();
+        assert!(error.contains("cannot have secret_headers"), "{error}");
+        assert!(!error.contains("s3cret"), "{error}");
+        // `*` alone, and a key on a named origin, are fine.
+        let open = Outbound {
+            origins: vec![any],
+            allow_any_origin: true,
+        };
+        assert_eq!(open.check(), Ok(()));
+        let named = AllowedOrigin::parse("https://api.openai.com")
+            .unwrap()
+            .with_secret_header(key)
+            .unwrap();
+        assert_eq!(named.secret_headers.len(), 1);
+    }
 
     #[test]
     fn origins_parse_and_match() {
@@ -278,6 +360,6 @@ mod tests {
             origins: vec![AllowedOrigin::parse("*").unwrap()],
             allow_any_origin: false,
         };
-        assert!(any.check().is_err());
+        assert_eq!(any.check(), Err(OutboundError::AnyOriginNotAllowed));
     }
 }

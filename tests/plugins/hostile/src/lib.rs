@@ -11,6 +11,8 @@
 //!   redirect as a client would; answers `STATUS BODY` or the error.
 //! - `fetch-n N URL`: N GETs; answers the outcome of each.
 //! - `post N URL`: a POST with a body of N bytes.
+//! - `send METHOD URL`: a request with that method and no body; answers `STATUS
+//!   BODY` (the body is what an echoing server sent back) or the error.
 //! - `env NAME`: the plugin's environment variable NAME, or `unset`.
 //! - `globals`: what this instance's statics held before the turn changed them:
 //!   a zeroed counter and one set to 7 (answers `1 8` in a fresh instance) and
@@ -141,6 +143,13 @@ impl Guest for Hostile {
                 let url = input.splitn(3, ' ').nth(2).unwrap_or_default();
                 let body = vec![b'x'; arg(rest) as usize];
                 match http::send("POST", url, &[], body) {
+                    Ok(r) => Ok(format!("{} {}", r.status(), r.text().unwrap_or_default())),
+                    Err(e) => Ok(format!("error: {e}")),
+                }
+            }
+            "send" => {
+                let url = input.splitn(3, ' ').nth(2).unwrap_or_default();
+                match http::send(rest.unwrap_or_default(), url, &[], Vec::new()) {
                     Ok(r) => Ok(format!("{} {}", r.status(), r.text().unwrap_or_default())),
                     Err(e) => Ok(format!("error: {e}")),
                 }
