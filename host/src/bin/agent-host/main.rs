@@ -176,6 +176,9 @@ enum SessionsAction {
         #[arg(long)]
         to: u64,
     },
+    /// What the plugin keeps in the store, as its quota counts it, and its quota,
+    /// as JSON.
+    Usage,
     /// Copy a version of a session, and its history up to then, into a new session.
     Fork {
         /// The session id.
@@ -411,6 +414,12 @@ async fn sessions(args: SessionsArgs) -> anyhow::Result<()> {
             let config = plugin_config(&file, &plugin)?;
             let version = checkpoints::rollback(store, &ns, &config, &session, to).await?;
             println!("{session} is at version {version} (the document of version {to})");
+        }
+        SessionsAction::Usage => {
+            let config = plugin_config(&file, &plugin)?;
+            let usage = store.usage(&ns).await?;
+            let body = views::usage_json(&usage, &config.quota);
+            println!("{}", serde_json::to_string_pretty(&body)?);
         }
         SessionsAction::Fork {
             session,

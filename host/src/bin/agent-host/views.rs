@@ -1,9 +1,9 @@
 //! The JSON the CLI prints and the HTTP API answers for sessions and their kept
 //! versions: one shape for both.
 
-use agent_host::SessionSnapshot;
 use agent_host::checkpoints::VersionInfo;
 use agent_host::store::StoredVersion;
+use agent_host::{Quota, SessionSnapshot, Usage};
 use serde_json::json;
 
 /// A session as JSON (the same shape as the HTTP API's).
@@ -25,6 +25,16 @@ pub(crate) fn bytes_json(bytes: &[u8]) -> serde_json::Value {
         Ok(text) => json!(text),
         Err(_) => json!({ "hex": bytes.iter().map(|b| format!("{b:02x}")).collect::<String>() }),
     }
+}
+
+/// `{"sessions", "bytes", "quota": {"sessions", "bytes"}}` (a quota count `null`:
+/// unlimited).
+pub(crate) fn usage_json(usage: &Usage, quota: &Quota) -> serde_json::Value {
+    json!({
+        "sessions": usage.sessions,
+        "bytes": usage.bytes,
+        "quota": {"sessions": quota.sessions, "bytes": quota.bytes},
+    })
 }
 
 /// `{"versions": [{"version", "written_at_ms", "bytes", "history_len"}...]}`,

@@ -187,7 +187,8 @@ impl RedisStore {
         let sums = self.read_shards(ns, false, asks.clone()).await?;
         if over(&sums) == (false, false) {
             // This commit counts on top of what was read, as later ones will.
-            self.sums.put(ns, sums.sessions + creating, sums.bytes + most);
+            self.sums
+                .put(ns, sums.sessions + creating, sums.bytes + most);
             return Ok(());
         }
         // Expired entries may be what fills it: prune them, then look again.

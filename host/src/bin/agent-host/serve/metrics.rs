@@ -50,6 +50,11 @@ pub(super) struct Metrics {
     pub(super) turns: Family<TurnLabels, Counter>,
     pub(super) turn_seconds: Family<PluginLabel, Histogram>,
     pub(super) instances: Gauge,
+    /// What each plugin keeps, as its quota counts it.
+    pub(super) stored_bytes: Family<PluginLabel, Gauge>,
+    pub(super) sessions: Family<PluginLabel, Gauge>,
+    /// When the two above were last read from the store.
+    pub(super) usage_refreshed: tokio::sync::Mutex<Option<std::time::Instant>>,
 }
 
 pub(super) fn latency_histogram() -> Histogram {
@@ -99,8 +104,23 @@ impl Metrics {
             "Turns run again after a conflict (their outbound requests were sent again)",
             retries.clone(),
         );
+        let stored_bytes = Family::<PluginLabel, Gauge>::default();
+        let sessions = Family::<PluginLabel, Gauge>::default();
+        registry.register(
+            "plugin_stored_bytes",
+            "Bytes a plugin keeps in the store, as its quota counts them (refreshed at most every 10 s)",
+            stored_bytes.clone(),
+        );
+        registry.register(
+            "plugin_sessions",
+            "Live sessions of a plugin, as its quota counts them (refreshed at most every 10 s)",
+            sessions.clone(),
+        );
         Self {
             registry,
+            stored_bytes,
+            sessions,
+            usage_refreshed: tokio::sync::Mutex::new(None),
             outbound,
             outbound_seconds,
             retries,

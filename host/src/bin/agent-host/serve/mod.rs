@@ -21,6 +21,7 @@ mod connections;
 mod metrics;
 mod routes;
 mod stream;
+mod usage;
 mod versions;
 
 use std::net::SocketAddr;

@@ -43,7 +43,7 @@ pub(super) fn router(app: Arc<App>) -> Router {
         )
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics));
-    super::versions::routes(router)
+    super::usage::routes(super::versions::routes(router))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(app)
@@ -282,6 +282,7 @@ async fn healthz(State(app): State<Arc<App>>) -> Response {
 }
 
 async fn metrics(State(app): State<Arc<App>>) -> Response {
+    super::usage::refresh_gauges(&app).await;
     let stats = app.host.stats();
     app.metrics
         .instances
