@@ -191,3 +191,87 @@ fn run_keeps_compiled_plugins_in_the_users_cache() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("from_cache=false"));
     assert!(!other.path().join(".cache").exists());
 }
+
+/// Runs `agent-host ARGS` with its stdout a pipe that is closed after its first
+/// line; the first line, and the command's exit status and stderr.
+fn first_line_then_close(dir: &Path, args: &[&str]) -> (String, std::process::ExitStatus, String) {
+    use std::io::{BufRead, BufReader, Read};
+    let mut child = quiet_command(dir, args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("agent-host runs");
+    let mut first = String::new();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    out.read_line(&mut first).unwrap();
+    // The reader goes away while the command still has much to print.
+    drop(out);
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    (first, child.wait().unwrap(), stderr)
+}
+
+fn quiet_command(dir: &Path, args: &[&str]) -> Command {
+    let mut cmd = command(dir, args);
+    cmd.env_remove("RUST_LOG");
+    cmd
+}
+
+#[test]
+fn a_closed_stdout_ends_a_command_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("agent-host.toml");
+    let text = format!(
+        "[store]\npath = \"state.redb\"\n\n[[plugin]]\nid = \"p\"\nwasm = \"{}\"\nprefix = \"t\"\n",
+        plugins::PROBE
+    );
+    std::fs::write(&config, text).unwrap();
+    // 1,000 sessions of 150-byte ids and one of 600 kB: each command below has
+    // more to print than a pipe holds, so it is still printing when the pipe
+    // closes.
+    let mut ops: Vec<serde_json::Value> = (0..1000)
+        .map(|i| {
+            let session = format!("{i:04}{}", "s".repeat(146));
+            serde_json::json!({"op": "save", "session": session, "value": "v"})
+        })
+        .collect();
+    ops.push(serde_json::json!({"op": "save-big", "session": "big", "size": 600_000}));
+    let state = dir.path().join("state.redb");
+    let mut run = quiet_command(dir.path(), &["run", plugins::PROBE, "-s", "big"])
+        .args(["--prefix", "t", "--no-cache", "--state-file"])
+        .arg(&state)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let input = serde_json::Value::Array(ops).to_string();
+    std::io::Write::write_all(&mut run.stdin.take().unwrap(), input.as_bytes()).unwrap();
+    let ran = run.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&ran.stdout);
+    assert!(
+        ran.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ran.stderr)
+    );
+    assert!(!stdout.contains("err"), "{stdout}");
+
+    let config = config.to_str().unwrap();
+    let commands: [&[&str]; 2] = [
+        &["sessions", "--config", config, "--plugin", "p", "list"],
+        &[
+            "sessions", "--config", config, "--plugin", "p", "show", "big",
+        ],
+    ];
+    for args in commands {
+        let (first, status, stderr) = first_line_then_close(dir.path(), args);
+        assert!(!first.is_empty(), "{args:?}: nothing printed; {stderr}");
+        assert!(status.success(), "{args:?}: {status}: {stderr}");
+        assert_eq!(stderr, "", "{args:?}");
+    }
+}

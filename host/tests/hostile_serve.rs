@@ -260,3 +260,155 @@ async fn slow_and_idle_clients_are_cut_off_and_probes_always_answer() {
     let answer = closed_by_server(open(&s, request).await).await;
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
 }
+
+/// The head of a `POST path` with `headers` and a `Content-Length` of `length`,
+/// then `body` (less than that: the rest never comes).
+fn trickle(path: &str, headers: &str, length: usize, body: &str) -> String {
+    format!("POST {path} HTTP/1.1\r\nHost: x\r\n{headers}Content-Length: {length}\r\n\r\n{body}")
+}
+
+/// The JSON error body at the end of a raw answer.
+fn raw_body(answer: &str) -> Value {
+    let body = answer.split("\r\n\r\n").nth(1).unwrap_or_default();
+    serde_json::from_str(body).unwrap_or_else(|_| panic!("not the error body: {answer}"))
+}
+
+#[tokio::test]
+async fn the_token_is_checked_before_any_body_byte_is_read() {
+    let s = Server::start(&config());
+    let paths = [
+        "/v1/plugins/chat/sessions/a/rollback",
+        "/v1/plugins/chat/sessions/a/fork",
+        "/v1/plugins/chat/sessions/a/turns",
+    ];
+    // As many clients as the server serves, without a token, each sending a bit
+    // of a body that never ends (over every limit, for some): each gets 401 at
+    // once, without sending more, and its connection is closed.
+    let mut open_ones = Vec::new();
+    for i in 0..MAX_CONNECTIONS {
+        let length = [100, 3 << 20][i % 2];
+        let head = trickle(paths[i % paths.len()], "", length, "{\"to\"");
+        open_ones.push(open(&s, head.as_bytes()).await);
+    }
+    for stream in open_ones {
+        let answer = closed_by_server(stream).await;
+        assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
+        assert_error(
+            "no token",
+            StatusCode::UNAUTHORIZED,
+            &raw_body(&answer),
+            (StatusCode::UNAUTHORIZED, "unauthorized"),
+        );
+    }
+    // A token that may not call the plugin: 404 before the body, too.
+    let auth = format!("Authorization: Bearer {TOKEN_A}\r\n");
+    let head = trickle("/v1/plugins/other/sessions/a/fork", &auth, 100, "{");
+    let answer = closed_by_server(open(&s, head.as_bytes()).await).await;
+    assert!(answer.starts_with("HTTP/1.1 404"), "{answer}");
+    assert_eq!(kind(&raw_body(&answer)), "unknown_plugin", "{answer}");
+    // The server is not full of them.
+    let (status, body) = turn(&s, TOKEN_A, "chat", "alice", "hi").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
+#[tokio::test]
+async fn bodies_with_a_token_are_bounded_in_size_and_time_with_the_error_body() {
+    let s = Server::start(&config());
+    let auth = format!("Authorization: Bearer {TOKEN_A}\r\n");
+    // Said to be over the limit: 413 before any of it is read.
+    for (path, length) in [
+        ("/v1/plugins/chat/sessions/a/rollback", 3 << 20),
+        ("/v1/plugins/chat/sessions/a/fork", 65 << 10),
+        ("/v1/plugins/chat/sessions/a/turns", 5000),
+    ] {
+        let head = trickle(path, &auth, length, "");
+        let answer = closed_by_server(open(&s, head.as_bytes()).await).await;
+        assert!(answer.starts_with("HTTP/1.1 413"), "{path}: {answer}");
+        assert_error(
+            path,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &raw_body(&answer),
+            (StatusCode::PAYLOAD_TOO_LARGE, "input_too_large"),
+        );
+    }
+    // Found to be over it while read (chunked, no length said): 413 too. The
+    // chunk says it is bigger than what is sent, so the server reads all of it.
+    let head = format!(
+        "POST /v1/plugins/chat/sessions/a/rollback HTTP/1.1\r\nHost: x\r\n{auth}\
+         Transfer-Encoding: chunked\r\n\r\n20000\r\n{}",
+        " ".repeat((64 << 10) + 1)
+    );
+    let answer = closed_by_server(open(&s, head.as_bytes()).await).await;
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert_eq!(kind(&raw_body(&answer)), "input_too_large", "{answer}");
+    // A body that stops coming: 408 at `body_timeout` on every route.
+    for path in [
+        "/v1/plugins/chat/sessions/a/rollback",
+        "/v1/plugins/chat/sessions/a/fork",
+    ] {
+        let head = trickle(path, &auth, 100, "{\"to\"");
+        let answer = closed_by_server(open(&s, head.as_bytes()).await).await;
+        assert!(answer.starts_with("HTTP/1.1 408"), "{path}: {answer}");
+        assert_error(
+            path,
+            StatusCode::REQUEST_TIMEOUT,
+            &raw_body(&answer),
+            (StatusCode::REQUEST_TIMEOUT, "timeout"),
+        );
+    }
+    // A body that is not the JSON asked for.
+    for body in ["{\"to\":", "\"one\"", "{\"to\": 1, \"extra\": 2}"] {
+        let (status, answer) = call(
+            Method::POST,
+            s.url("/v1/plugins/chat/sessions/a/rollback"),
+            Some(TOKEN_A),
+            Some(body),
+        )
+        .await;
+        assert_error(
+            body,
+            status,
+            &answer,
+            (StatusCode::BAD_REQUEST, "invalid_argument"),
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_bad_session_id_is_invalid_session_on_every_route() {
+    let s = Server::start(&config());
+    let bad = "/v1/plugins/chat/sessions/bad%01id";
+    let requests = [
+        (Method::POST, format!("{bad}/turns"), Some("hi")),
+        (Method::GET, bad.to_string(), None),
+        (Method::DELETE, bad.to_string(), None),
+        (Method::GET, format!("{bad}/versions"), None),
+        (Method::GET, format!("{bad}/versions/1"), None),
+        (
+            Method::POST,
+            format!("{bad}/rollback"),
+            Some(r#"{"to": 1}"#),
+        ),
+        (
+            Method::POST,
+            format!("{bad}/fork"),
+            Some(r#"{"to": "b", "from_version": 1}"#),
+        ),
+        (
+            Method::POST,
+            "/v1/plugins/chat/sessions/good/fork".to_string(),
+            Some(r#"{"to": "bad\u0001id", "from_version": 1}"#),
+        ),
+        (Method::GET, format!("{bad}/turns/0123abcd/events"), None),
+    ];
+    for (method, path, body) in requests {
+        let what = format!("{method} {path}");
+        let (status, answer) = call(method, s.url(&path), Some(TOKEN_A), body).await;
+        assert_error(
+            &what,
+            status,
+            &answer,
+            (StatusCode::BAD_REQUEST, "invalid_session"),
+        );
+    }
+}

@@ -299,3 +299,40 @@ async fn a_conflict_retry_sends_restart_before_the_new_attempts_chunks() {
         (json!("mine"), json!(2))
     );
 }
+
+#[tokio::test]
+async fn a_resume_at_or_past_the_end_of_a_finished_stream_ends_at_once() {
+    let s = Server::start(&config());
+    let ops = json!([{"op": "emit", "chunk": "a"}, {"op": "emit", "chunk": "b"}]);
+    let response = request(&s, &ops).send().await.unwrap();
+    let id = stream_id(&response);
+    let got = events(&response.text().await.unwrap());
+    assert_eq!(got.last().unwrap().1, "done");
+    let end = got.last().unwrap().0;
+
+    // Bounded well below the ~40 s a follower of a live stream waits for more.
+    let within = std::time::Duration::from_secs(10);
+    for last in [end, end + 1, 1000] {
+        let resumed = tokio::time::timeout(within, async {
+            let response = resume(&s, &id, Some(&last.to_string())).await;
+            (response.status(), response.text().await.unwrap())
+        })
+        .await;
+        let (status, text) = resumed.unwrap_or_else(|_| panic!("Last-Event-ID {last}: held"));
+        // 204: nothing more, and an EventSource stops reconnecting.
+        assert_eq!(
+            (status, text.as_str()),
+            (StatusCode::NO_CONTENT, ""),
+            "{last}"
+        );
+    }
+    // Just before the end: the final event, then the end.
+    let resumed = tokio::time::timeout(within, async {
+        let response = resume(&s, &id, Some(&(end - 1).to_string())).await;
+        response.text().await.unwrap()
+    })
+    .await
+    .expect("held");
+    let rest = events(&resumed);
+    assert_eq!(rest, got[got.len() - 1..].to_vec());
+}

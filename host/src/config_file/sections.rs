@@ -303,6 +303,12 @@ pub struct TokenSection {
     pub secret_env: Option<String>,
     /// Plugin ids it may call; `"*"` for all.
     pub plugins: Vec<Spanned<String>>,
+    /// Turns its tenant may have in flight at once on one server, across all its
+    /// plugins (tokens of the same tenant share the count; the smallest limit
+    /// applies); past it a turn gets 503 `busy`. At least 1. Default: none, only
+    /// each plugin's `limits.max_concurrent_turns`.
+    #[serde(default, deserialize_with = "optional_at_least_one")]
+    pub max_concurrent_turns: Option<u32>,
     /// Why the secret is missing (its variable is not set), with the position.
     #[serde(skip)]
     pub(super) unresolved: Option<String>,
@@ -389,6 +395,15 @@ fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
             "{text:?} is not a duration ({e}); write e.g. 30s, 10m, 7d"
         ))
     })
+}
+
+fn optional_at_least_one<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+    match u32::deserialize(d)? {
+        0 => Err(serde::de::Error::custom(
+            "max_concurrent_turns must be at least 1 (leave it out for no limit)",
+        )),
+        n => Ok(Some(n)),
+    }
 }
 
 fn optional_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {

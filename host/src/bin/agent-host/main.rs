@@ -1,23 +1,29 @@
-//! `agent-host`: the command line. It parses arguments and delegates to the library
-//! (and, for `serve`, to the HTTP layer in `serve.rs`).
+//! `agent-host`: the command line. It parses arguments and delegates to the library.
+//!
+//! Layout: `run` and `inspect` are here; `sessions.rs` is the admin commands,
+//! `serve/` the HTTP server, `views.rs` the JSON both show sessions in, and
+//! `out.rs` how the commands print (a closed stdout ends them quietly).
 
+mod out;
 mod serve;
+mod sessions;
 mod views;
 
-use std::io::{IsTerminal, Read};
+use std::io::{IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use agent_host::config_file::ConfigFile;
 use agent_host::{
     EmbeddedStore, Host, Limits, PluginConfig, RedisOptions, RedisStore, StateStore, TurnEvent,
-    TurnOptions, admin, checkpoints,
+    TurnOptions,
 };
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use tracing_subscriber::EnvFilter;
+
+use crate::sessions::SessionsArgs;
 
 #[derive(Parser)]
 #[command(
@@ -126,73 +132,6 @@ struct ServeArgs {
 }
 
 #[derive(clap::Args)]
-struct SessionsArgs {
-    /// The config file that names the plugin and the store.
-    #[arg(long, short, env = "AGENT_HOST_CONFIG", global = true)]
-    config: Option<PathBuf>,
-    /// The plugin id (as in the config file).
-    #[arg(long, short, global = true)]
-    plugin: Option<String>,
-    #[command(subcommand)]
-    action: SessionsAction,
-}
-
-#[derive(Subcommand)]
-enum SessionsAction {
-    /// One session id per line, in byte order.
-    List {
-        /// Start after this session id.
-        #[arg(long)]
-        after: Option<String>,
-        /// At most this many (default: all).
-        #[arg(long)]
-        limit: Option<u64>,
-    },
-    /// A session as JSON: state, version, history, TTL.
-    Show {
-        /// The session id.
-        session: String,
-    },
-    /// Delete a session (state and history).
-    Delete {
-        /// The session id.
-        session: String,
-    },
-    /// A session's current state version and its kept ones (`keep_versions`) as
-    /// JSON, newest first; with --version, that version's document.
-    Versions {
-        /// The session id.
-        session: String,
-        /// Show this version's document.
-        #[arg(long)]
-        version: Option<u64>,
-    },
-    /// Write a kept version's document as the session's new version (nothing is
-    /// erased); prints the new version number.
-    Rollback {
-        /// The session id.
-        session: String,
-        /// The version to go back to.
-        #[arg(long)]
-        to: u64,
-    },
-    /// What the plugin keeps in the store, as its quota counts it, and its quota,
-    /// as JSON.
-    Usage,
-    /// Copy a version of a session, and its history up to then, into a new session.
-    Fork {
-        /// The session id.
-        session: String,
-        /// The version to copy.
-        #[arg(long)]
-        from_version: u64,
-        /// The new session's id (it must not exist).
-        #[arg(long)]
-        to: String,
-    },
-}
-
-#[derive(clap::Args)]
 struct InspectArgs {
     /// The component (.wasm).
     plugin: PathBuf,
@@ -220,7 +159,10 @@ fn main() -> ExitCode {
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
+            let _ = writeln!(
+                std::io::stderr(),
+                "error: cannot start the async runtime: {e}"
+            );
             return ExitCode::FAILURE;
         }
     };
@@ -228,19 +170,21 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Run(args) => run(*args).await,
             Command::Serve(args) => serve::serve(args.config, args.listen).await,
-            Command::Sessions(args) => sessions(args).await,
+            Command::Sessions(args) => sessions::sessions(args).await,
             Command::Inspect(args) => inspect(&args.plugin),
         }
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // The reader of stdout took what it wanted (`| head`): nothing went wrong.
+        Err(e) if out::is_closed(&e) => ExitCode::SUCCESS,
         // In JSON, every line on stderr is one JSON object, the last error too.
         Err(e) if matches!(cli.log_format, LogFormat::Json) => {
             tracing::error!(error = %format!("{e:#}"), "failed");
             ExitCode::FAILURE
         }
         Err(e) => {
-            eprintln!("error: {e:#}");
+            let _ = writeln!(std::io::stderr(), "error: {e:#}");
             ExitCode::FAILURE
         }
     }
@@ -292,19 +236,21 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         Some(key) => TurnOptions::idempotency_key(key),
         None => TurnOptions::default(),
     };
-    // What the plugin emits is printed as it comes.
+    // What the plugin emits is printed as it comes. A reader that went away
+    // stops the printing, not the turn: it commits all the same.
     let (events, mut emitted) = tokio::sync::mpsc::channel(256);
     let printer = tokio::spawn(async move {
         let mut shown = String::new();
+        let mut printing = true;
         while let Some(event) = emitted.recv().await {
             match event {
                 TurnEvent::Chunk(chunk) => {
-                    print!("{chunk}");
-                    let _ = std::io::Write::flush(&mut std::io::stdout());
+                    printing = printing && out::chunk(&chunk).is_ok();
                     shown.push_str(&chunk);
                 }
                 TurnEvent::Restart => {
-                    eprintln!("\n(the session changed meanwhile: the turn runs again)");
+                    let again = "\n(the session changed meanwhile: the turn runs again)";
+                    let _ = writeln!(std::io::stderr(), "{again}");
                     shown.clear();
                 }
                 _ => {}
@@ -316,26 +262,22 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         .run_turn_with(&id, &args.session, &input, options.with_stream(events))
         .await;
     let shown = printer.await.unwrap_or_default();
-    if !shown.is_empty() && !shown.ends_with('\n') {
-        println!();
-    }
+    // The chunks' line ends before what comes next, the answer or an error.
+    let line_ended = match !shown.is_empty() && !shown.ends_with('\n') {
+        true => outln!(""),
+        false => Ok(()),
+    };
     let answer = outcome?;
+    line_ended?;
     if answer.replayed {
-        eprintln!("(the stored answer of an earlier run with this idempotency key)");
+        let replayed = "(the stored answer of an earlier run with this idempotency key)";
+        let _ = writeln!(std::io::stderr(), "{replayed}");
     }
     // The answer, unless the chunks already showed it.
     if answer.output != shown.trim_end_matches('\n') || shown.is_empty() {
-        println!("{}", answer.output);
+        outln!("{}", answer.output)?;
     }
     Ok(())
-}
-
-/// The configuration the file gives `plugin`.
-fn plugin_config(file: &ConfigFile, plugin: &str) -> anyhow::Result<PluginConfig> {
-    match file.plugin(plugin) {
-        Some(section) => Ok(section.config()),
-        None => anyhow::bail!("the config file has no plugin {plugin:?}"),
-    }
 }
 
 /// `agent-host` in the user's cache directory: `$XDG_CACHE_HOME`, else `~/.cache`.
@@ -356,106 +298,21 @@ fn open_embedded(path: &Path) -> anyhow::Result<EmbeddedStore> {
     Ok(EmbeddedStore::open(path)?)
 }
 
-async fn sessions(args: SessionsArgs) -> anyhow::Result<()> {
-    let Some(config) = args.config else {
-        anyhow::bail!("give the config file with --config FILE (or AGENT_HOST_CONFIG)");
-    };
-    let Some(plugin) = args.plugin else {
-        anyhow::bail!("give the plugin with --plugin ID");
-    };
-    let file = ConfigFile::load(&config)?;
-    let ns = file.namespace(&plugin)?;
-    let limits = file.plugin(&plugin).map(|p| p.config().limits);
-    let page_size = limits.map_or(1000, |l| l.max_items_per_call);
-    let store = file.open_store()?;
-    let store = store.as_ref();
-    match args.action {
-        SessionsAction::List { after, limit } => {
-            let mut cursor = after;
-            let mut left = limit.unwrap_or(u64::MAX);
-            while left > 0 {
-                let want = u32::try_from(left.min(u64::from(page_size))).unwrap_or(page_size);
-                let page = admin::list_sessions(store, &ns, cursor.as_deref(), want).await?;
-                for session in &page.sessions {
-                    println!("{session}");
-                }
-                left = left.saturating_sub(page.sessions.len() as u64);
-                match page.cursor {
-                    Some(next) => cursor = Some(next),
-                    None => break,
-                }
-            }
-        }
-        SessionsAction::Show { session } => {
-            let snapshot = admin::inspect(store, &ns, &session, page_size).await?;
-            if !snapshot.exists {
-                anyhow::bail!("plugin {plugin} has no session {session:?}");
-            }
-            let body = views::session_json(&session, &snapshot);
-            println!("{}", serde_json::to_string_pretty(&body)?);
-        }
-        SessionsAction::Delete { session } => {
-            if !admin::clear_session(store, &ns, &session).await? {
-                anyhow::bail!("plugin {plugin} has no session {session:?}");
-            }
-            println!("deleted {session}");
-        }
-        SessionsAction::Versions { session, version } => {
-            let body = match version {
-                None => views::versions_json(&checkpoints::versions(store, &ns, &session).await?),
-                Some(v) => match checkpoints::load_version(store, &ns, &session, v).await? {
-                    Some(found) => views::version_json(&found),
-                    None => anyhow::bail!("session {session:?} has no version {v}"),
-                },
-            };
-            println!("{}", serde_json::to_string_pretty(&body)?);
-        }
-        SessionsAction::Rollback { session, to } => {
-            let config = plugin_config(&file, &plugin)?;
-            let version = checkpoints::rollback(store, &ns, &config, &session, to).await?;
-            println!("{session} is at version {version} (the document of version {to})");
-        }
-        SessionsAction::Usage => {
-            let config = plugin_config(&file, &plugin)?;
-            let usage = store.usage(&ns).await?;
-            let body = views::usage_json(&usage, &config.quota);
-            println!("{}", serde_json::to_string_pretty(&body)?);
-        }
-        SessionsAction::Fork {
-            session,
-            from_version,
-            to,
-        } => {
-            let config = plugin_config(&file, &plugin)?;
-            let forked =
-                checkpoints::fork(store, &ns, &config, &session, from_version, &to).await?;
-            println!(
-                "forked {session} version {from_version} into {to} ({} history items)",
-                forked.history_len
-            );
-        }
-    }
-    Ok(())
-}
-
 fn inspect(path: &Path) -> anyhow::Result<()> {
     let wasm = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     let report = agent_host::inspect_component(&wasm)?;
-    println!("imports:");
+    outln!("imports:")?;
     for name in &report.imports {
-        println!("  {name}");
+        outln!("  {name}")?;
     }
-    println!("exports:");
+    outln!("exports:")?;
     for name in &report.exports {
-        println!("  {name}");
+        outln!("  {name}")?;
     }
     match &report.fits {
-        Ok(()) => {
-            println!("fits a world the host serves: yes");
-            Ok(())
-        }
+        Ok(()) => outln!("fits a world the host serves: yes"),
         Err(reason) => {
-            println!("fits a world the host serves: no");
+            outln!("fits a world the host serves: no")?;
             anyhow::bail!("{} is not an agent plugin: {reason}", path.display())
         }
     }

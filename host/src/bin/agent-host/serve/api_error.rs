@@ -85,6 +85,11 @@ impl From<Error> for ApiError {
             Error::Invalid(StateError::TooLarge { .. }) => {
                 Self::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", e.to_string())
             }
+            // One kind for a bad session id on every route, as a turn answers it
+            // (`TurnError::InvalidSession`).
+            Error::Invalid(StateError::InvalidKey {
+                what: "session id", ..
+            }) => Self::new(StatusCode::BAD_REQUEST, "invalid_session", e.to_string()),
             Error::Invalid(_) => {
                 Self::new(StatusCode::BAD_REQUEST, "invalid_argument", e.to_string())
             }

@@ -1,6 +1,16 @@
 //! Bearer tokens: which tenant is calling, and which plugins it may call.
+//!
+//! [`require`] is a layer over every `/v1` route, so it runs before any handler,
+//! and so before a byte of the request's body is read: a caller without a known
+//! token gets 401 at once, whatever it sends after the head and however slowly.
 
-use axum::http::{HeaderMap, StatusCode, header};
+use std::sync::Arc;
+
+use axum::extract::{FromRequestParts, RawPathParams, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 
 use super::App;
@@ -10,23 +20,66 @@ pub(super) fn digest(secret: &str) -> [u8; 32] {
     Sha256::digest(secret.as_bytes()).into()
 }
 
+/// The caller of a `/v1` request: the index of its `[[token]]`, put in the
+/// request by [`require`].
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Caller(pub(super) usize);
+
+impl<S: Send + Sync> FromRequestParts<S> for Caller {
+    type Rejection = ApiError;
+
+    /// Without [`require`] in front of the route there is no caller: 401 rather
+    /// than a route that forgot its token check.
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
+        parts
+            .extensions
+            .get::<Caller>()
+            .copied()
+            .ok_or_else(unauthorized)
+    }
+}
+
+/// The layer of the `/v1` routes: 401 without a known token, 404 `unknown_plugin`
+/// if the path names a plugin the token may not call; otherwise the request goes
+/// on with its [`Caller`]. A refused request's body is never read, and its
+/// connection is closed after the answer (hyper closes a connection whose
+/// request body was not read to its end).
+pub(super) async fn require(
+    State(app): State<Arc<App>>,
+    params: Result<RawPathParams, axum::extract::rejection::RawPathParamsRejection>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    // A path segment that is not UTF-8 names no plugin: the handler answers 400
+    // `invalid_argument` for it, after the token was checked here.
+    let plugin = params
+        .as_ref()
+        .ok()
+        .and_then(|p| p.iter().find(|(name, _)| *name == "plugin"))
+        .map(|(_, value)| value);
+    match authorize(&app, request.headers(), plugin) {
+        Ok(caller) => {
+            request.extensions_mut().insert(caller);
+            next.run(request).await
+        }
+        Err(refused) => refused.into_response(),
+    }
+}
+
+fn unauthorized() -> ApiError {
+    ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+        "missing or unknown bearer token",
+    )
+}
+
 /// Checks the bearer token for `plugin`: 401 without a known token, 404 if it may
-/// not call `plugin`. Returns the token's tenant.
-pub(super) fn authorize(
-    app: &App,
-    headers: &HeaderMap,
-    plugin: Option<&str>,
-) -> Result<usize, ApiError> {
-    let unauthorized = || {
-        ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "missing or unknown bearer token",
-        )
-    };
+/// not call `plugin`.
+fn authorize(app: &App, headers: &HeaderMap, plugin: Option<&str>) -> Result<Caller, ApiError> {
     let presented = headers
         .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
+        .and_then(|v: &HeaderValue| v.to_str().ok())
         .and_then(|v| v.split_once(' '))
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
         .map(|(_, token)| token)
@@ -50,5 +103,5 @@ pub(super) fn authorize(
             format!("no plugin {plugin:?} that this token may call"),
         ));
     }
-    Ok(index)
+    Ok(Caller(index))
 }

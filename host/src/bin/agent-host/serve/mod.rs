@@ -6,21 +6,31 @@
 //! | `GET /v1/plugins/{plugin}/sessions?after=&limit=` | 200 `{"sessions", "next"}` |
 //! | `GET /v1/plugins/{plugin}/sessions/{session}` | 200 the session, 404 if none |
 //! | `DELETE /v1/plugins/{plugin}/sessions/{session}` | 204, 404 if none |
+//! | `GET .../sessions/{session}/turns/{id}/events` | a streamed turn's events, resumed |
+//! | `GET .../versions`, `POST .../rollback`, `POST .../fork` | kept versions |
 //! | `GET /v1/plugins` | 200 the plugins the token may call |
 //! | `GET /healthz` | 200, or 503 when the store does not answer |
 //! | `GET /metrics` | Prometheus text |
 //!
 //! `/v1` needs `Authorization: Bearer <token>` of a `[[token]]` that lists the plugin:
 //! 401 without a known token, 404 for a plugin the token may not call (as for one
-//! that does not exist). Every error is `{"error": {"kind", "message"}}` with a
-//! stable `kind`. Connections are capped and timed out (`connections.rs`).
+//! that does not exist), both before any body byte is read (`auth.rs`). Every error
+//! is `{"error": {"kind", "message"}}` with a stable `kind` (`api_error.rs`).
+//!
+//! Layout: `routes.rs` the router and the session routes, `versions.rs` the kept
+//! versions' routes, `stream.rs` streamed turns and their resumption, `body.rs`
+//! reading request bodies, `tenants.rs` the per-tenant turn limit, `metrics.rs`,
+//! `connections.rs` (capped and timed out), `signals.rs` (what stops the server).
 
 mod api_error;
 mod auth;
+mod body;
 mod connections;
 mod metrics;
 mod routes;
+mod signals;
 mod stream;
+mod tenants;
 mod usage;
 mod versions;
 
@@ -37,17 +47,20 @@ use prometheus_client::metrics::histogram::Histogram;
 
 use self::auth::digest;
 use self::metrics::{Metered, Metrics, OpLabel, latency_histogram};
+use self::tenants::TenantLimits;
 
 struct App {
     host: Host,
     /// SHA-256 of each token's secret, and the token's entry index.
     tokens: Vec<([u8; 32], usize)>,
+    /// The turns each tenant has in flight, for those with a limit.
+    tenants: TenantLimits,
     config: ConfigFile,
     metrics: Arc<Metrics>,
 }
 
-/// Loads the config, compiles the plugins, and serves until SIGTERM or Ctrl-C, then
-/// lets the turns in flight finish (up to `server.shutdown_grace`).
+/// Loads the config, compiles the plugins, and serves until SIGTERM, SIGHUP or
+/// Ctrl-C, then lets the turns in flight finish (up to `server.shutdown_grace`).
 pub(crate) async fn serve(config: PathBuf, listen: Option<SocketAddr>) -> anyhow::Result<()> {
     let started = Instant::now();
     let config = ConfigFile::load(&config)?;
@@ -103,6 +116,7 @@ pub(crate) async fn serve(config: PathBuf, listen: Option<SocketAddr>) -> anyhow
     let app = Arc::new(App {
         host,
         tokens,
+        tenants: TenantLimits::new(&config.tokens),
         metrics,
         config,
     });
@@ -112,14 +126,18 @@ pub(crate) async fn serve(config: PathBuf, listen: Option<SocketAddr>) -> anyhow
         .await
         .with_context(|| format!("listening on {listen}"))?;
     let addr = listener.local_addr()?;
+    // From before the address is announced, a signal stops the server the orderly
+    // way (during the start, with nothing in flight, its default action is fine).
+    let signals = signals::Signals::install()?;
     let startup_ms = started.elapsed().as_secs_f64() * 1e3;
     tracing::info!(%addr, startup_ms, compiled, cached, "listening");
-    // On stdout for scripts and tests: the address actually bound (port 0 picks one).
-    println!("listening on http://{addr}");
+    // On stdout for scripts and tests: the address actually bound (port 0 picks
+    // one). Nobody reading it is no reason to stop.
+    crate::out::line_or_ignore(format_args!("listening on http://{addr}"));
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let shutdown = async move {
-        shutdown_signal().await;
+        signals.recv().await;
         tracing::info!("shutting down: finishing the turns in flight");
         let _ = stop_tx.send(true);
     };
@@ -157,25 +175,5 @@ fn warn_if_few_files(max_connections: usize) {
             needed,
             "the open-file limit is below max_connections; raise it (ulimit -n) or lower max_connections"
         );
-    }
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        () = ctrl_c => {}
-        () = term => {}
     }
 }

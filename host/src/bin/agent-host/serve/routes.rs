@@ -7,8 +7,9 @@ use agent_host::{TurnAnswer, TurnError, TurnOptions};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
@@ -17,21 +18,19 @@ use tracing::Instrument;
 
 use super::App;
 use super::api_error::ApiError;
-use super::auth::authorize;
+use super::auth::{self, Caller};
+use super::body;
 use super::metrics::{PluginLabel, TurnLabels};
 use super::stream;
 
-/// The API's routes over `app`. Every answer that is not a success has the one
-/// error body (`ApiError`), unknown paths and methods included.
+/// The API's routes over `app`. Every `/v1` route runs behind the token check
+/// (`auth::require`), which answers before any body byte is read. Every answer
+/// that is not a success has the one error body (`ApiError`), unknown paths and
+/// methods included.
 pub(super) fn router(app: Arc<App>) -> Router {
-    let router = Router::new()
+    let api = Router::new()
         .route("/v1/plugins", get(list_plugins))
-        .route(
-            "/v1/plugins/{plugin}/sessions/{session}/turns",
-            // The body is read by the handler, after the token is checked, within
-            // `max_input` and `body_timeout`.
-            post(turn).layer(DefaultBodyLimit::disable()),
-        )
+        .route("/v1/plugins/{plugin}/sessions/{session}/turns", post(turn))
         .route(
             "/v1/plugins/{plugin}/sessions/{session}/turns/{id}/events",
             get(stream::resume),
@@ -40,10 +39,13 @@ pub(super) fn router(app: Arc<App>) -> Router {
         .route(
             "/v1/plugins/{plugin}/sessions/{session}",
             get(show_session).delete(delete_session),
-        )
+        );
+    let api = super::usage::routes(super::versions::routes(api))
+        .route_layer(middleware::from_fn_with_state(app.clone(), auth::require));
+    Router::new()
         .route("/healthz", get(healthz))
-        .route("/metrics", get(metrics));
-    super::usage::routes(super::versions::routes(router))
+        .route("/metrics", get(metrics))
+        .merge(api)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(app)
@@ -61,77 +63,42 @@ async fn method_not_allowed() -> ApiError {
     )
 }
 
-/// The turn's input: at most `max_input` bytes of UTF-8, read within
-/// `body_timeout`.
-async fn read_input(app: &App, body: Body) -> Result<String, ApiError> {
-    let server = &app.config.server;
-    let max = usize::try_from(server.max_input.as_u64()).unwrap_or(usize::MAX);
-    let too_large = || {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "input_too_large",
-            format!("the input is over the limit of {max} bytes"),
-        )
-    };
-    let read = tokio::time::timeout(server.body_timeout, axum::body::to_bytes(body, max));
-    let bytes = match read.await {
-        Ok(Ok(bytes)) => bytes,
-        Ok(Err(e)) if is_length_limit(&e) => return Err(too_large()),
-        Ok(Err(e)) => {
-            return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_input",
-                format!("the request body could not be read: {e}"),
-            ));
-        }
-        Err(_) => {
-            return Err(ApiError::new(
-                StatusCode::REQUEST_TIMEOUT,
-                "timeout",
-                format!(
-                    "the request body did not arrive within {}",
-                    humantime::format_duration(server.body_timeout)
-                ),
-            ));
-        }
-    };
-    String::from_utf8(bytes.into()).map_err(|e| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_input",
-            format!(
-                "the input is not UTF-8 (byte {})",
-                e.utf8_error().valid_up_to()
-            ),
-        )
-    })
-}
-
-fn is_length_limit(e: &axum::Error) -> bool {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(err) = source {
-        if err.is::<http_body_util::LengthLimitError>() {
-            return true;
-        }
-        source = err.source();
-    }
-    false
-}
-
 async fn turn(
     State(app): State<Arc<App>>,
     path: Result<Path<(String, String)>, PathRejection>,
+    caller: Caller,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
     let Path((plugin, session)) = path?;
-    let tenant = authorize(&app, &headers, Some(&plugin))?;
     let options = turn_options(&headers)?;
-    let input = read_input(&app, body).await?;
+    let input = body::input(&app, body).await?;
+    let counted = match app.tenants.start(caller) {
+        Ok(counted) => counted,
+        Err(busy) => {
+            // Counted like the plugin's own `busy`, for a plugin that exists (a
+            // "*" token may name any).
+            if app.host.plugin_deadline(&plugin).is_some() {
+                let outcome = Err(TurnError::Busy {
+                    plugin: plugin.clone(),
+                });
+                record_turn(&app, plugin, &outcome, Instant::now());
+            }
+            return Err(busy);
+        }
+    };
     // The span records the tenant when it is made: no copy of it per request.
-    let span = tracing::info_span!("request", tenant = %app.config.tokens[tenant].tenant.get_ref());
+    let tenant = app.config.tokens[caller.0].tenant.get_ref();
+    let span = tracing::info_span!("request", tenant = %tenant);
     if stream::wanted(&headers) {
-        return Ok(stream::turn(app, plugin, session, input, options, span).await);
+        let turn = stream::Turn {
+            plugin,
+            session,
+            input,
+            options,
+            counted,
+        };
+        return Ok(stream::turn(app, turn, span).await);
     }
     let started = Instant::now();
     let outcome = app
@@ -139,6 +106,7 @@ async fn turn(
         .run_turn_with(&plugin, &session, &input, options)
         .instrument(span)
         .await;
+    drop(counted);
     record_turn(&app, plugin, &outcome, started);
     let answer = outcome?;
     let mut response = axum::Json(json!({ "output": answer.output })).into_response();
@@ -197,12 +165,8 @@ fn turn_options(headers: &HeaderMap) -> Result<TurnOptions, ApiError> {
     Ok(TurnOptions::idempotency_key(key))
 }
 
-async fn list_plugins(
-    State(app): State<Arc<App>>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    let index = authorize(&app, &headers, None)?;
-    let token = &app.config.tokens[index];
+async fn list_plugins(State(app): State<Arc<App>>, caller: Caller) -> Result<Response, ApiError> {
+    let token = &app.config.tokens[caller.0];
     let plugins: Vec<String> = app
         .host
         .plugins()
@@ -223,10 +187,9 @@ async fn list_sessions(
     State(app): State<Arc<App>>,
     path: Result<Path<String>, PathRejection>,
     query: Result<Query<ListQuery>, QueryRejection>,
-    headers: HeaderMap,
+    _: Caller,
 ) -> Result<Response, ApiError> {
     let Path(plugin) = path?;
-    authorize(&app, &headers, Some(&plugin))?;
     let Query(query) = query?;
     let page = app
         .host
@@ -238,10 +201,9 @@ async fn list_sessions(
 async fn show_session(
     State(app): State<Arc<App>>,
     path: Result<Path<(String, String)>, PathRejection>,
-    headers: HeaderMap,
+    _: Caller,
 ) -> Result<Response, ApiError> {
     let Path((plugin, session)) = path?;
-    authorize(&app, &headers, Some(&plugin))?;
     let snapshot = app.host.inspect(&plugin, &session).await?;
     if !snapshot.exists {
         return Err(no_session(&plugin, &session));
@@ -252,10 +214,9 @@ async fn show_session(
 async fn delete_session(
     State(app): State<Arc<App>>,
     path: Result<Path<(String, String)>, PathRejection>,
-    headers: HeaderMap,
+    _: Caller,
 ) -> Result<Response, ApiError> {
     let Path((plugin, session)) = path?;
-    authorize(&app, &headers, Some(&plugin))?;
     if !app.host.clear_session(&plugin, &session).await? {
         return Err(no_session(&plugin, &session));
     }

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use agent_host::{TurnAnswer, TurnError, TurnEvent, TurnOptions};
 use axum::body::{Body, Bytes};
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use http_body::Frame;
 use serde_json::json;
@@ -35,8 +35,9 @@ use axum::extract::{Path, State};
 
 use super::App;
 use super::api_error::ApiError;
-use super::auth::authorize;
+use super::auth::Caller;
 use super::routes::record_turn;
+use super::tenants::TenantTurn;
 
 /// Events of the turn waiting for the writer.
 const EVENTS: usize = 256;
@@ -56,16 +57,26 @@ pub(super) fn wanted(headers: &HeaderMap) -> bool {
         .any(|v| v.contains("text/event-stream"))
 }
 
+/// A turn to answer as a stream.
+pub(super) struct Turn {
+    pub(super) plugin: String,
+    pub(super) session: String,
+    pub(super) input: String,
+    pub(super) options: TurnOptions,
+    /// Its place in its tenant's count, kept until the turn ends.
+    pub(super) counted: TenantTurn,
+}
+
 /// Starts the turn and answers its stream. The stream is in the store before the
 /// answer names it, so a client that reconnects at once finds it.
-pub(super) async fn turn(
-    app: Arc<App>,
-    plugin: String,
-    session: String,
-    input: String,
-    options: TurnOptions,
-    span: tracing::Span,
-) -> Response {
+pub(super) async fn turn(app: Arc<App>, turn: Turn, span: tracing::Span) -> Response {
+    let Turn {
+        plugin,
+        session,
+        input,
+        options,
+        counted,
+    } = turn;
     let (events, mut from_turn) = mpsc::channel(EVENTS);
     let (frames, to_client) = mpsc::channel(FRAMES);
     let (kept, to_store) = mpsc::channel(FRAMES);
@@ -107,6 +118,7 @@ pub(super) async fn turn(
         while let Ok(event) = from_turn.try_recv() {
             writer.event(&event);
         }
+        drop(counted);
         record_turn(&app, plugin.clone(), &outcome, started);
         writer.end(outcome);
     };
@@ -260,14 +272,16 @@ impl http_body::Body for EventBody {
 
 /// `GET .../sessions/{session}/turns/{id}/events`: the events of stream `id` after
 /// `Last-Event-ID` (all of them without it), then the rest as they come, until
-/// the final event. 404 if the store keeps no such stream.
+/// the final event. 404 if the store keeps no such stream; 204 if it has ended
+/// and nothing comes after `Last-Event-ID` (an `EventSource` stops reconnecting
+/// on a 204).
 pub(super) async fn resume(
     State(app): State<Arc<App>>,
     path: Result<Path<(String, String, String)>, PathRejection>,
+    _: Caller,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let Path((plugin, session, id)) = path?;
-    authorize(&app, &headers, Some(&plugin))?;
     let last_event = match headers.get("last-event-id") {
         None => 0,
         Some(value) => value
@@ -276,19 +290,26 @@ pub(super) async fn resume(
             .and_then(|v| v.trim().parse::<u64>().ok())
             .ok_or_else(|| {
                 ApiError::new(
-                    axum::http::StatusCode::BAD_REQUEST,
+                    StatusCode::BAD_REQUEST,
                     "invalid_argument",
                     "Last-Event-ID is not an event id of this API (a number)",
                 )
             })?,
     };
-    let first = app.host.stream_events(&plugin, &session, &id, 0).await?;
-    if first.is_empty() {
+    // Entry 0 is the opening marker: event N is entry N.
+    let kept = app.host.stream_events(&plugin, &session, &id, 0).await?;
+    if kept.is_empty() {
         return Err(ApiError::new(
-            axum::http::StatusCode::NOT_FOUND,
+            StatusCode::NOT_FOUND,
             "no_stream",
             format!("no stream {id:?} is kept for session {session:?}"),
         ));
+    }
+    // Past a stream's end nothing is left to send, unless the end is the mark
+    // that the rest was not kept: the client may have missed some of that rest.
+    let end = kept.iter().position(|e| is_final(e));
+    if end.is_some_and(|end| end as u64 <= last_event && kept[end] != TRUNCATED) {
+        return Ok(StatusCode::NO_CONTENT.into_response());
     }
     let idle_limit = app
         .host
@@ -297,24 +318,24 @@ pub(super) async fn resume(
         + Duration::from_secs(30);
     let (frames, to_client) = mpsc::channel(FRAMES);
     tokio::spawn(async move {
-        // Entry 0 is the opening marker: event N is entry N.
-        let mut next = last_event.saturating_add(1);
+        // Every entry is looked at, those up to `Last-Event-ID` too, so the end
+        // is seen even when the client claims to be past it.
+        let mut next = 0u64;
+        let mut entries = kept;
         let mut idle = Instant::now();
         loop {
-            let events = match app.host.stream_events(&plugin, &session, &id, next).await {
-                Ok(events) => events,
-                Err(e) => {
-                    tracing::warn!(error = %e, "reading a kept stream failed");
-                    return;
-                }
-            };
-            if !events.is_empty() {
+            if !entries.is_empty() {
                 idle = Instant::now();
             }
-            for event in events {
+            for entry in entries {
+                let index = next;
                 next += 1;
-                let last = is_final(&event);
-                if frames.send(Bytes::from(event)).await.is_err() || last {
+                let last = is_final(&entry);
+                let wanted = index > last_event || entry == TRUNCATED;
+                if wanted && frames.send(Bytes::from(entry)).await.is_err() {
+                    return;
+                }
+                if last {
                     return;
                 }
             }
@@ -322,6 +343,13 @@ pub(super) async fn resume(
                 return;
             }
             tokio::time::sleep(POLL).await;
+            entries = match app.host.stream_events(&plugin, &session, &id, next).await {
+                Ok(entries) => entries,
+                Err(e) => {
+                    tracing::warn!(error = %e, "reading a kept stream failed");
+                    return;
+                }
+            };
         }
     });
     Ok(event_stream(to_client))

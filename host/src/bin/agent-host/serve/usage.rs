@@ -7,13 +7,12 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Json, Path, State};
-use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
 use super::App;
 use super::api_error::ApiError;
-use super::auth::authorize;
+use super::auth::Caller;
 use super::metrics::PluginLabel;
 use crate::views::usage_json;
 
@@ -28,10 +27,9 @@ pub(super) fn routes(router: Router<Arc<App>>) -> Router<Arc<App>> {
 async fn usage(
     State(app): State<Arc<App>>,
     path: Result<Path<String>, PathRejection>,
-    headers: HeaderMap,
+    _: Caller,
 ) -> Result<Response, ApiError> {
     let Path(plugin) = path?;
-    authorize(&app, &headers, Some(&plugin))?;
     let (usage, quota) = app.host.usage(&plugin).await?;
     Ok(Json(usage_json(&usage, &quota)).into_response())
 }

@@ -1,12 +1,14 @@
 //! The HTTP routes of a session's kept versions: list, read, roll back, fork.
+//! The token is checked before they run (`auth.rs`); the bodies of rollback and
+//! fork are read with `body.rs`.
 
 use std::sync::Arc;
 
 use axum::Router;
-use axum::body::Bytes;
+use axum::body::Body;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Json, Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
@@ -14,7 +16,8 @@ use serde_json::json;
 
 use super::App;
 use super::api_error::ApiError;
-use super::auth::authorize;
+use super::auth::Caller;
+use super::body;
 use crate::views::{version_json, versions_json};
 
 /// The routes, added to the API's.
@@ -38,10 +41,9 @@ pub(super) fn routes(router: Router<Arc<App>>) -> Router<Arc<App>> {
 async fn list(
     State(app): State<Arc<App>>,
     path: Result<Path<(String, String)>, PathRejection>,
-    headers: HeaderMap,
+    _: Caller,
 ) -> Result<Response, ApiError> {
     let Path((plugin, session)) = path?;
-    authorize(&app, &headers, Some(&plugin))?;
     let versions = app.host.versions(&plugin, &session).await?;
     Ok(Json(versions_json(&versions)).into_response())
 }
@@ -49,10 +51,9 @@ async fn list(
 async fn show(
     State(app): State<Arc<App>>,
     path: Result<Path<(String, String, u64)>, PathRejection>,
-    headers: HeaderMap,
+    _: Caller,
 ) -> Result<Response, ApiError> {
     let Path((plugin, session, version)) = path?;
-    authorize(&app, &headers, Some(&plugin))?;
     match app.host.load_version(&plugin, &session, version).await? {
         Some(v) => Ok(Json(version_json(&v)).into_response()),
         None => Err(ApiError::new(
@@ -72,12 +73,11 @@ struct RollbackBody {
 async fn rollback(
     State(app): State<Arc<App>>,
     path: Result<Path<(String, String)>, PathRejection>,
-    headers: HeaderMap,
-    body: Bytes,
+    _: Caller,
+    body: Body,
 ) -> Result<Response, ApiError> {
     let Path((plugin, session)) = path?;
-    authorize(&app, &headers, Some(&plugin))?;
-    let body: RollbackBody = parse(&body)?;
+    let body: RollbackBody = body::json(&app, body).await?;
     let version = app.host.rollback(&plugin, &session, body.to).await?;
     Ok(Json(json!({ "version": version })).into_response())
 }
@@ -92,12 +92,11 @@ struct ForkBody {
 async fn fork(
     State(app): State<Arc<App>>,
     path: Result<Path<(String, String)>, PathRejection>,
-    headers: HeaderMap,
-    body: Bytes,
+    _: Caller,
+    body: Body,
 ) -> Result<Response, ApiError> {
     let Path((plugin, session)) = path?;
-    authorize(&app, &headers, Some(&plugin))?;
-    let body: ForkBody = parse(&body)?;
+    let body: ForkBody = body::json(&app, body).await?;
     let forked = app
         .host
         .fork(&plugin, &session, body.from_version, &body.to)
@@ -108,15 +107,4 @@ async fn fork(
         "history_len": forked.history_len,
     });
     Ok((StatusCode::CREATED, Json(answer)).into_response())
-}
-
-/// A JSON body, whatever its `Content-Type` says (`curl -d` sends a form type).
-fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    serde_json::from_slice(body).map_err(|e| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_argument",
-            format!("bad body: {e}"),
-        )
-    })
 }

@@ -1,0 +1,168 @@
+//! `agent-host sessions`: the sessions of a configured plugin, read and changed
+//! in its store without running it.
+
+use agent_host::config_file::ConfigFile;
+use agent_host::{PluginConfig, admin, checkpoints};
+use std::path::PathBuf;
+
+use clap::Subcommand;
+
+use crate::outln;
+use crate::views;
+
+#[derive(clap::Args)]
+pub(crate) struct SessionsArgs {
+    /// The config file that names the plugin and the store.
+    #[arg(long, short, env = "AGENT_HOST_CONFIG", global = true)]
+    config: Option<PathBuf>,
+    /// The plugin id (as in the config file).
+    #[arg(long, short, global = true)]
+    plugin: Option<String>,
+    #[command(subcommand)]
+    action: SessionsAction,
+}
+
+#[derive(Subcommand)]
+pub(crate) enum SessionsAction {
+    /// One session id per line, in byte order.
+    List {
+        /// Start after this session id.
+        #[arg(long)]
+        after: Option<String>,
+        /// At most this many (default: all).
+        #[arg(long)]
+        limit: Option<u64>,
+    },
+    /// A session as JSON: state, version, history, TTL.
+    Show {
+        /// The session id.
+        session: String,
+    },
+    /// Delete a session (state and history).
+    Delete {
+        /// The session id.
+        session: String,
+    },
+    /// A session's current state version and its kept ones (`keep_versions`) as
+    /// JSON, newest first; with --version, that version's document.
+    Versions {
+        /// The session id.
+        session: String,
+        /// Show this version's document.
+        #[arg(long)]
+        version: Option<u64>,
+    },
+    /// Write a kept version's document as the session's new version (nothing is
+    /// erased); prints the new version number.
+    Rollback {
+        /// The session id.
+        session: String,
+        /// The version to go back to.
+        #[arg(long)]
+        to: u64,
+    },
+    /// What the plugin keeps in the store, as its quota counts it, and its quota,
+    /// as JSON.
+    Usage,
+    /// Copy a version of a session, and its history up to then, into a new session.
+    Fork {
+        /// The session id.
+        session: String,
+        /// The version to copy.
+        #[arg(long)]
+        from_version: u64,
+        /// The new session's id (it must not exist).
+        #[arg(long)]
+        to: String,
+    },
+}
+
+pub(crate) async fn sessions(args: SessionsArgs) -> anyhow::Result<()> {
+    let Some(config) = args.config else {
+        anyhow::bail!("give the config file with --config FILE (or AGENT_HOST_CONFIG)");
+    };
+    let Some(plugin) = args.plugin else {
+        anyhow::bail!("give the plugin with --plugin ID");
+    };
+    let file = ConfigFile::load(&config)?;
+    let ns = file.namespace(&plugin)?;
+    let limits = file.plugin(&plugin).map(|p| p.config().limits);
+    let page_size = limits.map_or(1000, |l| l.max_items_per_call);
+    let store = file.open_store()?;
+    let store = store.as_ref();
+    match args.action {
+        SessionsAction::List { after, limit } => {
+            let mut cursor = after;
+            let mut left = limit.unwrap_or(u64::MAX);
+            while left > 0 {
+                let want = u32::try_from(left.min(u64::from(page_size))).unwrap_or(page_size);
+                let page = admin::list_sessions(store, &ns, cursor.as_deref(), want).await?;
+                for session in &page.sessions {
+                    outln!("{session}")?;
+                }
+                left = left.saturating_sub(page.sessions.len() as u64);
+                match page.cursor {
+                    Some(next) => cursor = Some(next),
+                    None => break,
+                }
+            }
+        }
+        SessionsAction::Show { session } => {
+            let snapshot = admin::inspect(store, &ns, &session, page_size).await?;
+            if !snapshot.exists {
+                anyhow::bail!("plugin {plugin} has no session {session:?}");
+            }
+            let body = views::session_json(&session, &snapshot);
+            outln!("{}", serde_json::to_string_pretty(&body)?)?;
+        }
+        SessionsAction::Delete { session } => {
+            if !admin::clear_session(store, &ns, &session).await? {
+                anyhow::bail!("plugin {plugin} has no session {session:?}");
+            }
+            outln!("deleted {session}")?;
+        }
+        SessionsAction::Versions { session, version } => {
+            let body = match version {
+                None => views::versions_json(&checkpoints::versions(store, &ns, &session).await?),
+                Some(v) => match checkpoints::load_version(store, &ns, &session, v).await? {
+                    Some(found) => views::version_json(&found),
+                    None => anyhow::bail!("session {session:?} has no version {v}"),
+                },
+            };
+            outln!("{}", serde_json::to_string_pretty(&body)?)?;
+        }
+        SessionsAction::Rollback { session, to } => {
+            let config = plugin_config(&file, &plugin)?;
+            let version = checkpoints::rollback(store, &ns, &config, &session, to).await?;
+            outln!("{session} is at version {version} (the document of version {to})")?;
+        }
+        SessionsAction::Usage => {
+            let config = plugin_config(&file, &plugin)?;
+            let usage = store.usage(&ns).await?;
+            let body = views::usage_json(&usage, &config.quota);
+            outln!("{}", serde_json::to_string_pretty(&body)?)?;
+        }
+        SessionsAction::Fork {
+            session,
+            from_version,
+            to,
+        } => {
+            let config = plugin_config(&file, &plugin)?;
+            let forked =
+                checkpoints::fork(store, &ns, &config, &session, from_version, &to).await?;
+            outln!(
+                "forked {session} version {from_version} into {to} ({} history items)",
+                forked.history_len
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// The configuration the file gives `plugin`.
+fn plugin_config(file: &ConfigFile, plugin: &str) -> anyhow::Result<PluginConfig> {
+    match file.plugin(plugin) {
+        Some(section) => Ok(section.config()),
+        None => anyhow::bail!("the config file has no plugin {plugin:?}"),
+    }
+}
