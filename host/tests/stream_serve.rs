@@ -309,6 +309,10 @@ async fn a_resume_at_or_past_the_end_of_a_finished_stream_ends_at_once() {
     let got = events(&response.text().await.unwrap());
     assert_eq!(got.last().unwrap().1, "done");
     let end = got.last().unwrap().0;
+    // The store gets the events just after the client: a resume from the start
+    // ends once the store has the final event too.
+    let all = events(&resume(&s, &id, None).await.text().await.unwrap());
+    assert_eq!(all, got);
 
     // Bounded well below the ~40 s a follower of a live stream waits for more.
     let within = std::time::Duration::from_secs(10);
