@@ -3,9 +3,10 @@
 
 use std::time::Duration;
 
-use redb::{ReadableTable, Table, WriteTransaction};
+use redb::{Database, Durability, ReadableTable, Table, WriteTransaction};
 
 use super::tables::*;
+use super::usage::{Ledger, RECORD};
 use crate::error::StoreError;
 use crate::keys::{Name, Namespace};
 
@@ -127,4 +128,49 @@ impl<'t> Records<'t> {
         }
         Ok(())
     }
+}
+
+/// Appends `events` to the buffer of stream `id` of `session` (its keys start with
+/// `prefix`), counted in the usage ledger; one transaction, not fsynced: a
+/// stream's buffer is a convenience for reconnects.
+pub(super) fn push_events(
+    db: &Database,
+    ns: &Namespace,
+    session: &Name,
+    id: &str,
+    prefix: &[u8],
+    events: &[Vec<u8>],
+    ttl: Duration,
+) -> Result<(), StoreError> {
+    let mut txn = db.begin_write().map_err(internal)?;
+    txn.set_durability(Durability::None).map_err(internal)?;
+    {
+        let now = now_ms();
+        let (_, end) = prefixed(prefix);
+        let next = {
+            let table = txn.open_table(EXPIRING).map_err(internal)?;
+            let last = table
+                .range(prefix..end.as_slice())
+                .map_err(internal)?
+                .next_back();
+            match last {
+                Some(row) => {
+                    let (k, _) = row.map_err(internal)?;
+                    let k = k.value();
+                    u64::from_be_bytes(k[k.len() - 8..].try_into().unwrap_or([0; 8])) + 1
+                }
+                None => 0,
+            }
+        };
+        let mut records = Records::open(&txn, now)?;
+        for (i, event) in events.iter().enumerate() {
+            let k = event_key(ns, session, id, next + i as u64);
+            records.put(&k, event, ttl)?;
+        }
+        records.prune()?;
+        let bytes: usize = events.iter().map(Vec::len).sum();
+        let mut ledger = Ledger::open(&txn, now)?;
+        ledger.add(ns, RECORD, prefix, bytes as u64, at(now, ttl))?;
+    }
+    txn.commit().map_err(internal)
 }

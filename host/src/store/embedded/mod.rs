@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use redb::{Database, Durability, ReadableDatabase, ReadableTable};
+use redb::{Database, Durability, ReadableDatabase};
 
 mod buckets;
 mod expiring;
@@ -28,7 +28,7 @@ mod usage;
 mod versions;
 mod writer;
 
-use self::expiring::{Records, event_key, live_range, record_key, stream_prefix};
+use self::expiring::{Records, event_key, live_range, push_events, record_key, stream_prefix};
 use self::tables::*;
 use self::usage::{Ledger, RECORD, entry_size};
 use self::writer::Writer;
@@ -397,41 +397,8 @@ impl StateStore for EmbeddedStore {
             session.clone(),
             id.to_string(),
         );
-        self.blocking(move |db| {
-            let mut txn = db.begin_write().map_err(internal)?;
-            // Lost in a crash: a stream's buffer is a convenience for reconnects.
-            txn.set_durability(Durability::None).map_err(internal)?;
-            {
-                let now = now_ms();
-                let (_, end) = prefixed(&prefix);
-                let next = {
-                    let table = txn.open_table(EXPIRING).map_err(internal)?;
-                    let last = table
-                        .range(prefix.as_slice()..end.as_slice())
-                        .map_err(internal)?
-                        .next_back();
-                    match last {
-                        Some(row) => {
-                            let (k, _) = row.map_err(internal)?;
-                            let k = k.value();
-                            u64::from_be_bytes(k[k.len() - 8..].try_into().unwrap_or([0; 8])) + 1
-                        }
-                        None => 0,
-                    }
-                };
-                let mut records = Records::open(&txn, now)?;
-                for (i, event) in events.iter().enumerate() {
-                    let k = event_key(&ns, &session, &id, next + i as u64);
-                    records.put(&k, event, ttl)?;
-                }
-                records.prune()?;
-                let bytes: usize = events.iter().map(Vec::len).sum();
-                let mut ledger = Ledger::open(&txn, now)?;
-                ledger.add(&ns, RECORD, &prefix, bytes as u64, at(now, ttl))?;
-            }
-            txn.commit().map_err(internal)
-        })
-        .await
+        self.blocking(move |db| push_events(db, &ns, &session, &id, &prefix, &events, ttl))
+            .await
     }
 
     async fn read_events(
