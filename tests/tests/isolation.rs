@@ -162,16 +162,24 @@ async fn plugins_with_different_prefixes_cannot_see_each_other(backend: Backend)
     }
     // One state key, one history key and two value keys per id, plus the index keys:
     // three on one server; on a cluster the session index is split into buckets, so
-    // up to two per bucket and the value index.
-    let (index, data): (Vec<&String>, Vec<&String>) =
+    // up to two per bucket and the value index. The usage ledger: three keys on one
+    // server; on a cluster up to three per bucket.
+    let (index, rest): (Vec<&String>, Vec<&String>) =
         keys.iter().partition(|k| k.contains(":index:"));
+    let (ledger, data): (Vec<&String>, Vec<&String>) =
+        rest.into_iter().partition(|k| k.contains(":usage:"));
     assert_eq!(data.len(), ids.len() * 4);
     match backend {
-        Backend::Cluster(_) => assert!(
-            (3..=2 * INDEX_BUCKETS as usize + 1).contains(&index.len()),
-            "{index:?}"
-        ),
-        _ => assert_eq!(index.len(), 3, "{index:?}"),
+        Backend::Cluster(_) => {
+            let index_range = 3..=2 * INDEX_BUCKETS as usize + 1;
+            assert!(index_range.contains(&index.len()), "{index:?}");
+            let ledger_range = 3..=3 * INDEX_BUCKETS as usize;
+            assert!(ledger_range.contains(&ledger.len()), "{ledger:?}");
+        }
+        _ => {
+            assert_eq!(index.len(), 3, "{index:?}");
+            assert_eq!(ledger.len(), 3, "{ledger:?}");
+        }
     }
 }
 
