@@ -61,8 +61,9 @@ async fn a_turn_that_is_stopped_writes_nothing() {
     assert_eq!(host.run_turn("wreck", "s", "ok").await.unwrap(), "written");
     let mut conn = server.conn().await;
     let before = dump(&mut conn).await;
-    // s state + history, other state, two values, three index keys.
-    assert_eq!(before.len(), 8, "{:?}", before.keys());
+    // s state + history, other state, two values, three index keys, three keys of
+    // the usage ledger.
+    assert_eq!(before.len(), 11, "{:?}", before.keys());
 
     const TURNS: usize = 1000;
     for (id, mode, check) in [

@@ -30,6 +30,7 @@
 //! file, line and column, and never shows a secret.
 
 mod outbound;
+mod quota;
 mod sections;
 #[cfg(test)]
 mod tests;
@@ -44,6 +45,7 @@ use crate::host::HostBuilder;
 use crate::store::{EmbeddedStore, RedisOptions, RedisStore, StateStore};
 
 pub use self::outbound::OutboundSection;
+pub use self::quota::QuotaSection;
 pub use self::sections::{
     LimitsSection, PluginSection, Secret, ServerSection, StoreSection, TokenSection,
 };
@@ -184,9 +186,6 @@ impl ConfigFile {
                     .resolve(&env, place)
                     .map_err(|(offset, reason)| at(offset, &format!("plugin {id:?}: {reason}")))?;
             }
-            plugin
-                .quota()
-                .map_err(|(offset, reason)| at(offset, &format!("plugin {id:?}: {reason}")))?;
             // The same checks the host makes when it loads the plugin, made early so
             // they can point into the file.
             let config = plugin.config();

@@ -10,11 +10,12 @@ use bytesize::ByteSize;
 use serde::{Deserialize, Deserializer};
 use toml::Spanned;
 
-use crate::config::{Limits, PluginConfig, Quota};
+use crate::config::{Limits, PluginConfig};
 use crate::host::DEFAULT_ROOT;
 use crate::outbound::Outbound;
 
 use super::outbound::OutboundSection;
+use super::quota::QuotaSection;
 use crate::store::RedisOptions;
 
 /// `[store]`: where state lives.
@@ -205,59 +206,7 @@ pub struct PluginSection {
     /// What it may keep in the store (`PluginConfig::with_quota`); what is not
     /// given keeps its default (100,000 sessions, 1 GiB).
     #[serde(default)]
-    pub quota: Option<Spanned<QuotaSection>>,
-}
-
-/// A plugin's `quota` table: `{ sessions = 100000, bytes = "1GiB" }`, either one
-/// `"unlimited"`.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-#[non_exhaustive]
-pub struct QuotaSection {
-    /// Most live sessions.
-    pub sessions: Option<QuotaLimit<u64>>,
-    /// Most bytes kept.
-    pub bytes: Option<QuotaLimit<ByteSize>>,
-}
-
-/// One count of a quota: a number (a size for bytes) or `"unlimited"`.
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-#[non_exhaustive]
-pub enum QuotaLimit<T> {
-    /// At most this.
-    Value(T),
-    /// Should be `"unlimited"` (anything else is refused when it is read).
-    Word(String),
-}
-
-impl<T: Copy> QuotaLimit<T> {
-    /// `Some(limit)`, `None` for unlimited, or what is wrong.
-    fn resolve(
-        limit: &Option<Self>,
-        default: Option<u64>,
-        to_u64: fn(T) -> u64,
-    ) -> Result<Option<u64>, String> {
-        match limit {
-            None => Ok(default),
-            Some(Self::Value(v)) => Ok(Some(to_u64(*v))),
-            Some(Self::Word(w)) if w == "unlimited" => Ok(None),
-            Some(Self::Word(w)) => Err(format!(
-                "quota: {w:?} is neither a number, a size (\"1GiB\") nor \"unlimited\""
-            )),
-        }
-    }
-}
-
-impl QuotaSection {
-    /// The quota it describes, over the defaults.
-    pub fn quota(&self) -> Result<Quota, String> {
-        let default = Quota::default();
-        Ok(Quota::new(
-            QuotaLimit::resolve(&self.sessions, default.sessions, |v| v)?,
-            QuotaLimit::resolve(&self.bytes, default.bytes, |b: ByteSize| b.as_u64())?,
-        ))
-    }
+    pub quota: QuotaSection,
 }
 
 /// A plugin's `limits` table (see [`Limits`] for the defaults).
@@ -485,15 +434,6 @@ impl PluginSection {
             .with_outbound(outbound)
             .with_instance_reuse(self.instance_reuse)
             .with_buckets(self.buckets.clone())
-            .with_quota(self.quota().unwrap_or_default())
-    }
-
-    /// Its quota, or what is wrong with its `quota` table and where (checked when
-    /// the file is loaded).
-    pub fn quota(&self) -> Result<Quota, (usize, String)> {
-        match &self.quota {
-            None => Ok(Quota::default()),
-            Some(q) => q.get_ref().quota().map_err(|e| (q.span().start, e)),
-        }
+            .with_quota(self.quota.quota())
     }
 }

@@ -55,7 +55,8 @@ enum Command {
     Run(Box<RunArgs>),
     /// Serve the plugins of a config file over HTTP.
     Serve(ServeArgs),
-    /// List, show or delete the sessions of a configured plugin.
+    /// The sessions of a configured plugin: list, show, delete, versions, rollback,
+    /// fork, and what the plugin keeps against its quota.
     Sessions(SessionsArgs),
     /// Show a component's imports and exports and whether it is an agent plugin.
     Inspect(InspectArgs),
