@@ -7,6 +7,9 @@
 //! plugin never holds an API key. A request to an origin that is not allowed fails
 //! with [`Error::Http`] naming `HTTP-request-denied`.
 //!
+//! A request body is sent whole, with its `Content-Length` (never chunked), so
+//! servers that read only that header get it.
+//!
 //! ```no_run
 //! # fn run() -> agent_sdk::Result<()> {
 //! let response = agent_sdk::http::get("https://api.example.com/v1/status")?;
@@ -182,9 +185,25 @@ fn request(
     for (name, value) in headers {
         request = request.header(*name, *value);
     }
+    // The body is all here, so its length is known: say it. Without it the body
+    // goes out chunked, which servers that read only `Content-Length` (Python's
+    // `http.server`, some proxies and small model servers) take for an empty body.
+    let given = headers
+        .iter()
+        .any(|(name, _)| name.eq_ignore_ascii_case("content-length"));
+    if !given && (!body.is_empty() || carries_body(method)) {
+        request = request.header("content-length", body.len());
+    }
     request
         .body(Body::from(body))
         .map_err(|e| Error::Http(format!("bad request: {e}")))
+}
+
+/// Methods whose requests have a body, even an empty one (`Content-Length: 0`).
+fn carries_body(method: &str) -> bool {
+    ["POST", "PUT", "PATCH"]
+        .iter()
+        .any(|m| m.eq_ignore_ascii_case(method))
 }
 
 /// A URL for messages: its query may hold things that are nobody's business.
