@@ -70,9 +70,14 @@ export class Chat {
     const decoder = new TextDecoder();
     let pending = '';
     const take = (text) => {
-      pending += text;
-      const lines = pending.split('\n');
-      pending = lines.pop();
+      // Only the new text is searched: a long line costs its length once.
+      const last = text.lastIndexOf('\n');
+      if (last < 0) {
+        pending += text;
+        return;
+      }
+      const lines = (pending + text.slice(0, last)).split('\n');
+      pending = text.slice(last + 1);
       for (const line of lines) {
         answer.line(line.replace(/\r$/, ''));
       }

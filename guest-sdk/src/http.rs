@@ -149,15 +149,23 @@ pub fn send_lines(
             let Ok(data) = frame.into_data() else {
                 continue;
             };
-            pending.extend_from_slice(&data);
             if !(200..300).contains(&status) {
+                // Only the start of an error body is kept, for the message.
+                let room = 1024usize.saturating_sub(pending.len());
+                pending.extend_from_slice(&data[..data.len().min(room)]);
                 continue;
             }
-            while let Some(end) = pending.iter().position(|&b| b == b'\n') {
-                let text = String::from_utf8_lossy(&pending[..end]).into_owned();
-                pending.drain(..=end);
-                line(text.trim_end_matches('\r'))?;
+            // Only the new bytes are searched: a long line costs its length once.
+            let Some(last) = data.iter().rposition(|&b| b == b'\n') else {
+                pending.extend_from_slice(&data);
+                continue;
+            };
+            pending.extend_from_slice(&data[..last]);
+            for text in pending.split(|&b| b == b'\n') {
+                line(String::from_utf8_lossy(text).trim_end_matches('\r'))?;
             }
+            pending.clear();
+            pending.extend_from_slice(&data[last + 1..]);
         }
         if !(200..300).contains(&status) {
             let start: String = String::from_utf8_lossy(&pending)

@@ -163,19 +163,24 @@ async def _send_lines(
     status = incoming.status()
     ok = 200 <= status < 300
     stream = poll_loop.Stream(incoming.consume())
-    pending = b""
+    pending = bytearray()
     while True:
         chunk = await stream.next()
         if chunk is None:
             break
         if not ok:
             # Only the start of an error body is kept, for the message.
-            pending = (pending + chunk)[:1024]
+            pending += chunk[: max(0, 1024 - len(pending))]
             continue
-        pending += chunk
-        *lines, pending = pending.split(b"\n")
-        for text in lines:
+        # Only the new bytes are searched: a long line costs its length once.
+        last = chunk.rfind(b"\n")
+        if last < 0:
+            pending += chunk
+            continue
+        pending += chunk[:last]
+        for text in pending.split(b"\n"):
             line(text.decode(errors="replace").rstrip("\r"))
+        pending = bytearray(chunk[last + 1 :])
     if not ok:
         start = pending.decode(errors="replace")[:200]
         raise HttpError(f"the server answered {status} ({start})")
