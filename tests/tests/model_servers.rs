@@ -16,12 +16,6 @@ use agent_host_tests::python_model::PythonModel;
 use agent_host_tests::{Backend, load, plugins};
 use serde_json::Value;
 
-const AGENTS: [(&str, &str); 3] = [
-    ("rust", plugins::LLM_CHAT),
-    ("python", plugins::PY_CHAT),
-    ("javascript", plugins::JS_CHAT),
-];
-
 /// A model server under test.
 enum Server {
     Axum(ModelServer),
@@ -97,130 +91,169 @@ async fn turn(
     Ok((answer.output, chunks))
 }
 
-/// Every agent, streamed and not, two turns each: the model sees the prompt and
-/// the history, the caller sees the answer, the store keeps the model's text.
-async fn every_agent_against(server: Server, streams: bool) {
+/// The agent `wasm`, streamed and not, two turns each: the model sees the prompt
+/// and the history, the caller sees the answer, the store keeps the model's text.
+/// `streams`: the server answers a request for a stream with an event stream.
+async fn talk(server: Server, streams: bool, language: &str, wasm: &str) {
     let backend = Backend::embedded();
     let host = backend.cached_host();
-    for (language, wasm) in AGENTS {
-        for stream in [false, true] {
-            let id = format!("{language}-{}", if stream { "stream" } else { "complete" });
-            agent(&host, &id, &server.origin(), wasm, stream).await;
-            let mut replies = Vec::new();
-            for (n, input) in ["I bake sourdough.", "Which flour?"]
-                .into_iter()
-                .enumerate()
-            {
-                let before = server.requests().len();
-                // The first turn with a caller that streams, the second without.
-                let (output, chunks) = turn(&host, &id, input, n == 0)
-                    .await
-                    .unwrap_or_else(|e| panic!("{id}, turn {n}: {e}"));
-                let expected = said(input, 2 + 2 * n);
-                assert_eq!(output, expected, "{id}, turn {n}");
-                if n == 0 {
-                    assert_eq!(chunks.concat(), expected, "{id}: the chunks shown");
-                    if stream && streams {
-                        assert!(chunks.len() > 1, "{id}: one chunk per piece: {chunks:?}");
-                    }
-                }
-                let got = server.requests();
-                assert_eq!(got.len(), before + 1, "{id}, turn {n}: one model request");
-                let request = &got[before];
-                let sent = request.json();
-                let messages = sent["messages"].as_array().cloned().unwrap_or_default();
-                assert_eq!(messages.len(), 2 + 2 * n, "{id}, turn {n}: {request:?}");
-                assert_eq!(messages[2 * n + 1]["content"], input, "{id}, turn {n}");
-                if n == 1 {
-                    assert_eq!(messages[2]["content"], replies[0], "{id}: the history");
-                }
-                assert_eq!(sent["model"], "small", "{id}");
-                assert_eq!(sent["stream"] == true, stream, "{id}: {sent}");
-                if stream {
-                    assert_eq!(
-                        sent["stream_options"]["include_usage"], true,
-                        "{id}: {sent}"
-                    );
-                }
-                if server.direct() {
-                    let length = request.body.len().to_string();
-                    assert_eq!(
-                        request.header("content-length"),
-                        Some(length.as_str()),
-                        "{id}, turn {n}: the body's length, known, is sent: {:?}",
-                        request.headers
-                    );
-                    assert_eq!(request.header("transfer-encoding"), None, "{id}");
-                }
-                replies.push(output);
-            }
-            // Both sides of both turns are stored, the replies as the model said them.
-            let stored: Vec<Value> = host
-                .inspect(&id, "alice")
+    for stream in [false, true] {
+        let id = format!("{language}-{}", if stream { "stream" } else { "complete" });
+        agent(&host, &id, &server.origin(), wasm, stream).await;
+        let mut replies = Vec::new();
+        for (n, input) in ["I bake sourdough.", "Which flour?"]
+            .into_iter()
+            .enumerate()
+        {
+            let before = server.requests().len();
+            // The first turn with a caller that streams, the second without.
+            let (output, chunks) = turn(&host, &id, input, n == 0)
                 .await
-                .unwrap()
-                .history
-                .iter()
-                .map(|item| serde_json::from_slice(item).unwrap())
-                .collect();
-            assert_eq!(stored.len(), 4, "{id}: {stored:?}");
-            assert_eq!(stored[1]["role"], "assistant", "{id}");
-            assert_eq!(stored[1]["content"], replies[0], "{id}");
-            assert_eq!(stored[3]["content"], replies[1], "{id}");
+                .unwrap_or_else(|e| panic!("{id}, turn {n}: {e}"));
+            let expected = said(input, 2 + 2 * n);
+            assert_eq!(output, expected, "{id}, turn {n}");
+            if n == 0 {
+                assert_eq!(chunks.concat(), expected, "{id}: the chunks shown");
+                if stream && streams {
+                    assert!(chunks.len() > 1, "{id}: one chunk per piece: {chunks:?}");
+                }
+            }
+            let got = server.requests();
+            assert_eq!(got.len(), before + 1, "{id}, turn {n}: one model request");
+            let request = &got[before];
+            let sent = request.json();
+            let messages = sent["messages"].as_array().cloned().unwrap_or_default();
+            assert_eq!(messages.len(), 2 + 2 * n, "{id}, turn {n}: {request:?}");
+            assert_eq!(messages[2 * n + 1]["content"], input, "{id}, turn {n}");
+            if n == 1 {
+                assert_eq!(messages[2]["content"], replies[0], "{id}: the history");
+            }
+            assert_eq!(sent["model"], "small", "{id}");
+            assert_eq!(sent["stream"] == true, stream, "{id}: {sent}");
+            if stream {
+                assert_eq!(
+                    sent["stream_options"]["include_usage"], true,
+                    "{id}: {sent}"
+                );
+            }
+            if server.direct() {
+                let length = request.body.len().to_string();
+                assert_eq!(
+                    request.header("content-length"),
+                    Some(length.as_str()),
+                    "{id}, turn {n}: the body's length, known, is sent: {:?}",
+                    request.headers
+                );
+                assert_eq!(request.header("transfer-encoding"), None, "{id}");
+            }
+            replies.push(output);
         }
+        // Both sides of both turns are stored, the replies as the model said them.
+        let stored: Vec<Value> = host
+            .inspect(&id, "alice")
+            .await
+            .unwrap()
+            .history
+            .iter()
+            .map(|item| serde_json::from_slice(item).unwrap())
+            .collect();
+        assert_eq!(stored.len(), 4, "{id}: {stored:?}");
+        assert_eq!(stored[1]["role"], "assistant", "{id}");
+        assert_eq!(stored[1]["content"], replies[0], "{id}");
+        assert_eq!(stored[3]["content"], replies[1], "{id}");
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn axum_fixture() {
-    every_agent_against(Server::Axum(ModelServer::start().await), true).await;
+async fn axum_fixture() -> Server {
+    Server::Axum(ModelServer::start().await)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn python_http_server() {
-    every_agent_against(Server::Python(PythonModel::start()), true).await;
+fn python_http_server() -> Server {
+    Server::Python(PythonModel::start())
 }
 
 /// A server that answers plain JSON to a request for a stream.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn python_http_server_that_does_not_stream() {
-    every_agent_against(Server::Python(PythonModel::ignoring_stream()), false).await;
+fn python_http_server_that_does_not_stream() -> Server {
+    Server::Python(PythonModel::ignoring_stream())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn nginx_in_front_of_python() {
+fn nginx_in_front_of_python() -> Server {
     let model = PythonModel::start();
     let proxy = Nginx::proxy_to(&model.origin());
-    every_agent_against(Server::Nginx(proxy, model), true).await;
+    Server::Nginx(proxy, model)
 }
 
 /// An answer with no text, or one that is not a chat completion, is an error:
 /// the turn fails as the model being unavailable and stores nothing (never an
 /// empty reply as if the model had said it).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_empty_or_unreadable_answer_is_an_error() {
+async fn an_empty_or_unreadable_answer_is_an_error(language: &str, wasm: &str) {
     let backend = Backend::embedded();
     let host = backend.cached_host();
     let model = ModelServer::start().await;
-    for (language, wasm) in AGENTS {
-        for stream in [false, true] {
-            let id = format!("{language}-{}", if stream { "stream" } else { "complete" });
-            agent(&host, &id, &model.origin(), wasm, stream).await;
-            for mode in [Mode::Empty, Mode::Huge(10)] {
-                model.set_mode(mode);
-                let e = turn(&host, &id, "hello?", false).await.unwrap_err();
-                assert!(matches!(e, TurnError::Plugin { .. }), "{id}, {mode:?}: {e}");
-                assert!(
-                    e.to_string().contains("the model is unavailable"),
-                    "{id}, {mode:?}: {e}"
-                );
-                let snapshot = host.inspect(&id, "alice").await.unwrap();
-                assert!(
-                    !snapshot.exists,
-                    "{id}, {mode:?}: stored {:?}",
-                    snapshot.history
-                );
-            }
+    for stream in [false, true] {
+        let id = format!("{language}-{}", if stream { "stream" } else { "complete" });
+        agent(&host, &id, &model.origin(), wasm, stream).await;
+        for mode in [Mode::Empty, Mode::Huge(10)] {
+            model.set_mode(mode);
+            let e = turn(&host, &id, "hello?", false).await.unwrap_err();
+            assert!(matches!(e, TurnError::Plugin { .. }), "{id}, {mode:?}: {e}");
+            assert!(
+                e.to_string().contains("the model is unavailable"),
+                "{id}, {mode:?}: {e}"
+            );
+            let snapshot = host.inspect(&id, "alice").await.unwrap();
+            assert!(
+                !snapshot.exists,
+                "{id}, {mode:?}: stored {:?}",
+                snapshot.history
+            );
         }
     }
 }
+
+/// One test per agent and server: `LANGUAGE::SERVER`.
+macro_rules! agents {
+    ($($language:ident: $wasm:expr),* $(,)?) => {
+        $(
+            mod $language {
+                use super::*;
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn axum_fixture() {
+                    let server = super::axum_fixture().await;
+                    talk(server, true, stringify!($language), $wasm).await;
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn python_http_server() {
+                    let server = super::python_http_server();
+                    talk(server, true, stringify!($language), $wasm).await;
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn python_http_server_that_does_not_stream() {
+                    let server = super::python_http_server_that_does_not_stream();
+                    talk(server, false, stringify!($language), $wasm).await;
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn nginx_in_front_of_python() {
+                    let server = super::nginx_in_front_of_python();
+                    talk(server, true, stringify!($language), $wasm).await;
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn an_empty_or_unreadable_answer_is_an_error() {
+                    super::an_empty_or_unreadable_answer_is_an_error(stringify!($language), $wasm)
+                        .await;
+                }
+            }
+        )*
+    };
+}
+
+agents!(
+    rust: plugins::LLM_CHAT,
+    python: plugins::PY_CHAT,
+    javascript: plugins::JS_CHAT,
+);
