@@ -108,6 +108,20 @@ const SCRIPTED: &[Scripted] = &[
         sources: &["guest-sdk/js", "examples/js-chat"],
         needs: "node and npm, and the npm registry for componentize-js",
     },
+    Scripted {
+        name: "py-errors",
+        script: "guest-sdk/python/build.sh",
+        args: &["tests/plugins/py-errors", "app"],
+        sources: &["guest-sdk/python", "tests/plugins/py-errors"],
+        needs: "python3 with venv, and PyPI for componentize-py",
+    },
+    Scripted {
+        name: "js-errors",
+        script: "guest-sdk/js/build.sh",
+        args: &["tests/plugins/js-errors/app.js"],
+        sources: &["guest-sdk/js", "tests/plugins/js-errors"],
+        needs: "node and npm, and the npm registry for componentize-js",
+    },
 ];
 
 fn build_scripted(root: &Path, target: &Path) {

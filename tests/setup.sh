@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what a fresh machine of this kind lacks to build and test agent-host:
-# the pinned Rust toolchain's wasm32-wasip2 target and redis-server (with redis-cli).
+# the pinned Rust toolchain's wasm32-wasip2 target, redis-server (with redis-cli) and
+# nginx (a reverse proxy in front of a model server, tests/tests/model_servers.rs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,4 +32,14 @@ if ! command -v redis-server >/dev/null || ! command -v redis-cli >/dev/null; th
   if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq redis-server >/dev/null
+fi
+
+# The model-server tests put Debian's nginx in front of a model (started on a free
+# port in a temp dir by the test, never as a service).
+if ! command -v nginx >/dev/null && [ ! -x /usr/sbin/nginx ]; then
+  echo "setup: installing nginx" >&2
+  sudo=""
+  if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq nginx >/dev/null
 fi

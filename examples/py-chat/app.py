@@ -4,8 +4,11 @@ new input to an OpenAI-compatible chat-completions endpoint and stores both side
 
 It holds no API key: the operator's config names the model (`env`) and lets the
 plugin reach it (`[[plugin.outbound]]`, with the key as a secret header the host
-adds). When the model fails, the turn answers "the model is unavailable" and
-stores nothing.
+adds). The model's answer is streamed: each piece is emitted as it arrives, so a
+caller that asked for a stream sees it come; with `MODEL_STREAM = "false"` in
+the env it asks for the whole answer at once (and emits it in one piece). When
+the model fails or answers no text, the turn answers "the model is unavailable"
+and stores nothing.
 
 Build: guest-sdk/python/build.sh examples/py-chat app py_chat.wasm
 """
@@ -28,11 +31,15 @@ def handle(session: Session, input: str) -> str:
     messages += session.last(CONTEXT)
     messages.append({"role": "user", "content": input})
     try:
-        reply = Chat.from_env().complete(messages)
+        chat = Chat.from_env()
+        if os.environ.get("MODEL_STREAM") == "false":
+            reply = chat.complete(messages)
+            # Shown at once to a caller that streams (Accept: text/event-stream).
+            emit(reply)
+        else:
+            reply = chat.stream(messages)
     except HttpError as e:
         # Nothing was written yet: a failed call stores nothing.
         raise AgentError(f"the model is unavailable ({e})")
     session.append({"role": "user", "content": input}, {"role": "assistant", "content": reply})
-    # Shown at once to a caller that streams (Accept: text/event-stream).
-    emit(reply)
     return reply

@@ -9,7 +9,9 @@
 //   });
 //
 // Values are JSON. A state call the host refuses throws a StateError (its `kind` is
-// the WIT error's case); throwing AgentError answers the turn with an error. HTTP:
+// the WIT error's case); throwing AgentError answers the turn with an error. Any
+// other exception, or an answer that is not a string, crashes the turn (nothing is
+// written; the error names the exception, its stack is on stderr). HTTP:
 // the standard `fetch` (wasi:http): the host allows only the plugin's origins and
 // adds their keys itself. Build with guest-sdk/js/build.sh APP.js OUT.wasm.
 
@@ -135,25 +137,118 @@ export const values = {
 };
 
 /** The component's `handler` export from a turn function `(session, input) => string`
- * (or a Promise of one). */
+ * (or a Promise of one).
+ *
+ * AgentError and StateError answer the turn with their message (a plugin error; the
+ * turn's writes are committed). Anything else thrown (or a rejected Promise), and
+ * an answer that is not a string, crash the turn like a Rust panic: nothing of it
+ * is written, the stack goes to stderr, and the host's error ends with the
+ * exception (`TypeError: x`). */
 export function agent({ name, version = '0.1.0' }, handle) {
   return {
     describe() {
       return { name, version };
     },
     async handle(session, input) {
+      let answer;
       try {
-        const answer = await handle(new Session(session), input);
-        if (typeof answer !== 'string') {
-          throw new TypeError(`the handler returned ${typeof answer}, not a string`);
-        }
-        return answer;
+        answer = await handle(new Session(session), input);
       } catch (e) {
         if (e instanceof AgentError || e instanceof StateError) {
+          // componentize-js makes a thrown string the WIT `err`.
           throw e.message;
         }
-        throw e;
+        crash(thrown(e), stackOf(e));
       }
+      if (typeof answer !== 'string') {
+        const hint = answer === undefined ? ' (is a `return` missing?)' : '';
+        crash(`TypeError: the handler returned ${shown(answer)}, not a string${hint}`);
+      }
+      return answer;
     },
   };
+}
+
+// The line that ends what the SDK writes to stderr before it crashes a turn; the
+// host names the crash "an uncaught exception" and leaves out what follows (the
+// engine's abort). Keep in sync with host/src/outcome.rs.
+const CRASH_MARKER = 'agent-sdk: uncaught exception; the turn crashes and writes nothing';
+
+/** Writes `summary` (and `stack`) to stderr and crashes the turn. */
+function crash(summary, stack) {
+  try {
+    if (stack) {
+      console.error(`Stack (most recent call first):\n${stack}`);
+    }
+    // One line, so the host's error (which ends with it) holds all of it.
+    console.error(summary.replace(/\r?\n/g, '\\n'));
+    console.error(CRASH_MARKER);
+  } catch {
+    // Nothing more can be said; the crash still happens.
+  }
+  // componentize-js aborts the instance when an export throws something that is
+  // neither a string nor carries one: a trap, so the turn writes nothing.
+  throw undefined;
+}
+
+/** A thrown value in one line: `TypeError: x` for an Error, a string as it is. */
+function thrown(e) {
+  try {
+    if (typeof e === 'string') {
+      return e;
+    }
+    if (e instanceof Error || (e && typeof e.message === 'string' && typeof e.name === 'string')) {
+      const name = typeof e.name === 'string' && e.name ? e.name : 'Error';
+      return e.message ? `${name}: ${e.message}` : name;
+    }
+    return `${shown(e)} was thrown`;
+  } catch {
+    return 'a value that cannot be shown was thrown';
+  }
+}
+
+/** The stack of an Error, each frame on its own indented line, or ''. */
+function stackOf(e) {
+  try {
+    const stack = e instanceof Error && typeof e.stack === 'string' ? e.stack : '';
+    return stack
+      .split('\n')
+      .filter((frame) => frame.trim() !== '')
+      .map((frame) => `  ${frame}`)
+      .join('\n');
+  } catch {
+    return '';
+  }
+}
+
+/** Any value, short, with its type: `42 (a number)`, `{"a":1} (an object)`. */
+function shown(value) {
+  const cut = (text) => (text.length > 80 ? `${text.slice(0, 80)}...` : text);
+  try {
+    switch (typeof value) {
+      case 'undefined':
+        return 'undefined';
+      case 'string':
+        return `${JSON.stringify(cut(value))} (a string)`;
+      case 'number':
+      case 'boolean':
+        return `${value} (a ${typeof value})`;
+      case 'bigint':
+        return `${value}n (a bigint)`;
+      case 'symbol':
+        return `${value.toString()} (a symbol)`;
+      case 'function':
+        return `${value.name || 'an anonymous function'} (a function)`;
+      default: {
+        if (value === null) {
+          return 'null';
+        }
+        const kind = Array.isArray(value) ? 'an array' : 'an object';
+        const json = JSON.stringify(value);
+        return json === undefined ? kind : `${cut(json)} (${kind})`;
+      }
+    }
+  } catch {
+    return `a value of type ${typeof value}`;
+  }
 }

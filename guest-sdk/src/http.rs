@@ -7,6 +7,9 @@
 //! plugin never holds an API key. A request to an origin that is not allowed fails
 //! with [`Error::Http`] naming `HTTP-request-denied`.
 //!
+//! A request body is sent whole, with its `Content-Length` (never chunked), so
+//! servers that read only that header get it.
+//!
 //! ```no_run
 //! # fn run() -> agent_sdk::Result<()> {
 //! let response = agent_sdk::http::get("https://api.example.com/v1/status")?;
@@ -146,15 +149,23 @@ pub fn send_lines(
             let Ok(data) = frame.into_data() else {
                 continue;
             };
-            pending.extend_from_slice(&data);
             if !(200..300).contains(&status) {
+                // Only the start of an error body is kept, for the message.
+                let room = 1024usize.saturating_sub(pending.len());
+                pending.extend_from_slice(&data[..data.len().min(room)]);
                 continue;
             }
-            while let Some(end) = pending.iter().position(|&b| b == b'\n') {
-                let text = String::from_utf8_lossy(&pending[..end]).into_owned();
-                pending.drain(..=end);
-                line(text.trim_end_matches('\r'))?;
+            // Only the new bytes are searched: a long line costs its length once.
+            let Some(last) = data.iter().rposition(|&b| b == b'\n') else {
+                pending.extend_from_slice(&data);
+                continue;
+            };
+            pending.extend_from_slice(&data[..last]);
+            for text in pending.split(|&b| b == b'\n') {
+                line(String::from_utf8_lossy(text).trim_end_matches('\r'))?;
             }
+            pending.clear();
+            pending.extend_from_slice(&data[last + 1..]);
         }
         if !(200..300).contains(&status) {
             let start: String = String::from_utf8_lossy(&pending)
@@ -182,9 +193,25 @@ fn request(
     for (name, value) in headers {
         request = request.header(*name, *value);
     }
+    // The body is all here, so its length is known: say it. Without it the body
+    // goes out chunked, which servers that read only `Content-Length` (Python's
+    // `http.server`, some proxies and small model servers) take for an empty body.
+    let given = headers
+        .iter()
+        .any(|(name, _)| name.eq_ignore_ascii_case("content-length"));
+    if !given && (!body.is_empty() || carries_body(method)) {
+        request = request.header("content-length", body.len());
+    }
     request
         .body(Body::from(body))
         .map_err(|e| Error::Http(format!("bad request: {e}")))
+}
+
+/// Methods whose requests have a body, even an empty one (`Content-Length: 0`).
+fn carries_body(method: &str) -> bool {
+    ["POST", "PUT", "PATCH"]
+        .iter()
+        .any(|m| m.eq_ignore_ascii_case(method))
 }
 
 /// A URL for messages: its query may hold things that are nobody's business.

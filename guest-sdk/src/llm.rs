@@ -16,6 +16,8 @@
 //! # Ok(()) }
 //! ```
 
+mod answer;
+
 use serde::{Deserialize, Serialize};
 
 use crate::{Error, Result};
@@ -81,98 +83,77 @@ impl Chat {
         Ok(Self::new(var("MODEL_URL")?, var("MODEL")?))
     }
 
-    /// The model's answer to `messages`.
+    /// The model's answer to `messages`, whole. An answer without text (or one
+    /// that is not a chat completion) is an error, never an empty reply.
     pub fn complete(&self, messages: &[Message]) -> Result<String> {
-        #[derive(Serialize)]
-        struct Request<'a> {
-            model: &'a str,
-            messages: &'a [Message],
-        }
-        #[derive(Deserialize)]
-        struct Reply {
-            choices: Vec<Choice>,
-        }
-        #[derive(Deserialize)]
-        struct Choice {
-            message: Message,
-        }
-        let url = format!("{}/chat/completions", self.base_url);
         let request = Request {
             model: &self.model,
             messages,
+            stream: None,
+            stream_options: None,
         };
-        let response = crate::http::post_json(&url, &request)?;
+        let response = crate::http::post_json(&self.url(), &request)?;
         if !response.is_success() {
             return Err(Error::Http(format!(
                 "the model answered {} ({})",
                 response.status(),
-                response
-                    .text()
-                    .unwrap_or_default()
+                String::from_utf8_lossy(response.body())
                     .chars()
                     .take(200)
                     .collect::<String>()
             )));
         }
-        let reply: Reply = response.json()?;
-        reply
-            .choices
-            .into_iter()
-            .next()
-            .map(|c| c.message.content)
-            .ok_or_else(|| Error::Http("the model answered no choice".into()))
+        answer::completion(response.body())
     }
 
     /// The model's answer to `messages`, streamed: each piece of it is emitted
     /// ([`crate::emit`]) as the model sends it, so a caller that asked for a stream
     /// sees it come; returns the whole answer.
+    ///
+    /// It asks for an event stream, with the token usage at its end
+    /// (`stream_options.include_usage`, which servers that do not know it ignore).
+    /// A server that does not stream and answers one JSON completion is fine too:
+    /// its answer is emitted in one piece. An answer without text, or one that is
+    /// neither form, is an error, never an empty reply.
     pub fn stream(&self, messages: &[Message]) -> Result<String> {
-        #[derive(Serialize)]
-        struct Request<'a> {
-            model: &'a str,
-            messages: &'a [Message],
-            stream: bool,
-        }
-        #[derive(Deserialize)]
-        struct Chunk {
-            choices: Vec<Delta>,
-        }
-        #[derive(Deserialize)]
-        struct Delta {
-            delta: Piece,
-        }
-        #[derive(Deserialize)]
-        struct Piece {
-            content: Option<String>,
-        }
-        let url = format!("{}/chat/completions", self.base_url);
         let request = Request {
             model: &self.model,
             messages,
-            stream: true,
+            stream: Some(true),
+            stream_options: Some(StreamOptions {
+                include_usage: true,
+            }),
         };
         let body = serde_json::to_vec(&request)?;
         let headers = [
             ("content-type", "application/json"),
-            ("accept", "text/event-stream"),
+            ("accept", "text/event-stream, application/json"),
         ];
-        let mut answer = String::new();
-        crate::http::send_lines("POST", &url, &headers, body, |line| {
-            let Some(data) = line.strip_prefix("data:").map(str::trim) else {
-                return Ok(());
-            };
-            if data == "[DONE]" || data.is_empty() {
-                return Ok(());
-            }
-            let chunk: Chunk = serde_json::from_str(data)?;
-            for choice in chunk.choices {
-                if let Some(piece) = choice.delta.content.filter(|p| !p.is_empty()) {
-                    crate::emit(&piece)?;
-                    answer.push_str(&piece);
-                }
-            }
-            Ok(())
+        let mut answer = answer::Answer::default();
+        let mut emit = |piece: &str| crate::emit(piece);
+        crate::http::send_lines("POST", &self.url(), &headers, body, |line| {
+            answer.line(line, &mut emit)
         })?;
-        Ok(answer)
+        answer.finish(&mut emit)
     }
+
+    fn url(&self) -> String {
+        format!("{}/chat/completions", self.base_url)
+    }
+}
+
+/// A chat-completions request.
+#[derive(Serialize)]
+struct Request<'a> {
+    model: &'a str,
+    messages: &'a [Message],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stream: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stream_options: Option<StreamOptions>,
+}
+
+#[derive(Serialize)]
+struct StreamOptions {
+    include_usage: bool,
 }

@@ -167,12 +167,20 @@ pub enum TurnError {
         /// Plugin id.
         plugin: String,
     },
-    /// The plugin trapped (a panic, `unreachable`, a bad memory access...). The
-    /// message names the trap and the plugin's last meaningful stderr line.
-    #[error("plugin {plugin} crashed: {reason}{}", said(stderr))]
+    /// The plugin trapped (a panic, an uncaught exception, an abort, a bad memory
+    /// access...). Nothing of the turn was written. The message names what
+    /// happened (see [`CrashCause`]), says where the plugin's whole stderr is, and
+    /// ends with its last meaningful stderr line.
+    #[error(
+        "plugin {plugin} crashed: {}; agent-host -v (or the server's log) shows its stderr{}",
+        cause.describe(reason),
+        said(stderr)
+    )]
     Trap {
         /// Plugin id.
         plugin: String,
+        /// What happened, as far as the host can tell.
+        cause: CrashCause,
         /// The trap, as wasmtime reports it.
         reason: String,
         /// The last lines the plugin wrote to stderr that say something (toolchain
@@ -214,6 +222,40 @@ pub enum TurnError {
         /// The limit.
         limit: u64,
     },
+}
+
+/// What made a plugin crash ([`TurnError::Trap`]), as far as the host can tell
+/// from the trap and from what the toolchains write to the plugin's stderr.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CrashCause {
+    /// A Rust panic (`panicked at` on stderr).
+    Panic,
+    /// An exception nothing caught: a Python traceback, or the JavaScript SDK's
+    /// report (a thrown value, a rejected Promise, an answer that is not a string).
+    UncaughtException,
+    /// An allocation failed although the host refused no memory growth (Rust's
+    /// `memory allocation of N bytes failed`, Python's `MemoryError`). A plugin
+    /// stopped at its memory cap is [`TurnError::MemoryLimit`] instead.
+    OutOfMemory,
+    /// The plugin stopped itself (wasm `unreachable`: Rust's `abort`, the
+    /// JavaScript engine's abort) and stderr does not say why.
+    Abort,
+    /// Another trap (a bad memory access, stack exhaustion...): the trap says which.
+    Other,
+}
+
+impl CrashCause {
+    /// What happened, in words, with the trap where it says more than the cause.
+    fn describe(self, trap: &str) -> String {
+        match self {
+            Self::Panic => "a Rust panic".into(),
+            Self::UncaughtException => "an uncaught exception".into(),
+            Self::OutOfMemory => "out of memory".into(),
+            Self::Abort => format!("an abort ({trap})"),
+            Self::Other => trap.into(),
+        }
+    }
 }
 
 /// The last stderr line of a trapped plugin, as a suffix of its message.

@@ -25,7 +25,8 @@
 //! - `prefetch`: how much history a session's first read fetches, learned per plugin.
 //! - `idempotency`: idempotency keys: a retried turn gets its first answer.
 //! - [`output`]: what a plugin emits while it runs, streamed to the caller.
-//! - `outcome`: how a turn's run ended (answer, memory, deadline, trap).
+//! - `outcome`: how a turn's run ended (answer, memory, deadline, trap), and what a
+//!   crashed plugin's stderr says (its last lines, a panic or an exception).
 //! - `reuse`: the instances a plugin with `instance_reuse` keeps between turns.
 //! - `session_locks`: turns of one session on one host wait for each other.
 //! - `inspect`: what a component imports and exports, without running it.
@@ -76,7 +77,7 @@ mod turn;
 
 pub use config::{Limits, PluginConfig, Quota};
 pub use config_file::ConfigFile;
-pub use error::{Error, StateError, StoreError, TurnError};
+pub use error::{CrashCause, Error, StateError, StoreError, TurnError};
 pub use host::{
     Host, HostBuilder, HostStats, PluginInfo, SessionSnapshot, TurnAnswer, TurnOptions,
 };

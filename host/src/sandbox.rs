@@ -161,25 +161,6 @@ pub(crate) struct Output {
 
 /// Lines of each stream written to the log per run; the rest are only counted.
 const LOG_LINES: usize = 20;
-/// Lines of stderr a trap's error keeps.
-const STDERR_TAIL_LINES: usize = 8;
-/// Bytes of one stderr line a trap's error keeps.
-const STDERR_LINE_BYTES: usize = 300;
-/// Lines toolchains print after the message that matters.
-const FOOTERS: &[&str] = &[
-    "note: run with `RUST_BACKTRACE=1`",
-    "note: Some details are omitted",
-    "stack backtrace:",
-    // componentize-py, after a Python traceback.
-    "Python function threw an unexpected exception",
-];
-
-/// A line a toolchain prints after the message that matters: a known footer, or
-/// the panic of componentize-py's runtime that follows a Python traceback.
-fn is_footer(line: &str) -> bool {
-    FOOTERS.iter().any(|f| line.starts_with(f))
-        || (line.starts_with("thread '") && line.contains("panicked at runtime/src/"))
-}
 
 impl Output {
     /// Writes what the plugin printed to the host's log: the first lines of each
@@ -202,27 +183,6 @@ impl Output {
                 );
             }
         }
-    }
-
-    /// The last lines of stderr that say something (blank lines and toolchain
-    /// footers such as Rust's `note: run with RUST_BACKTRACE=1` left out), oldest
-    /// first, escaped and bounded: a Rust panic's message, a Python exception.
-    pub(crate) fn stderr_tail(&self) -> Vec<String> {
-        let bytes = self.stderr.contents();
-        let text = String::from_utf8_lossy(&bytes);
-        let mut tail: Vec<String> = text
-            .lines()
-            .rev()
-            .map(str::trim_end)
-            .filter(|l| {
-                let l = l.trim_start();
-                !l.is_empty() && !is_footer(l)
-            })
-            .take(STDERR_TAIL_LINES)
-            .map(|l| escaped(l, STDERR_LINE_BYTES))
-            .collect();
-        tail.reverse();
-        tail
     }
 }
 

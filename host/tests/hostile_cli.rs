@@ -143,6 +143,15 @@ fn a_crash_is_reported_by_its_cause_in_one_line() {
         .unwrap_or_else(|| panic!("no error line:\n{stderr}"));
     assert!(error.contains("wreck: trapping after writing"), "{error}");
     assert!(!error.contains("RUST_BACKTRACE"), "{error}");
+    // What happened, and where the whole stderr is (`-v` shows it).
+    assert!(error.contains("crashed: a Rust panic;"), "{error}");
+    assert!(error.contains("agent-host -v"), "{error}");
+    let verbose = quiet(
+        dir.path(),
+        &["-v", "run", plugins::WRECK, "-s", "s", "-i", "trap"],
+    );
+    let logged = String::from_utf8_lossy(&verbose.stderr);
+    assert!(logged.contains("panicked at"), "{logged}");
 
     // A file that is not a component: one line, for both commands.
     for command in ["inspect", "run"] {

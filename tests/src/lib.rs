@@ -1,10 +1,14 @@
 //! Fixtures of the integration tests: real `redis-server` processes on free loopback
-//! ports ([`RedisServer`]), the plugins under test built from source
-//! ([`plugins`]), and helpers to drive them through a [`Host`].
+//! ports ([`RedisServer`]), model servers (our axum fixture [`model_server`], a
+//! Python `http.server` stand-in [`python_model`], `nginx` in front of one
+//! [`nginx`]), the plugins under test built from source ([`plugins`]), and helpers
+//! to drive them through a [`Host`].
 
 pub mod cluster;
 pub mod load;
 pub mod model_server;
+pub mod nginx;
+pub mod python_model;
 pub mod redis_server;
 pub mod sentinel;
 pub mod tls;

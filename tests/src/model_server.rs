@@ -53,6 +53,9 @@ pub enum Mode {
     Fail,
     /// A 200 with a body of this many bytes.
     Huge(usize),
+    /// A 200 with an empty answer: a completion whose content is `""`, or an
+    /// event stream with no piece (only `[DONE]`).
+    Empty,
 }
 
 struct Shared {
@@ -147,9 +150,13 @@ async fn complete(
         .find(|m| m["role"] == "user")
         .and_then(|m| m["content"].as_str())
         .unwrap_or("");
-    let content = format!("You said {last:?}; I saw {} messages.", messages.len());
+    let mut content = format!("You said {last:?}; I saw {} messages.", messages.len());
+    if matches!(*shared.mode.lock().unwrap(), Mode::Empty) {
+        content.clear();
+    }
     if request["stream"] == true {
-        return streamed(&content);
+        let usage = request["stream_options"]["include_usage"] == true;
+        return streamed(&content, usage);
     }
     axum::Json(json!({
         "id": "chatcmpl-test",
@@ -161,15 +168,24 @@ async fn complete(
 }
 
 /// `content` as a chat-completions event stream: one chunk per word (with the
-/// space before it), as OpenAI sends it, then `[DONE]`.
-fn streamed(content: &str) -> Response {
+/// space before it), as OpenAI sends it, then a chunk with only the usage if it
+/// was asked for (`stream_options.include_usage`), then `[DONE]`.
+fn streamed(content: &str, usage: bool) -> Response {
     let mut body = String::new();
     let mut rest = content;
     while !rest.is_empty() {
-        let end = rest[1..].find(' ').map_or(rest.len(), |i| i + 1);
+        let end = rest
+            .char_indices()
+            .skip(1)
+            .find(|(_, c)| *c == ' ')
+            .map_or(rest.len(), |(i, _)| i);
         let piece = json!({"choices": [{"index": 0, "delta": {"content": &rest[..end]}}]});
         body.push_str(&format!("data: {piece}\n\n"));
         rest = &rest[end..];
+    }
+    if usage {
+        let usage = json!({"choices": [], "usage": {"prompt_tokens": 1, "completion_tokens": 1}});
+        body.push_str(&format!("data: {usage}\n\n"));
     }
     body.push_str("data: [DONE]\n\n");
     ([(header::CONTENT_TYPE, "text/event-stream")], body).into_response()
@@ -179,7 +195,7 @@ fn streamed(content: &str) -> Response {
 async fn by_mode(shared: &Shared) -> Option<Response> {
     let mode = *shared.mode.lock().unwrap();
     match mode {
-        Mode::Normal => None,
+        Mode::Normal | Mode::Empty => None,
         Mode::Slow(d) => {
             tokio::time::sleep(d).await;
             None

@@ -17,9 +17,11 @@
 //! ```
 //!
 //! The model's answer is streamed: each piece is emitted as it arrives, so a caller
-//! that asked for a stream (`Accept: text/event-stream`) sees it come. When the
-//! model cannot be reached or fails, the turn answers "the model is unavailable" as
-//! a plugin error and stores nothing.
+//! that asked for a stream (`Accept: text/event-stream`) sees it come. With
+//! `MODEL_STREAM = "false"` in the env it asks for the whole answer at once (and
+//! emits it in one piece). When the model cannot be reached, fails or answers no
+//! text, the turn answers "the model is unavailable" as a plugin error and stores
+//! nothing.
 
 use agent_sdk::llm::{Chat, Message};
 use agent_sdk::{Agent, Error, Result, Session};
@@ -39,9 +41,16 @@ impl Agent for LlmChat {
         messages.extend(session.last::<Message>(CONTEXT)?);
         messages.push(Message::user(input));
         // Nothing is written before the model answered: a failed call stores nothing.
-        let reply = Chat::from_env()?
-            .stream(&messages)
-            .map_err(|e| Error::msg(format!("the model is unavailable ({e})")))?;
+        let chat = Chat::from_env()?;
+        let reply = if std::env::var("MODEL_STREAM").is_ok_and(|v| v == "false") {
+            chat.complete(&messages).and_then(|reply| {
+                agent_sdk::emit(&reply)?;
+                Ok(reply)
+            })
+        } else {
+            chat.stream(&messages)
+        }
+        .map_err(|e| Error::msg(format!("the model is unavailable ({e})")))?;
         session.append(&[Message::user(input), Message::assistant(reply.clone())])?;
         Ok(reply)
     }

@@ -19,13 +19,16 @@ exports. Build with `guest-sdk/python/build.sh APP_DIR MODULE OUT.wasm`.
 
 A state call the host refuses raises `StateError` (its `kind` is the WIT error's
 case); raising `AgentError` answers the turn with an error message. Both end the
-turn as a plugin error; any other exception crashes the turn (the host reports
-its last line).
+turn as a plugin error (its writes are committed). Any other exception, and an
+answer that is not a `str`, crash the turn like a Rust panic: nothing of it is
+written, the traceback goes to stderr, and the host's error names the exception
+(`TypeError: x`).
 """
 
 from __future__ import annotations
 
 import json
+import reprlib
 from datetime import timedelta
 from typing import Any, Callable, List, Optional, Tuple, Union
 
@@ -227,5 +230,17 @@ class Handler(exports.Handler):
         except (AgentError, StateError) as e:
             raise Err(str(e))
         if not isinstance(answer, str):
-            raise TypeError(f"the handler returned {type(answer).__name__}, not str")
+            raise TypeError(_wrong_answer(answer))
         return answer
+
+
+def _wrong_answer(answer: Any) -> str:
+    """Why an answer that is not a `str` cannot be the turn's answer, naming it."""
+    if answer is None:
+        return "the handler returned None, not str (is a return missing?)"
+    try:
+        # One line: the host's error ends with the exception's last line.
+        shown = reprlib.repr(answer).replace("\n", "\\n")
+    except Exception:
+        shown = "a value"
+    return f"the handler returned {shown} ({type(answer).__name__}), not str"

@@ -3,7 +3,8 @@
 The host decides which origins a plugin may reach (deny by default) and adds the
 credentials an origin needs itself, after the request leaves the plugin: a plugin
 never holds an API key. A refused request raises `HttpError` naming
-`HttpRequestDenied`.
+`HttpRequestDenied`. A request body is sent whole, with its `Content-Length`
+(never chunked), so servers that read only that header get it.
 
     from agent_sdk import http
     reply = http.post_json("https://api.example.com/v1/things", {"name": "x"})
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any, List, Optional, Sequence, Tuple
+from typing import Any, Callable, List, Optional, Sequence, Tuple
 from urllib.parse import urlsplit
 
 import poll_loop
@@ -33,7 +34,7 @@ from wit_world.imports.types import (
     Scheme_Https,
 )
 
-__all__ = ["HttpError", "Response", "get", "post_json", "send"]
+__all__ = ["HttpError", "Response", "get", "post_json", "send", "send_lines"]
 
 _METHODS = {
     "GET": Method_Get,
@@ -45,7 +46,9 @@ _METHODS = {
 
 
 class HttpError(Exception):
-    """A request that failed: refused by the host, unreachable, timed out."""
+    """A request that failed: refused by the host, unreachable, timed out, or
+    answered with something unusable (`agent_sdk.llm`: an error status, an answer
+    without text)."""
 
 
 class Response:
@@ -69,8 +72,8 @@ class Response:
         return None
 
     def text(self) -> str:
-        """The body as UTF-8 text."""
-        return self.body.decode()
+        """The body as UTF-8 text (a byte that is not UTF-8 becomes U+FFFD)."""
+        return self.body.decode(errors="replace")
 
     def json(self) -> Any:
         """The body decoded from JSON."""
@@ -90,19 +93,44 @@ def post_json(url: str, body: Any, headers: Sequence[Tuple[str, str]] = ()) -> R
 
 def send(method: str, url: str, headers: Sequence[Tuple[str, str]] = (), body: bytes = b"") -> Response:
     """Sends a request and reads the whole response."""
+    return _run(method, url, _send(method, url, headers, body))
+
+
+def send_lines(
+    method: str,
+    url: str,
+    headers: Sequence[Tuple[str, str]],
+    body: bytes,
+    line: Callable[[str], None],
+) -> int:
+    """Sends a request and hands its response body to `line` one line at a time
+    (without its line end), as the lines arrive (a server-sent event stream);
+    returns the status. A status that is not a success raises `HttpError` with
+    the body's first bytes instead."""
+    return _run(method, url, _send_lines(method, url, headers, body, line))
+
+
+def _run(method: str, url: str, work: Any) -> Any:
     loop = poll_loop.PollLoop()
     asyncio.set_event_loop(loop)
     try:
-        return loop.run_until_complete(_send(method, url, headers, body))
+        return loop.run_until_complete(work)
     except Err as e:
         where = url.split("?")[0]
         raise HttpError(f"{method} {where}: {e.value}") from None
 
 
-async def _send(method: str, url: str, headers: Sequence[Tuple[str, str]], body: bytes) -> Response:
+async def _start(method: str, url: str, headers: Sequence[Tuple[str, str]], body: bytes) -> Any:
+    """Sends the request; its incoming response."""
     parts = urlsplit(url)
-    request = OutgoingRequest(Fields.from_list([(n, v.encode()) for n, v in headers]))
+    fields = [(n, v.encode()) for n, v in headers]
+    # The body is all here, so its length is known: say it. Without it the body
+    # goes out chunked, which servers that read only `Content-Length` (Python's
+    # `http.server`, some proxies and small model servers) take for an empty body.
     upper = method.upper()
+    if not any(n.lower() == "content-length" for n, _ in headers) and (body or upper in ("POST", "PUT", "PATCH")):
+        fields.append(("content-length", str(len(body)).encode()))
+    request = OutgoingRequest(Fields.from_list(fields))
     request.set_method(_METHODS[upper]() if upper in _METHODS else Method_Other(upper))
     request.set_scheme(Scheme_Https() if parts.scheme == "https" else Scheme_Http())
     request.set_authority(parts.netloc)
@@ -112,7 +140,11 @@ async def _send(method: str, url: str, headers: Sequence[Tuple[str, str]], body:
     if body:
         await sink.send(body)
     sink.close()
-    incoming = await response
+    return await response
+
+
+async def _send(method: str, url: str, headers: Sequence[Tuple[str, str]], body: bytes) -> Response:
+    incoming = await _start(method, url, headers, body)
     status = incoming.status()
     received = [(n, v.decode(errors="replace")) for n, v in incoming.headers().entries()]
     stream = poll_loop.Stream(incoming.consume())
@@ -122,3 +154,36 @@ async def _send(method: str, url: str, headers: Sequence[Tuple[str, str]], body:
         if chunk is None:
             return Response(status, received, b"".join(chunks))
         chunks.append(chunk)
+
+
+async def _send_lines(
+    method: str, url: str, headers: Sequence[Tuple[str, str]], body: bytes, line: Callable[[str], None]
+) -> int:
+    incoming = await _start(method, url, headers, body)
+    status = incoming.status()
+    ok = 200 <= status < 300
+    stream = poll_loop.Stream(incoming.consume())
+    pending = bytearray()
+    while True:
+        chunk = await stream.next()
+        if chunk is None:
+            break
+        if not ok:
+            # Only the start of an error body is kept, for the message.
+            pending += chunk[: max(0, 1024 - len(pending))]
+            continue
+        # Only the new bytes are searched: a long line costs its length once.
+        last = chunk.rfind(b"\n")
+        if last < 0:
+            pending += chunk
+            continue
+        pending += chunk[:last]
+        for text in pending.split(b"\n"):
+            line(text.decode(errors="replace").rstrip("\r"))
+        pending = bytearray(chunk[last + 1 :])
+    if not ok:
+        start = pending.decode(errors="replace")[:200]
+        raise HttpError(f"the server answered {status} ({start})")
+    if pending:
+        line(pending.decode(errors="replace").rstrip("\r"))
+    return status

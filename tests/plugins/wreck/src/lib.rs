@@ -1,5 +1,6 @@
 //! Test plugin: writes to every kind of state, then dies the way `input` says:
-//! `trap` (a panic), `spin` (an endless loop) or `hog` (unbounded allocation).
+//! `trap` (a panic), `abort`, `alloc-error` (an allocation that fails without the
+//! host refusing memory), `spin` (an endless loop) or `hog` (unbounded allocation).
 //! `ok` returns normally, to show the same writes do land; `slow MS` returns
 //! normally after MS milliseconds.
 
@@ -19,6 +20,10 @@ impl Agent for Wreck {
         values::increment("counter", 1)?;
         match input {
             "trap" => panic!("wreck: trapping after writing"),
+            "abort" => std::process::abort(),
+            "alloc-error" => {
+                std::alloc::handle_alloc_error(std::alloc::Layout::new::<[u8; 1 << 20]>())
+            }
             "spin" => {
                 let mut n: u64 = 0;
                 loop {

@@ -1,0 +1,259 @@
+//! The chat agent in every language (Rust `examples/llm-chat`, Python
+//! `examples/py-chat`, JavaScript `examples/js-chat`) against model servers that
+//! are not all ours: the axum fixture, a stand-in on Python's standard
+//! `http.server` (which reads a request body by `Content-Length` only, like many
+//! small servers and proxies), the same stand-in answering plain JSON to a
+//! request that asks for a stream, and Debian's nginx as a reverse proxy in front
+//! of it. Each agent asks for its answer streamed (`Chat` `stream`) and not
+//! (`complete`); every model request must carry the prompt and every stored
+//! reply must be the model's text (`cargo test -p agent-host-tests --test
+//! model_servers`; needs python3 and nginx, see tests/setup.sh).
+
+use agent_host::{AllowedOrigin, Host, Limits, PluginConfig, TurnError, TurnEvent, TurnOptions};
+use agent_host_tests::model_server::{Mode, ModelServer, Recorded};
+use agent_host_tests::nginx::Nginx;
+use agent_host_tests::python_model::PythonModel;
+use agent_host_tests::{Backend, load, plugins};
+use serde_json::Value;
+
+/// A model server under test.
+enum Server {
+    Axum(ModelServer),
+    Python(PythonModel),
+    Nginx(Nginx, PythonModel),
+}
+
+impl Server {
+    fn origin(&self) -> String {
+        match self {
+            Self::Axum(s) => s.origin(),
+            Self::Python(s) => s.origin(),
+            Self::Nginx(proxy, _) => proxy.origin(),
+        }
+    }
+
+    /// Every request the model got (behind nginx: as nginx passed it on).
+    fn requests(&self) -> Vec<Recorded> {
+        match self {
+            Self::Axum(s) => s.requests(),
+            Self::Python(s) | Self::Nginx(_, s) => s.requests(),
+        }
+    }
+
+    /// True when the model sees the plugin's request as the plugin sent it (no
+    /// proxy rewrote its framing).
+    fn direct(&self) -> bool {
+        !matches!(self, Self::Nginx(..))
+    }
+}
+
+/// `wasm` as plugin `id`, talking to the model at `origin`, streaming its
+/// answers or not (the examples' `MODEL_STREAM`).
+async fn agent(host: &Host, id: &str, origin: &str, wasm: &str, stream: bool) {
+    // A prefix of its own: the agents keep their sessions apart.
+    let config = PluginConfig::new(id, id)
+        .with_limits(Limits::default())
+        .with_env(vec![
+            ("MODEL_URL".into(), format!("{origin}/v1")),
+            ("MODEL".into(), "small".into()),
+            ("MODEL_STREAM".into(), stream.to_string()),
+        ])
+        .with_origin(AllowedOrigin::parse(origin).unwrap());
+    load(host, config, wasm).await;
+}
+
+fn said(input: &str, messages: usize) -> String {
+    format!("You said {input:?}; I saw {messages} messages.")
+}
+
+/// A turn, with a caller that streams or not: its answer and the chunks shown.
+async fn turn(
+    host: &Host,
+    id: &str,
+    input: &str,
+    watch: bool,
+) -> Result<(String, Vec<String>), TurnError> {
+    let (tx, mut rx) = tokio::sync::mpsc::channel(256);
+    let options = if watch {
+        TurnOptions::default().with_stream(tx)
+    } else {
+        drop(tx);
+        TurnOptions::default()
+    };
+    let answer = host.run_turn_with(id, "alice", input, options).await?;
+    let mut chunks = Vec::new();
+    while let Some(event) = rx.recv().await {
+        match event {
+            TurnEvent::Chunk(chunk) => chunks.push(chunk),
+            other => panic!("{id}: unexpected {other:?}"),
+        }
+    }
+    Ok((answer.output, chunks))
+}
+
+/// The agent `wasm`, streamed and not, two turns each: the model sees the prompt
+/// and the history, the caller sees the answer, the store keeps the model's text.
+/// `streams`: the server answers a request for a stream with an event stream.
+async fn talk(server: Server, streams: bool, language: &str, wasm: &str) {
+    let backend = Backend::embedded();
+    let host = backend.cached_host();
+    for stream in [false, true] {
+        let id = format!("{language}-{}", if stream { "stream" } else { "complete" });
+        agent(&host, &id, &server.origin(), wasm, stream).await;
+        let mut replies = Vec::new();
+        for (n, input) in ["I bake sourdough.", "Which flour?"]
+            .into_iter()
+            .enumerate()
+        {
+            let before = server.requests().len();
+            // The first turn with a caller that streams, the second without.
+            let (output, chunks) = turn(&host, &id, input, n == 0)
+                .await
+                .unwrap_or_else(|e| panic!("{id}, turn {n}: {e}"));
+            let expected = said(input, 2 + 2 * n);
+            assert_eq!(output, expected, "{id}, turn {n}");
+            if n == 0 {
+                assert_eq!(chunks.concat(), expected, "{id}: the chunks shown");
+                if stream && streams {
+                    assert!(chunks.len() > 1, "{id}: one chunk per piece: {chunks:?}");
+                }
+            }
+            let got = server.requests();
+            assert_eq!(got.len(), before + 1, "{id}, turn {n}: one model request");
+            let request = &got[before];
+            let sent = request.json();
+            let messages = sent["messages"].as_array().cloned().unwrap_or_default();
+            assert_eq!(messages.len(), 2 + 2 * n, "{id}, turn {n}: {request:?}");
+            assert_eq!(messages[2 * n + 1]["content"], input, "{id}, turn {n}");
+            if n == 1 {
+                assert_eq!(messages[2]["content"], replies[0], "{id}: the history");
+            }
+            assert_eq!(sent["model"], "small", "{id}");
+            assert_eq!(sent["stream"] == true, stream, "{id}: {sent}");
+            if stream {
+                assert_eq!(
+                    sent["stream_options"]["include_usage"], true,
+                    "{id}: {sent}"
+                );
+            }
+            if server.direct() {
+                let length = request.body.len().to_string();
+                assert_eq!(
+                    request.header("content-length"),
+                    Some(length.as_str()),
+                    "{id}, turn {n}: the body's length, known, is sent: {:?}",
+                    request.headers
+                );
+                assert_eq!(request.header("transfer-encoding"), None, "{id}");
+            }
+            replies.push(output);
+        }
+        // Both sides of both turns are stored, the replies as the model said them.
+        let stored: Vec<Value> = host
+            .inspect(&id, "alice")
+            .await
+            .unwrap()
+            .history
+            .iter()
+            .map(|item| serde_json::from_slice(item).unwrap())
+            .collect();
+        assert_eq!(stored.len(), 4, "{id}: {stored:?}");
+        assert_eq!(stored[1]["role"], "assistant", "{id}");
+        assert_eq!(stored[1]["content"], replies[0], "{id}");
+        assert_eq!(stored[3]["content"], replies[1], "{id}");
+    }
+}
+
+async fn axum_fixture() -> Server {
+    Server::Axum(ModelServer::start().await)
+}
+
+fn python_http_server() -> Server {
+    Server::Python(PythonModel::start())
+}
+
+/// A server that answers plain JSON to a request for a stream.
+fn python_http_server_that_does_not_stream() -> Server {
+    Server::Python(PythonModel::ignoring_stream())
+}
+
+fn nginx_in_front_of_python() -> Server {
+    let model = PythonModel::start();
+    let proxy = Nginx::proxy_to(&model.origin());
+    Server::Nginx(proxy, model)
+}
+
+/// An answer with no text, or one that is not a chat completion, is an error:
+/// the turn fails as the model being unavailable and stores nothing (never an
+/// empty reply as if the model had said it).
+async fn an_empty_or_unreadable_answer_is_an_error(language: &str, wasm: &str) {
+    let backend = Backend::embedded();
+    let host = backend.cached_host();
+    let model = ModelServer::start().await;
+    for stream in [false, true] {
+        let id = format!("{language}-{}", if stream { "stream" } else { "complete" });
+        agent(&host, &id, &model.origin(), wasm, stream).await;
+        for mode in [Mode::Empty, Mode::Huge(10)] {
+            model.set_mode(mode);
+            let e = turn(&host, &id, "hello?", false).await.unwrap_err();
+            assert!(matches!(e, TurnError::Plugin { .. }), "{id}, {mode:?}: {e}");
+            assert!(
+                e.to_string().contains("the model is unavailable"),
+                "{id}, {mode:?}: {e}"
+            );
+            let snapshot = host.inspect(&id, "alice").await.unwrap();
+            assert!(
+                !snapshot.exists,
+                "{id}, {mode:?}: stored {:?}",
+                snapshot.history
+            );
+        }
+    }
+}
+
+/// One test per agent and server: `LANGUAGE::SERVER`.
+macro_rules! agents {
+    ($($language:ident: $wasm:expr),* $(,)?) => {
+        $(
+            mod $language {
+                use super::*;
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn axum_fixture() {
+                    let server = super::axum_fixture().await;
+                    talk(server, true, stringify!($language), $wasm).await;
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn python_http_server() {
+                    let server = super::python_http_server();
+                    talk(server, true, stringify!($language), $wasm).await;
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn python_http_server_that_does_not_stream() {
+                    let server = super::python_http_server_that_does_not_stream();
+                    talk(server, false, stringify!($language), $wasm).await;
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn nginx_in_front_of_python() {
+                    let server = super::nginx_in_front_of_python();
+                    talk(server, true, stringify!($language), $wasm).await;
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn an_empty_or_unreadable_answer_is_an_error() {
+                    super::an_empty_or_unreadable_answer_is_an_error(stringify!($language), $wasm)
+                        .await;
+                }
+            }
+        )*
+    };
+}
+
+agents!(
+    rust: plugins::LLM_CHAT,
+    python: plugins::PY_CHAT,
+    javascript: plugins::JS_CHAT,
+);
