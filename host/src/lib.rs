@@ -2,35 +2,28 @@
 //! session state in Redis through the WIT interface `agent-state`.
 //!
 //! # Layout
-//! - [`host`]: [`Host`]: load plugins, run turns, inspect sessions; its `builder`
-//!   submodule holds [`HostBuilder`] (store, key root, instance pool, cache), its
-//!   `turns` submodule running a turn ([`TurnOptions`], [`TurnAnswer`]).
-//! - [`config`]: what a plugin may do ([`PluginConfig`], [`Limits`]).
-//! - [`config_file`]: the operator's TOML file ([`ConfigFile`]).
-//! - [`store`]: the [`StateStore`] trait and its backends ([`RedisStore`],
-//!   [`EmbeddedStore`]).
-//! - [`admin`]: sessions by namespace, for operator tools.
-//! - [`checkpoints`]: a session's kept state versions: list, read, roll back, fork.
-//! - [`keys`]: how namespaces, session ids and keys become store keys.
-//! - [`error`]: one error type per audience.
-//! - `guest_text`: plugin-written text made safe for logs (escaped, bounded).
-//! - [`outbound`]: plugins' HTTP requests: allow-list, secret headers, limits.
-//! - `capture`: a plugin's stdout and stderr, bounded, emptied per turn.
-//! - `sandbox`: the wasmtime engine, WASI without capabilities, memory and time
-//!   limits.
-//! - `state`: the host side of `agent-state`, answering the guest.
-//! - `keyvalue`: the host side of the standard `wasi:keyvalue` (buckets of
-//!   plugin-wide values in the turn).
-//! - `turn`: a turn's staged view of its state, committed in one step.
-//! - `prefetch`: how much history a session's first read fetches, learned per plugin.
-//! - `idempotency`: idempotency keys: a retried turn gets its first answer.
-//! - [`output`]: what a plugin emits while it runs, streamed to the caller.
-//! - `outcome`: how a turn's run ended (answer, memory, deadline, trap), and what a
-//!   crashed plugin's stderr says (its last lines, a panic or an exception).
-//! - `reuse`: the instances a plugin with `instance_reuse` keeps between turns.
-//! - `session_locks`: turns of one session on one host wait for each other.
-//! - `inspect`: what a component imports and exports, without running it.
-//! - `bindings`: the code generated from `wit/`.
+//! Layers, each a folder; a module imports only from its own layer or those below
+//! it (`host/tests/layers.rs` checks this):
+//!
+//! - `bin/agent-host`: the CLI and `serve`, on top; it only parses and delegates.
+//! - [`host`]: [`Host`] and [`HostBuilder`]: load plugins, run turns in the sandbox
+//!   (the wasmtime engine, WASI without capabilities, memory and time limits),
+//!   reuse instances, say how a run ended.
+//! - [`ops`]: what operators use beside turns: sessions by namespace
+//!   ([`admin`]), kept versions ([`checkpoints`]), the [`config_file`], what a
+//!   component imports, the cache of compiled components.
+//! - `guest`: what a plugin sees and calls: the WIT bindings, the host side of
+//!   `agent-state` and of `wasi:keyvalue`, what it emits ([`output`]), its stdio.
+//! - [`outbound`]: plugins' HTTP requests: allow-list, secret headers, limits,
+//!   addresses.
+//! - `turn`: one turn's staged view of its state and its commit, the prefetch,
+//!   idempotency keys, session locks.
+//! - [`config`]: what a plugin may do ([`PluginConfig`], [`Limits`], [`Quota`],
+//!   what it may reach over HTTP).
+//! - [`store`]: the [`StateStore`] trait, its backends ([`RedisStore`],
+//!   [`EmbeddedStore`]) and the key layout ([`keys`]).
+//! - [`error`] and `guest_text` (plugin-written text made safe for logs): used by
+//!   every layer.
 //!
 //! # Example
 //! ```no_run
@@ -50,30 +43,19 @@
 //! # Ok(()) }
 //! ```
 
-pub mod admin;
-mod bindings;
-mod cache;
-mod capture;
-pub mod checkpoints;
 pub mod config;
-pub mod config_file;
 pub mod error;
+mod guest;
 mod guest_text;
 pub mod host;
-mod idempotency;
-mod inspect;
-pub mod keys;
-mod keyvalue;
+pub mod ops;
 pub mod outbound;
-mod outcome;
-pub mod output;
-mod prefetch;
-mod reuse;
-mod sandbox;
-mod session_locks;
-mod state;
 pub mod store;
 mod turn;
+
+pub use guest::output;
+pub use ops::{admin, checkpoints, config_file};
+pub use store::keys;
 
 pub use config::{Limits, PluginConfig, Quota};
 pub use config_file::ConfigFile;
@@ -81,7 +63,7 @@ pub use error::{CrashCause, Error, StateError, StoreError, TurnError};
 pub use host::{
     Host, HostBuilder, HostStats, PluginInfo, SessionSnapshot, TurnAnswer, TurnOptions,
 };
-pub use inspect::{ComponentReport, inspect_component};
+pub use ops::inspect::{ComponentReport, inspect_component};
 pub use outbound::{AllowedOrigin, Outbound, OutboundError, OutboundEvent, SecretHeader};
 pub use output::TurnEvent;
 pub use store::{EmbeddedStore, RedisOptions, RedisStore, StateStore, Usage};

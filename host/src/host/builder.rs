@@ -6,13 +6,12 @@ use std::sync::{Arc, RwLock};
 
 use super::{Counters, Host, Inner};
 use crate::error::Error;
+use crate::host::sandbox;
+use crate::ops::config_file::ConfigFile;
 use crate::outbound::{OutboundEvent, OutboundObserver};
-use crate::sandbox;
-use crate::session_locks::SessionLocks;
 use crate::store::StateStore;
-
-/// Default root of every key (`{root}:{prefix}:…`).
-pub const DEFAULT_ROOT: &str = "agent";
+use crate::store::keys::DEFAULT_ROOT;
+use crate::turn::session_locks::SessionLocks;
 
 /// Builds a [`Host`].
 #[must_use]
@@ -135,7 +134,7 @@ impl HostBuilder {
             .store
             .ok_or_else(|| Error::Config("no store given to HostBuilder".into()))?;
         // Checked the same way as every prefix.
-        crate::keys::Namespace::new(&self.root, "x").map_err(Error::Config)?;
+        crate::store::keys::Namespace::new(&self.root, "x").map_err(Error::Config)?;
         let engine = sandbox::engine(self.pool)?;
         let linker = sandbox::linker(&engine)?;
         Ok(Host {
@@ -154,5 +153,21 @@ impl HostBuilder {
                 stats: Counters::default(),
             }),
         })
+    }
+}
+
+impl HostBuilder {
+    /// A builder with the settings of an operator's config file (key root,
+    /// instance slots, resident memory, compiled-artifact cache) and `store`.
+    pub fn from_config_file(file: &ConfigFile, store: Arc<dyn StateStore>) -> Self {
+        let mut builder = Self::new()
+            .shared_store(store)
+            .root(file.store.root.clone())
+            .instance_slots(file.server.instance_slots)
+            .keep_resident(file.server.keep_resident.as_u64());
+        if let Some(dir) = &file.server.cache_dir {
+            builder = builder.cache_dir(dir.clone());
+        }
+        builder
     }
 }

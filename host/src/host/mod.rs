@@ -11,29 +11,34 @@ use wasmtime::Engine;
 use wasmtime::component::Linker;
 
 mod builder;
+pub(crate) mod outcome;
+pub(crate) mod reuse;
+pub(crate) mod sandbox;
 mod turns;
 
-pub use builder::{DEFAULT_ROOT, HostBuilder};
-pub(crate) use turns::backoff;
+pub use crate::ops::admin::SessionSnapshot;
+pub use crate::store::keys::DEFAULT_ROOT;
+pub use builder::HostBuilder;
 pub use turns::{TurnAnswer, TurnOptions};
 
-use crate::admin;
-use crate::bindings::AgentPluginPre;
-use crate::cache;
-use crate::checkpoints;
+use self::sandbox::TurnCtx;
 use crate::config::PluginConfig;
 use crate::error::{Error, TurnError};
+use crate::guest::bindings::AgentPluginPre;
+use crate::guest::state::StateCtx;
 use crate::guest_text::escaped;
-use crate::keys::Name;
+use crate::host::outcome::{deadline_error, stopped};
+use crate::host::reuse::IdleInstances;
+use crate::ops::admin;
+use crate::ops::cache;
+use crate::ops::checkpoints;
 use crate::outbound::{OutboundObserver, TurnOutbound};
-use crate::outcome::{deadline_error, stopped};
-use crate::prefetch::PrefetchTail;
-use crate::reuse::IdleInstances;
-use crate::sandbox::{self, TurnCtx};
-use crate::session_locks::SessionLocks;
-use crate::state::{PluginScope, StateCtx};
-use crate::store::{Entry, Page, Quota, StateStore, StoredVersion, Usage};
+use crate::store::keys::Name;
+use crate::store::{Page, Quota, StateStore, StoredVersion, Usage};
 use crate::turn::Turn;
+use crate::turn::prefetch::PrefetchTail;
+use crate::turn::scope::PluginScope;
+use crate::turn::session_locks::SessionLocks;
 
 /// A stream id: 1 to 64 letters, digits, `-` or `_`.
 fn check_stream_id(id: &str) -> Result<(), Error> {
@@ -122,22 +127,6 @@ pub struct PluginInfo {
     pub from_cache: bool,
     /// Time spent compiling it or loading it from the cache.
     pub compile_time: Duration,
-}
-
-/// A session as an operator sees it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct SessionSnapshot {
-    /// True if the session has a state document or history.
-    pub exists: bool,
-    /// The state document.
-    pub state: Option<Entry>,
-    /// Length of the whole history.
-    pub history_len: u64,
-    /// The newest history items (up to the plugin's per-call limit), oldest first.
-    pub history: Vec<Vec<u8>>,
-    /// Time left before the session expires; `None`: never (or no session).
-    pub ttl: Option<Duration>,
 }
 
 impl Host {

@@ -1,25 +1,24 @@
 //! Running a turn: attempts until one commits, each a fresh (or kept) instance with
 //! its staged state, retried on a conflict within the turn's deadline.
 
-use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use tokio::sync::mpsc::Sender;
 use tracing::Instrument;
 
 use super::{Host, Plugin};
 use crate::error::{StoreError, TurnError};
+use crate::guest::output::{Stream, TurnEvent};
+use crate::guest::state::StateCtx;
 use crate::guest_text::{LOG_FIELD_BYTES, escaped};
-use crate::idempotency::{self, Claim, Holding};
-use crate::keys::Name;
-use crate::outcome::{deadline_error, stopped};
-use crate::output::{Stream, TurnEvent};
-use crate::reuse::Kept;
-use crate::sandbox;
-use crate::state::StateCtx;
+use crate::host::outcome::{deadline_error, stopped};
+use crate::host::reuse::Kept;
+use crate::host::sandbox;
+use crate::store::keys::Name;
 use crate::turn::Turn;
+use crate::turn::idempotency::{self, Claim, Holding};
 
 /// How to run a turn ([`Host::run_turn_with`]).
 #[derive(Clone, Debug, Default)]
@@ -29,7 +28,7 @@ pub struct TurnOptions {
     /// return its first answer instead of running it again.
     pub idempotency_key: Option<String>,
     /// Where the plugin's emitted chunks go while the turn runs (see
-    /// [`crate::output`]); `None`: they are dropped. The plugin never waits for
+    /// [`crate::guest::output`]); `None`: they are dropped. The plugin never waits for
     /// this channel: when it is full the caller is cut off.
     pub stream: Option<Sender<TurnEvent>>,
 }
@@ -238,7 +237,7 @@ impl Host {
             {
                 Err(Attempt::Conflict) => {
                     inner.stats.conflicts.fetch_add(1, Ordering::Relaxed);
-                    let retry_at = Instant::now() + backoff(attempt);
+                    let retry_at = Instant::now() + crate::turn::backoff(attempt);
                     if retry_at >= deadline {
                         return (Err(deadline_error(&plugin.scope)), attempt);
                     }
@@ -394,12 +393,4 @@ enum Attempt {
     Conflict,
     /// Anything else: report it.
     Failed(TurnError),
-}
-
-/// Waits 1-2 ms, then 2-4 ms, 4-8 ms... (at most 64-128 ms), so turns that
-/// conflicted do not meet again.
-pub(crate) fn backoff(attempt: u32) -> Duration {
-    let base = 1u64 << attempt.min(7).saturating_sub(1);
-    let jitter = RandomState::new().hash_one(Instant::now()) % (base * 1000);
-    Duration::from_micros(base * 1000 + jitter)
 }

@@ -14,7 +14,7 @@ use super::check::{Target, refusal};
 use super::connect::{Waits, send};
 use super::{OutboundEvent, OutboundObserver};
 use crate::guest_text::{LOG_FIELD_BYTES, escaped};
-use crate::state::PluginScope;
+use crate::turn::scope::PluginScope;
 
 /// What the outbound hooks of a turn need from the host.
 pub(crate) struct TurnOutbound {

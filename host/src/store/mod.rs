@@ -7,6 +7,7 @@
 //! and to answer within a bounded time.
 
 pub mod embedded;
+pub mod keys;
 pub mod redis;
 
 use std::time::Duration;
@@ -14,7 +15,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::error::StoreError;
-use crate::keys::{Name, Namespace};
+use crate::store::keys::{Name, Namespace};
 
 pub use self::embedded::EmbeddedStore;
 pub use self::redis::{RedisOptions, RedisStore};

@@ -7,8 +7,8 @@
 
 use super::Turn;
 use crate::error::StateError;
-use crate::keys::Name;
 use crate::store::KeyPage;
+use crate::store::keys::Name;
 
 impl Turn {
     /// Sets a bucket's key, to expire the plugin's default TTL from now.
@@ -81,7 +81,7 @@ impl Turn {
             .list_bucket(&self.scope.ns, bucket, after, limit)
             .await;
         let mut page = self.check(page)?;
-        let prefix = crate::keys::bucket_prefix(bucket);
+        let prefix = crate::store::keys::bucket_prefix(bucket);
         let in_range = |key: &str| {
             after.is_none_or(|a| key > a) && page.cursor.as_deref().is_none_or(|c| key <= c)
         };

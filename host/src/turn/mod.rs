@@ -8,6 +8,10 @@
 //! overwritten.
 
 mod buckets;
+pub(crate) mod idempotency;
+pub(crate) mod prefetch;
+pub(crate) mod scope;
+pub(crate) mod session_locks;
 mod values;
 
 use std::collections::HashMap;
@@ -16,12 +20,12 @@ use std::time::Duration;
 
 use self::values::ValueStage;
 use crate::error::{StateError, StoreError};
-use crate::keys::Name;
-use crate::state::PluginScope;
+use crate::store::keys::Name;
 use crate::store::{
     Commit, Entry, Expiry, ExpiryChange, Page, SessionCommit, Snapshot, StateChange, StateStore,
     StoredVersion, ValueCheck, ValueWrite,
 };
+use crate::turn::scope::PluginScope;
 
 /// The staged state of one turn.
 pub(crate) struct Turn {
@@ -459,4 +463,14 @@ fn slide_stage(scope: &PluginScope, stage: &mut SessionStage) {
     if let (Some(ttl), ExpiryChange::Keep) = (scope.config.default_ttl, stage.expiry) {
         stage.expiry = ExpiryChange::Extend(ttl);
     }
+}
+
+/// Waits 1-2 ms, then 2-4 ms, 4-8 ms... (at most 64-128 ms), so turns that
+/// conflicted do not meet again.
+pub(crate) fn backoff(attempt: u32) -> std::time::Duration {
+    use std::hash::{BuildHasher, RandomState};
+    use std::time::{Duration, Instant};
+    let base = 1u64 << attempt.min(7).saturating_sub(1);
+    let jitter = RandomState::new().hash_one(Instant::now()) % (base * 1000);
+    Duration::from_micros(base * 1000 + jitter)
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use super::Turn;
 use crate::error::{StateError, StoreError};
-use crate::keys::Name;
+use crate::store::keys::Name;
 use crate::store::{Expiry, ValueChange};
 
 pub(super) struct ValueStage {

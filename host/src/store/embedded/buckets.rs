@@ -5,8 +5,8 @@
 use super::EmbeddedStore;
 use super::tables::{internal, key, live, value_of};
 use crate::error::StoreError;
-use crate::keys::{Name, Namespace, bucket_prefix};
 use crate::store::KeyPage;
+use crate::store::keys::{Name, Namespace, bucket_prefix};
 
 impl EmbeddedStore {
     /// See [`crate::store::StateStore::get_many`]: one read transaction.

@@ -8,7 +8,7 @@ use redb::{Database, Durability, ReadableTable, Table, WriteTransaction};
 use super::tables::*;
 use super::usage::{Ledger, RECORD};
 use crate::error::StoreError;
-use crate::keys::{Name, Namespace};
+use crate::store::keys::{Name, Namespace};
 
 /// The key of record `key` of `session`: `ns \0 session \0 key` (neither a session
 /// id nor an idempotency key holds a NUL).

@@ -35,7 +35,7 @@ use self::writer::Writer;
 
 use super::{Commit, Entry, KeyPage, Page, Snapshot, StateStore, StoredVersion, Usage};
 use crate::error::StoreError;
-use crate::keys::{Name, Namespace};
+use crate::store::keys::{Name, Namespace};
 
 /// A [`StateStore`] in one file, inside the process.
 #[derive(Clone)]
@@ -479,7 +479,7 @@ mod tests {
     use std::time::Duration;
 
     use super::{EmbeddedStore, META};
-    use crate::keys::{Name, Namespace};
+    use crate::store::keys::{Name, Namespace};
     use crate::store::{Commit, Expiry, ExpiryChange, SessionCommit, StateChange, StateStore};
     use redb::{ReadableDatabase, ReadableTableMetadata};
 

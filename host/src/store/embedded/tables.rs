@@ -6,8 +6,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use redb::{ReadableTable, TableDefinition};
 
 use crate::error::StoreError;
-use crate::keys::Namespace;
 use crate::store::Entry;
+use crate::store::keys::Namespace;
 
 /// `ns \0 session` -> (version, document).
 pub(super) const STATE: TableDefinition<&[u8], (u64, &[u8])> = TableDefinition::new("state");

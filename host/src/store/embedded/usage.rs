@@ -11,7 +11,7 @@ use redb::{ReadableTable, Table, WriteTransaction};
 
 use super::tables::*;
 use crate::error::StoreError;
-use crate::keys::Namespace;
+use crate::store::keys::Namespace;
 use crate::store::{ENTRY_OVERHEAD, Quota, Usage};
 
 /// The kinds of entries.

@@ -7,7 +7,7 @@ use super::tables::*;
 use super::usage::{Ledger, SESSION, VALUE, entry_size};
 use super::versions::Versions;
 use crate::error::StoreError;
-use crate::keys::{Name, Namespace};
+use crate::store::keys::{Name, Namespace};
 use crate::store::{
     Commit, Expiry, ExpiryChange, SessionCommit, StateChange, ValueChange, ValueCheck,
 };

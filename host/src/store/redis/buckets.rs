@@ -6,8 +6,8 @@ use super::RedisStore;
 use super::connection::Conn;
 use super::scripts::now_ms;
 use crate::error::StoreError;
-use crate::keys::{Name, Namespace, bucket_prefix};
 use crate::store::KeyPage;
+use crate::store::keys::{Name, Namespace, bucket_prefix};
 
 impl RedisStore {
     /// See [`crate::store::StateStore::get_many`]: one `MGET`, except on a cluster

@@ -9,7 +9,7 @@ use super::scripts::{
 };
 use super::usage::entry_size;
 use crate::error::StoreError;
-use crate::keys::{INDEX_BUCKETS, Namespace, index_bucket};
+use crate::store::keys::{INDEX_BUCKETS, Namespace, index_bucket};
 use crate::store::{Commit, ValueWrite};
 
 impl RedisStore {

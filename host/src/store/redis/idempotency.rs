@@ -6,7 +6,7 @@ use std::time::Duration;
 use super::RedisStore;
 use super::scripts::ms;
 use crate::error::StoreError;
-use crate::keys::{Name, Namespace};
+use crate::store::keys::{Name, Namespace};
 
 impl RedisStore {
     pub(super) async fn claim(

@@ -10,7 +10,7 @@ use super::RedisStore;
 use super::connection::Conn;
 use super::scripts::{commit_invocation, now_ms};
 use crate::error::StoreError;
-use crate::keys::{Name, Namespace};
+use crate::store::keys::{Name, Namespace};
 use crate::store::{Commit, Entry, KeyPage, Page, Snapshot, StateStore, StoredVersion, Usage};
 
 #[async_trait]

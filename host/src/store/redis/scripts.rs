@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use redis::Script;
 
-use crate::keys::Namespace;
+use crate::store::keys::Namespace;
 use crate::store::{
     Commit, Expiry, ExpiryChange, Quota, SessionCommit, StateChange, ValueChange, ValueCheck,
     ValueWrite,

@@ -7,7 +7,7 @@ use super::RedisStore;
 use super::connection::Conn;
 use super::scripts::{ms, now_ms, usage_keys};
 use crate::error::StoreError;
-use crate::keys::{Name, Namespace};
+use crate::store::keys::{Name, Namespace};
 
 impl RedisStore {
     pub(super) async fn push_events(

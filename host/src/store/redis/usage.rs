@@ -34,7 +34,7 @@ use super::RedisStore;
 use super::connection::Conn;
 use super::scripts::{now_ms, usage_keys};
 use crate::error::StoreError;
-use crate::keys::{INDEX_BUCKETS, Name, Namespace, index_bucket};
+use crate::store::keys::{INDEX_BUCKETS, Name, Namespace, index_bucket};
 use crate::store::{Commit, ENTRY_OVERHEAD, Quota, StateChange, Usage, ValueChange};
 
 /// A shard of the ledger: `None` the plugin's slot, `Some(b)` bucket `b`'s.

@@ -5,8 +5,8 @@
 
 use super::RedisStore;
 use crate::error::StoreError;
-use crate::keys::{Name, Namespace};
 use crate::store::StoredVersion;
+use crate::store::keys::{Name, Namespace};
 
 impl RedisStore {
     pub(super) async fn read_versions(

@@ -40,7 +40,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use agent_host::config_file::ConfigFile;
-use agent_host::{Host, StateStore};
+use agent_host::{Host, HostBuilder, StateStore};
 use anyhow::Context;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::Histogram;
@@ -85,8 +85,7 @@ pub(crate) async fn serve(config: PathBuf, listen: Option<SocketAddr>) -> anyhow
     });
     let metrics = Arc::new(Metrics::new(store_seconds));
     let observed = metrics.clone();
-    let host = config
-        .host_builder(store)
+    let host = HostBuilder::from_config_file(&config, store)
         .on_outbound(move |event| observed.outbound(event))
         .build()?;
     let (mut compiled, mut cached) = (0, 0);

@@ -41,7 +41,6 @@ use std::sync::Arc;
 use serde::Deserialize;
 
 use crate::error::Error;
-use crate::host::HostBuilder;
 use crate::store::{EmbeddedStore, RedisOptions, RedisStore, StateStore};
 
 pub use self::outbound::OutboundSection;
@@ -299,21 +298,8 @@ impl ConfigFile {
         }
     }
 
-    /// A host builder with the file's store settings and `store`.
-    pub fn host_builder(&self, store: Arc<dyn StateStore>) -> HostBuilder {
-        let mut builder = crate::Host::builder()
-            .shared_store(store)
-            .root(self.store.root.clone())
-            .instance_slots(self.server.instance_slots)
-            .keep_resident(self.server.keep_resident.as_u64());
-        if let Some(dir) = &self.server.cache_dir {
-            builder = builder.cache_dir(dir.clone());
-        }
-        builder
-    }
-
     /// The namespace of plugin `id`'s state.
-    pub fn namespace(&self, id: &str) -> Result<crate::keys::Namespace, Error> {
+    pub fn namespace(&self, id: &str) -> Result<crate::store::keys::Namespace, Error> {
         let plugin = self
             .plugin(id)
             .ok_or_else(|| Error::UnknownPlugin(id.to_string()))?;

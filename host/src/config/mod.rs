@@ -5,9 +5,12 @@
 
 use std::time::Duration;
 
+pub mod outbound;
+
 use crate::error::Error;
-use crate::keys::Namespace;
-use crate::outbound::{AllowedOrigin, Outbound};
+use crate::store::keys::Namespace;
+
+use self::outbound::{AllowedOrigin, Outbound};
 pub use crate::store::Quota;
 
 /// The configuration of one plugin.
@@ -48,6 +51,9 @@ pub struct PluginConfig {
     pub quota: Quota,
 }
 
+/// How long the answer of a turn run with an idempotency key is kept, by default.
+pub const DEFAULT_IDEMPOTENCY_TTL: Duration = Duration::from_secs(24 * 3600);
+
 /// Most versions a plugin may keep per session.
 pub const MAX_KEEP_VERSIONS: u32 = 100;
 
@@ -63,7 +69,7 @@ impl PluginConfig {
             env: Vec::new(),
             outbound: Outbound::default(),
             instance_reuse: 0,
-            idempotency_ttl: crate::idempotency::DEFAULT_TTL,
+            idempotency_ttl: DEFAULT_IDEMPOTENCY_TTL,
             keep_versions: 0,
             buckets: None,
             quota: Quota::default(),
@@ -187,7 +193,7 @@ impl PluginConfig {
             )));
         }
         for bucket in self.buckets.iter().flatten() {
-            crate::keys::check_bucket(bucket)
+            crate::store::keys::check_bucket(bucket)
                 .map_err(|e| Error::Config(format!("plugin {}: buckets: {e}", self.id)))?;
         }
         self.limits

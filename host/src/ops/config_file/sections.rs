@@ -10,9 +10,9 @@ use bytesize::ByteSize;
 use serde::{Deserialize, Deserializer};
 use toml::Spanned;
 
+use crate::config::outbound::Outbound;
 use crate::config::{Limits, PluginConfig};
-use crate::host::DEFAULT_ROOT;
-use crate::outbound::Outbound;
+use crate::store::keys::DEFAULT_ROOT;
 
 use super::outbound::OutboundSection;
 use super::quota::QuotaSection;

@@ -7,8 +7,8 @@ use std::sync::{Mutex, MutexGuard};
 
 use wasmtime::Store;
 
-use crate::bindings::AgentPlugin;
-use crate::sandbox::{Output, TurnCtx};
+use crate::guest::bindings::AgentPlugin;
+use crate::host::sandbox::{Output, TurnCtx};
 
 /// An instance between two turns, with its store and captured output.
 pub(crate) struct Kept {

@@ -7,8 +7,8 @@ use wasmtime::{PoolConcurrencyLimitError, Trap};
 
 use crate::error::{CrashCause, TurnError};
 use crate::guest_text::{LOG_FIELD_BYTES, escaped};
-use crate::sandbox::{self, TurnCtx};
-use crate::state::PluginScope;
+use crate::host::sandbox::{self, TurnCtx};
+use crate::turn::scope::PluginScope;
 
 pub(crate) fn deadline_error(scope: &PluginScope) -> TurnError {
     TurnError::Deadline {

@@ -16,13 +16,13 @@ use wasmtime::{
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
-use crate::bindings::AgentPlugin;
-use crate::capture::CapturePipe;
 use crate::error::Error;
+use crate::guest::bindings::AgentPlugin;
+use crate::guest::capture::CapturePipe;
+use crate::guest::keyvalue::{KeyValue, KeyValueData};
+use crate::guest::state::StateCtx;
 use crate::guest_text::{LOG_FIELD_BYTES, escaped};
-use crate::keyvalue::{KeyValue, KeyValueData};
 use crate::outbound::{OutboundHooks, TurnOutbound};
-use crate::state::StateCtx;
 
 /// How often the epoch ticks: the granularity of deadlines and of yielding to other
 /// turns on the same thread.
@@ -114,12 +114,13 @@ pub(crate) fn linker(engine: &Engine) -> Result<Linker<TurnCtx>, Error> {
         .map_err(|e| Error::Engine(format!("linking wasi:http: {e}")))?;
     AgentPlugin::add_to_linker::<TurnCtx, HasSelf<StateCtx>>(&mut linker, |t| &mut t.state)
         .map_err(|e| Error::Engine(format!("linking agent-state: {e}")))?;
-    crate::bindings::keyvalue::Imports::add_to_linker::<TurnCtx, KeyValueData>(&mut linker, |t| {
-        KeyValue {
+    crate::guest::keyvalue::generated::Imports::add_to_linker::<TurnCtx, KeyValueData>(
+        &mut linker,
+        |t| KeyValue {
             table: &mut t.table,
             state: &mut t.state,
-        }
-    })
+        },
+    )
     .map_err(|e| Error::Engine(format!("linking wasi:keyvalue: {e}")))?;
     Ok(linker)
 }

@@ -1,9 +1,9 @@
 //! Looking into a component without running it: [`inspect_component`].
 
-use crate::bindings::AgentPluginPre;
-use crate::cache;
 use crate::error::Error;
-use crate::sandbox;
+use crate::guest::bindings::AgentPluginPre;
+use crate::host::sandbox;
+use crate::ops::cache;
 
 /// What [`inspect_component`] finds in a component.
 #[derive(Clone, Debug)]

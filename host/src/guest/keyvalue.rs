@@ -16,10 +16,27 @@
 
 use wasmtime::component::{HasData, Resource, ResourceTable};
 
-use crate::bindings::keyvalue::wasi::keyvalue::{atomics, batch, store};
+use self::generated::wasi::keyvalue::{atomics, batch, store};
 use crate::error::{StateError, StoreError};
-use crate::keys::{Name, check_bucket, check_name};
-use crate::state::StateCtx;
+use crate::guest::state::StateCtx;
+use crate::store::keys::{Name, check_bucket, check_name};
+
+/// Host-side bindings of `wasi:keyvalue@0.2.0-draft2` (`wit/deps/keyvalue/`), whose
+/// resources are the host's own types (above).
+pub(crate) mod generated {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "wasi:keyvalue/imports",
+        imports: { default: async | trappable },
+        with: {
+            "wasi:keyvalue/store.bucket": super::Bucket,
+            "wasi:keyvalue/atomics.cas": super::Cas,
+        },
+        trappable_error_type: {
+            "wasi:keyvalue/store.error" => super::KvError,
+        },
+    });
+}
 
 /// An open bucket: its name, checked against the operator's list when opened.
 pub struct Bucket {

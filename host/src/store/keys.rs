@@ -33,6 +33,9 @@ use sha2::{Digest, Sha256};
 
 use crate::error::StateError;
 
+/// Default root of every key (`{root}:{prefix}:…`).
+pub const DEFAULT_ROOT: &str = "agent";
+
 /// Buckets of a plugin's session index on a Redis Cluster.
 pub const INDEX_BUCKETS: u32 = 16;
 

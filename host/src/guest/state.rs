@@ -5,23 +5,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::bindings::agent_state::{
-    self, Entry, Error as WitError, Page, SaveOptions, VersionInfo,
-};
 use crate::config::PluginConfig;
 use crate::error::{StateError, StoreError};
-use crate::keys::{Name, Namespace, check_name};
-use crate::output::{Emitter, Stream};
-use crate::prefetch::PrefetchTail;
+use crate::guest::bindings::agent_state::{
+    self, Entry, Error as WitError, Page, SaveOptions, VersionInfo,
+};
+use crate::guest::output::{Emitter, Stream};
+use crate::store::keys::{Name, check_name};
 use crate::turn::Turn;
-
-/// What a plugin's state calls need: who the plugin is and where its state lives.
-pub(crate) struct PluginScope {
-    pub(crate) config: PluginConfig,
-    pub(crate) ns: Namespace,
-    /// How much history a session's prefetch reads, learned from the turns.
-    pub(crate) prefetch: PrefetchTail,
-}
 
 /// The `agent-state` context of one turn.
 pub(crate) struct StateCtx {
@@ -87,7 +78,7 @@ impl StateCtx {
     }
 }
 
-impl crate::bindings::output::Host for StateCtx {
+impl crate::guest::bindings::output::Host for StateCtx {
     async fn emit(&mut self, chunk: String) -> Result<(), StateError> {
         self.emitter.emit(chunk)
     }

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::outbound::{AllowedOrigin, OutboundError, SecretHeader};
+use crate::config::outbound::{AllowedOrigin, OutboundError, SecretHeader};
 
 /// One `[[plugin.outbound]]`.
 #[derive(Debug, Deserialize)]
@@ -121,7 +121,7 @@ mod tests {
     use std::path::Path;
 
     use super::{Expand, expand};
-    use crate::config_file::ConfigFile;
+    use crate::ops::config_file::ConfigFile;
 
     /// Secret headers on the origin `*` stop the load, pointing at the origin's
     /// line, whether or not their variables are set, and without their values.

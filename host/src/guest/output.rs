@@ -18,7 +18,7 @@ use crate::error::StateError;
 
 /// A new stream id: 32 hex digits no other stream has.
 pub fn new_stream_id() -> String {
-    crate::idempotency::token()
+    crate::turn::idempotency::token()
 }
 
 /// An event of a streamed turn before its answer.

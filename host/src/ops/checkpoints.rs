@@ -1,6 +1,6 @@
 //! Time travel over a session's kept state versions (`keep_versions`): list them,
 //! read one, roll the session back to one, or fork a new session from one. Like
-//! [`crate::admin`], by namespace over any [`StateStore`]; [`crate::Host`] uses these
+//! [`crate::ops::admin`], by namespace over any [`StateStore`]; [`crate::Host`] uses these
 //! for its loaded plugins and `agent-host sessions` with a namespace from the config.
 //!
 //! Rollback and fork are commits like a turn's: atomic, checked against the version
@@ -10,7 +10,7 @@
 
 use crate::config::PluginConfig;
 use crate::error::{Error, StateError, StoreError};
-use crate::keys::{Name, Namespace};
+use crate::store::keys::{Name, Namespace};
 use crate::store::{
     Commit, Expiry, ExpiryChange, SessionCommit, StateChange, StateStore, StoredVersion,
 };
@@ -265,5 +265,5 @@ fn busy(session: &Name) -> Error {
 
 /// Waits as a turn does before its next attempt.
 async fn backoff(attempt: u32) {
-    tokio::time::sleep(crate::host::backoff(attempt)).await;
+    tokio::time::sleep(crate::turn::backoff(attempt)).await;
 }

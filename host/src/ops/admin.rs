@@ -2,10 +2,27 @@
 //! [`StateStore`]. [`crate::Host`] uses these for its loaded plugins; tools such as
 //! `agent-host sessions` use them with a namespace from the config file.
 
+use std::time::Duration;
+
 use crate::error::Error;
-use crate::host::SessionSnapshot;
-use crate::keys::{Name, Namespace};
-use crate::store::{Commit, Page, SessionCommit, StateStore};
+use crate::store::keys::{Name, Namespace};
+use crate::store::{Commit, Entry, Page, SessionCommit, StateStore};
+
+/// A session as an operator sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SessionSnapshot {
+    /// True if the session has a state document or history.
+    pub exists: bool,
+    /// The state document.
+    pub state: Option<Entry>,
+    /// Length of the whole history.
+    pub history_len: u64,
+    /// The newest history items (up to the plugin's per-call limit), oldest first.
+    pub history: Vec<Vec<u8>>,
+    /// Time left before the session expires; `None`: never (or no session).
+    pub ttl: Option<Duration>,
+}
 
 /// A session's state, newest `last` history items and TTL.
 pub async fn inspect(

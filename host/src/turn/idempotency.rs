@@ -19,13 +19,11 @@ use std::time::{Duration, Instant, SystemTime};
 use sha2::{Digest, Sha256};
 
 use crate::error::{StoreError, TurnError};
-use crate::keys::{Name, Namespace};
+use crate::store::keys::{Name, Namespace};
 use crate::store::{Commit, IdempotencyWrite, SessionCommit, StateStore};
 
 /// Longest idempotency key, in bytes.
 pub const MAX_KEY_BYTES: usize = 255;
-/// How long a turn's record is kept by default (`PluginConfig::idempotency_ttl`).
-pub const DEFAULT_TTL: Duration = Duration::from_secs(24 * 3600);
 /// How long a claim outlives its turn's deadline (the commit itself, clock skew).
 const CLAIM_SLACK: Duration = Duration::from_secs(30);
 /// How long a caller told "in progress" should wait before asking again.
@@ -303,7 +301,9 @@ mod tests {
     #[test]
     fn records_are_read_against_the_input() {
         let claim = Claim::new("k", "hello");
-        let record = claim.record("the answer", DEFAULT_TTL).record;
+        let record = claim
+            .record("the answer", crate::config::DEFAULT_IDEMPOTENCY_TTL)
+            .record;
         assert!(matches!(claim.read(&record), Ok(Held::Done(a)) if a == "the answer"));
         let other = Claim::new("k", "other input");
         assert!(matches!(other.read(&record), Ok(Held::Mismatch)));
@@ -313,7 +313,9 @@ mod tests {
         assert!(matches!(again.read(&claim.claim), Ok(Held::Running)));
         assert!(claim.read(b"garbage").is_err());
         // An answer may hold spaces and be empty.
-        let empty = claim.record("", DEFAULT_TTL).record;
+        let empty = claim
+            .record("", crate::config::DEFAULT_IDEMPOTENCY_TTL)
+            .record;
         assert!(matches!(claim.read(&empty), Ok(Held::Done(a)) if a.is_empty()));
     }
 }
