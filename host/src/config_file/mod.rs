@@ -305,7 +305,8 @@ impl ConfigFile {
             .shared_store(store)
             .root(self.store.root.clone())
             .instance_slots(self.server.instance_slots)
-            .keep_resident(self.server.keep_resident.as_u64());
+            .keep_resident(self.server.keep_resident.as_u64())
+            .cache_max(self.server.cache_max.as_u64());
         if let Some(dir) = &self.server.cache_dir {
             builder = builder.cache_dir(dir.clone());
         }

@@ -23,6 +23,7 @@ pub struct HostBuilder {
     max_attempts: u32,
     pool: sandbox::Pool,
     cache_dir: Option<PathBuf>,
+    cache_max: u64,
     on_outbound: Option<OutboundObserver>,
 }
 
@@ -39,6 +40,7 @@ impl HostBuilder {
                 keep_resident: 0,
             },
             cache_dir: None,
+            cache_max: crate::cache::DEFAULT_MAX_BYTES,
             on_outbound: None,
         }
     }
@@ -129,6 +131,15 @@ impl HostBuilder {
         self
     }
 
+    /// The most bytes of compiled plugins [`HostBuilder::cache_dir`] keeps
+    /// (default 512 MiB). Past it, the artifacts used least recently are removed
+    /// (each load from the cache counts as a use); the one just compiled or loaded
+    /// always stays.
+    pub fn cache_max(mut self, bytes: u64) -> Self {
+        self.cache_max = bytes;
+        self
+    }
+
     /// Creates the engine and checks the settings.
     pub fn build(self) -> Result<Host, Error> {
         let store = self
@@ -148,7 +159,10 @@ impl HostBuilder {
                 serialize_sessions: self.serialize_sessions,
                 max_attempts: self.max_attempts,
                 max_instance_memory: self.pool.max_memory,
-                cache_dir: self.cache_dir,
+                cache: self.cache_dir.map(|dir| crate::cache::Cache {
+                    dir,
+                    max_bytes: self.cache_max,
+                }),
                 on_outbound: self.on_outbound,
                 locks: SessionLocks::default(),
                 stats: Counters::default(),
