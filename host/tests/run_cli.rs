@@ -327,3 +327,92 @@ fn inspect_reads_a_component_without_compiling_it() {
     let out = agent_host(dir, &["inspect", plugins::CHAT_MEMORY], &[]);
     assert!(text(&out.stdout).contains("world: agent-plugin\n"));
 }
+
+/// The fenced blocks of `lang` in a Markdown text.
+fn blocks<'a>(markdown: &'a str, lang: &str) -> Vec<&'a str> {
+    let open = format!("```{lang}\n");
+    markdown
+        .split(open.as_str())
+        .skip(1)
+        .map(|rest| rest.split("```").next().unwrap())
+        .collect()
+}
+
+/// A shell command line as `sh` splits it: `\`-newlines joined, single and double
+/// quotes kept together (what docs/models.md uses, nothing more).
+fn shell_words(line: &str) -> Vec<String> {
+    let line = line.replace("\\\n", " ");
+    let (mut words, mut word, mut quote, mut started) = (Vec::new(), String::new(), None, false);
+    for c in line.chars() {
+        match (quote, c) {
+            (None, '\'' | '"') => (quote, started) = (Some(c), true),
+            (Some(q), c) if c == q => quote = None,
+            (None, c) if c.is_whitespace() => {
+                if started {
+                    words.push(std::mem::take(&mut word));
+                }
+                started = false;
+            }
+            (_, c) => (word, started) = (word + &c.to_string(), true),
+        }
+    }
+    if started {
+        words.push(word);
+    }
+    words
+}
+
+/// Every config file in docs/models.md loads (its secret headers resolved from
+/// the variables it names) and every `agent-host run` line's flags parse: run
+/// with a plugin file that does not exist, the error is about that file.
+#[test]
+fn docs_models_configs_load() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let doc = std::fs::read_to_string(root.join("docs/models.md")).unwrap();
+    let keys = [
+        ("OPENAI_API_KEY", "sk-openai-s3cret"),
+        ("ANTHROPIC_API_KEY", "sk-ant-s3cret"),
+        ("VLLM_API_KEY", "vllm-s3cret"),
+        ("AGENT_HOST_TOKEN_A", "a-token-of-at-least-16-chars"),
+    ];
+    let env = |name: &str| {
+        keys.iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.to_string())
+    };
+    let configs = blocks(&doc, "toml");
+    assert_eq!(configs.len(), 4, "one per server");
+    for text in &configs {
+        let file = agent_host::ConfigFile::parse(&root.join("models.toml"), text, None, env)
+            .unwrap_or_else(|e| panic!("{e}\n{text}"));
+        file.require_secrets().unwrap();
+        let plugin = file.plugin("llm-chat").unwrap().config();
+        let url = plugin.env.iter().find(|(n, _)| n == "MODEL_URL").unwrap();
+        let origin = plugin.outbound.origins[0].as_str();
+        assert!(url.1.starts_with(origin), "{} is not under {origin}", url.1);
+        let headers = plugin.outbound.origins[0].secret_headers.len();
+        assert_eq!(headers, text.matches("${env:").count());
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut lines = 0;
+    for block in blocks(&doc, "sh") {
+        for command in block.split("\n\n").flat_map(|c| c.split("\nexport ")) {
+            let Some(at) = command.find("agent-host run ") else {
+                continue;
+            };
+            let mut words = shell_words(&command[at..]);
+            assert_eq!(words[..2], ["agent-host", "run"]);
+            words[2] = dir.path().join("missing.wasm").display().to_string();
+            let args: Vec<&str> = words[1..].iter().map(String::as_str).collect();
+            let out = agent_host(dir.path(), &args, &keys);
+            let stderr = text(&out.stderr);
+            assert!(
+                stderr.contains("missing.wasm: No such file"),
+                "{args:?}: {stderr}"
+            );
+            assert!(!stderr.contains("s3cret"), "{stderr}");
+            lines += 1;
+        }
+    }
+    assert_eq!(lines, 4, "one run line per server");
+}
