@@ -1,7 +1,7 @@
 //! Host-side bindings of the `agent-plugin` world, generated once from `wit/`.
 
 wasmtime::component::bindgen!({
-    path: "../wit",
+    path: "wit",
     world: "agent-plugin",
     imports: { default: async | trappable },
     exports: { default: async },
@@ -16,7 +16,7 @@ pub use agent::state::{agent_state, output};
 /// resources are the host's own types (see `keyvalue`).
 pub(crate) mod keyvalue {
     wasmtime::component::bindgen!({
-        path: "../wit",
+        path: "wit",
         world: "wasi:keyvalue/imports",
         imports: { default: async | trappable },
         with: {

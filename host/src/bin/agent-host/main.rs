@@ -2,12 +2,18 @@
 //!
 //! Layout: `inspect` is here; `run.rs` is `run` and its flags, `sessions.rs` the admin commands,
 //! `serve/` the HTTP server, `views.rs` the JSON both show sessions in, and
-//! `out.rs` how the commands print (a closed stdout ends them quietly).
+//! `out.rs` how the commands print (a closed stdout ends them quietly). `new.rs`
+//! and `build.rs` make and build plugin projects (`project.rs` finds one,
+//! `toolchain.rs` installs the Python and JavaScript build tools).
 
+mod build;
+mod new;
 mod out;
+mod project;
 mod run;
 mod serve;
 mod sessions;
+mod toolchain;
 mod views;
 
 use std::io::{IsTerminal, Write};
@@ -56,6 +62,11 @@ enum Command {
     Sessions(SessionsArgs),
     /// Show a component's imports and exports and whether it is an agent plugin.
     Inspect(InspectArgs),
+    /// Make a plugin project (Rust, Python or JavaScript): source, build file,
+    /// README, sample config.
+    New(new::NewArgs),
+    /// Build the plugin project in a directory into DIR/target/NAME.wasm.
+    Build(build::BuildArgs),
 }
 
 #[derive(clap::Args)]
@@ -109,6 +120,8 @@ fn main() -> ExitCode {
             Command::Serve(args) => serve::serve(args.config, args.listen).await,
             Command::Sessions(args) => sessions::sessions(args).await,
             Command::Inspect(args) => inspect(&args.plugin),
+            Command::New(args) => new::new(args),
+            Command::Build(args) => build::build(args),
         }
     });
     match result {
