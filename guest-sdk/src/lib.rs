@@ -29,9 +29,16 @@
 //! Nothing a plugin does with its state can trap: every call returns a
 //! [`Result`], and [`StateError`] says what went wrong (an invalid id, a value over
 //! the size limit, a version conflict, a store that is unavailable...).
+//!
+//! A plugin's unit tests run natively with `cargo test`: in a native build the
+//! state calls go to an in-memory store with the host's semantics, which
+//! `testing` (native builds only) runs turns on and shows
+//! (`testing::Store::new().run(Echo, "alice", "hi")`).
 
 pub mod http;
 pub mod llm;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod testing;
 
 use std::fmt;
 use std::time::Duration;
@@ -44,7 +51,7 @@ use serde::de::DeserializeOwned;
 #[allow(missing_docs)]
 pub mod raw {
     wit_bindgen::generate!({
-        path: "../wit",
+        path: "wit",
         world: "agent-plugin",
         pub_export_macro: true,
         export_macro_name: "__export_world",
@@ -52,7 +59,12 @@ pub mod raw {
     });
 }
 
+// In a component the state calls go to the host; in a native build (a plugin's
+// `cargo test`) to the in-memory store of `testing`, which has no host to call.
+#[cfg(target_arch = "wasm32")]
 use raw::agent::state::agent_state as wit;
+#[cfg(not(target_arch = "wasm32"))]
+use testing::backend as wit;
 
 /// The error a state call returns, as the host sent it.
 pub use wit::Error as StateError;
@@ -60,7 +72,11 @@ pub use wit::Error as StateError;
 /// stream gets it at once; others get only the answer). Chunks are shown before
 /// the turn commits: if the turn then fails they were seen but not stored.
 pub fn emit(chunk: &str) -> Result<()> {
-    Ok(raw::agent::state::output::emit(chunk)?)
+    #[cfg(target_arch = "wasm32")]
+    let emitted = raw::agent::state::output::emit(chunk);
+    #[cfg(not(target_arch = "wasm32"))]
+    let emitted = testing::backend::emit(chunk);
+    Ok(emitted?)
 }
 
 /// A kept state version of a session ([`Session::versions`]).

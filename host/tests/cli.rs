@@ -268,13 +268,14 @@ fn without_redis_state_goes_to_the_embedded_file_and_the_admin_commands_see_it()
         );
     }
 
-    // The same store and namespace through a config file (`run` uses the prefix
-    // "default"); the admin commands do not need the tokens' secrets.
+    // The same store and namespace through a config file (`run`'s prefix is the
+    // plugin's name, "chat-memory"); the admin commands do not need the tokens'
+    // secrets.
     let config = dir.path().join("agent-host.toml");
     std::fs::write(
         &config,
         format!(
-            "[store]\npath = \"state/state.redb\"\n\n[[plugin]]\nid = \"chat\"\nwasm = \"{}\"\nprefix = \"default\"\n\n\
+            "[store]\npath = \"state/state.redb\"\n\n[[plugin]]\nid = \"chat\"\nwasm = \"{}\"\nprefix = \"chat-memory\"\n\n\
              [[token]]\ntenant = \"ops\"\nsecret_env = \"AGENT_HOST_TEST_UNSET\"\nplugins = [\"chat\"]\n",
             plugins::CHAT_MEMORY
         ),

@@ -85,3 +85,37 @@ fn reply(memory: &Memory, recent: &[Message], input: &str) -> String {
 }
 
 agent_sdk::export_agent!(ChatMemory);
+
+/// Unit tests, run natively (`cargo test -p chat-memory`): the SDK's state calls
+/// go to `agent_sdk::testing`'s in-memory store.
+#[cfg(test)]
+mod tests {
+    use agent_sdk::testing::Store;
+
+    use super::{ChatMemory, Memory, Message};
+
+    #[test]
+    fn the_second_turn_remembers_the_first() -> agent_sdk::Result<()> {
+        let store = Store::new();
+        let first = store.run(ChatMemory, "alice", "I bake sourdough bread")?;
+        assert_eq!(
+            first,
+            "Turn 1. You said: \"I bake sourdough bread\". This is the start of our \
+             conversation. Topics so far: bread (1), sourdough (1)."
+        );
+        let second = store.run(ChatMemory, "alice", "Which flour for sourdough?")?;
+        assert!(second.starts_with("Turn 2."), "{second}");
+        assert!(second.contains("Before that you said: \"I bake sourdough bread\""));
+        assert!(second.contains("sourdough (2)"), "{second}");
+
+        let memory: Memory = store.session("alice").state()?.unwrap();
+        assert_eq!(memory.turns, 2);
+        let history: Vec<Message> = store.session("alice").history()?;
+        let roles: Vec<&str> = history.iter().map(|m| m.role.as_str()).collect();
+        assert_eq!(roles, ["user", "agent", "user", "agent"]);
+        // Another session starts from nothing.
+        let bob = store.run(ChatMemory, "bob", "hello")?;
+        assert!(bob.starts_with("Turn 1."), "{bob}");
+        Ok(())
+    }
+}

@@ -23,19 +23,34 @@ turn as a plugin error (its writes are committed). Any other exception, and an
 answer that is not a `str`, crash the turn like a Rust panic: nothing of it is
 written, the traceback goes to stderr, and the host's error names the exception
 (`TypeError: x`).
+
+Under a plain `python3` (not in a component) the state calls go to the in-memory
+store of `agent_sdk.testing`, so a plugin's unit tests run with `python3 -m
+unittest`: `agent_sdk.testing.Store().run(session, input)` runs a turn of the
+`@agent` handler.
 """
 
 from __future__ import annotations
 
 import json
 import reprlib
+import sys
 from datetime import timedelta
 from typing import Any, Callable, List, Optional, Tuple, Union
 
-from componentize_py_types import Err
-from wit_world import exports
-from wit_world.imports import agent_state as _wit
-from wit_world.imports import output as _output
+if sys.platform == "wasi":
+    # Inside the component: componentize-py's bindings, answered by the host.
+    from componentize_py_types import Err
+    from wit_world import exports
+    from wit_world.imports import agent_state as _wit
+    from wit_world.imports import output as _output
+else:
+    # A plain interpreter (a plugin's unit tests): agent_sdk.testing's in-memory
+    # store answers instead, with the host's semantics.
+    from agent_sdk.testing import _agent_state as _wit
+    from agent_sdk.testing import _Err as Err
+    from agent_sdk.testing import _exports as exports
+    from agent_sdk.testing import _output
 
 __all__ = [
     "AgentError",

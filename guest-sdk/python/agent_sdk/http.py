@@ -16,23 +16,33 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 from typing import Any, Callable, List, Optional, Sequence, Tuple
 from urllib.parse import urlsplit
 
-import poll_loop
-from componentize_py_types import Err
-from wit_world.imports.types import (
-    Fields,
-    Method_Delete,
-    Method_Get,
-    Method_Other,
-    Method_Patch,
-    Method_Post,
-    Method_Put,
-    OutgoingRequest,
-    Scheme_Http,
-    Scheme_Https,
-)
+if sys.platform == "wasi":
+    import poll_loop
+    from componentize_py_types import Err
+    from wit_world.imports.types import (
+        Fields,
+        Method_Delete,
+        Method_Get,
+        Method_Other,
+        Method_Patch,
+        Method_Post,
+        Method_Put,
+        OutgoingRequest,
+        Scheme_Http,
+        Scheme_Https,
+    )
+else:
+    # A plain interpreter (a plugin's unit tests, agent_sdk.testing): the module
+    # imports, and a request raises HttpError, as there is no host to send it.
+    from agent_sdk.testing import _Err as Err
+
+    poll_loop = None
+    Fields = OutgoingRequest = Method_Other = Scheme_Http = Scheme_Https = None
+    Method_Get = Method_Post = Method_Put = Method_Delete = Method_Patch = None
 
 __all__ = ["HttpError", "Response", "get", "post_json", "send", "send_lines"]
 
@@ -111,6 +121,13 @@ def send_lines(
 
 
 def _run(method: str, url: str, work: Any) -> Any:
+    if poll_loop is None:
+        work.close()
+        where = url.split("?")[0]
+        raise HttpError(
+            f"{method} {where}: no host to send it to outside a component (in a unit "
+            "test, replace the call, e.g. unittest.mock.patch.object(Chat, 'complete'))"
+        )
     loop = poll_loop.PollLoop()
     asyncio.set_event_loop(loop)
     try:

@@ -1,7 +1,7 @@
 //! Host-side bindings of the `agent-plugin` world, generated once from `wit/`.
 
 wasmtime::component::bindgen!({
-    path: "../wit",
+    path: "wit",
     world: "agent-plugin",
     imports: { default: async | trappable },
     exports: { default: async },

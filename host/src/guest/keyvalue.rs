@@ -25,7 +25,7 @@ use crate::store::keys::{Name, check_bucket, check_name};
 /// resources are the host's own types (above).
 pub(crate) mod generated {
     wasmtime::component::bindgen!({
-        path: "../wit",
+        path: "wit",
         world: "wasi:keyvalue/imports",
         imports: { default: async | trappable },
         with: {

@@ -22,6 +22,7 @@ pub struct HostBuilder {
     max_attempts: u32,
     pool: sandbox::Pool,
     cache_dir: Option<PathBuf>,
+    cache_max: u64,
     on_outbound: Option<OutboundObserver>,
 }
 
@@ -38,6 +39,7 @@ impl HostBuilder {
                 keep_resident: 0,
             },
             cache_dir: None,
+            cache_max: crate::ops::cache::DEFAULT_MAX_BYTES,
             on_outbound: None,
         }
     }
@@ -128,6 +130,15 @@ impl HostBuilder {
         self
     }
 
+    /// The most bytes of compiled plugins [`HostBuilder::cache_dir`] keeps
+    /// (default 512 MiB). Past it, the artifacts used least recently are removed
+    /// (each load from the cache counts as a use); the one just compiled or loaded
+    /// always stays.
+    pub fn cache_max(mut self, bytes: u64) -> Self {
+        self.cache_max = bytes;
+        self
+    }
+
     /// Creates the engine and checks the settings.
     pub fn build(self) -> Result<Host, Error> {
         let store = self
@@ -147,7 +158,10 @@ impl HostBuilder {
                 serialize_sessions: self.serialize_sessions,
                 max_attempts: self.max_attempts,
                 max_instance_memory: self.pool.max_memory,
-                cache_dir: self.cache_dir,
+                cache: self.cache_dir.map(|dir| crate::ops::cache::Cache {
+                    dir,
+                    max_bytes: self.cache_max,
+                }),
                 on_outbound: self.on_outbound,
                 locks: SessionLocks::default(),
                 stats: Counters::default(),
@@ -164,7 +178,8 @@ impl HostBuilder {
             .shared_store(store)
             .root(file.store.root.clone())
             .instance_slots(file.server.instance_slots)
-            .keep_resident(file.server.keep_resident.as_u64());
+            .keep_resident(file.server.keep_resident.as_u64())
+            .cache_max(file.server.cache_max.as_u64());
         if let Some(dir) = &file.server.cache_dir {
             builder = builder.cache_dir(dir.clone());
         }

@@ -1,7 +1,7 @@
 //! [`Host`]: loaded plugins, the store, and running turns.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -76,7 +76,7 @@ struct Inner {
     serialize_sessions: bool,
     max_attempts: u32,
     max_instance_memory: u64,
-    cache_dir: Option<PathBuf>,
+    cache: Option<cache::Cache>,
     on_outbound: Option<OutboundObserver>,
     locks: SessionLocks,
     stats: Counters,
@@ -177,22 +177,16 @@ impl Host {
         config: PluginConfig,
         wasm: Vec<u8>,
     ) -> Result<PluginInfo, Error> {
-        let ns = config.namespace(&self.inner.root)?;
-        if config.limits.memory_bytes > self.inner.max_instance_memory {
-            return Err(Error::Config(format!(
-                "plugin {}: limits.memory_bytes {} is over the host's max_instance_memory {}",
-                config.id, config.limits.memory_bytes, self.inner.max_instance_memory
-            )));
-        }
+        self.check_config(&config)?;
         let id = config.id.clone();
         let plugin_err = |reason: String| Error::Plugin {
             id: id.clone(),
             reason,
         };
         let engine = self.inner.engine.clone();
-        let cache = self.inner.cache_dir.clone();
+        let cache = self.inner.cache.clone();
         let (component, origin, compile_time) =
-            tokio::task::spawn_blocking(move || cache::compile(&engine, &wasm, cache.as_deref()))
+            tokio::task::spawn_blocking(move || cache::compile(&engine, &wasm, cache.as_ref()))
                 .await
                 .map_err(|e| plugin_err(format!("compile task failed: {e}")))?
                 .map_err(|e| plugin_err(format!("not a valid component: {e}")))?;
@@ -203,6 +197,46 @@ impl Host {
             .map_err(|e| plugin_err(format!("cannot be linked: {e:#}")))?;
         let pre = AgentPluginPre::new(instance_pre)
             .map_err(|e| plugin_err(format!("does not export the agent-plugin world: {e:#}")))?;
+        let from_cache = origin == cache::Origin::Cached;
+        self.install(config, pre, from_cache, compile_time).await
+    }
+
+    /// Loads the component of the loaded plugin `id` again under `config` (another
+    /// id, prefix, limits...), without compiling it, and asks it to describe
+    /// itself again. `id` stays loaded unless `config.id` is `id`, which replaces it.
+    pub async fn reload_plugin(&self, id: &str, config: PluginConfig) -> Result<PluginInfo, Error> {
+        self.check_config(&config)?;
+        let loaded = self
+            .plugin(id)
+            .ok_or_else(|| Error::UnknownPlugin(id.to_string()))?;
+        let info = &loaded.info;
+        let (from_cache, compile_time) = (info.from_cache, info.compile_time);
+        self.install(config, loaded.pre.clone(), from_cache, compile_time)
+            .await
+    }
+
+    fn check_config(&self, config: &PluginConfig) -> Result<(), Error> {
+        config.namespace(&self.inner.root)?;
+        if config.limits.memory_bytes > self.inner.max_instance_memory {
+            return Err(Error::Config(format!(
+                "plugin {}: limits.memory_bytes {} is over the host's max_instance_memory {}",
+                config.id, config.limits.memory_bytes, self.inner.max_instance_memory
+            )));
+        }
+        Ok(())
+    }
+
+    /// Makes the linked component `pre` available as `config.id`, once it has
+    /// described itself.
+    async fn install(
+        &self,
+        config: PluginConfig,
+        pre: AgentPluginPre<TurnCtx>,
+        from_cache: bool,
+        compile_time: Duration,
+    ) -> Result<PluginInfo, Error> {
+        let ns = config.namespace(&self.inner.root)?;
+        let id = config.id.clone();
         let scope = Arc::new(PluginScope {
             config,
             ns,
@@ -211,8 +245,11 @@ impl Host {
         let mut info = self
             .describe(&scope, &pre)
             .await
-            .map_err(|e| plugin_err(format!("describe failed: {e}")))?;
-        info.from_cache = origin == cache::Origin::Cached;
+            .map_err(|e| Error::Plugin {
+                id: id.clone(),
+                reason: format!("describe failed: {e}"),
+            })?;
+        info.from_cache = from_cache;
         info.compile_time = compile_time;
         let limits = &scope.config.limits;
         let turns = Arc::new(Semaphore::new(limits.max_concurrent_turns as usize));

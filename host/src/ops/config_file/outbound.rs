@@ -75,6 +75,29 @@ impl OutboundSection {
     }
 }
 
+impl SecretHeader {
+    /// The header `name` whose value is `template` with every `${env:NAME}` part
+    /// read through `env` (as a `[[plugin.outbound]]`'s `secret_headers` are),
+    /// for a tool that takes its allow-list elsewhere than from a file. An error
+    /// names the header and the variable, never the value.
+    pub fn from_template(
+        name: &str,
+        template: &str,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, String> {
+        let value = match expand(template, &env) {
+            Ok(value) => value,
+            Err(Expand::Unset(var)) => {
+                return Err(format!(
+                    "secret header {name}: environment variable {var} is not set"
+                ));
+            }
+            Err(Expand::Bad(why)) => return Err(format!("secret header {name}: {why}")),
+        };
+        SecretHeader::new(name, &value)
+    }
+}
+
 enum Expand {
     Unset(String),
     Bad(String),

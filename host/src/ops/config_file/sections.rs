@@ -81,6 +81,10 @@ pub struct ServerSection {
     /// Where compiled plugins are cached. Default: `cache` next to the config file.
     #[serde(default)]
     pub cache_dir: Option<PathBuf>,
+    /// The most bytes of compiled plugins the cache keeps; the least recently
+    /// used go first. Default 512 MiB.
+    #[serde(default = "default_cache_max")]
+    pub cache_max: ByteSize,
     /// Largest turn input accepted. Default 1 MiB.
     #[serde(default = "default_max_input")]
     pub max_input: ByteSize,
@@ -125,6 +129,7 @@ impl Default for ServerSection {
         Self {
             listen: default_listen(),
             cache_dir: None,
+            cache_max: default_cache_max(),
             max_input: default_max_input(),
             shutdown_grace: default_grace(),
             instance_slots: default_slots(),
@@ -306,6 +311,9 @@ fn default_wait_timeout() -> Duration {
 }
 fn default_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+fn default_cache_max() -> ByteSize {
+    ByteSize::b(crate::ops::cache::DEFAULT_MAX_BYTES)
 }
 fn default_max_input() -> ByteSize {
     ByteSize::mib(1)

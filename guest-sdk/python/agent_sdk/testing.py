@@ -1,0 +1,564 @@
+"""Unit tests of a plugin with plain `python3`: an in-memory store with the host's
+semantics behind `agent_sdk`'s state calls.
+
+Outside a component (any interpreter that is not componentize-py's), `agent_sdk`
+sends its state calls here instead of to the host, so a plugin's module imports
+and runs under `python3 -m unittest` (or pytest):
+
+    import unittest
+    import app                                  # the plugin: @agent(...) def handle
+    from agent_sdk.testing import Store
+
+    class AppTest(unittest.TestCase):
+        def test_two_turns(self):
+            store = Store()
+            self.assertEqual(store.run("alice", "hi"), "turn 1: hi")
+            self.assertEqual(store.run("alice", "again"), "turn 2: again")
+            self.assertEqual(store.session("alice").state, 2)
+
+What the host does, for one plugin under one prefix:
+
+- A turn (`Store.run`) commits its writes when the handler returns or raises
+  `AgentError`/`StateError` (which `run` raises again); any other exception, or
+  an answer that is not a `str`, writes nothing (the store is put back as the
+  turn found it) and is raised.
+- Every save bumps the session's version; `if_version` saves only over that
+  version (0: only if there is no state), else `StateError("conflict")`. A save
+  after a delete or clear starts again at 1.
+- History: `append`/`last`/`history`/`pop`, at most 1,000 items a call and 10,000
+  a session.
+- Expiry runs on the store's own clock, which moves only with `Store.advance`: a
+  save expires after its TTL or the default (`Store(default_ttl=...)`), as does an
+  append; `touch` sets or removes it; `sliding_ttl=True` makes reads extend it.
+  An expired session is gone whole, an expired value too.
+- The host's limits (1 MiB a value, 8 MiB a turn, 10,000 values) and names (1 to
+  512 bytes, no control characters), as the same `StateError` kinds.
+- `sessions()` lists the committed sessions in order; `emit` collects chunks
+  (`Store.emitted`).
+
+Not here: turns running at once (the host retries their conflicts), quotas, and
+HTTP (`agent_sdk.http` and `agent_sdk.llm` need the host).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from datetime import timedelta
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union
+
+__all__ = ["Store", "StoredSession", "run", "store"]
+
+MAX_VALUE = 1 << 20
+MAX_ITEMS_PER_CALL = 1000
+MAX_HISTORY_ITEMS = 10_000
+MAX_TURN_BYTES = 8 << 20
+MAX_VALUES = 10_000
+
+
+# --- What componentize-py's bindings give agent_sdk, for a plain interpreter ---
+
+
+class _Err(Exception):
+    """componentize-py's `Err`: a WIT error, in `value`."""
+
+    def __init__(self, value: Any):
+        super().__init__(value)
+        self.value = value
+
+
+def _error(name: str, has_value: bool = True) -> type:
+    if has_value:
+        return type(name, (), {"__init__": lambda self, value: setattr(self, "value", value)})
+    return type(name, (), {})
+
+
+class _agent_state:  # noqa: N801 - stands in for the module wit_world.imports.agent_state
+    Error_InvalidKey = _error("Error_InvalidKey")
+    Error_InvalidArgument = _error("Error_InvalidArgument")
+    Error_TooLarge = _error("Error_TooLarge")
+    Error_QuotaExceeded = _error("Error_QuotaExceeded")
+    Error_Conflict = _error("Error_Conflict", has_value=False)
+    Error_Unavailable = _error("Error_Unavailable")
+    Error_Internal = _error("Error_Internal")
+
+    class SaveOptions:
+        def __init__(self, ttl_seconds: Optional[int] = None, if_version: Optional[int] = None):
+            self.ttl_seconds = ttl_seconds
+            self.if_version = if_version
+
+    class Entry:
+        def __init__(self, value: bytes, version: int):
+            self.value = value
+            self.version = version
+
+    class Page:
+        def __init__(self, sessions: List[str], cursor: Optional[str]):
+            self.sessions = sessions
+            self.cursor = cursor
+
+    @staticmethod
+    def load(session: str) -> Any:
+        return _turn(lambda s: s.load(session))
+
+    @staticmethod
+    def save(session: str, value: bytes, options: Any) -> int:
+        return _turn(lambda s: s.save(session, value, options.ttl_seconds, options.if_version))
+
+    @staticmethod
+    def delete(session: str) -> bool:
+        return _turn(lambda s: s.delete(session))
+
+    @staticmethod
+    def append(session: str, items: List[bytes]) -> int:
+        return _turn(lambda s: s.append(session, items))
+
+    @staticmethod
+    def items(session: str, last: Optional[int]) -> List[bytes]:
+        return _turn(lambda s: s.items(session, last))
+
+    @staticmethod
+    def pop(session: str) -> Optional[bytes]:
+        return _turn(lambda s: s.pop(session))
+
+    @staticmethod
+    def touch(session: str, ttl_seconds: Optional[int]) -> bool:
+        return _turn(lambda s: s.touch(session, ttl_seconds))
+
+    @staticmethod
+    def ttl(session: str) -> Optional[int]:
+        return _turn(lambda s: s.ttl(session))
+
+    @staticmethod
+    def clear(session: str) -> bool:
+        return _turn(lambda s: s.clear(session))
+
+    @staticmethod
+    def list_sessions(cursor: Optional[str], limit: int) -> Any:
+        return _turn(lambda s: s.list_sessions(cursor, limit))
+
+    @staticmethod
+    def get(key: str) -> Optional[bytes]:
+        return _turn(lambda s: s.get(key))
+
+    @staticmethod
+    def set(key: str, value: bytes, ttl_seconds: Optional[int]) -> None:
+        return _turn(lambda s: s.set(key, value, ttl_seconds))
+
+    @staticmethod
+    def remove(key: str) -> bool:
+        return _turn(lambda s: s.remove(key))
+
+    @staticmethod
+    def increment(key: str, delta: int) -> int:
+        return _turn(lambda s: s.increment(key, delta))
+
+
+class _output:  # noqa: N801 - stands in for wit_world.imports.output
+    @staticmethod
+    def emit(chunk: str) -> None:
+        _current()._emitted.append(chunk)
+
+
+class _exports:  # noqa: N801 - stands in for wit_world.exports
+    class Handler:
+        pass
+
+    class handler:  # noqa: N801
+        class Info:
+            def __init__(self, name: str, version: str):
+                self.name = name
+                self.version = version
+
+
+# --- The store ---
+
+_W = _agent_state
+
+
+def _fail(error: Any) -> None:
+    raise _Err(error)
+
+
+def _check_name(what: str, raw: Any) -> None:
+    if not isinstance(raw, str) or raw == "":
+        _fail(_W.Error_InvalidKey(f"invalid {what}: is empty"))
+    size = len(raw.encode())
+    if size > 512:
+        _fail(_W.Error_InvalidKey(f"invalid {what}: is {size} bytes, over the limit of 512"))
+    for pos, c in enumerate(raw):
+        if ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F:
+            _fail(_W.Error_InvalidKey(f"invalid {what}: has a control character at char {pos}"))
+
+
+def _integer(data: bytes) -> Optional[int]:
+    """An integer as the stores read one: `0`, or an optional `-` and digits
+    without a leading zero, within 64 bits."""
+    if data == b"0":
+        return 0
+    digits = data[1:] if data.startswith(b"-") else data
+    if not (1 <= len(digits) <= 19 and digits.isdigit() and not digits.startswith(b"0")):
+        return None
+    n = int(data)
+    return n if -(2**63) <= n < 2**63 else None
+
+
+class _Session:
+    def __init__(self) -> None:
+        self.state: Optional[Dict[str, Any]] = None  # value, version, written_at_ms, history_len
+        self.history: List[bytes] = []
+        self.expires: Optional[int] = None  # unix ms; None: never
+        self.kept: List[Dict[str, Any]] = []
+
+    def exists(self) -> bool:
+        return self.state is not None or bool(self.history)
+
+
+class _Data:
+    def __init__(self) -> None:
+        self.sessions: Dict[str, _Session] = {}
+        self.values: Dict[str, Tuple[bytes, Optional[int]]] = {}
+
+    def expire(self, now: int) -> None:
+        live = lambda at: at is None or at > now  # noqa: E731
+        self.sessions = {k: s for k, s in self.sessions.items() if live(s.expires) and s.exists()}
+        self.values = {k: v for k, v in self.values.items() if live(v[1])}
+
+
+Ttl = Union[int, float, timedelta, None]
+
+
+def _ms(ttl: Ttl) -> Optional[int]:
+    if ttl is None:
+        return None
+    seconds = ttl.total_seconds() if isinstance(ttl, timedelta) else ttl
+    return int(seconds * 1000)
+
+
+class Store:
+    """An in-memory store for one plugin, with the host's semantics (see the
+    module's doc). `default_ttl`, `sliding_ttl`, `keep_versions` are the plugin's
+    settings of the same names; TTLs in seconds or a timedelta."""
+
+    def __init__(self, default_ttl: Ttl = None, sliding_ttl: bool = False, keep_versions: int = 0):
+        self._data = _Data()
+        self._default_ttl = _ms(default_ttl)
+        self._sliding = sliding_ttl
+        self._keep = keep_versions
+        self._now = int(time.time() * 1000)
+        self._committed: Optional[_Data] = None
+        self._turn_bytes = 0
+        self._emitted: List[str] = []
+
+    # -- turns --
+
+    def run(self, session: str, input: str, handler: Optional[Callable[..., Any]] = None) -> str:
+        """Runs one turn of the plugin's `@agent` handler (or `handler`) on
+        `session` with `input`, as the host does, and returns its answer."""
+        import agent_sdk
+
+        if handler is None:
+            handler = agent_sdk._handle
+        if handler is None:
+            raise RuntimeError("no handler: import the plugin's module (its @agent function) first")
+        if self._committed is not None:
+            raise RuntimeError("a turn is already running on this store")
+        try:
+            _check_name("session id", session)
+        except _Err as e:
+            raise agent_sdk.StateError("invalid-key", e.value.value) from None
+        self._data.expire(self._now)
+        self._committed = copy.deepcopy(self._data)
+        self._turn_bytes = 0
+        self._emitted = []
+        global _running
+        previous, _running = _running, self
+        try:
+            answer = handler(agent_sdk.Session(session), input)
+            if not isinstance(answer, str):
+                raise TypeError(agent_sdk._wrong_answer(answer))
+        except (agent_sdk.AgentError, agent_sdk.StateError):
+            self._commit()
+            raise
+        except BaseException:
+            self._data, self._committed = self._committed, None
+            raise
+        finally:
+            _running = previous
+        self._commit()
+        return answer
+
+    def _commit(self) -> None:
+        before, self._committed = self._committed or _Data(), None
+        for id, s in self._data.sessions.items():
+            old = before.sessions.get(id)
+            old = old.state if old else None
+            if s.state == old:
+                continue
+            if s.state is not None:
+                s.state["written_at_ms"] = self._now
+                s.state["history_len"] = len(s.history)
+            if old is not None and self._keep > 0:
+                s.kept = [old] + s.kept[: self._keep - 1]
+
+    def _op(self, op: Callable[["Store"], Any]) -> Any:
+        """`op` inside the running turn, or as a turn of its own."""
+        if self._committed is not None:
+            return op(self)
+        self._data.expire(self._now)
+        self._committed, self._turn_bytes = copy.deepcopy(self._data), 0
+        try:
+            result = op(self)
+        finally:
+            self._commit()
+        return result
+
+    # -- looking at it from outside --
+
+    def session(self, id: str) -> "StoredSession":
+        """A session of the store, to look at or write to outside a turn."""
+        return StoredSession(self, id)
+
+    def value(self, key: str) -> Any:
+        """The plugin-wide value at `key`, or None."""
+        self._data.expire(self._now)
+        found = self._data.values.get(key)
+        return None if found is None else json.loads(found[0])
+
+    def set_value(self, key: str, value: Any) -> None:
+        """Sets a plugin-wide value, as another turn would."""
+        self._op(lambda s: s._set(key, json.dumps(value).encode(), None))
+
+    def sessions(self) -> List[str]:
+        """The live sessions, in order."""
+        self._data.expire(self._now)
+        return sorted(self._data.sessions, key=lambda id: id.encode())
+
+    @property
+    def emitted(self) -> List[str]:
+        """What the last turn emitted, chunk by chunk."""
+        return list(self._emitted)
+
+    def advance(self, seconds: Ttl) -> None:
+        """Moves the store's clock on: TTLs run out as if that much time had passed."""
+        self._now += _ms(seconds) or 0
+
+    # -- the calls of agent-state, with the host's rules --
+
+    def _ttl_ms(self, seconds: Optional[int]) -> Optional[int]:
+        if seconds == 0:
+            _fail(_W.Error_InvalidArgument("ttl-seconds must be at least 1"))
+        return None if seconds is None else self._now + seconds * 1000
+
+    def _size(self, size: int) -> None:
+        if size > MAX_VALUE:
+            _fail(_W.Error_TooLarge(MAX_VALUE))
+
+    def _charge(self, size: int) -> None:
+        if self._turn_bytes + size > MAX_TURN_BYTES:
+            _fail(_W.Error_QuotaExceeded(f"a turn may write at most {MAX_TURN_BYTES} bytes"))
+        self._turn_bytes += size
+
+    def _session(self, id: str) -> _Session:
+        _check_name("session id", id)
+        return self._data.sessions.setdefault(id, _Session())
+
+    def _slide(self, id: str) -> None:
+        s = self._data.sessions.get(id)
+        if self._sliding and self._default_ttl is not None and s and s.exists():
+            if s.expires is not None:
+                s.expires = max(s.expires, self._now + self._default_ttl)
+
+    def load(self, id: str) -> Any:
+        state = self._session(id).state
+        self._slide(id)
+        return None if state is None else _W.Entry(state["value"], state["version"])
+
+    def save(self, id: str, value: bytes, ttl: Optional[int], if_version: Optional[int]) -> int:
+        _check_name("session id", id)
+        self._size(len(value))
+        expires = self._ttl_ms(ttl)
+        if ttl is None and self._default_ttl is not None:
+            expires = self._now + self._default_ttl
+        self._charge(len(value))
+        s = self._session(id)
+        current = 0 if s.state is None else s.state["version"]
+        if if_version is not None and if_version != current:
+            _fail(_W.Error_Conflict())
+        s.state = {"value": bytes(value), "version": current + 1,
+                   "written_at_ms": self._now, "history_len": len(s.history)}
+        s.expires = expires
+        return current + 1
+
+    def delete(self, id: str) -> bool:
+        s = self._session(id)
+        existed, s.state = s.state is not None, None
+        return existed
+
+    def append(self, id: str, items: List[bytes]) -> int:
+        _check_name("session id", id)
+        if len(items) > MAX_ITEMS_PER_CALL:
+            _fail(_W.Error_QuotaExceeded(f"at most {MAX_ITEMS_PER_CALL} items per append"))
+        size = sum(len(i) for i in items)
+        self._size(size)
+        s = self._session(id)
+        if not items:
+            return len(s.history)
+        if len(s.history) + len(items) > MAX_HISTORY_ITEMS:
+            _fail(_W.Error_QuotaExceeded(f"history would be longer than {MAX_HISTORY_ITEMS} items"))
+        self._charge(size)
+        s.history.extend(bytes(i) for i in items)
+        s.expires = None if self._default_ttl is None else self._now + self._default_ttl
+        return len(s.history)
+
+    def items(self, id: str, last: Optional[int]) -> List[bytes]:
+        n = MAX_ITEMS_PER_CALL if last is None else min(last, MAX_ITEMS_PER_CALL)
+        history = self._session(id).history
+        self._slide(id)
+        return list(history[len(history) - n:]) if n > 0 else []
+
+    def pop(self, id: str) -> Optional[bytes]:
+        history = self._session(id).history
+        return history.pop() if history else None
+
+    def touch(self, id: str, ttl: Optional[int]) -> bool:
+        _check_name("session id", id)
+        expires = self._ttl_ms(ttl)
+        s = self._session(id)
+        if not s.exists():
+            return False
+        s.expires = expires
+        return True
+
+    def ttl(self, id: str) -> Optional[int]:
+        s = self._session(id)
+        if not s.exists() or s.expires is None:
+            return None
+        return -(-(s.expires - self._now) // 1000)  # rounded up, as the host does
+
+    def clear(self, id: str) -> bool:
+        _check_name("session id", id)
+        s = self._data.sessions.pop(id, None)
+        return s is not None and s.exists()
+
+    def list_sessions(self, cursor: Optional[str], limit: int) -> Any:
+        if cursor is not None:
+            _check_name("cursor", cursor)
+        if limit == 0:
+            _fail(_W.Error_InvalidArgument("limit must be at least 1"))
+        limit = min(limit, MAX_ITEMS_PER_CALL)
+        committed = self._committed or self._data
+        ids = sorted((id for id, s in committed.sessions.items() if s.exists()), key=str.encode)
+        if cursor is not None:
+            ids = [id for id in ids if id.encode() > cursor.encode()]
+        page = ids[:limit]
+        return _W.Page(page, page[-1] if len(ids) > limit else None)
+
+    def get(self, key: str) -> Optional[bytes]:
+        _check_name("key", key)
+        found = self._data.values.get(key)
+        return None if found is None else found[0]
+
+    def set(self, key: str, value: bytes, ttl: Optional[int]) -> None:
+        _check_name("key", key)
+        self._size(len(value))
+        expires = self._ttl_ms(ttl)
+        self._charge(len(value))
+        self._set(key, bytes(value), expires)
+
+    def _set(self, key: str, value: bytes, expires: Optional[int]) -> None:
+        if key not in self._data.values and len(self._data.values) >= MAX_VALUES:
+            _fail(_W.Error_QuotaExceeded(f"at most {MAX_VALUES} plugin-wide values"))
+        self._data.values[key] = (value, expires)
+
+    def remove(self, key: str) -> bool:
+        _check_name("key", key)
+        return self._data.values.pop(key, None) is not None
+
+    def increment(self, key: str, delta: int) -> int:
+        _check_name("key", key)
+        value, expires = self._data.values.get(key, (b"0", None))
+        current = _integer(value)
+        if current is None:
+            _fail(_W.Error_Internal("the value is not a 64-bit integer"))
+        new = current + delta
+        if not -(2**63) <= new < 2**63:
+            _fail(_W.Error_Internal("the result would overflow a 64-bit integer"))
+        self._set(key, str(new).encode(), expires)
+        return new
+
+
+class StoredSession:
+    """A session of a `Store`, seen from outside any turn."""
+
+    def __init__(self, store: Store, id: str):
+        self._store = store
+        self.id = id
+
+    def _get(self) -> Optional[_Session]:
+        self._store._data.expire(self._store._now)
+        return self._store._data.sessions.get(self.id)
+
+    @property
+    def exists(self) -> bool:
+        """Whether the session has a state document or history."""
+        return self.id in self._store.sessions()
+
+    @property
+    def state(self) -> Any:
+        """The state document, or None."""
+        s = self._get()
+        return None if s is None or s.state is None else json.loads(s.state["value"])
+
+    @property
+    def version(self) -> Optional[int]:
+        """The state document's version, or None."""
+        s = self._get()
+        return None if s is None or s.state is None else s.state["version"]
+
+    @property
+    def history(self) -> List[Any]:
+        """The whole history, oldest first."""
+        s = self._get()
+        return [] if s is None else [json.loads(i) for i in s.history]
+
+    @property
+    def ttl(self) -> Optional[float]:
+        """Seconds left before the session expires, or None (never, or no session)."""
+        s = self._get()
+        if s is None or s.expires is None:
+            return None
+        return (s.expires - self._store._now) / 1000
+
+    def save(self, value: Any) -> int:
+        """Saves the state document as another turn would (its version goes up)."""
+        data = json.dumps(value, separators=(",", ":")).encode()
+        return self._store._op(lambda s: s.save(self.id, data, None, None))
+
+    def append(self, *items: Any) -> int:
+        """Appends to the history as another turn would."""
+        data = [json.dumps(i, separators=(",", ":")).encode() for i in items]
+        return self._store._op(lambda s: s.append(self.id, data))
+
+
+_running: Optional[Store] = None
+_default = Store()
+
+
+def _current() -> Store:
+    return _running or _default
+
+
+def _turn(op: Callable[[Store], Any]) -> Any:
+    return _current()._op(op)
+
+
+def run(session: str, input: str, handler: Optional[Callable[..., Any]] = None) -> str:
+    """Runs one turn on the module's store (see `Store.run`)."""
+    return _default.run(session, input, handler)
+
+
+def store() -> Store:
+    """The module's store: the one `run` uses, and state calls made outside a turn."""
+    return _default

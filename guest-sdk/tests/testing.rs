@@ -1,0 +1,263 @@
+//! A small plugin's unit tests, run natively with `cargo test -p agent-sdk`: the
+//! SDK's state calls go to `agent_sdk::testing`'s in-memory store, which keeps the
+//! host's semantics (checked call by call below).
+
+use std::time::Duration;
+
+use agent_sdk::testing::{self, Store};
+use agent_sdk::{Agent, Error, Result, SaveOptions, Session, StateError, values};
+
+/// A shared document with optimistic versions: `write V TEXT` saves TEXT over
+/// version V (0: a new document) and notes it in the history; `show` answers the
+/// document and its version; `count` bumps a plugin-wide counter.
+struct Doc;
+
+impl Agent for Doc {
+    fn handle(session: &Session, input: &str) -> Result<String> {
+        let (command, rest) = input.split_once(' ').unwrap_or((input, ""));
+        match command {
+            "write" => {
+                let (version, text) = rest.split_once(' ').unwrap_or((rest, ""));
+                let version: u64 = version.parse().map_err(Error::msg)?;
+                let options = SaveOptions {
+                    if_version: Some(version),
+                    ..SaveOptions::default()
+                };
+                match session.save_with(text, options) {
+                    Ok(new) => {
+                        session.push(text)?;
+                        agent_sdk::emit(&format!("v{new}"))?;
+                        Ok(format!("saved v{new}"))
+                    }
+                    Err(Error::State(StateError::Conflict)) => {
+                        let now = session.load_versioned::<String>()?.map_or(0, |v| v.version);
+                        Err(Error::msg(format!(
+                            "conflict: the document is at version {now}"
+                        )))
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+            "show" => Ok(match session.load_versioned::<String>()? {
+                Some(doc) => format!("v{}: {}", doc.version, doc.value),
+                None => "empty".into(),
+            }),
+            "count" => Ok(values::increment("writes", 1)?.to_string()),
+            "crash" => {
+                session.save("half-written")?;
+                panic!("crashing after a save");
+            }
+            _ => Err(Error::msg("commands: write V TEXT, show, count, crash")),
+        }
+    }
+}
+
+agent_sdk::export_agent!(Doc);
+
+#[test]
+fn a_conversation_over_two_turns_and_a_conflict() -> Result<()> {
+    let store = Store::new();
+    assert_eq!(store.run(Doc, "doc", "show")?, "empty");
+    assert_eq!(store.run(Doc, "doc", "write 0 hello")?, "saved v1");
+    assert_eq!(store.emitted(), ["v1"]);
+    assert_eq!(store.run(Doc, "doc", "write 1 hello world")?, "saved v2");
+    assert_eq!(store.run(Doc, "doc", "show")?, "v2: hello world");
+
+    // A write over a version that is not the stored one conflicts and writes
+    // nothing; the turn's error is the plugin's.
+    let error = store.run(Doc, "doc", "write 1 stale").unwrap_err();
+    assert_eq!(error.to_string(), "conflict: the document is at version 2");
+    let doc = store.session("doc");
+    assert_eq!(doc.state::<String>()?.as_deref(), Some("hello world"));
+    assert_eq!(doc.version(), Some(2));
+    assert_eq!(doc.history::<String>()?, ["hello", "hello world"]);
+
+    // So does one over a version another writer replaced since.
+    doc.save("theirs")?;
+    let error = store.run(Doc, "doc", "write 2 mine").unwrap_err();
+    assert_eq!(error.to_string(), "conflict: the document is at version 3");
+    assert_eq!(store.run(Doc, "doc", "write 3 mine")?, "saved v4");
+    Ok(())
+}
+
+#[test]
+fn a_panic_writes_nothing_and_an_error_commits() {
+    let store = Store::new();
+    store.run(Doc, "doc", "write 0 kept").unwrap();
+    let crash = std::panic::catch_unwind(|| store.run(Doc, "doc", "crash"));
+    assert!(crash.is_err());
+    assert_eq!(
+        store.session("doc").state::<String>().unwrap().as_deref(),
+        Some("kept")
+    );
+    // The store still runs turns after a panic.
+    assert_eq!(store.run(Doc, "doc", "show").unwrap(), "v1: kept");
+    assert!(matches!(
+        store.run(Doc, "doc", "nope"),
+        Err(Error::Message(_))
+    ));
+    let bad = store.run(Doc, "", "show").unwrap_err();
+    assert!(
+        matches!(bad, Error::State(StateError::InvalidKey(_))),
+        "{bad}"
+    );
+}
+
+#[test]
+fn sessions_and_values_are_the_plugins() {
+    let store = Store::new();
+    for session in ["b", "a", "c"] {
+        store.run(Doc, session, "write 0 x").unwrap();
+        store.run(Doc, session, "count").unwrap();
+    }
+    assert_eq!(store.sessions(), ["a", "b", "c"]);
+    assert_eq!(store.value::<i64>("writes").unwrap(), Some(3));
+    // Another store is another plugin: nothing shared.
+    assert_eq!(Store::new().run(Doc, "a", "show").unwrap(), "empty");
+    // The thread's store, for `testing::run`, is a third.
+    assert_eq!(testing::run(Doc, "a", "write 0 y").unwrap(), "saved v1");
+    assert_eq!(testing::store().sessions(), ["a"]);
+}
+
+/// Every state call, as the host answers it, inside a turn of a plugin written
+/// as a closure over the session.
+struct Script;
+
+/// What a turn of `Script` does.
+type Steps = Box<dyn Fn(&Session) -> Result<String>>;
+
+thread_local! {
+    static SCRIPT: std::cell::RefCell<Option<Steps>> = std::cell::RefCell::new(None);
+}
+
+impl Agent for Script {
+    fn handle(session: &Session, _input: &str) -> Result<String> {
+        SCRIPT.with(|s| (s.borrow().as_ref().expect("a script"))(session))
+    }
+}
+
+fn turn(
+    store: &Store,
+    session: &str,
+    f: impl Fn(&Session) -> Result<String> + 'static,
+) -> Result<String> {
+    SCRIPT.with(|s| *s.borrow_mut() = Some(Box::new(f)));
+    store.run(Script, session, "")
+}
+
+#[test]
+fn history_versions_and_limits_follow_the_host() -> Result<()> {
+    let store = Store::new().with_keep_versions(2);
+    turn(&store, "s", |s| {
+        assert_eq!(s.append(&["a", "b", "c"])?, 3);
+        assert_eq!(s.last::<String>(2)?, ["b", "c"]);
+        assert_eq!(s.pop::<String>()?.as_deref(), Some("c"));
+        assert_eq!(s.save(&1)?, 1);
+        assert_eq!(s.save(&2)?, 2);
+        // A turn's own saves show in `versions` once it has committed.
+        assert!(s.versions()?.is_empty());
+        Ok(String::new())
+    })?;
+    turn(&store, "s", |s| {
+        let versions: Vec<u64> = s.versions()?.iter().map(|v| v.version).collect();
+        assert_eq!(versions, [2]);
+        assert_eq!(s.versions()?[0].history_len, 2);
+        assert!(s.delete()?);
+        assert_eq!(s.save(&"again")?, 1, "a save after a delete starts at 1");
+        Ok(String::new())
+    })?;
+    turn(&store, "s", |s| {
+        let versions: Vec<u64> = s.versions()?.iter().map(|v| v.version).collect();
+        assert_eq!(versions, [1, 2], "the replaced document is kept");
+        assert_eq!(s.load_version::<i32>(2)?, Some(2));
+        let stale = SaveOptions {
+            if_version: Some(0),
+            ..SaveOptions::default()
+        };
+        assert!(matches!(
+            s.save_with(&3, stale),
+            Err(Error::State(StateError::Conflict))
+        ));
+        assert!(s.clear()?);
+        assert!(!s.clear()?);
+        Ok(String::new())
+    })?;
+    assert!(!store.session("s").exists());
+
+    turn(&store, "s", |s| {
+        let big = "x".repeat(1 << 20);
+        assert!(matches!(
+            s.save(&big),
+            Err(Error::State(StateError::TooLarge(1048576)))
+        ));
+        let many = vec![0; 1001];
+        assert!(matches!(
+            s.append(&many),
+            Err(Error::State(StateError::QuotaExceeded(_)))
+        ));
+        let ttl0 = SaveOptions {
+            ttl: Some(Duration::ZERO),
+            ..SaveOptions::default()
+        };
+        // The SDK rounds a TTL up to a second, so a zero TTL is one second.
+        assert_eq!(s.save_with(&1, ttl0)?, 1);
+        assert!(matches!(
+            Session::new("a\nb").load::<i32>(),
+            Err(Error::State(StateError::InvalidKey(_)))
+        ));
+        assert!(matches!(values::set("k", &"text", None), Ok(())));
+        assert!(matches!(
+            values::increment("k", 1),
+            Err(Error::State(StateError::Internal(_)))
+        ));
+        values::set("n", &i64::MAX, None)?;
+        assert!(matches!(
+            values::increment("n", 1),
+            Err(Error::State(StateError::Internal(_)))
+        ));
+        assert!(values::remove("n")?);
+        assert_eq!(values::increment("n", -2)?, -2);
+        Ok(String::new())
+    })?;
+    Ok(())
+}
+
+#[test]
+fn expiry_runs_on_the_stores_clock() -> Result<()> {
+    let store = Store::new().with_default_ttl(Duration::from_secs(60));
+    turn(&store, "s", |s| {
+        s.save(&1)?;
+        assert_eq!(s.ttl()?, Some(Duration::from_secs(60)));
+        Ok(String::new())
+    })?;
+    store.advance(Duration::from_secs(59));
+    assert_eq!(store.session("s").ttl(), Some(Duration::from_secs(1)));
+    // touch sets it, or removes it.
+    turn(&store, "s", |s| {
+        assert!(s.touch(Some(Duration::from_secs(10)))?);
+        assert!(!Session::new("nobody").touch(None)?);
+        Ok(String::new())
+    })?;
+    store.advance(Duration::from_secs(10));
+    assert!(!store.session("s").exists(), "expired with its history");
+    assert!(store.sessions().is_empty());
+
+    // With sliding expiry, reading extends it.
+    let store = Store::new()
+        .with_default_ttl(Duration::from_secs(60))
+        .with_sliding_ttl(true);
+    turn(&store, "s", |s| s.save(&1).map(|_| String::new()))?;
+    for _ in 0..3 {
+        store.advance(Duration::from_secs(50));
+        turn(&store, "s", |s| Ok(s.load::<i32>()?.unwrap().to_string()))?;
+    }
+    assert_eq!(store.session("s").state::<i32>()?, Some(1));
+    // A plugin-wide value expires too.
+    turn(&store, "s", |_| {
+        values::set("v", &1, Some(Duration::from_secs(5)))?;
+        Ok(String::new())
+    })?;
+    store.advance(Duration::from_secs(5));
+    assert_eq!(store.value::<i32>("v")?, None);
+    Ok(())
+}
