@@ -128,7 +128,12 @@ async fn scenario(mut backend: Backend, wasm: &str) {
             .run_turn("chat-small", "alice", "three")
             .await
             .unwrap_err();
-        assert!(matches!(e, TurnError::MemoryLimit { .. }), "{e}");
+        // JavaScript's engine may report the failed allocation to the script (the
+        // SDK's TextDecoder throws) instead of aborting: js-chat then answers that
+        // the model is unavailable. Either way nothing is written.
+        let handled = matches!(&e, TurnError::Plugin { message, .. }
+            if wasm == plugins::JS_CHAT && message.contains("the model is unavailable"));
+        assert!(matches!(e, TurnError::MemoryLimit { .. }) || handled, "{e}");
         assert_eq!(host.inspect("chat", "alice").await.unwrap().history_len, 4);
     }
     // Memory across a restart of the store and a new host.
