@@ -124,10 +124,14 @@ async function componentize(work, out) {
   const { componentize } = await import('@bytecodealliance/componentize-js');
   // componentize-js reads the source and the WIT through a WASI sandbox: both
   // live under one directory.
+  // It maps paths under the current directory into the sandbox as relative ones
+  // (stack frames name bundle.js): it runs from that directory, as its CLI would.
   cpSync(join(SDK, 'wit'), join(work, 'wit'), { recursive: true });
+  const started = process.cwd();
+  process.chdir(work);
   try {
     const { component } = await componentize({
-      sourcePath: join(work, 'bundle.js'),
+      sourcePath: 'bundle.js',
       witPath: join(work, 'wit'),
       worldName: WORLD,
     });
@@ -135,6 +139,8 @@ async function componentize(work, out) {
   } catch (error) {
     // Its place is in bundle.js, the app bundled with the SDK.
     throw new BuildError(withoutStacks(String(error.message ?? error)));
+  } finally {
+    process.chdir(started);
   }
 }
 
