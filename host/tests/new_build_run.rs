@@ -10,8 +10,9 @@
 //! npm, and the registries (crates.io, PyPI, npm) on the first run. Everything it
 //! installs or caches goes under `target/new-build-run/` (the toolchains through
 //! `AGENT_HOST_TOOLCHAINS`, the Rust plugins' dependencies through a shared
-//! `CARGO_TARGET_DIR`), so a second run is warm. Times are printed
-//! (`--nocapture`).
+//! `CARGO_TARGET_DIR`), so a second run is warm: here (2 cores, the three in
+//! parallel) 207 s cold, 89 s warm, most of it `run` compiling the Python and
+//! JavaScript components in a debug host. Times are printed (`--nocapture`).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -41,6 +42,9 @@ fn run(dir: &Path, program: &str, args: &[&str], needs: &str) -> Output {
     Command::new(program)
         .args(args)
         .current_dir(dir)
+        // The same wheel for the same sources (hatchling dates its files by it), so
+        // the next run finds the toolchain of this one.
+        .env("SOURCE_DATE_EPOCH", "315532800")
         .output()
         .unwrap_or_else(|e| panic!("cannot run {program}: {e} ({needs})"))
 }
