@@ -146,6 +146,8 @@ export const values = {
  * exception (`TypeError: x`). */
 export function agent({ name, version = '0.1.0' }, handle) {
   return {
+    // The turn function itself, for agent-sdk/testing's Store#run.
+    [Symbol.for('agent-sdk.turn')]: handle,
     describe() {
       return { name, version };
     },

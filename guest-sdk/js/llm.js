@@ -82,20 +82,24 @@ export class Chat {
         answer.line(line.replace(/\r$/, ''));
       }
     };
-    try {
-      if (response.body) {
-        const reader = response.body.getReader();
-        for (;;) {
-          const { done, value } = await reader.read();
-          if (done) break;
-          take(decoder.decode(value, { stream: true }));
-        }
+    // Only a failed read is the model's: decoding and parsing failing here (out
+    // of memory on a huge answer: TextDecoder's "Decoding failed") crash the turn.
+    const read = async (reader) => {
+      try {
+        return await reader.read();
+      } catch (e) {
+        throw new ModelError(`reading the model's answer: ${e?.message ?? e}`, { cause: e });
       }
-      take(decoder.decode());
-    } catch (e) {
-      if (e instanceof ModelError) throw e;
-      throw new ModelError(`reading the model's answer: ${e?.message ?? e}`, { cause: e });
+    };
+    if (response.body) {
+      const reader = response.body.getReader();
+      for (;;) {
+        const { done, value } = await read(reader);
+        if (done) break;
+        take(decoder.decode(value, { stream: true }));
+      }
     }
+    take(decoder.decode());
     if (pending) answer.line(pending.replace(/\r$/, ''));
     return answer.finish();
   }

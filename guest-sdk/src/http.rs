@@ -85,9 +85,23 @@ pub fn post_json<T: Serialize + ?Sized>(url: &str, body: &T) -> Result<Response>
     send("POST", url, &[("content-type", "application/json")], body)
 }
 
+/// Outside a component (a plugin's native unit tests, `agent_sdk::testing`) there
+/// is no host to send a request: an error rather than a panic in WASI's stubs.
+fn no_host(method: &str, url: &str) -> Result<()> {
+    if cfg!(target_arch = "wasm32") {
+        return Ok(());
+    }
+    Err(Error::Http(format!(
+        "{method} {}: no host to send it to outside a component (a unit test runs \
+         without one: test the code around the request)",
+        without_query(url)
+    )))
+}
+
 /// Sends a request and reads the whole response.
 pub fn send(method: &str, url: &str, headers: &[(&str, &str)], body: Vec<u8>) -> Result<Response> {
     let request = request(method, url, headers, body)?;
+    no_host(method, url)?;
     wstd::runtime::block_on(async move {
         let response = Client::new()
             .send(request)
@@ -130,6 +144,7 @@ pub fn send_lines(
 ) -> Result<u16> {
     use http_body_util::BodyExt;
     let request = request(method, url, headers, body)?;
+    no_host(method, url)?;
     let failed = |e: &dyn std::fmt::Display| {
         Error::Http(format!(
             "reading the response of {}: {e}",

@@ -261,3 +261,15 @@ fn expiry_runs_on_the_stores_clock() -> Result<()> {
     assert_eq!(store.value::<i32>("v")?, None);
     Ok(())
 }
+
+/// Outside a component there is no host to send a request to: an error the
+/// plugin handles like any failed request, not a panic.
+#[test]
+fn http_outside_a_component_is_an_error() {
+    let chat = agent_sdk::llm::Chat::new("http://127.0.0.1:9/v1", "m");
+    let error = chat
+        .complete(&[agent_sdk::llm::Message::user("hi")])
+        .unwrap_err();
+    assert!(matches!(error, Error::Http(_)), "{error}");
+    assert!(error.to_string().contains("no host"), "{error}");
+}

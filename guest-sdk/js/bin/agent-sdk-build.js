@@ -13,7 +13,7 @@
 // and exits with status 1; usage errors exit with 2.
 
 import { spawnSync } from 'node:child_process';
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -120,21 +120,26 @@ async function bundle(app, out) {
   }
 }
 
-async function componentize(work, out) {
-  const { componentize } = await import('@bytecodealliance/componentize-js');
+function componentize(work, out) {
+  // Its CLI, as a process of its own, from the bundle's directory: componentize-js
+  // maps the source's path from the current directory (stack frames then name
+  // bundle.js), and this process keeps its own.
+  const cli = join(dirname(fileURLToPath(import.meta.resolve('@bytecodealliance/componentize-js'))), 'cli.js');
   // componentize-js reads the source and the WIT through a WASI sandbox: both
   // live under one directory.
   cpSync(join(SDK, 'wit'), join(work, 'wit'), { recursive: true });
-  try {
-    const { component } = await componentize({
-      sourcePath: join(work, 'bundle.js'),
-      witPath: join(work, 'wit'),
-      worldName: WORLD,
-    });
-    writeFileSync(out, component);
-  } catch (error) {
+  const done = spawnSync(
+    process.execPath,
+    [cli, 'bundle.js', '--wit', 'wit', '--world-name', WORLD, '-o', out],
+    { cwd: work, encoding: 'utf8' },
+  );
+  if (done.error) throw new BuildError(`cannot run componentize-js: ${done.error.message}`);
+  if (done.status !== 0) {
+    // From node's report of the error on: its first lines quote componentize-js.
     // Its place is in bundle.js, the app bundled with the SDK.
-    throw new BuildError(withoutStacks(String(error.message ?? error)));
+    const log = done.stderr;
+    const from = log.search(/^Error: /m);
+    throw new BuildError(withoutStacks(from >= 0 ? log.slice(from) : log));
   }
 }
 
@@ -151,7 +156,7 @@ async function main(args) {
     checkSyntax(app, appArg);
     await bundle(app, join(work, 'bundle.js'));
     mkdirSync(dirname(out), { recursive: true });
-    await componentize(work, out);
+    componentize(work, out);
   } catch (error) {
     if (!(error instanceof BuildError)) throw error;
     process.stderr.write(`${error.message}\n`);

@@ -47,10 +47,10 @@ if sys.platform == "wasi":
 else:
     # A plain interpreter (a plugin's unit tests): agent_sdk.testing's in-memory
     # store answers instead, with the host's semantics.
-    from agent_sdk.testing import _agent_state as _wit
-    from agent_sdk.testing import _Err as Err
-    from agent_sdk.testing import _exports as exports
-    from agent_sdk.testing import _output
+    from agent_sdk._native import _agent_state as _wit
+    from agent_sdk._native import _Err as Err
+    from agent_sdk._native import _exports as exports
+    from agent_sdk._native import _output
 
 __all__ = [
     "AgentError",

@@ -38,7 +38,7 @@ if sys.platform == "wasi":
 else:
     # A plain interpreter (a plugin's unit tests, agent_sdk.testing): the module
     # imports, and a request raises HttpError, as there is no host to send it.
-    from agent_sdk.testing import _Err as Err
+    from agent_sdk._native import _Err as Err
 
     poll_loop = None
     Fields = OutgoingRequest = Method_Other = Scheme_Http = Scheme_Https = None

@@ -45,6 +45,9 @@ fn a_good_file_is_read_with_units_and_defaults() {
     assert_eq!(file.server.keep_resident.as_u64(), 0);
     let kept = parse(&format!("[server]\nkeep_resident = \"32MiB\"\n{GOOD}")).unwrap();
     assert_eq!(kept.server.keep_resident.as_u64(), 32 << 20);
+    assert_eq!(file.server.cache_max.as_u64(), 512 << 20);
+    let capped = parse(&format!("[server]\ncache_max = \"64MiB\"\n{GOOD}")).unwrap();
+    assert_eq!(capped.server.cache_max.as_u64(), 64 << 20);
     assert_eq!(plugin.instance_reuse, 0);
     let reused = parse(&GOOD.replace(
         "prefix = \"tenant-a\"",
