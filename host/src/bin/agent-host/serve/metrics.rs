@@ -311,3 +311,32 @@ impl StateStore for Metered {
         self.time("release_idempotency", call).await
     }
 }
+
+/// Counts a turn's outcome and time in the metrics.
+pub(super) fn record_turn(
+    app: &super::App,
+    plugin: String,
+    outcome: &Result<agent_host::TurnAnswer, agent_host::TurnError>,
+    started: std::time::Instant,
+) {
+    let kind = match outcome {
+        Ok(answer) if answer.replayed => "replayed",
+        Ok(_) => "ok",
+        Err(e) => e.kind(),
+    };
+    // Unknown plugins are not counted: their ids come from the caller.
+    if matches!(outcome, Err(agent_host::TurnError::UnknownPlugin(_))) {
+        return;
+    }
+    app.metrics
+        .turns
+        .get_or_create(&TurnLabels {
+            plugin: plugin.clone(),
+            outcome: kind.into(),
+        })
+        .inc();
+    app.metrics
+        .turn_seconds
+        .get_or_create(&PluginLabel { plugin })
+        .observe(started.elapsed().as_secs_f64());
+}

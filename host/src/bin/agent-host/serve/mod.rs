@@ -28,9 +28,11 @@ mod body;
 mod connections;
 mod metrics;
 mod routes;
+mod sessions;
 mod signals;
-mod stream;
+mod streams;
 mod tenants;
+mod turns;
 mod usage;
 mod versions;
 

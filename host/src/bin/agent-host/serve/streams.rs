@@ -22,9 +22,11 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use agent_host::{TurnAnswer, TurnError, TurnEvent, TurnOptions};
+use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use axum::routing::get;
 use http_body::Frame;
 use serde_json::json;
 use tokio::sync::mpsc;
@@ -36,7 +38,7 @@ use axum::extract::{Path, State};
 use super::App;
 use super::api_error::ApiError;
 use super::auth::Caller;
-use super::routes::record_turn;
+use super::metrics::record_turn;
 use super::tenants::TenantTurn;
 
 /// Events of the turn waiting for the writer.
@@ -47,6 +49,14 @@ const FRAMES: usize = 256;
 const OPENED: &[u8] = b": opened\n\n";
 /// How often a reconnected client's stream looks for new events.
 const POLL: Duration = Duration::from_millis(50);
+
+/// The route that resumes a stream, added to the API's.
+pub(super) fn routes(router: Router<Arc<App>>) -> Router<Arc<App>> {
+    router.route(
+        "/v1/plugins/{plugin}/sessions/{session}/turns/{id}/events",
+        get(resume),
+    )
+}
 
 /// Whether the request asks for a stream.
 pub(super) fn wanted(headers: &HeaderMap) -> bool {
@@ -275,7 +285,7 @@ impl http_body::Body for EventBody {
 /// the final event. 404 if the store keeps no such stream; 204 if it has ended
 /// and nothing comes after `Last-Event-ID` (an `EventSource` stops reconnecting
 /// on a 204).
-pub(super) async fn resume(
+async fn resume(
     State(app): State<Arc<App>>,
     path: Result<Path<(String, String, String)>, PathRejection>,
     _: Caller,

@@ -1,0 +1,101 @@
+//! The turn route: `POST /v1/plugins/{plugin}/sessions/{session}/turns`, answered
+//! as JSON or, when the caller asks for events, as a stream (`streams`).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use agent_host::{TurnError, TurnOptions};
+use axum::Router;
+use axum::body::Body;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use serde_json::json;
+use tracing::Instrument;
+
+use super::App;
+use super::api_error::ApiError;
+use super::auth::Caller;
+use super::body;
+use super::metrics::record_turn;
+use super::streams;
+
+/// The route, added to the API's.
+pub(super) fn routes(router: Router<Arc<App>>) -> Router<Arc<App>> {
+    router.route("/v1/plugins/{plugin}/sessions/{session}/turns", post(turn))
+}
+
+async fn turn(
+    State(app): State<Arc<App>>,
+    path: Result<Path<(String, String)>, PathRejection>,
+    caller: Caller,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let Path((plugin, session)) = path?;
+    let options = turn_options(&headers)?;
+    let input = body::input(&app, body).await?;
+    let counted = match app.tenants.start(caller) {
+        Ok(counted) => counted,
+        Err(busy) => {
+            // Counted like the plugin's own `busy`, for a plugin that exists (a
+            // "*" token may name any).
+            if app.host.plugin_deadline(&plugin).is_some() {
+                let outcome = Err(TurnError::Busy {
+                    plugin: plugin.clone(),
+                });
+                record_turn(&app, plugin, &outcome, Instant::now());
+            }
+            return Err(busy);
+        }
+    };
+    // The span records the tenant when it is made: no copy of it per request.
+    let tenant = app.config.tokens[caller.0].tenant.get_ref();
+    let span = tracing::info_span!("request", tenant = %tenant);
+    if streams::wanted(&headers) {
+        let turn = streams::Turn {
+            plugin,
+            session,
+            input,
+            options,
+            counted,
+        };
+        return Ok(streams::turn(app, turn, span).await);
+    }
+    let started = Instant::now();
+    let outcome = app
+        .host
+        .run_turn_with(&plugin, &session, &input, options)
+        .instrument(span)
+        .await;
+    drop(counted);
+    record_turn(&app, plugin, &outcome, started);
+    let answer = outcome?;
+    let mut response = axum::Json(json!({ "output": answer.output })).into_response();
+    if answer.replayed {
+        response
+            .headers_mut()
+            .insert(IDEMPOTENT_REPLAY, HeaderValue::from_static("true"));
+    }
+    Ok(response)
+}
+
+/// The request header that makes a turn idempotent, and the answer's header that
+/// says an answer is a stored one.
+const IDEMPOTENCY_KEY: &str = "idempotency-key";
+const IDEMPOTENT_REPLAY: &str = "idempotent-replay";
+
+/// The turn's options from its request headers (`Idempotency-Key`).
+fn turn_options(headers: &HeaderMap) -> Result<TurnOptions, ApiError> {
+    let Some(value) = headers.get(IDEMPOTENCY_KEY) else {
+        return Ok(TurnOptions::default());
+    };
+    let key = value.to_str().map_err(|_| {
+        ApiError::from(TurnError::InvalidIdempotencyKey(
+            "it is not printable ASCII".into(),
+        ))
+    })?;
+    Ok(TurnOptions::idempotency_key(key))
+}
