@@ -146,10 +146,10 @@ fn modules_import_only_down_and_never_in_a_circle() {
                 .map_or(from.clone(), |(p, _)| p.to_string());
             let code = code_of(&std::fs::read_to_string(file).unwrap());
             for path in prefixed_paths(&code, "super::") {
-                if let Some(to) = target(&format!("{parent}::{path}")) {
-                    if to != from {
-                        edges.entry(from.clone()).or_default().insert(to);
-                    }
+                if let Some(to) = target(&format!("{parent}::{path}"))
+                    && to != from
+                {
+                    edges.entry(from.clone()).or_default().insert(to);
                 }
             }
             continue;
