@@ -247,6 +247,15 @@ pub async fn load(host: &Host, config: PluginConfig, path: &str) {
         .unwrap_or_else(|e| panic!("loading {path}: {e}"));
 }
 
+/// A host on `backend` with the probe plugin loaded as `p` (prefix `tenant-a`) with
+/// `limits`.
+pub async fn probe_host(backend: &Backend, limits: agent_host::Limits) -> Host {
+    let host = backend.host();
+    let config = PluginConfig::new("p", "tenant-a").with_limits(limits);
+    load(&host, config, plugins::PROBE).await;
+    host
+}
+
 /// Runs the probe plugin `id` on `ops` (a JSON array) and returns one result per op.
 pub async fn probe(host: &Host, id: &str, ops: Value) -> Vec<Value> {
     let answer = host
@@ -257,6 +266,19 @@ pub async fn probe(host: &Host, id: &str, ops: Value) -> Vec<Value> {
         Ok(Value::Array(results)) => results,
         other => panic!("probe answered {answer:?} ({other:?})"),
     }
+}
+
+/// The `ok` value of each of `ops` run through the probe, panicking on the first
+/// `err`.
+pub async fn probe_all_ok(host: &Host, id: &str, ops: Value) -> Vec<Value> {
+    probe(host, id, ops)
+        .await
+        .into_iter()
+        .map(|r| match r.get("ok") {
+            Some(v) => v.clone(),
+            None => panic!("an op failed: {r}"),
+        })
+        .collect()
 }
 
 /// Runs one op through the probe and returns its `ok` value, panicking on `err`.
