@@ -255,3 +255,26 @@ fn expect_file(dir: &Path, file: &str, what: &str) -> anyhow::Result<()> {
 fn toml_string(text: &str) -> String {
     serde_json::Value::String(text.to_owned()).to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{Lang, common};
+
+    /// The sample config serves the plugin under the prefix `run` gives it by
+    /// default, so `run` and `serve` in a new project see the same sessions.
+    #[test]
+    fn the_sample_config_uses_the_prefix_run_uses() {
+        for lang in [Lang::Rust, Lang::Python, Lang::Js] {
+            let files = common("echo-py", lang);
+            let (_, config) = files
+                .iter()
+                .find(|(path, _)| *path == "agent-host.toml")
+                .expect("a sample config");
+            let prefix = crate::run::prefix_of("echo-py").expect("a prefix");
+            assert!(
+                config.contains(&format!("prefix = \"{prefix}\"")),
+                "{config}"
+            );
+        }
+    }
+}

@@ -274,7 +274,7 @@ fn parse_allow(flags: &[String], env: impl Fn(&str) -> Option<String>) -> anyhow
 
 /// A prefix from a plugin's name: letters, digits and `_ . -` kept, anything
 /// else `-`, at most 64 bytes; `None` if nothing of it is left.
-fn prefix_of(name: &str) -> Option<String> {
+pub(crate) fn prefix_of(name: &str) -> Option<String> {
     let prefix: String = name
         .chars()
         .map(|c| {
