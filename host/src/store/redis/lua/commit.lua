@@ -40,9 +40,11 @@ for i = 1, ns do
   local x = s[i].x
   s[i].clear = ARGV[x + 3] == '1'
   s[i].g = session_growth(s[i].st, s[i].hi, s[i].ve, x)
-  local size = session_size(u, s[i].st, s[i].hi, s[i].clear, s[i].g, now)
+  -- Read once: the check and the record after the writes share it.
+  s[i].live = usage_live(u, u.sessions, s[i].st, now)
+  local size = session_size(s[i].live, s[i].st, s[i].hi, s[i].clear, s[i].g)
   if size - #s[i].st - #s[i].hi - OVERHEAD <= 0 and ARGV[x + 4] ~= 'put' then size = 0 end
-  if size > 0 and usage_live(u, u.sessions, s[i].st, now) == 0 then
+  if size > 0 and s[i].live == 0 then
     new_sessions = new_sessions + 1
   end
   entries[#entries + 1] = {member = s[i].st, size = size}
@@ -65,7 +67,7 @@ for i = 1, ns do
   local x = s[i].x
   local p1, p2 = session_apply(s[i].st, s[i].hi, s[i].id, s[i].ve, x, now)
   index_session(idx_names, idx_exp, ARGV[x], p1, p2, now)
-  usage_session(u, s[i].st, s[i].hi, s[i].clear, s[i].g, p1, p2, now)
+  usage_session(u, s[i].st, s[i].hi, s[i].clear, s[i].g, p1, p2, now, s[i].live)
   if ARGV[x + 9] ~= '' then
     usage_put(u, u.other, s[i].id, #ARGV[x + 10] + #s[i].id + OVERHEAD, now + tonumber(ARGV[x + 11]))
   end

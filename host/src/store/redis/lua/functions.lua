@@ -321,17 +321,22 @@ local function session_growth(st, hi, ve, x)
 end
 
 -- The bytes a session counts after writes that add `g` payload bytes (see
--- session_growth), if it exists then.
-local function session_size(u, st, hi, clear, g, now)
-  local live, base = usage_live(u, u.sessions, st, now), 0
+-- session_growth), if it exists then; `live`: what it counts now (usage_live).
+local function session_size(live, st, hi, clear, g)
+  local base = 0
   if live > 0 and not clear then base = live - #st - #hi - OVERHEAD end
   return math.max(base + g, 0) + #st + #hi + OVERHEAD
 end
 
--- Records a session after its writes (p1, p2: its keys' PTTLs then).
-local function usage_session(u, st, hi, clear, g, p1, p2, now)
+-- Records a session after its writes (p1, p2: its keys' PTTLs then; `live`: what
+-- it counted before them, read again when nil). Pruning between the read and
+-- this write only drops expired entries, whose `live` is 0 either way.
+local function usage_session(u, st, hi, clear, g, p1, p2, now, live)
   local score = session_score(p1, p2, now)
   local size = 0
-  if score then size = session_size(u, st, hi, clear, g, now) end
+  if score then
+    if live == nil then live = usage_live(u, u.sessions, st, now) end
+    size = session_size(live, st, hi, clear, g)
+  end
   usage_put(u, u.sessions, st, size, score)
 end
