@@ -167,6 +167,16 @@ pub enum TurnError {
         /// Plugin id.
         plugin: String,
     },
+    /// The host is past what its cores can carry: `waiting` turns are ready to
+    /// run guest code and wait for a core (`HostBuilder::run_queue`), so a new
+    /// turn is refused before it starts; try again later. Nothing was run.
+    #[error(
+        "the host is overloaded: {waiting} turns wait for a core, as many as it queues; try again"
+    )]
+    Overloaded {
+        /// Turns waiting for a core when this one was refused.
+        waiting: u32,
+    },
     /// The plugin trapped (a panic, an uncaught exception, an abort, a bad memory
     /// access...). Nothing of the turn was written. The message names what
     /// happened (see [`CrashCause`]), says where the plugin's whole stderr is, and
@@ -283,7 +293,7 @@ impl TurnError {
             Self::Store { .. } => "store",
             Self::Deadline { .. } => "deadline",
             Self::MemoryLimit { .. } => "memory_limit",
-            Self::Busy { .. } => "busy",
+            Self::Busy { .. } | Self::Overloaded { .. } => "busy",
             Self::Trap { .. } => "trap",
             Self::OutputTooLarge { .. } => "output_too_large",
             Self::InvalidIdempotencyKey(_) => "invalid_idempotency_key",

@@ -188,6 +188,63 @@ async fn more_turns_than_instance_slots_are_refused_as_busy() {
     }
 }
 
+// Two worker threads: on one thread turns take turns by themselves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_what_the_cores_carry_new_turns_are_refused_as_busy_and_admitted_ones_finish() {
+    let server = RedisServer::start();
+    let store = agent_host_tests::store(&server);
+    // One core for guest code and a queue of one: two looping turns on two threads
+    // share the core (each keeps it for a slice), so one of them waits for it.
+    let host = agent_host::Host::builder()
+        .store(store)
+        .cores(1)
+        .run_queue(1)
+        .build()
+        .unwrap();
+    let mut limits = Limits::default();
+    limits.deadline = Duration::from_millis(800);
+    load(
+        &host,
+        PluginConfig::new("spin", "t").with_limits(limits),
+        plugins::SPIN,
+    )
+    .await;
+    load(&host, PluginConfig::new("counter", "t"), plugins::COUNTER).await;
+    let mut running = Vec::new();
+    for i in 0..2 {
+        let host = host.clone();
+        running.push(tokio::spawn(async move {
+            host.run_turn("spin", &format!("s{i}"), "x").await
+        }));
+    }
+    let queued = agent_host_tests::eventually(Duration::from_secs(5), || async {
+        host.stats().waiting_for_core >= 1
+    })
+    .await;
+    assert!(
+        queued,
+        "the two looping turns never queued for the one core"
+    );
+    // Refused before it ran: nothing written, the store untouched.
+    let refused = host.run_turn("counter", "c", "").await.unwrap_err();
+    assert!(
+        matches!(refused, TurnError::Overloaded { .. }),
+        "{refused:?}"
+    );
+    assert_eq!(refused.kind(), "busy");
+    assert!(refused.to_string().contains("overloaded"), "{refused}");
+    // The admitted turns ran to their deadline, not to a store error.
+    for turn in running {
+        let outcome = turn.await.unwrap();
+        assert!(
+            matches!(outcome, Err(TurnError::Deadline { .. })),
+            "{outcome:?}"
+        );
+    }
+    assert_eq!(host.stats().waiting_for_core, 0);
+    assert_eq!(host.run_turn("counter", "c", "").await.unwrap(), "1");
+}
+
 #[tokio::test]
 async fn a_memory_limit_over_the_hosts_maximum_is_refused_at_load() {
     let server = RedisServer::start();

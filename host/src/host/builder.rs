@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
+use super::cores::Cores;
 use super::{Counters, Host, Inner};
 use crate::error::Error;
 use crate::host::sandbox;
@@ -24,7 +25,12 @@ pub struct HostBuilder {
     cache_dir: Option<PathBuf>,
     cache_max: u64,
     on_outbound: Option<OutboundObserver>,
+    running: u32,
+    run_queue: u32,
 }
+
+/// Turns that may wait for a core, per core, before new turns are refused.
+const RUN_QUEUE_PER_CORE: u32 = 32;
 
 impl HostBuilder {
     pub(super) fn new() -> Self {
@@ -41,7 +47,26 @@ impl HostBuilder {
             cache_dir: None,
             cache_max: crate::ops::cache::DEFAULT_MAX_BYTES,
             on_outbound: None,
+            running: cores(),
+            run_queue: RUN_QUEUE_PER_CORE * cores(),
         }
+    }
+
+    /// How many turns run guest code at once (default: one per core the process
+    /// may use). Turns waiting on their model or the store need no core and are
+    /// not counted: this bounds the CPU work in flight, not the turns.
+    pub fn cores(mut self, cores: u32) -> Self {
+        self.running = cores.max(1);
+        self
+    }
+
+    /// How many turns may wait for a core before a new turn is refused with
+    /// [`TurnError::Overloaded`](crate::TurnError::Overloaded) (HTTP 503 `busy`),
+    /// so that past what the CPU can carry callers learn it at once and the turns
+    /// admitted keep their latency. Default 32 per core; 0 never refuses.
+    pub fn run_queue(mut self, turns: u32) -> Self {
+        self.run_queue = turns;
+        self
     }
 
     /// Calls `observer` once per outbound HTTP request of any plugin (for
@@ -164,6 +189,7 @@ impl HostBuilder {
                 }),
                 on_outbound: self.on_outbound,
                 locks: SessionLocks::default(),
+                cores: Cores::new(self.running, self.run_queue),
                 stats: Counters::default(),
             }),
         })
@@ -183,6 +209,14 @@ impl HostBuilder {
         if let Some(dir) = &file.server.cache_dir {
             builder = builder.cache_dir(dir.clone());
         }
+        if let Some(turns) = file.server.run_queue {
+            builder = builder.run_queue(turns);
+        }
         builder
     }
+}
+
+/// The cores this process may use.
+fn cores() -> u32 {
+    std::thread::available_parallelism().map_or(1, |n| n.get() as u32)
 }

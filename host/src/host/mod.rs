@@ -11,6 +11,7 @@ use wasmtime::Engine;
 use wasmtime::component::Linker;
 
 mod builder;
+pub(crate) mod cores;
 pub(crate) mod outcome;
 pub(crate) mod reuse;
 pub(crate) mod sandbox;
@@ -79,6 +80,8 @@ struct Inner {
     cache: Option<cache::Cache>,
     on_outbound: Option<OutboundObserver>,
     locks: SessionLocks,
+    /// Admission to the cores for guest code (`cores.rs`).
+    cores: cores::Cores,
     stats: Counters,
 }
 
@@ -102,6 +105,9 @@ pub struct HostStats {
     /// Plugin instances alive right now, running or kept for reuse (with instance
     /// slots; 0 without).
     pub instances: u64,
+    /// Turns whose guest code is ready to run and waits for a core right now
+    /// (see [`HostBuilder::run_queue`]).
+    pub waiting_for_core: u64,
 }
 
 struct Plugin {
@@ -147,6 +153,7 @@ impl Host {
                 .engine
                 .pooling_allocator_metrics()
                 .map_or(0, |m| m.component_instances()),
+            waiting_for_core: u64::from(self.inner.cores.waiting()),
         }
     }
 

@@ -6,6 +6,8 @@
 //! its stdout and stderr are captured (bounded) and written to the host's log. Its
 //! memory is capped by [`MemoryLimiter`] and its wall time by epoch interruption.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use wasmtime::component::{HasSelf, Linker, ResourceTable};
@@ -133,6 +135,9 @@ pub(crate) struct TurnCtx {
     table: ResourceTable,
     pub(crate) limiter: MemoryLimiter,
     pub(crate) state: StateCtx,
+    /// Set when the guest yields at an epoch tick only to let others run (it is
+    /// computing, not waiting): see `cores.rs`.
+    pub(crate) computing: Arc<AtomicBool>,
 }
 
 impl WasiHttpView for TurnCtx {
@@ -234,6 +239,7 @@ pub(crate) fn turn_store(
         table: ResourceTable::new(),
         limiter,
         state,
+        computing: Arc::default(),
     };
     let mut store = Store::new(engine, ctx);
     store.limiter(|t| &mut t.limiter);
@@ -262,10 +268,11 @@ pub(crate) fn next_turn(
 /// Stops the guest at `deadline`, yielding to other turns at every epoch tick.
 fn set_deadline(store: &mut Store<TurnCtx>, deadline: Instant) {
     store.set_epoch_deadline(1);
-    store.epoch_deadline_callback(move |_| {
+    store.epoch_deadline_callback(move |cx| {
         Ok(if Instant::now() >= deadline {
             UpdateDeadline::Interrupt
         } else {
+            cx.data().computing.store(true, Ordering::Relaxed);
             // Let other turns on this thread run, then look again next tick. Tokio's
             // own yield also lets its I/O driver run, which a plain wake does not.
             UpdateDeadline::YieldCustom(1, Box::pin(tokio::task::yield_now()))

@@ -228,6 +228,14 @@ impl Host {
             };
             return (Err(busy), 0);
         };
+        // Past what the cores can carry, refused before anything runs.
+        if let Err(overloaded) = inner.cores.admit() {
+            tracing::debug!(
+                waiting = inner.cores.waiting(),
+                "the host is overloaded; refused"
+            );
+            return (Err(overloaded), 0);
+        }
         let mut attempt = 1;
         loop {
             inner.stats.attempts.fetch_add(1, Ordering::Relaxed);
@@ -292,6 +300,7 @@ impl Host {
                 (store, output, None, 0)
             }
         };
+        let computing = store.data().computing.clone();
         let call = async {
             let instance = match kept {
                 Some(instance) => instance,
@@ -305,6 +314,7 @@ impl Host {
         };
         // The epoch stops guest code at the deadline; this stops a turn that is
         // waiting on the store at that moment.
+        let call = self.inner.cores.run(call, computing);
         let result = tokio::time::timeout_at(deadline.into(), call).await;
         output.log(plugin_id);
         sandbox::log_refusals(&store, plugin_id);

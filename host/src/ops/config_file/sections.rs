@@ -122,6 +122,10 @@ pub struct ServerSection {
     /// Most bytes of one stream's events kept. Default 1 MiB.
     #[serde(default = "default_stream_buffer")]
     pub stream_buffer: ByteSize,
+    /// Turns whose guest code is ready to run but waits for a core; while this
+    /// many wait, a new turn gets 503 `busy` at once (see
+    /// `HostBuilder::run_queue`; 0 never refuses). Default 32 per core.
+    pub run_queue: Option<u32>,
 }
 
 impl Default for ServerSection {
@@ -138,6 +142,7 @@ impl Default for ServerSection {
             header_timeout: default_header_timeout(),
             body_timeout: default_body_timeout(),
             idle_timeout: default_idle_timeout(),
+            run_queue: None,
             stream_ttl: default_stream_ttl(),
             stream_buffer: default_stream_buffer(),
         }

@@ -58,9 +58,9 @@ impl From<TurnError> for ApiError {
             TurnError::UnknownPlugin(_) => StatusCode::NOT_FOUND,
             TurnError::InvalidSession(_) => StatusCode::BAD_REQUEST,
             TurnError::Plugin { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            TurnError::StoreUnavailable { .. } | TurnError::Busy { .. } => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            TurnError::StoreUnavailable { .. }
+            | TurnError::Busy { .. }
+            | TurnError::Overloaded { .. } => StatusCode::SERVICE_UNAVAILABLE,
             TurnError::Conflict { .. } | TurnError::InProgress { .. } => StatusCode::CONFLICT,
             TurnError::Deadline { .. } => StatusCode::GATEWAY_TIMEOUT,
             TurnError::InvalidIdempotencyKey(_) => StatusCode::BAD_REQUEST,

@@ -50,6 +50,7 @@ pub(super) struct Metrics {
     pub(super) turns: Family<TurnLabels, Counter>,
     pub(super) turn_seconds: Family<PluginLabel, Histogram>,
     pub(super) instances: Gauge,
+    pub(super) waiting_for_core: Gauge,
     /// What each plugin keeps, as its quota counts it.
     pub(super) stored_bytes: Family<PluginLabel, Gauge>,
     pub(super) sessions: Family<PluginLabel, Gauge>,
@@ -69,6 +70,7 @@ impl Metrics {
         let turn_seconds =
             Family::<PluginLabel, Histogram>::new_with_constructor(latency_histogram as fn() -> _);
         let instances = Gauge::default();
+        let waiting_for_core = Gauge::default();
         registry.register(
             "turns",
             "Turns by plugin and outcome (ok or the error kind)",
@@ -85,6 +87,11 @@ impl Metrics {
             store_seconds,
         );
         registry.register("instances", "Plugin instances alive now", instances.clone());
+        registry.register(
+            "turns_waiting_for_core",
+            "Turns whose guest code is ready to run and waits for a core now (past [server] run_queue, new turns get 503 busy)",
+            waiting_for_core.clone(),
+        );
         let outbound = Family::<OutboundLabels, Counter>::default();
         let outbound_seconds =
             Family::<PluginLabel, Histogram>::new_with_constructor(latency_histogram as fn() -> _);
@@ -128,6 +135,7 @@ impl Metrics {
             turns,
             turn_seconds,
             instances,
+            waiting_for_core,
         }
     }
 }

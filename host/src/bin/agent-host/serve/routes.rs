@@ -76,6 +76,9 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
     app.metrics
         .instances
         .set(i64::try_from(stats.instances).unwrap_or(i64::MAX));
+    app.metrics
+        .waiting_for_core
+        .set(i64::try_from(stats.waiting_for_core).unwrap_or(i64::MAX));
     app.metrics.sync_retries(stats.conflicts);
     let mut text = String::new();
     if let Err(e) = prometheus_client::encoding::text::encode(&mut text, &app.metrics.registry) {
