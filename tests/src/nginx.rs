@@ -79,6 +79,18 @@ impl Nginx {
         format!("http://127.0.0.1:{}", self.port)
     }
 
+    /// Per request passed on so far, in order: the client connection's serial
+    /// number and how many requests that connection had carried with this one.
+    pub fn connections(&self) -> Vec<(u64, u64)> {
+        let log = std::fs::read_to_string(self.dir.path().join("access.log")).unwrap_or_default();
+        log.lines()
+            .filter_map(|line| {
+                let (connection, requests) = line.split_once(' ')?;
+                Some((connection.parse().ok()?, requests.parse().ok()?))
+            })
+            .collect()
+    }
+
     /// What nginx logged as errors so far.
     pub fn error_log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("error.log")).unwrap_or_default()
@@ -124,7 +136,8 @@ pid {dir}/nginx.pid;
 error_log {dir}/error.log warn;
 events {{ worker_connections 64; }}
 http {{
-    access_log off;
+    log_format connections '$connection $connection_requests';
+    access_log {dir}/access.log connections;
     client_body_temp_path {dir}/client_body;
     proxy_temp_path {dir}/proxy;
     fastcgi_temp_path {dir}/fastcgi;

@@ -211,6 +211,39 @@ async fn an_empty_or_unreadable_answer_is_an_error(language: &str, wasm: &str) {
     }
 }
 
+/// A plugin's connection to its model stays open across turns (nginx counts the
+/// requests each connection carried), and is never lent to another plugin.
+async fn a_plugins_connection_is_kept_alive_across_turns(language: &str, wasm: &str) {
+    let backend = Backend::embedded();
+    let host = backend.cached_host();
+    let model = PythonModel::start();
+    let proxy = Nginx::proxy_to(&model.origin());
+    for id in ["first", "second"] {
+        agent(&host, id, &proxy.origin(), wasm, true).await;
+    }
+    for input in ["one", "two", "three"] {
+        turn(&host, "first", input, false)
+            .await
+            .unwrap_or_else(|e| panic!("{language}: {e}"));
+    }
+    turn(&host, "second", "four", false)
+        .await
+        .unwrap_or_else(|e| panic!("{language}: {e}"));
+    let seen = proxy.connections();
+    assert_eq!(seen.len(), 4, "{language}: {seen:?}");
+    let first = seen[0].0;
+    assert_eq!(
+        &seen[..3],
+        &[(first, 1), (first, 2), (first, 3)],
+        "{language}: one connection for the first plugin's three turns"
+    );
+    assert_ne!(
+        seen[3].0, first,
+        "{language}: another plugin, another connection"
+    );
+    assert_eq!(seen[3].1, 1, "{language}: {seen:?}");
+}
+
 /// One test per agent and server: `LANGUAGE::SERVER`.
 macro_rules! agents {
     ($($language:ident: $wasm:expr),* $(,)?) => {
@@ -240,6 +273,15 @@ macro_rules! agents {
                 async fn nginx_in_front_of_python() {
                     let server = super::nginx_in_front_of_python();
                     talk(server, true, stringify!($language), $wasm).await;
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn a_plugins_connection_is_kept_alive_across_turns() {
+                    super::a_plugins_connection_is_kept_alive_across_turns(
+                        stringify!($language),
+                        $wasm,
+                    )
+                    .await;
                 }
 
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -190,6 +190,7 @@ impl HostBuilder {
                 on_outbound: self.on_outbound,
                 locks: SessionLocks::default(),
                 cores: Cores::new(self.running, self.run_queue),
+                connections: Arc::default(),
                 stats: Counters::default(),
             }),
         })

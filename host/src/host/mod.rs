@@ -82,6 +82,8 @@ struct Inner {
     locks: SessionLocks,
     /// Admission to the cores for guest code (`cores.rs`).
     cores: cores::Cores,
+    /// Outbound connections kept alive between turns.
+    connections: Arc<crate::outbound::Connections>,
     stats: Counters,
 }
 
@@ -298,6 +300,7 @@ impl Host {
             scope: scope.clone(),
             observer: self.inner.on_outbound.clone(),
             deadline,
+            connections: self.inner.connections.clone(),
         }
     }
 

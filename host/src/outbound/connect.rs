@@ -3,12 +3,11 @@
 //! step within its timeout and the turn's deadline.
 
 use std::net::{IpAddr, SocketAddr};
-use std::pin::{Pin, pin};
 use std::sync::Arc;
-use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use http_body_util::BodyExt;
+use hyper::client::conn::http1::SendRequest;
 use tokio::net::TcpStream;
 use wasmtime_wasi_http::io::TokioIo;
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody};
@@ -16,6 +15,7 @@ use wasmtime_wasi_http::{Error, RequestOptions, WasiBody};
 use super::AllowedOrigin;
 use super::address::{own_addresses, refused};
 use super::body::Timed;
+use super::pool::{Connections, GiveBack, Key};
 
 /// How long each step may wait: the plugin's limits, what the guest asked (if
 /// less), and never past the turn's deadline.
@@ -56,9 +56,8 @@ pub(super) type Failure = (&'static str, Error);
 pub(super) async fn send(
     mut request: http::Request<WasiBody>,
     allowed: &AllowedOrigin,
-    host: &str,
-    port: u16,
-    tls: bool,
+    pool: &Arc<Connections>,
+    key: Key,
     wait: Waits,
 ) -> Result<
     (
@@ -67,6 +66,31 @@ pub(super) async fn send(
     ),
     Failure,
 > {
+    // On the wire the request line carries the path only.
+    let path = request
+        .uri()
+        .path_and_query()
+        .map_or("/", |p| p.as_str())
+        .to_string();
+    *request.uri_mut() = path
+        .parse()
+        .map_err(|_| ("error", Error::HttpRequestUriInvalid))?;
+    let first_byte = wait.until(wait.first_byte);
+    let read_timeout = |_| ("timeout", Error::ConnectionReadTimeout);
+    if let Some(mut sender) = pool.take(&key) {
+        match tokio::time::timeout_at(first_byte, sender.try_send_request(request))
+            .await
+            .map_err(read_timeout)?
+        {
+            Ok(response) => return Ok(respond(response, wait, pool, key, sender)),
+            // Closed by its server before the request went out: a new connection.
+            Err(mut failed) => match failed.take_message() {
+                Some(unsent) => request = unsent,
+                None => return Err(("error", Error::from(failed.into_error()))),
+            },
+        }
+    }
+    let (host, port, tls) = (key.host.as_str(), key.port, key.tls);
     let timeout = |_| ("timeout", Error::ConnectionTimeout);
     let addresses: Vec<SocketAddr> = match host.parse::<IpAddr>() {
         Ok(ip) => vec![SocketAddr::new(ip, port)],
@@ -152,62 +176,51 @@ pub(super) async fn send(
     .await
     .map_err(timeout)?
     .map_err(|e| ("error", Error::from(e)))?;
-    // On the wire the request line carries the path only.
-    let path = request
-        .uri()
-        .path_and_query()
-        .map_or("/", |p| p.as_str())
-        .to_string();
-    *request.uri_mut() = path
-        .parse()
-        .map_err(|_| ("error", Error::HttpRequestUriInvalid))?;
+    // The connection lives on its own task, so it can outlive the turn in the
+    // pool; it ends when its server closes it or its sender is dropped.
+    tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            tracing::debug!(error = %e, "outbound connection ended");
+        }
+    });
+    let response = tokio::time::timeout_at(first_byte, sender.send_request(request))
+        .await
+        .map_err(read_timeout)?
+        .map_err(|e| ("error", Error::from(e)))?;
+    Ok(respond(response, wait, pool, key, sender))
+}
 
-    let first_byte = wait.until(wait.first_byte);
-    let response = async move {
-        tokio::time::timeout_at(first_byte, sender.send_request(request))
-            .await
-            .map_err(|_| ("timeout", Error::ConnectionReadTimeout))?
-            .map_err(|e| ("error", Error::from(e)))
-    };
-    // Drive the connection while waiting for the response head.
-    let mut response = pin!(response);
-    let mut conn = Some(conn);
-    let response = std::future::poll_fn(|cx| {
-        if let Poll::Ready(r) = response.as_mut().poll(cx) {
-            return Poll::Ready(r);
-        }
-        if let Some(c) = conn.as_mut()
-            && let Poll::Ready(result) = Pin::new(c).poll(cx)
-        {
-            conn = None;
-            if let Err(e) = result {
-                return Poll::Ready(Err(("error", Error::from(e))));
-            }
-            return response.as_mut().poll(cx);
-        }
-        Poll::Pending
-    })
-    .await?;
+/// The response, its body timed between bytes and giving its connection back to
+/// the pool once read to its end.
+fn respond(
+    response: http::Response<hyper::body::Incoming>,
+    wait: Waits,
+    pool: &Arc<Connections>,
+    key: Key,
+    sender: SendRequest<WasiBody>,
+) -> (
+    http::Response<WasiBody>,
+    Box<dyn Future<Output = Result<(), Error>> + Send>,
+) {
     let between = wait.between_bytes;
     let deadline = wait.deadline;
+    let back = Some((pool.clone(), key, sender));
     let response = response.map(move |incoming| {
-        Timed {
-            inner: incoming,
-            between,
-            sleep: Box::pin(tokio::time::sleep_until(
-                (Instant::now() + between).min(deadline).into(),
-            )),
-            deadline,
+        GiveBack {
+            inner: Timed {
+                inner: incoming,
+                between,
+                sleep: Box::pin(tokio::time::sleep_until(
+                    (Instant::now() + between).min(deadline).into(),
+                )),
+                deadline,
+            },
+            back,
         }
         .boxed_unsync()
     });
-    let io = async move {
-        match conn {
-            Some(conn) => conn.await.map_err(Error::from),
-            None => Ok(()),
-        }
-    };
-    Ok((response, Box::new(io)))
+    // The connection is driven by its own task.
+    (response, Box::new(async { Ok(()) }))
 }
 
 /// The TLS client settings of every request (the web's roots, ring), made once.

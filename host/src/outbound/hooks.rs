@@ -12,6 +12,7 @@ use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 use super::body::{Done, GuestBody, LimitedBody};
 use super::check::{Target, refusal};
 use super::connect::{Waits, send};
+use super::pool::{Connections, Key};
 use super::{OutboundEvent, OutboundObserver};
 use crate::guest_text::{LOG_FIELD_BYTES, escaped};
 use crate::turn::scope::PluginScope;
@@ -21,6 +22,8 @@ pub(crate) struct TurnOutbound {
     pub(crate) scope: Arc<PluginScope>,
     pub(crate) observer: Option<OutboundObserver>,
     pub(crate) deadline: Instant,
+    /// The host's idle connections (`pool.rs`).
+    pub(crate) connections: Arc<Connections>,
 }
 
 /// The `wasi:http` hooks of one turn.
@@ -192,8 +195,16 @@ impl WasiHttpHooks for OutboundHooks {
         let wait = Waits::new(limits, options, self.turn.deadline);
         let response_bytes = self.response_bytes.get_or_insert_default().clone();
         let max_response = limits.max_response_bytes;
+        let connections = self.turn.connections.clone();
+        let key = Key {
+            plugin: config.id.clone(),
+            tls,
+            host,
+            port,
+            literal: allowed.is_literal(),
+        };
         Box::new(async move {
-            let result = send(request, &allowed, &host, port, tls, wait).await;
+            let result = send(request, &allowed, &connections, key, wait).await;
             let (response, io) = match result {
                 Ok(ok) => ok,
                 Err((outcome, error)) => {

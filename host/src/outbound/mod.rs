@@ -25,6 +25,8 @@
 //! - Per turn: at most `Limits::max_requests` requests, `max_response_bytes` of
 //!   response bodies in all, `max_request_body_bytes` per request body; connect and
 //!   first-byte timeouts, every wait cut by the turn's deadline.
+//! - Connections are kept alive between requests, per plugin and origin, never
+//!   shared across plugins, bounded (`pool`).
 //! - Redirects are not followed by the host: a plugin's client that follows one
 //!   sends a new request, checked like any other.
 
@@ -33,6 +35,7 @@ mod body;
 mod check;
 mod connect;
 mod hooks;
+mod pool;
 mod special;
 
 use std::sync::Arc;
@@ -40,6 +43,7 @@ use std::time::Duration;
 
 pub use crate::config::outbound::{AllowedOrigin, Outbound, OutboundError, SecretHeader};
 pub(crate) use hooks::{OutboundHooks, TurnOutbound};
+pub(crate) use pool::Connections;
 
 /// One outbound request, as a metric sees it (no path, no headers).
 #[derive(Clone, Debug)]
