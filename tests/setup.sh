@@ -26,6 +26,18 @@ guest-sdk/python/install.sh
 # JavaScript plugins: componentize-js and rolldown, pinned, under target/js-tools.
 guest-sdk/js/install.sh
 
+# The agents benchmark's Python floor (tests/servers/agent_floor.py): aiohttp and
+# redis-py, pinned, in a venv under target/ (a copy of the pins in the venv says it
+# is up to date).
+floor_venv=target/agent-floor-venv
+floor_pins=tests/servers/agent_floor.requirements.txt
+if [ ! -x "$floor_venv/bin/python" ] || ! cmp -s "$floor_pins" "$floor_venv/requirements.txt"; then
+  echo "setup: installing the Python floor's packages into $floor_venv" >&2
+  python3 -m venv "$floor_venv"
+  "$floor_venv/bin/pip" install --quiet --disable-pip-version-check -r "$floor_pins"
+  cp "$floor_pins" "$floor_venv/requirements.txt"
+fi
+
 if ! command -v redis-server >/dev/null || ! command -v redis-cli >/dev/null; then
   echo "setup: installing redis-server" >&2
   sudo=""
