@@ -85,6 +85,10 @@ fn main() {
 }
 
 struct Settings {
+    /// `[server] workers` of serve (`AGENT_BENCH_WORKERS`, default 1).
+    workers: u64,
+    /// `instance_reuse` of the plugin (`AGENT_BENCH_REUSE`, default 0: off).
+    reuse: u64,
     delay: Duration,
     seconds: Duration,
     connections: Vec<usize>,
@@ -131,6 +135,8 @@ impl Settings {
             fail("AGENT_BENCH_SECONDS must be at least 1");
         }
         Self {
+            workers: number("AGENT_BENCH_WORKERS", 1).max(1),
+            reuse: number("AGENT_BENCH_REUSE", 0),
             delay: Duration::from_millis(number("AGENT_BENCH_MODEL_DELAY_MS", 1000)),
             seconds: Duration::from_secs(seconds),
             connections,
@@ -181,12 +187,15 @@ async fn run(settings: Settings) {
     println!(
         "model: {} words streamed over {} ms (ideal turns/s = C / {:.3} s); {} s per row \
          after a {} s warm-up; a new session per turn; turns/s, p50, p99 and CPU per turn \
-         count the turns answered 200 in the window; RSS of the server process\n",
+         count the turns answered 200 in the window; CPU and RSS of the server's processes; \
+         serve: workers = {}, instance_reuse = {}\n",
         model_server::WORDS.len(),
         settings.delay.as_millis(),
         ideal_per_turn,
         settings.seconds.as_secs(),
         WARM_UP.as_secs(),
+        settings.workers,
+        settings.reuse,
     );
     println!(
         "| server | C | turns/s | / ideal | p50 | p99 | CPU/turn | Redis CPU/turn | RSS peak | RSS/in-flight | errors |"
@@ -214,7 +223,7 @@ async fn run(settings: Settings) {
                         .arg(format!("{}/v1", model.origin()));
                     Server::spawn(command, &dir.path().join("floor-python.log"))
                 }
-                plugin => serve(plugin, &redis, &model, largest, dir.path()),
+                plugin => serve(plugin, &redis, &model, &settings, largest, dir.path()),
             };
             let row = drive(&server, &redis, c, &settings, &sessions).await;
             server.check_alive();
@@ -248,7 +257,14 @@ fn model_alive(model: &Server) {
 
 /// `agent-host serve` with the chat example `plugin` (rust, python or js) on
 /// `redis`, its limits sized for `largest` connections, defaults otherwise.
-fn serve(plugin: &str, redis: &RedisServer, model: &Server, largest: usize, dir: &Path) -> Server {
+fn serve(
+    plugin: &str,
+    redis: &RedisServer,
+    model: &Server,
+    settings: &Settings,
+    largest: usize,
+    dir: &Path,
+) -> Server {
     let wasm = match plugin {
         "rust" => plugins::LLM_CHAT,
         "python" => plugins::PY_CHAT,
@@ -264,6 +280,7 @@ listen = "127.0.0.1:0"
 cache_dir = "{cache}"
 instance_slots = {slots}
 max_connections = {connections}
+workers = {workers}
 
 [[plugin]]
 id = "chat"
@@ -272,6 +289,7 @@ prefix = "bench"
 env = {{ MODEL_URL = "{origin}/v1", MODEL = "{MODEL}" }}
 limits = {{ max_concurrent_turns = {turns}, deadline = "30s" }}
 quota = {{ sessions = 100000000, bytes = "1TiB" }}
+{reuse}
 
 [[plugin.outbound]]
 origin = "{origin}"
@@ -287,6 +305,11 @@ plugins = ["chat"]
         connections = (largest * 2 + 256).max(1024),
         turns = largest.max(64),
         origin = model.origin(),
+        workers = settings.workers,
+        reuse = match settings.reuse {
+            0 => String::new(),
+            n => format!("instance_reuse = {n}"),
+        },
     );
     std::fs::write(&config, text).expect("config");
     let mut command = Command::new(env!("CARGO_BIN_EXE_agent-host"));
@@ -356,6 +379,9 @@ async fn drive(
                             if kind == "connection" {
                                 // Not a spin when the server refuses: back off.
                                 tokio::time::sleep(Duration::from_millis(50)).await;
+                            } else if kind.starts_with("503") {
+                                // As a client does with serve's `Retry-After: 1`.
+                                tokio::time::sleep(Duration::from_secs(1)).await;
                             }
                             *seen.errors.entry(kind.clone()).or_default() += 1;
                             seen.messages.entry(kind).or_insert(message);

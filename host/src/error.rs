@@ -167,15 +167,17 @@ pub enum TurnError {
         /// Plugin id.
         plugin: String,
     },
-    /// The host is past what its cores can carry: `waiting` turns are ready to
-    /// run guest code and wait for a core (`HostBuilder::run_queue`), so a new
-    /// turn is refused before it starts; try again later. Nothing was run.
+    /// The host is past what its cores can carry: guest code waits in line for a
+    /// core longer than `HostBuilder::max_queue_delay`, so a new turn is refused
+    /// before it starts; try again later. Nothing was run.
     #[error(
-        "the host is overloaded: {waiting} turns wait for a core, as many as it queues; try again"
+        "the host is overloaded: guest code waits {delay_ms} ms for a core (at most {limit_ms} ms before new turns are refused); try again"
     )]
     Overloaded {
-        /// Turns waiting for a core when this one was refused.
-        waiting: u32,
+        /// How long the last guest to get a core had waited for it.
+        delay_ms: u64,
+        /// `max_queue_delay`, in milliseconds.
+        limit_ms: u64,
     },
     /// The plugin trapped (a panic, an uncaught exception, an abort, a bad memory
     /// access...). Nothing of the turn was written. The message names what

@@ -85,9 +85,33 @@ impl Drop for Server {
     }
 }
 
+/// `pid` and its children (a server started with workers is a supervisor and
+/// its worker processes).
+fn tree(pid: u32) -> Vec<u32> {
+    let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"));
+    let mut all = vec![pid];
+    all.extend(
+        children
+            .unwrap_or_default()
+            .split_whitespace()
+            .filter_map(|p| p.parse::<u32>().ok()),
+    );
+    all
+}
+
+/// User + system CPU of process `pid` and its children so far.
+pub fn cpu(pid: u32) -> Duration {
+    tree(pid).into_iter().map(cpu_of).sum()
+}
+
+/// Resident memory of process `pid` and its children in KiB.
+pub fn rss_kib(pid: u32) -> u64 {
+    tree(pid).into_iter().map(rss_of).sum()
+}
+
 /// User + system CPU of process `pid` so far (`/proc/PID/stat` fields 14 and 15,
 /// in clock ticks of 10 ms: Linux's USER_HZ is 100).
-pub fn cpu(pid: u32) -> Duration {
+fn cpu_of(pid: u32) -> Duration {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .unwrap_or_else(|e| panic!("process {pid} is gone (/proc/{pid}/stat: {e})"));
     // The command name, in parentheses, may hold spaces: count after it.
@@ -106,7 +130,7 @@ pub fn cpu(pid: u32) -> Duration {
 }
 
 /// Resident memory of process `pid` in KiB (`VmRSS`; 0 once it is gone).
-pub fn rss_kib(pid: u32) -> u64 {
+fn rss_of(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .unwrap_or_default()
         .lines()

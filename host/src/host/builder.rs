@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use super::cores::Cores;
 use super::{Counters, Host, Inner};
@@ -26,11 +27,11 @@ pub struct HostBuilder {
     cache_max: u64,
     on_outbound: Option<OutboundObserver>,
     running: u32,
-    run_queue: u32,
+    max_queue_delay: Duration,
 }
 
-/// Turns that may wait for a core, per core, before new turns are refused.
-const RUN_QUEUE_PER_CORE: u32 = 32;
+/// How long guest code may wait for a core before new turns are refused.
+const DEFAULT_MAX_QUEUE_DELAY: Duration = Duration::from_millis(100);
 
 impl HostBuilder {
     pub(super) fn new() -> Self {
@@ -48,7 +49,7 @@ impl HostBuilder {
             cache_max: crate::ops::cache::DEFAULT_MAX_BYTES,
             on_outbound: None,
             running: cores(),
-            run_queue: RUN_QUEUE_PER_CORE * cores(),
+            max_queue_delay: DEFAULT_MAX_QUEUE_DELAY,
         }
     }
 
@@ -60,12 +61,13 @@ impl HostBuilder {
         self
     }
 
-    /// How many turns may wait for a core before a new turn is refused with
-    /// [`TurnError::Overloaded`](crate::TurnError::Overloaded) (HTTP 503 `busy`),
-    /// so that past what the CPU can carry callers learn it at once and the turns
-    /// admitted keep their latency. Default 32 per core; 0 never refuses.
-    pub fn run_queue(mut self, turns: u32) -> Self {
-        self.run_queue = turns;
+    /// How long guest code may wait in line for a core before a new turn is
+    /// refused with [`TurnError::Overloaded`](crate::TurnError::Overloaded) (HTTP
+    /// 503 `busy`), so that past what the CPU can carry callers learn it at once
+    /// and the turns admitted keep their latency. Default 100 ms; zero never
+    /// refuses.
+    pub fn max_queue_delay(mut self, delay: Duration) -> Self {
+        self.max_queue_delay = delay;
         self
     }
 
@@ -189,7 +191,7 @@ impl HostBuilder {
                 }),
                 on_outbound: self.on_outbound,
                 locks: SessionLocks::default(),
-                cores: Cores::new(self.running, self.run_queue),
+                cores: Cores::new(self.running, self.max_queue_delay),
                 connections: Arc::default(),
                 stats: Counters::default(),
             }),
@@ -210,8 +212,8 @@ impl HostBuilder {
         if let Some(dir) = &file.server.cache_dir {
             builder = builder.cache_dir(dir.clone());
         }
-        if let Some(turns) = file.server.run_queue {
-            builder = builder.run_queue(turns);
+        if let Some(delay) = file.server.max_queue_delay {
+            builder = builder.max_queue_delay(delay);
         }
         builder
     }

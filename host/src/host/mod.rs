@@ -108,8 +108,10 @@ pub struct HostStats {
     /// slots; 0 without).
     pub instances: u64,
     /// Turns whose guest code is ready to run and waits for a core right now
-    /// (see [`HostBuilder::run_queue`]).
+    /// (see [`HostBuilder::max_queue_delay`]).
     pub waiting_for_core: u64,
+    /// How long the last guest to get a core waited for it.
+    pub core_delay: Duration,
 }
 
 struct Plugin {
@@ -156,6 +158,7 @@ impl Host {
                 .pooling_allocator_metrics()
                 .map_or(0, |m| m.component_instances()),
             waiting_for_core: u64::from(self.inner.cores.waiting()),
+            core_delay: self.inner.cores.delay(),
         }
     }
 

@@ -77,6 +77,12 @@ struct ServeArgs {
     /// Listen on this address instead of the file's `server.listen`.
     #[arg(long)]
     listen: Option<std::net::SocketAddr>,
+    /// Server processes sharing the address, each single-threaded (instead of the
+    /// file's `server.workers`; default 1, one multi-threaded process). One per
+    /// core makes Python and JavaScript turns about half as costly (see
+    /// docs/operators.md).
+    #[arg(long, env = "AGENT_HOST_WORKERS", value_parser = clap::value_parser!(u32).range(1..=1024))]
+    workers: Option<u32>,
 }
 
 #[derive(clap::Args)]
@@ -85,8 +91,23 @@ struct InspectArgs {
     plugin: PathBuf,
 }
 
+impl Cli {
+    /// The global options as arguments, for the processes `serve --workers`
+    /// starts.
+    fn globals(&self) -> Vec<String> {
+        let format = match self.log_format {
+            LogFormat::Human => "human",
+            LogFormat::Json => "json",
+        };
+        let mut args = vec!["--log-format".to_string(), format.to_string()];
+        args.extend((0..self.verbose).map(|_| "-v".to_string()));
+        args
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let globals = cli.globals();
     let default = match (cli.verbose, &cli.command) {
         // A server logs its turns; the one-shot commands print their error as one
         // line, and logs are opt-in.
@@ -104,7 +125,15 @@ fn main() -> ExitCode {
         LogFormat::Human => logs.init(),
         LogFormat::Json => logs.json().flatten_event(true).init(),
     }
-    let runtime = match tokio::runtime::Runtime::new() {
+    // A `serve` worker is single-threaded (serve/workers.rs).
+    let runtime = match serve::workers::number() {
+        Some(_) => tokio::runtime::Builder::new_current_thread()
+            .thread_name("blocking-io")
+            .enable_all()
+            .build(),
+        None => tokio::runtime::Runtime::new(),
+    };
+    let runtime = match runtime {
         Ok(rt) => rt,
         Err(e) => {
             let _ = writeln!(
@@ -117,7 +146,9 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Run(args) => run::run(*args).await,
-            Command::Serve(args) => serve::serve(args.config, args.listen).await,
+            Command::Serve(args) => {
+                serve::serve(args.config, args.listen, args.workers, globals).await
+            }
             Command::Sessions(args) => sessions::sessions(args).await,
             Command::Inspect(args) => inspect(&args.plugin),
             Command::New(args) => new::new(args),

@@ -122,10 +122,15 @@ pub struct ServerSection {
     /// Most bytes of one stream's events kept. Default 1 MiB.
     #[serde(default = "default_stream_buffer")]
     pub stream_buffer: ByteSize,
-    /// Turns whose guest code is ready to run but waits for a core; while this
-    /// many wait, a new turn gets 503 `busy` at once (see
-    /// `HostBuilder::run_queue`; 0 never refuses). Default 32 per core.
-    pub run_queue: Option<u32>,
+    /// How long guest code may wait in line for a core before a new turn gets
+    /// 503 `busy` at once (see `HostBuilder::max_queue_delay`; "0s" never
+    /// refuses). Default 100 ms.
+    #[serde(default, deserialize_with = "optional_duration")]
+    pub max_queue_delay: Option<Duration>,
+    /// Server processes sharing `listen`, each single-threaded (`serve
+    /// --workers`). Default 1: one multi-threaded process.
+    #[serde(default = "default_workers")]
+    pub workers: u32,
 }
 
 impl Default for ServerSection {
@@ -142,7 +147,8 @@ impl Default for ServerSection {
             header_timeout: default_header_timeout(),
             body_timeout: default_body_timeout(),
             idle_timeout: default_idle_timeout(),
-            run_queue: None,
+            max_queue_delay: None,
+            workers: default_workers(),
             stream_ttl: default_stream_ttl(),
             stream_buffer: default_stream_buffer(),
         }
@@ -154,6 +160,9 @@ impl ServerSection {
     pub(super) fn problem(&self) -> Option<String> {
         if self.max_connections == 0 {
             return Some("max_connections must be at least 1".into());
+        }
+        if !(1..=1024).contains(&self.workers) {
+            return Some("workers must be 1 to 1024".into());
         }
         let timeouts = [
             ("header_timeout", self.header_timeout),
@@ -314,6 +323,10 @@ fn default_op_timeout() -> Duration {
 fn default_wait_timeout() -> Duration {
     RedisOptions::default().wait_timeout
 }
+fn default_workers() -> u32 {
+    1
+}
+
 fn default_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 8080))
 }

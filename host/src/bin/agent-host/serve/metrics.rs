@@ -89,7 +89,7 @@ impl Metrics {
         registry.register("instances", "Plugin instances alive now", instances.clone());
         registry.register(
             "turns_waiting_for_core",
-            "Turns whose guest code is ready to run and waits for a core now (past [server] run_queue, new turns get 503 busy)",
+            "Turns whose guest code is ready to run and waits for a core now (see [server] max_queue_delay)",
             waiting_for_core.clone(),
         );
         let outbound = Family::<OutboundLabels, Counter>::default();

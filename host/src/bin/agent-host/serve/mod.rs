@@ -20,7 +20,8 @@
 //! Layout: `routes.rs` the router and the session routes, `versions.rs` the kept
 //! versions' routes, `stream.rs` streamed turns and their resumption, `body.rs`
 //! reading request bodies, `tenants.rs` the per-tenant turn limit, `metrics.rs`,
-//! `connections.rs` (capped and timed out), `signals.rs` (what stops the server).
+//! `connections.rs` (capped and timed out), `signals.rs` (what stops the server),
+//! `workers.rs` (`--workers N`: one single-threaded process per core).
 
 mod api_error;
 mod auth;
@@ -35,6 +36,7 @@ mod tenants;
 mod turns;
 mod usage;
 mod versions;
+pub(crate) mod workers;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -63,10 +65,20 @@ struct App {
 
 /// Loads the config, compiles the plugins, and serves until SIGTERM, SIGHUP or
 /// Ctrl-C, then lets the turns in flight finish (up to `server.shutdown_grace`).
-pub(crate) async fn serve(config: PathBuf, listen: Option<SocketAddr>) -> anyhow::Result<()> {
+pub(crate) async fn serve(
+    config: PathBuf,
+    listen: Option<SocketAddr>,
+    workers: Option<u32>,
+    globals: Vec<String>,
+) -> anyhow::Result<()> {
     let started = Instant::now();
     let config = ConfigFile::load(&config)?;
     config.require_secrets()?;
+    let worker = workers::number();
+    let count = workers.unwrap_or(config.server.workers);
+    if worker.is_none() && count > 1 {
+        return workers::supervise(config, listen, count, globals).await;
+    }
     if config.tokens.is_empty() {
         anyhow::bail!(
             "{}: no [[token]]: every request to a plugin would be refused; add one",
@@ -87,7 +99,12 @@ pub(crate) async fn serve(config: PathBuf, listen: Option<SocketAddr>) -> anyhow
     });
     let metrics = Arc::new(Metrics::new(store_seconds));
     let observed = metrics.clone();
-    let host = HostBuilder::from_config_file(&config, store)
+    let mut builder = HostBuilder::from_config_file(&config, store);
+    if worker.is_some() {
+        // One thread: guest code runs on it alone.
+        builder = builder.cores(1);
+    }
+    let host = builder
         .on_outbound(move |event| observed.outbound(event))
         .build()?;
     let (mut compiled, mut cached) = (0, 0);
@@ -123,22 +140,30 @@ pub(crate) async fn serve(config: PathBuf, listen: Option<SocketAddr>) -> anyhow
     });
     let router = routes::router(app);
     warn_if_few_files(max_connections);
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .with_context(|| format!("listening on {listen}"))?;
+    let listener = match worker {
+        Some(_) => workers::listener(listen),
+        None => tokio::net::TcpListener::bind(listen).await,
+    }
+    .with_context(|| format!("listening on {listen}"))?;
     let addr = listener.local_addr()?;
     // From before the address is announced, a signal stops the server the orderly
     // way (during the start, with nothing in flight, its default action is fine).
     let signals = signals::Signals::install()?;
     let startup_ms = started.elapsed().as_secs_f64() * 1e3;
-    tracing::info!(%addr, startup_ms, compiled, cached, "listening");
+    tracing::info!(%addr, startup_ms, compiled, cached, worker, "listening");
     // On stdout for scripts and tests: the address actually bound (port 0 picks
     // one). Nobody reading it is no reason to stop.
     crate::out::line_or_ignore(format_args!("listening on http://{addr}"));
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let shutdown = async move {
-        signals.recv().await;
+        match worker {
+            Some(_) => tokio::select! {
+                () = signals.recv() => {}
+                () = workers::supervisor_gone() => tracing::info!("the supervisor asks to stop"),
+            },
+            None => signals.recv().await,
+        }
         tracing::info!("shutting down: finishing the turns in flight");
         let _ = stop_tx.send(true);
     };
