@@ -96,6 +96,21 @@ impl StateStore for NullStore {
     async fn ping(&self) -> Result<(), StoreError> {
         Ok(())
     }
+    async fn add_model_usage(
+        &self,
+        _: &[agent_host::Spender],
+        _: &agent_host::Periods,
+        _: &agent_host::ModelCount,
+    ) -> Result<(), StoreError> {
+        Ok(())
+    }
+    async fn model_usage(
+        &self,
+        _: &agent_host::Spender,
+        _: &agent_host::Periods,
+    ) -> Result<[agent_host::ModelCount; 2], StoreError> {
+        Ok(Default::default())
+    }
     async fn versions(&self, _: &Namespace, _: &Name) -> Result<Vec<StoredVersion>, StoreError> {
         Ok(Vec::new())
     }

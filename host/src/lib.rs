@@ -57,13 +57,17 @@ pub use guest::output;
 pub use ops::{admin, checkpoints, config_file};
 pub use store::keys;
 
-pub use config::{Limits, PluginConfig, Quota};
+pub use config::{Budget, Limits, Meter, PluginConfig, Quota};
 pub use config_file::ConfigFile;
 pub use error::{CrashCause, Error, StateError, StoreError, TurnError};
 pub use host::{
     Host, HostBuilder, HostStats, PluginInfo, SessionSnapshot, TurnAnswer, TurnOptions,
 };
 pub use ops::inspect::{ComponentReport, inspect_component};
-pub use outbound::{AllowedOrigin, Outbound, OutboundError, OutboundEvent, SecretHeader};
+pub use outbound::{
+    AllowedOrigin, ModelCall, Outbound, OutboundError, OutboundEvent, SecretHeader,
+};
 pub use output::TurnEvent;
-pub use store::{EmbeddedStore, RedisOptions, RedisStore, StateStore, Usage};
+pub use store::{
+    EmbeddedStore, ModelCount, Periods, RedisOptions, RedisStore, Spender, StateStore, Usage,
+};

@@ -5,11 +5,13 @@
 
 use std::time::Duration;
 
+pub mod budget;
 pub mod outbound;
 
 use crate::error::Error;
 use crate::store::keys::Namespace;
 
+pub use self::budget::{Budget, Meter};
 use self::outbound::{AllowedOrigin, Outbound};
 pub use crate::store::Quota;
 
@@ -49,6 +51,8 @@ pub struct PluginConfig {
     /// What the plugin may keep in the store (default: 100,000 sessions, 1 GiB).
     /// See [`PluginConfig::with_quota`].
     pub quota: Quota,
+    /// See [`PluginConfig::with_budget`].
+    pub budget: Budget,
 }
 
 /// How long the answer of a turn run with an idempotency key is kept, by default.
@@ -73,6 +77,7 @@ impl PluginConfig {
             keep_versions: 0,
             buckets: None,
             quota: Quota::default(),
+            budget: Budget::UNLIMITED,
         }
     }
 
@@ -85,6 +90,17 @@ impl PluginConfig {
     /// every host sharing it enforces one quota. [`Quota::UNLIMITED`] lifts it.
     pub fn with_quota(mut self, quota: Quota) -> Self {
         self.quota = quota;
+        self
+    }
+
+    /// Bounds the tokens the plugin spends on metered model calls (origins with
+    /// [`AllowedOrigin::with_meter`](crate::AllowedOrigin::with_meter)) per UTC
+    /// day and month. Once spent, its next request to a metered origin is refused
+    /// inside the plugin before anything leaves the host; other origins are not
+    /// affected. The counts live in the store, so every host sharing it enforces
+    /// one budget; requests in flight when it runs out finish. Default: none.
+    pub fn with_budget(mut self, budget: Budget) -> Self {
+        self.budget = budget;
         self
     }
 

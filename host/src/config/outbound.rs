@@ -62,6 +62,9 @@ pub struct AllowedOrigin {
     pub port: u16,
     /// Headers added by the host, whose values the plugin never sees.
     pub secret_headers: Vec<SecretHeader>,
+    /// The model API the origin speaks, when its answers are metered (see
+    /// [`AllowedOrigin::with_meter`]).
+    pub meter: Option<super::Meter>,
     text: String,
 }
 
@@ -86,6 +89,7 @@ impl AllowedOrigin {
                 host: HostPattern::Any,
                 port: 0,
                 secret_headers: Vec::new(),
+                meter: None,
                 text,
             });
         }
@@ -117,8 +121,18 @@ impl AllowedOrigin {
             host: pattern,
             port,
             secret_headers: Vec::new(),
+            meter: None,
             text,
         })
+    }
+
+    /// Marks the origin as a model endpoint speaking `meter`'s API: the host reads
+    /// the tokens each answer used as it passes (never holding it back, never
+    /// changing it), counts them for the plugin and its tenant, and enforces their
+    /// budgets ([`crate::PluginConfig::with_budget`]) on requests to this origin.
+    pub fn with_meter(mut self, meter: super::Meter) -> Self {
+        self.meter = Some(meter);
+        self
     }
 
     /// Adds a header the host sets on every request to this origin. Refused on

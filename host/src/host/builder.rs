@@ -3,14 +3,14 @@
 
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use super::cores::Cores;
 use super::{Counters, Host, Inner};
 use crate::error::Error;
 use crate::host::sandbox;
 use crate::ops::config_file::ConfigFile;
-use crate::outbound::{OutboundEvent, OutboundObserver};
+use crate::outbound::{Clock, ModelCall, ModelObserver, OutboundEvent, OutboundObserver};
 use crate::store::StateStore;
 use crate::store::keys::DEFAULT_ROOT;
 use crate::turn::session_locks::SessionLocks;
@@ -26,6 +26,8 @@ pub struct HostBuilder {
     cache_dir: Option<PathBuf>,
     cache_max: u64,
     on_outbound: Option<OutboundObserver>,
+    on_model_call: Option<ModelObserver>,
+    clock: Clock,
     running: u32,
     max_queue_delay: Duration,
 }
@@ -48,6 +50,8 @@ impl HostBuilder {
             cache_dir: None,
             cache_max: crate::ops::cache::DEFAULT_MAX_BYTES,
             on_outbound: None,
+            on_model_call: None,
+            clock: Arc::new(SystemTime::now),
             running: cores(),
             max_queue_delay: DEFAULT_MAX_QUEUE_DELAY,
         }
@@ -78,6 +82,21 @@ impl HostBuilder {
         observer: impl Fn(&OutboundEvent) + Send + Sync + 'static,
     ) -> Self {
         self.on_outbound = Some(Arc::new(observer));
+        self
+    }
+
+    /// Calls `observer` once per metered model call of any plugin (for metrics,
+    /// or an embedder's own spend policy); it must be quick, it runs on the
+    /// request's task. Its tokens are counted in the store too.
+    pub fn on_model_call(mut self, observer: impl Fn(&ModelCall) + Send + Sync + 'static) -> Self {
+        self.on_model_call = Some(Arc::new(observer));
+        self
+    }
+
+    /// The clock model spend is counted by (UTC days and months); default the
+    /// system's. For tests that move the day on.
+    pub fn clock(mut self, clock: impl Fn() -> SystemTime + Send + Sync + 'static) -> Self {
+        self.clock = Arc::new(clock);
         self
     }
 
@@ -190,6 +209,8 @@ impl HostBuilder {
                     max_bytes: self.cache_max,
                 }),
                 on_outbound: self.on_outbound,
+                on_model_call: self.on_model_call,
+                clock: self.clock,
                 locks: SessionLocks::default(),
                 cores: Cores::new(self.running, self.max_queue_delay),
                 connections: Arc::default(),

@@ -23,6 +23,7 @@ pub use builder::HostBuilder;
 pub use turns::{TurnAnswer, TurnOptions};
 
 use self::sandbox::TurnCtx;
+use crate::config::Budget;
 use crate::config::PluginConfig;
 use crate::error::{Error, TurnError};
 use crate::guest::bindings::AgentPluginPre;
@@ -33,8 +34,10 @@ use crate::host::reuse::IdleInstances;
 use crate::ops::admin;
 use crate::ops::cache;
 use crate::ops::checkpoints;
-use crate::outbound::{OutboundObserver, TurnOutbound};
+use crate::outbound::spend::TurnSpend;
+use crate::outbound::{Clock, ModelObserver, OutboundObserver, TurnOutbound};
 use crate::store::keys::Name;
+use crate::store::spend::Spender;
 use crate::store::{Page, Quota, StateStore, StoredVersion, Usage};
 use crate::turn::Turn;
 use crate::turn::prefetch::PrefetchTail;
@@ -79,6 +82,8 @@ struct Inner {
     max_instance_memory: u64,
     cache: Option<cache::Cache>,
     on_outbound: Option<OutboundObserver>,
+    on_model_call: Option<ModelObserver>,
+    clock: Clock,
     locks: SessionLocks,
     /// Admission to the cores for guest code (`cores.rs`).
     cores: cores::Cores,
@@ -298,13 +303,56 @@ impl Host {
         ids
     }
 
-    fn turn_outbound(&self, scope: &Arc<PluginScope>, deadline: Instant) -> TurnOutbound {
+    fn turn_outbound(
+        &self,
+        scope: &Arc<PluginScope>,
+        deadline: Instant,
+        spend: Arc<TurnSpend>,
+    ) -> TurnOutbound {
         TurnOutbound {
             scope: scope.clone(),
             observer: self.inner.on_outbound.clone(),
             deadline,
             connections: self.inner.connections.clone(),
+            spend,
         }
+    }
+
+    /// Where a turn's metered model calls are counted: the plugin, and the
+    /// tenant if the turn names one, each with its budget.
+    fn turn_spend(
+        &self,
+        scope: &Arc<PluginScope>,
+        tenant: Option<(String, Budget)>,
+    ) -> Arc<TurnSpend> {
+        let config = &scope.config;
+        let mut spenders = vec![(
+            Spender::Plugin {
+                ns: scope.ns.clone(),
+                plugin: config.id.clone(),
+            },
+            config.budget,
+        )];
+        let name = tenant.as_ref().map(|(t, _)| t.clone());
+        if let Some((tenant, budget)) = tenant {
+            spenders.push((
+                Spender::Tenant {
+                    root: self.inner.root.clone(),
+                    tenant,
+                },
+                budget,
+            ));
+        }
+        Arc::new(TurnSpend {
+            store: self.inner.store.clone(),
+            spenders,
+            plugin: config.id.clone(),
+            tenant: name,
+            clock: self.inner.clock.clone(),
+            observer: self.inner.on_model_call.clone(),
+            total: Default::default(),
+            pending: Default::default(),
+        })
     }
 
     fn plugin(&self, id: &str) -> Option<Arc<Plugin>> {
@@ -319,7 +367,7 @@ impl Host {
     ) -> Result<PluginInfo, TurnError> {
         let deadline = Instant::now() + scope.config.limits.deadline;
         let state = StateCtx::new(Turn::new(scope.clone(), self.inner.store.clone()), None);
-        let outbound = self.turn_outbound(scope, deadline);
+        let outbound = self.turn_outbound(scope, deadline, self.turn_spend(scope, None));
         let (mut store, output) = sandbox::turn_store(&self.inner.engine, outbound, state);
         let call = async {
             let instance = pre.instantiate_async(&mut store).await?;

@@ -9,6 +9,7 @@ use tokio::sync::mpsc::Sender;
 use tracing::Instrument;
 
 use super::{Host, Plugin};
+use crate::config::Budget;
 use crate::error::{StoreError, TurnError};
 use crate::guest::output::{Stream, TurnEvent};
 use crate::guest::state::StateCtx;
@@ -16,7 +17,9 @@ use crate::guest_text::{LOG_FIELD_BYTES, escaped};
 use crate::host::outcome::{deadline_error, stopped};
 use crate::host::reuse::Kept;
 use crate::host::sandbox;
+use crate::outbound::spend::TurnSpend;
 use crate::store::keys::Name;
+use crate::store::spend::ModelCount;
 use crate::turn::Turn;
 use crate::turn::idempotency::{self, Claim, Holding};
 
@@ -31,6 +34,9 @@ pub struct TurnOptions {
     /// [`crate::guest::output`]); `None`: they are dropped. The plugin never waits for
     /// this channel: when it is full the caller is cut off.
     pub stream: Option<Sender<TurnEvent>>,
+    /// The tenant the turn is run for, and its model budget (see
+    /// [`TurnOptions::with_tenant`]).
+    pub tenant: Option<(String, Budget)>,
 }
 
 impl TurnOptions {
@@ -40,6 +46,14 @@ impl TurnOptions {
             idempotency_key: Some(key.into()),
             ..Self::default()
         }
+    }
+
+    /// These options with the turn run for `tenant`: its metered model calls are
+    /// counted for the tenant too (across its plugins) and refused once the
+    /// tenant's `budget` is spent, as the plugin's own budget does.
+    pub fn with_tenant(mut self, tenant: impl Into<String>, budget: Budget) -> Self {
+        self.tenant = Some((tenant.into(), budget));
+        self
     }
 
     /// These options with the turn's events sent to `to`.
@@ -58,6 +72,9 @@ pub struct TurnAnswer {
     /// True if the answer is the stored one of an earlier run with the same
     /// idempotency key: the plugin did not run and nothing was written.
     pub replayed: bool,
+    /// The tokens of the turn's metered model calls, all attempts together (zero
+    /// for a replayed answer).
+    pub usage: ModelCount,
 }
 
 impl Host {
@@ -116,8 +133,16 @@ impl Host {
             .as_deref()
             .map(|key| Claim::new(key, input));
         let stream = options.stream.map(Stream::new);
+        let spend = self.turn_spend(&plugin.scope, options.tenant);
         let (outcome, attempts) = self
-            .idempotent(&plugin, &name, input, claim.as_ref(), stream.as_ref())
+            .idempotent(
+                &plugin,
+                &name,
+                input,
+                claim.as_ref(),
+                stream.as_ref(),
+                &spend,
+            )
             .instrument(span.clone())
             .await;
         let elapsed_us = started.elapsed().as_micros() as u64;
@@ -131,7 +156,13 @@ impl Host {
         );
         span.in_scope(|| match &outcome {
             Ok(answer) if answer.replayed => tracing::info!(elapsed_us, "turn replayed"),
-            Ok(_) => tracing::info!(elapsed_us, attempts, "turn done"),
+            Ok(answer) => tracing::info!(
+                elapsed_us,
+                attempts,
+                input_tokens = answer.usage.input_tokens,
+                output_tokens = answer.usage.output_tokens,
+                "turn done"
+            ),
             Err(e) => {
                 let stderr: &[String] = match e {
                     TurnError::Trap { stderr, .. } => stderr,
@@ -160,6 +191,7 @@ impl Host {
         input: &str,
         claim: Option<&Claim>,
         stream: Option<&Arc<Stream>>,
+        spend: &Arc<TurnSpend>,
     ) -> (Result<TurnAnswer, TurnError>, u32) {
         let scope = &plugin.scope;
         let store = self.inner.store.as_ref();
@@ -180,22 +212,28 @@ impl Host {
                     let replayed = TurnAnswer {
                         output,
                         replayed: true,
+                        usage: ModelCount::default(),
                     };
                     return (Ok(replayed), 0);
                 }
                 Err(e) => return (Err(e), 0),
             }
         }
-        let (outcome, attempts) = self.attempts(plugin, name, input, claim, stream).await;
+        let (outcome, attempts) = self
+            .attempts(plugin, name, input, claim, stream, spend)
+            .await;
         if let (Some(claim), Err(_)) = (claim, &outcome) {
             claim.release(store, &scope.ns, name).await;
         }
         if let Some(holding) = holding {
             holding.finish();
         }
+        // The turn's model calls are counted in the store before it answers.
+        spend.settle().await;
         let answer = outcome.map(|output| TurnAnswer {
             output,
             replayed: false,
+            usage: spend.total(),
         });
         (answer, attempts)
     }
@@ -209,6 +247,7 @@ impl Host {
         input: &str,
         claim: Option<&Claim>,
         stream: Option<&Arc<Stream>>,
+        spend: &Arc<TurnSpend>,
     ) -> (Result<String, TurnError>, u32) {
         let inner = &self.inner;
         let plugin_id = plugin.scope.config.id.as_str();
@@ -240,7 +279,7 @@ impl Host {
         loop {
             inner.stats.attempts.fetch_add(1, Ordering::Relaxed);
             match self
-                .attempt(plugin, name, input, deadline, claim, stream)
+                .attempt(plugin, name, input, deadline, claim, stream, spend)
                 .await
             {
                 Err(Attempt::Conflict) => {
@@ -279,6 +318,7 @@ impl Host {
         deadline: Instant,
         claim: Option<&Claim>,
         stream: Option<&Arc<Stream>>,
+        spend: &Arc<TurnSpend>,
     ) -> Result<Result<String, TurnError>, Attempt> {
         let scope = &plugin.scope;
         let plugin_id = scope.config.id.as_str();
@@ -288,7 +328,7 @@ impl Host {
         // One round trip for what a turn usually reads; a failure here is seen
         // again (and reported) by the plugin's first state call.
         let _ = turn.prefetch(session).await;
-        let outbound = self.turn_outbound(scope, deadline);
+        let outbound = self.turn_outbound(scope, deadline, spend.clone());
         let state = StateCtx::new(turn, stream.cloned());
         let (mut store, output, kept, served) = match plugin.idle.take() {
             Some(mut kept) => {

@@ -12,7 +12,9 @@ use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 use super::body::{Done, GuestBody, LimitedBody};
 use super::check::{Target, refusal};
 use super::connect::{Waits, send};
+use super::meter::{Metered, Reader};
 use super::pool::{Connections, Key};
+use super::spend::TurnSpend;
 use super::{OutboundEvent, OutboundObserver};
 use crate::guest_text::{LOG_FIELD_BYTES, escaped};
 use crate::turn::scope::PluginScope;
@@ -24,6 +26,8 @@ pub(crate) struct TurnOutbound {
     pub(crate) deadline: Instant,
     /// The host's idle connections (`pool.rs`).
     pub(crate) connections: Arc<Connections>,
+    /// Where metered model calls are counted and checked (`spend.rs`).
+    pub(crate) spend: Arc<TurnSpend>,
 }
 
 /// The `wasi:http` hooks of one turn.
@@ -182,10 +186,11 @@ impl WasiHttpHooks for OutboundHooks {
                 .headers_mut()
                 .insert(secret.name.clone(), secret.value.clone());
         }
+        let sent_bytes = Arc::new(AtomicU64::new(0));
         let request = request.map(|body| {
             LimitedBody {
                 inner: GuestBody { inner: Some(body) },
-                seen: Arc::new(AtomicU64::new(0)),
+                seen: sent_bytes.clone(),
                 limit: max_body,
                 error: || Error::HttpRequestBodySize(None),
                 log: None,
@@ -196,6 +201,7 @@ impl WasiHttpHooks for OutboundHooks {
         let response_bytes = self.response_bytes.get_or_insert_default().clone();
         let max_response = limits.max_response_bytes;
         let connections = self.turn.connections.clone();
+        let metered = allowed.meter.map(|meter| (meter, self.turn.spend.clone()));
         let key = Key {
             plugin: config.id.clone(),
             tls,
@@ -204,6 +210,25 @@ impl WasiHttpHooks for OutboundHooks {
             literal: allowed.is_literal(),
         };
         Box::new(async move {
+            if let Some((_, spend)) = &metered {
+                let why = match spend.refusal().await {
+                    Ok(None) => None,
+                    Ok(Some(spent)) => Some(spent),
+                    // Refused rather than let a tenant spend past its budget.
+                    Err(e) => Some(format!("the model budget cannot be checked now ({e})")),
+                };
+                if let Some(why) = why {
+                    tracing::warn!(
+                        plugin = %sent.plugin,
+                        method = %sent.method,
+                        origin = %sent.origin,
+                        "outbound request refused: {why}"
+                    );
+                    sent.report("budget");
+                    drop(request);
+                    return Err(Error::InternalError(Some(why)));
+                }
+            }
             let result = send(request, &allowed, &connections, key, wait).await;
             let (response, io) = match result {
                 Ok(ok) => ok,
@@ -223,6 +248,12 @@ impl WasiHttpHooks for OutboundHooks {
             };
             sent.report("ok");
             let status = response.status().as_u16();
+            let content_type = response
+                .headers()
+                .get(http::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
+            let label = sent.label.clone();
             let response = response.map(|body| {
                 LimitedBody {
                     inner: body,
@@ -237,6 +268,19 @@ impl WasiHttpHooks for OutboundHooks {
                 }
                 .boxed_unsync()
             });
+            let response = match metered {
+                Some((meter, spend)) => response.map(|body| {
+                    Metered {
+                        inner: body,
+                        reader: Some(Reader::new(meter, content_type.as_deref())),
+                        spend,
+                        origin: label,
+                        sent: sent_bytes,
+                    }
+                    .boxed_unsync()
+                }),
+                None => response,
+            };
             Ok((response, io))
         })
     }

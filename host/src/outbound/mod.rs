@@ -25,6 +25,11 @@
 //! - Per turn: at most `Limits::max_requests` requests, `max_response_bytes` of
 //!   response bodies in all, `max_request_body_bytes` per request body; connect and
 //!   first-byte timeouts, every wait cut by the turn's deadline.
+//! - An origin marked with a meter is a model endpoint: the tokens of each answer
+//!   are read as it passes and counted for the plugin and the turn's tenant
+//!   (`meter`, `spend`); once a budget is spent, requests to metered origins are
+//!   refused inside the plugin (`internal-error` "model budget spent ...", as
+//!   wasi:http's `HTTP-request-denied` carries no reason) and nothing leaves.
 //! - Connections are kept alive between requests, per plugin and origin, never
 //!   shared across plugins, bounded (`pool`).
 //! - Redirects are not followed by the host: a plugin's client that follows one
@@ -35,8 +40,10 @@ mod body;
 mod check;
 mod connect;
 mod hooks;
+mod meter;
 mod pool;
 mod special;
+pub(crate) mod spend;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -44,6 +51,7 @@ use std::time::Duration;
 pub use crate::config::outbound::{AllowedOrigin, Outbound, OutboundError, SecretHeader};
 pub(crate) use hooks::{OutboundHooks, TurnOutbound};
 pub(crate) use pool::Connections;
+pub use spend::{Clock, ModelCall, ModelObserver};
 
 /// One outbound request, as a metric sees it (no path, no headers).
 #[derive(Clone, Debug)]
@@ -53,7 +61,8 @@ pub struct OutboundEvent {
     pub plugin: String,
     /// The allowed origin it matched, as configured (`denied` when none did).
     pub origin: String,
-    /// `ok` (a response arrived), `denied`, `limit`, `timeout`, or `error`.
+    /// `ok` (a response arrived), `denied`, `limit`, `budget` (a metered origin
+    /// refused: model budget spent), `timeout`, or `error`.
     pub outcome: &'static str,
     /// Time to the response head (or the failure).
     pub duration: Duration,

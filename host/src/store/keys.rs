@@ -226,6 +226,11 @@ impl Name {
         self.raw.starts_with('\x01')
     }
 
+    /// The name as it appears in a key (percent-encoded).
+    pub fn encoded(&self) -> &str {
+        &self.encoded
+    }
+
     /// The id as the guest gave it.
     pub fn as_str(&self) -> &str {
         &self.raw

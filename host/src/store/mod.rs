@@ -9,6 +9,7 @@
 pub mod embedded;
 pub mod keys;
 pub mod redis;
+pub mod spend;
 
 use std::time::Duration;
 
@@ -19,6 +20,7 @@ use crate::store::keys::{Name, Namespace};
 
 pub use self::embedded::EmbeddedStore;
 pub use self::redis::{RedisOptions, RedisStore};
+pub use self::spend::{ModelCount, Periods, Spender};
 
 /// A session's state document and its version.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -435,6 +437,25 @@ pub trait StateStore: Send + Sync + 'static {
 
     /// Checks that the backend answers.
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Adds `count` to each spender's model counters for the day and the month of
+    /// `periods` (each kept [`spend::DAY_KEPT`] / [`spend::MONTH_KEPT`] from its
+    /// last change). Not part of any commit: a model call is spent whether or not
+    /// its turn commits.
+    async fn add_model_usage(
+        &self,
+        spenders: &[Spender],
+        periods: &Periods,
+        count: &ModelCount,
+    ) -> Result<(), StoreError>;
+
+    /// A spender's model counters for the day and the month of `periods` (zero
+    /// when none were kept).
+    async fn model_usage(
+        &self,
+        spender: &Spender,
+        periods: &Periods,
+    ) -> Result<[ModelCount; 2], StoreError>;
 
     /// The session's current state document and its kept versions, newest first.
     async fn versions(

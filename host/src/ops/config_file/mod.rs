@@ -29,6 +29,7 @@
 //! `64MiB`, and relative paths are relative to the file. Every error names the
 //! file, line and column, and never shows a secret.
 
+mod budget;
 mod outbound;
 mod quota;
 mod sections;
@@ -43,6 +44,7 @@ use serde::Deserialize;
 use crate::error::Error;
 use crate::store::{EmbeddedStore, RedisOptions, RedisStore, StateStore};
 
+pub use self::budget::BudgetSection;
 pub use self::outbound::OutboundSection;
 pub use self::quota::QuotaSection;
 pub use self::sections::{

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::config::Meter;
 use crate::config::outbound::{AllowedOrigin, OutboundError, SecretHeader};
 
 /// One `[[plugin.outbound]]`.
@@ -20,6 +21,10 @@ pub struct OutboundSection {
     /// Header name to value template (`"Bearer ${env:LLM_API_KEY}"`).
     #[serde(default)]
     secret_headers: BTreeMap<String, Spanned<String>>,
+    /// `openai` or `anthropic`: the origin is a model endpoint whose answers are
+    /// metered (`AllowedOrigin::with_meter`).
+    #[serde(default)]
+    meter: Option<Spanned<String>>,
     /// The origin with its headers resolved, once the file is checked.
     #[serde(skip)]
     pub(super) resolved: Option<AllowedOrigin>,
@@ -39,6 +44,13 @@ impl OutboundSection {
     ) -> Result<(), (usize, String)> {
         let mut origin = AllowedOrigin::parse(self.origin.get_ref())
             .map_err(|e| (self.origin.span().start, e))?;
+        if let Some(meter) = &self.meter {
+            let parsed = Meter::parse(meter.get_ref()).ok_or_else(|| {
+                let why = format!("meter {:?}: \"openai\" or \"anthropic\"", meter.get_ref());
+                (meter.span().start, why)
+            })?;
+            origin = origin.with_meter(parsed);
+        }
         if origin.is_any() && !self.secret_headers.is_empty() {
             // Checked before the values are read: whether or not the variables are
             // set, the key must not go to any origin the plugin names.

@@ -14,6 +14,7 @@ use crate::config::outbound::Outbound;
 use crate::config::{Limits, PluginConfig};
 use crate::store::keys::DEFAULT_ROOT;
 
+use super::budget::BudgetSection;
 use super::outbound::OutboundSection;
 use super::quota::QuotaSection;
 use crate::store::RedisOptions;
@@ -226,6 +227,10 @@ pub struct PluginSection {
     /// given keeps its default (100,000 sessions, 1 GiB).
     #[serde(default)]
     pub quota: QuotaSection,
+    /// Tokens it may spend on metered model calls (`PluginConfig::with_budget`);
+    /// default: no limit.
+    #[serde(default)]
+    pub budget: BudgetSection,
 }
 
 /// A plugin's `limits` table (see [`Limits`] for the defaults).
@@ -277,6 +282,10 @@ pub struct TokenSection {
     /// each plugin's `limits.max_concurrent_turns`.
     #[serde(default, deserialize_with = "optional_at_least_one")]
     pub max_concurrent_turns: Option<u32>,
+    /// Tokens its tenant may spend on metered model calls, across its plugins
+    /// (tokens of the same tenant: the smallest limit applies); default: no limit.
+    #[serde(default)]
+    pub budget: BudgetSection,
     /// Why the secret is missing (its variable is not set), with the position.
     #[serde(skip)]
     pub(super) unresolved: Option<String>,
@@ -461,5 +470,6 @@ impl PluginSection {
             .with_instance_reuse(self.instance_reuse)
             .with_buckets(self.buckets.clone())
             .with_quota(self.quota.quota())
+            .with_budget(self.budget.budget())
     }
 }

@@ -23,6 +23,7 @@ use redb::{Database, Durability, ReadableDatabase};
 
 mod buckets;
 mod expiring;
+mod spend;
 mod tables;
 mod usage;
 mod versions;
@@ -33,7 +34,10 @@ use self::tables::*;
 use self::usage::{Ledger, RECORD, entry_size};
 use self::writer::Writer;
 
-use super::{Commit, Entry, KeyPage, Page, Snapshot, StateStore, StoredVersion, Usage};
+use super::{
+    Commit, Entry, KeyPage, ModelCount, Page, Periods, Snapshot, Spender, StateStore,
+    StoredVersion, Usage,
+};
 use crate::error::StoreError;
 use crate::store::keys::{Name, Namespace};
 
@@ -74,6 +78,7 @@ impl EmbeddedStore {
         txn.open_table(USAGE).map_err(|e| failed(&e))?;
         txn.open_table(USAGE_BY_TIME).map_err(|e| failed(&e))?;
         txn.open_table(USAGE_TOTALS).map_err(|e| failed(&e))?;
+        txn.open_table(MODEL_USAGE).map_err(|e| failed(&e))?;
         txn.commit().map_err(|e| failed(&e))?;
         tracing::info!(path = %path.display(), "embedded store opened");
         Ok(Self {
@@ -471,6 +476,23 @@ impl StateStore for EmbeddedStore {
 
     async fn ping(&self) -> Result<(), StoreError> {
         self.read(|_| Ok(())).await
+    }
+
+    async fn add_model_usage(
+        &self,
+        spenders: &[Spender],
+        periods: &Periods,
+        count: &ModelCount,
+    ) -> Result<(), StoreError> {
+        self.add_spend(spenders, periods, count).await
+    }
+
+    async fn model_usage(
+        &self,
+        spender: &Spender,
+        periods: &Periods,
+    ) -> Result<[ModelCount; 2], StoreError> {
+        self.read_spend(spender, periods).await
     }
 }
 

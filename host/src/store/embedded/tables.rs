@@ -45,6 +45,11 @@ pub(super) const USAGE_BY_TIME: TableDefinition<&[u8], ()> = TableDefinition::ne
 pub(super) const USAGE_TOTALS: TableDefinition<&[u8], (u64, u64)> =
     TableDefinition::new("usage_totals");
 
+/// Model spend counters (see `spend`): `Spender::key(period)` -> (kept until,
+/// unix ms; input, output and cached tokens; requests; estimated requests).
+pub(super) const MODEL_USAGE: TableDefinition<&str, (u64, u64, u64, u64, u64, u64)> =
+    TableDefinition::new("model_usage");
+
 /// How many expired sessions one commit or listing removes from the file.
 pub(super) const PRUNE_BATCH: usize = 64;
 

@@ -40,6 +40,7 @@ mod connection;
 mod idempotency;
 mod operations;
 mod scripts;
+mod spend;
 mod streams;
 mod usage;
 mod versions;

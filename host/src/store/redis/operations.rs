@@ -11,7 +11,10 @@ use super::connection::Conn;
 use super::scripts::{commit_invocation, now_ms};
 use crate::error::StoreError;
 use crate::store::keys::{Name, Namespace};
-use crate::store::{Commit, Entry, KeyPage, Page, Snapshot, StateStore, StoredVersion, Usage};
+use crate::store::{
+    Commit, Entry, KeyPage, ModelCount, Page, Periods, Snapshot, Spender, StateStore,
+    StoredVersion, Usage,
+};
 
 #[async_trait]
 impl StateStore for RedisStore {
@@ -259,6 +262,23 @@ impl StateStore for RedisStore {
     async fn ping(&self) -> Result<(), StoreError> {
         let _: String = self.query(&redis::cmd("PING")).await?;
         Ok(())
+    }
+
+    async fn add_model_usage(
+        &self,
+        spenders: &[Spender],
+        periods: &Periods,
+        count: &ModelCount,
+    ) -> Result<(), StoreError> {
+        self.add_spend(spenders, periods, count).await
+    }
+
+    async fn model_usage(
+        &self,
+        spender: &Spender,
+        periods: &Periods,
+    ) -> Result<[ModelCount; 2], StoreError> {
+        self.read_spend(spender, periods).await
     }
 
     async fn versions(

@@ -7,7 +7,7 @@ use agent_host::OutboundEvent;
 
 use agent_host::keys::{Name, Namespace};
 use agent_host::store::{Commit, Entry, KeyPage, Page, Snapshot, StoredVersion, Usage};
-use agent_host::{StateStore, StoreError};
+use agent_host::{ModelCount, Periods, Spender, StateStore, StoreError};
 use async_trait::async_trait;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -267,6 +267,23 @@ impl StateStore for Metered {
     }
     async fn ping(&self) -> Result<(), StoreError> {
         self.time("ping", self.inner.ping()).await
+    }
+    async fn add_model_usage(
+        &self,
+        spenders: &[Spender],
+        periods: &Periods,
+        count: &ModelCount,
+    ) -> Result<(), StoreError> {
+        let call = self.inner.add_model_usage(spenders, periods, count);
+        self.time("add_model_usage", call).await
+    }
+    async fn model_usage(
+        &self,
+        spender: &Spender,
+        periods: &Periods,
+    ) -> Result<[ModelCount; 2], StoreError> {
+        self.time("model_usage", self.inner.model_usage(spender, periods))
+            .await
     }
     async fn versions(
         &self,

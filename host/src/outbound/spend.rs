@@ -1,0 +1,128 @@
+//! A turn's model spend: the budgets its metered requests are checked against,
+//! and where the tokens of each metered answer are counted (the store's counters
+//! of the plugin and of the turn's tenant, the turn's total, the host's hook).
+
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use crate::config::Budget;
+use crate::error::StoreError;
+use crate::store::StateStore;
+use crate::store::spend::{ModelCount, Periods, Spender};
+
+/// The host's clock (injectable, so tests can move the day on).
+pub type Clock = Arc<dyn Fn() -> SystemTime + Send + Sync>;
+
+/// One metered model call, as the host's hook sees it.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct ModelCall {
+    /// The plugin that made it.
+    pub plugin: String,
+    /// The turn's tenant, if the caller named one.
+    pub tenant: Option<String>,
+    /// The allowed origin it matched, as configured.
+    pub origin: String,
+    /// The model its answer named (`unknown` if none).
+    pub model: String,
+    /// Its tokens (one request).
+    pub count: ModelCount,
+}
+
+/// Called once per metered model call (see `HostBuilder::on_model_call`).
+pub type ModelObserver = Arc<dyn Fn(&ModelCall) + Send + Sync>;
+
+/// What a turn's metered requests are counted in and checked against.
+pub(crate) struct TurnSpend {
+    pub(crate) store: Arc<dyn StateStore>,
+    /// The plugin first, then the tenant if the turn has one, each with its budget.
+    pub(crate) spenders: Vec<(Spender, Budget)>,
+    pub(crate) plugin: String,
+    pub(crate) tenant: Option<String>,
+    pub(crate) clock: Clock,
+    pub(crate) observer: Option<ModelObserver>,
+    /// The turn's model calls so far.
+    pub(crate) total: Mutex<ModelCount>,
+    /// Counts on their way to the store, awaited before the turn answers.
+    pub(crate) pending: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+}
+
+impl TurnSpend {
+    /// Why a request to a metered origin may not go out now: the first budget
+    /// spent, as "model budget spent (plugin chat: 100 of 100 tokens today)".
+    pub(super) async fn refusal(&self) -> Result<Option<String>, StoreError> {
+        let periods = Periods::at((self.clock)());
+        for (spender, budget) in &self.spenders {
+            if budget.is_unlimited() {
+                continue;
+            }
+            let [day, month] = self.store.model_usage(spender, &periods).await?;
+            if let Some(spent) = budget.spent(&day, &month) {
+                let whose = match spender {
+                    Spender::Plugin { plugin, .. } => format!("plugin {plugin}"),
+                    Spender::Tenant { tenant, .. } => format!("tenant {tenant}"),
+                };
+                return Ok(Some(format!("model budget spent ({whose}: {spent})")));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Counts one call: in the turn's total and the hook at once, in the store
+    /// in the background (a failure is logged: the answer was already paid).
+    pub(super) fn record(self: &Arc<Self>, origin: &str, model: Option<String>, count: ModelCount) {
+        {
+            let mut total = self.total.lock().unwrap_or_else(|p| p.into_inner());
+            *total = total.plus(&count);
+        }
+        let model = model.unwrap_or_else(|| "unknown".into());
+        tracing::debug!(
+            plugin = %self.plugin,
+            origin,
+            model = %model,
+            input_tokens = count.input_tokens,
+            output_tokens = count.output_tokens,
+            estimated = count.estimated > 0,
+            "model call metered"
+        );
+        if let Some(observer) = &self.observer {
+            observer(&ModelCall {
+                plugin: self.plugin.clone(),
+                tenant: self.tenant.clone(),
+                origin: origin.to_string(),
+                model,
+                count,
+            });
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            tracing::warn!(plugin = %self.plugin, "a model call could not be counted: no runtime");
+            return;
+        };
+        let spend = self.clone();
+        let periods = Periods::at((self.clock)());
+        let task = runtime.spawn(async move {
+            let spenders: Vec<Spender> = spend.spenders.iter().map(|(s, _)| s.clone()).collect();
+            if let Err(e) = spend.store.add_model_usage(&spenders, &periods, &count).await {
+                tracing::warn!(plugin = %spend.plugin, error = %e, "a model call could not be counted in the store");
+            }
+        });
+        self.pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(task);
+    }
+
+    /// Waits until every call counted so far is in the store, so a turn's tokens
+    /// are there when it answers (and the next turn's budget check sees them).
+    pub(crate) async fn settle(&self) {
+        let pending = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|p| p.into_inner()));
+        for task in pending {
+            let _ = task.await;
+        }
+    }
+
+    /// The turn's model calls so far.
+    pub(crate) fn total(&self) -> ModelCount {
+        *self.total.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
