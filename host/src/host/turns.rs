@@ -279,7 +279,7 @@ impl Host {
         loop {
             inner.stats.attempts.fetch_add(1, Ordering::Relaxed);
             match self
-                .attempt(plugin, name, input, deadline, claim, stream, spend)
+                .attempt(plugin, name, input, deadline, (claim, stream, spend))
                 .await
             {
                 Err(Attempt::Conflict) => {
@@ -316,9 +316,7 @@ impl Host {
         session: &Name,
         input: &str,
         deadline: Instant,
-        claim: Option<&Claim>,
-        stream: Option<&Arc<Stream>>,
-        spend: &Arc<TurnSpend>,
+        (claim, stream, spend): (Option<&Claim>, Option<&Arc<Stream>>, &Arc<TurnSpend>),
     ) -> Result<Result<String, TurnError>, Attempt> {
         let scope = &plugin.scope;
         let plugin_id = scope.config.id.as_str();
