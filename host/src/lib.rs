@@ -61,7 +61,7 @@ pub use config::{Budget, Limits, Meter, PluginConfig, Quota};
 pub use config_file::ConfigFile;
 pub use error::{CrashCause, Error, StateError, StoreError, TurnError};
 pub use host::{
-    Host, HostBuilder, HostStats, PluginInfo, SessionSnapshot, TurnAnswer, TurnOptions,
+    Host, HostBuilder, HostStats, ModelSpend, PluginInfo, SessionSnapshot, TurnAnswer, TurnOptions,
 };
 pub use ops::inspect::{ComponentReport, inspect_component};
 pub use outbound::{

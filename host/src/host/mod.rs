@@ -37,7 +37,7 @@ use crate::ops::checkpoints;
 use crate::outbound::spend::TurnSpend;
 use crate::outbound::{Clock, ModelObserver, OutboundObserver, TurnOutbound};
 use crate::store::keys::Name;
-use crate::store::spend::Spender;
+use crate::store::spend::{ModelCount, Periods, Spender};
 use crate::store::{Page, Quota, StateStore, StoredVersion, Usage};
 use crate::turn::Turn;
 use crate::turn::prefetch::PrefetchTail;
@@ -127,6 +127,20 @@ struct Plugin {
     turns: Arc<Semaphore>,
     /// Instances kept between turns (`PluginConfig::instance_reuse`).
     idle: IdleInstances,
+}
+
+/// What a plugin or tenant spent on metered model calls, and its budget.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ModelSpend {
+    /// Today (UTC).
+    pub day: ModelCount,
+    /// This month (UTC).
+    pub month: ModelCount,
+    /// The budget the counts are held to.
+    pub budget: Budget,
+    /// Which day and month (`d2026-12-05`, `m2026-12`).
+    pub periods: Periods,
 }
 
 /// What a plugin says about itself (`describe`), and how it was loaded.
@@ -422,6 +436,46 @@ impl Host {
         let scope = self.scope(plugin_id)?;
         let usage = self.inner.store.usage(&scope.ns).await?;
         Ok((usage, scope.config.quota))
+    }
+
+    /// The tokens the plugin spent on metered model calls today and this month
+    /// (UTC, by the host's clock), and its budget.
+    pub async fn model_usage(&self, plugin_id: &str) -> Result<ModelSpend, Error> {
+        let scope = self.scope(plugin_id)?;
+        let spender = Spender::Plugin {
+            ns: scope.ns.clone(),
+            plugin: scope.config.id.clone(),
+        };
+        let periods = Periods::at((self.inner.clock)());
+        let [day, month] = self.inner.store.model_usage(&spender, &periods).await?;
+        Ok(ModelSpend {
+            day,
+            month,
+            budget: scope.config.budget,
+            periods,
+        })
+    }
+
+    /// The tokens `tenant` spent on metered model calls today and this month,
+    /// across its plugins (turns run with [`TurnOptions::with_tenant`]), with
+    /// `budget` (the tenant's, which the host does not keep) alongside.
+    pub async fn tenant_model_usage(
+        &self,
+        tenant: &str,
+        budget: Budget,
+    ) -> Result<ModelSpend, Error> {
+        let spender = Spender::Tenant {
+            root: self.inner.root.clone(),
+            tenant: tenant.to_string(),
+        };
+        let periods = Periods::at((self.inner.clock)());
+        let [day, month] = self.inner.store.model_usage(&spender, &periods).await?;
+        Ok(ModelSpend {
+            day,
+            month,
+            budget,
+            periods,
+        })
     }
 
     /// Removes everything of a session; true if anything existed.
