@@ -1,6 +1,12 @@
 //! An OpenAI-compatible chat-completions server on a free loopback port, for the
 //! outbound HTTP tests: it records every request it gets, and can answer slowly,
 //! fail, send a huge body, or redirect. Stopped on drop.
+//!
+//! Its answers carry a known usage ([`usage_of`]: 10 input tokens per message,
+//! one output token per word), in the answer and, when asked for
+//! (`stream_options.include_usage`), in a stream's last chunk; and
+//! `POST /usage/{form}` answers a fixed usage in each form the host meters
+//! ([`USAGE_FORMS`]).
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -80,6 +86,7 @@ impl ModelServer {
         let router = Router::new()
             .route("/v1/chat/completions", post(complete))
             .route("/redirect", get(redirect))
+            .route("/usage/{form}", post(usage_form))
             .fallback(any(other))
             .with_state(shared.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -154,15 +161,17 @@ async fn complete(
     if matches!(*shared.mode.lock().unwrap(), Mode::Empty) {
         content.clear();
     }
+    let (input, output) = usage_of(messages.len(), &content);
     if request["stream"] == true {
         let usage = request["stream_options"]["include_usage"] == true;
-        return streamed(&content, usage);
+        return streamed(&content, usage.then_some((input, output)));
     }
     axum::Json(json!({
         "id": "chatcmpl-test",
         "object": "chat.completion",
         "model": request["model"],
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}]
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": input, "completion_tokens": output, "total_tokens": input + output}
     }))
     .into_response()
 }
@@ -170,7 +179,7 @@ async fn complete(
 /// `content` as a chat-completions event stream: one chunk per word (with the
 /// space before it), as OpenAI sends it, then a chunk with only the usage if it
 /// was asked for (`stream_options.include_usage`), then `[DONE]`.
-fn streamed(content: &str, usage: bool) -> Response {
+fn streamed(content: &str, usage: Option<(u64, u64)>) -> Response {
     let mut body = String::new();
     let mut rest = content;
     while !rest.is_empty() {
@@ -183,8 +192,9 @@ fn streamed(content: &str, usage: bool) -> Response {
         body.push_str(&format!("data: {piece}\n\n"));
         rest = &rest[end..];
     }
-    if usage {
-        let usage = json!({"choices": [], "usage": {"prompt_tokens": 1, "completion_tokens": 1}});
+    if let Some((input, output)) = usage {
+        let usage =
+            json!({"choices": [], "usage": {"prompt_tokens": input, "completion_tokens": output}});
         body.push_str(&format!("data: {usage}\n\n"));
     }
     body.push_str("data: [DONE]\n\n");
@@ -233,4 +243,75 @@ async fn other(
         return answer;
     }
     format!("hello from the test server ({} body bytes)", body.len()).into_response()
+}
+
+/// The usage the server reports for an answer of `content` to `messages`
+/// messages: (input tokens, output tokens).
+pub fn usage_of(messages: usize, content: &str) -> (u64, u64) {
+    (
+        10 * messages as u64,
+        content.split_whitespace().count() as u64,
+    )
+}
+
+/// The forms `POST /usage/{form}` answers in, each with the tokens the host
+/// should read from it: (form, input, output, cached). `none` carries no usage
+/// (the host estimates), `broken` a usage that is not one.
+pub const USAGE_FORMS: [(&str, u64, u64, u64); 8] = [
+    ("chat", 120, 30, 100),
+    ("chat-stream", 121, 31, 0),
+    ("responses", 130, 40, 50),
+    ("responses-stream", 131, 41, 0),
+    ("anthropic", 10 + 200 + 5, 60, 200),
+    ("anthropic-stream", 25, 77, 0),
+    ("none", 0, 0, 0),
+    ("broken", 0, 0, 0),
+];
+
+/// A fixed answer in `form` (see [`USAGE_FORMS`]).
+async fn usage_form(
+    State(shared): State<Arc<Shared>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    axum::extract::Path(form): axum::extract::Path<String>,
+    body: Bytes,
+) -> Response {
+    record(&shared, &method, &uri, &headers, &body);
+    let json_answer = |value: Value| axum::Json(value).into_response();
+    let events =
+        |text: String| ([(header::CONTENT_TYPE, "text/event-stream")], text).into_response();
+    match form.as_str() {
+        "chat" => json_answer(json!({
+            "model": "gpt-test", "choices": [{"message": {"content": "hi"}}],
+            "usage": {"prompt_tokens": 120, "completion_tokens": 30, "prompt_tokens_details": {"cached_tokens": 100}}
+        })),
+        "chat-stream" => events(format!(
+            "data: {}\n\ndata: {}\n\ndata: [DONE]\n\n",
+            json!({"model": "gpt-test", "choices": [{"delta": {"content": "hi"}}]}),
+            json!({"model": "gpt-test", "choices": [], "usage": {"prompt_tokens": 121, "completion_tokens": 31}})
+        )),
+        "responses" => json_answer(json!({
+            "model": "gpt-test", "output": [],
+            "usage": {"input_tokens": 130, "output_tokens": 40, "input_tokens_details": {"cached_tokens": 50}}
+        })),
+        "responses-stream" => events(format!(
+            "event: response.output_text.delta\ndata: {}\n\nevent: response.completed\ndata: {}\n\n",
+            json!({"type": "response.output_text.delta", "delta": "hi"}),
+            json!({"type": "response.completed", "response": {"model": "gpt-test", "usage": {"input_tokens": 131, "output_tokens": 41}}})
+        )),
+        "anthropic" => json_answer(json!({
+            "model": "claude-test", "content": [{"type": "text", "text": "hi"}],
+            "usage": {"input_tokens": 10, "cache_read_input_tokens": 200, "cache_creation_input_tokens": 5, "output_tokens": 60}
+        })),
+        "anthropic-stream" => events(format!(
+            "event: message_start\ndata: {}\n\nevent: content_block_delta\ndata: {}\n\nevent: message_delta\ndata: {}\n\nevent: message_stop\ndata: {}\n\n",
+            json!({"type": "message_start", "message": {"model": "claude-test", "usage": {"input_tokens": 25, "output_tokens": 1}}}),
+            json!({"type": "content_block_delta", "delta": {"type": "text_delta", "text": "hi"}}),
+            json!({"type": "message_delta", "usage": {"output_tokens": 77}}),
+            json!({"type": "message_stop"})
+        )),
+        "none" => json_answer(json!({"choices": [{"message": {"content": "no usage here"}}]})),
+        _ => "{\"usage\": \"not a usage\", broken".into_response(),
+    }
 }
