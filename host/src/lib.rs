@@ -57,7 +57,7 @@ pub use guest::output;
 pub use ops::{admin, checkpoints, config_file};
 pub use store::keys;
 
-pub use config::{Budget, Limits, Meter, PluginConfig, Quota};
+pub use config::{Budget, Limits, Meter, PluginConfig, Price, Pricing, Quota};
 pub use config_file::ConfigFile;
 pub use error::{CrashCause, Error, StateError, StoreError, TurnError};
 pub use host::{

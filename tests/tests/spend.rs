@@ -10,7 +10,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, UNIX_EPOCH};
 
 use agent_host::{
-    AllowedOrigin, Budget, Host, Meter, ModelCount, PluginConfig, TurnError, TurnOptions,
+    AllowedOrigin, Budget, Host, Meter, ModelCount, PluginConfig, Price, Pricing, TurnError,
+    TurnOptions,
 };
 use agent_host_tests::model_server::{ModelServer, USAGE_FORMS, usage_of};
 use agent_host_tests::{Backend, load, plugins};
@@ -248,8 +249,12 @@ async fn two_hosts_enforce_one_budget(backend: Backend) {
 /// reason, and nothing stored (the chat example writes nothing when its model
 /// call fails).
 async fn the_chat_example_answers_its_error_when_the_budget_is_spent(backend: Backend) {
+    chat_refused(&backend, plugins::LLM_CHAT).await;
+}
+
+async fn chat_refused(backend: &Backend, wasm: &str) {
     let clock = Arc::new(AtomicU64::new(NOON));
-    let host = host_at(&backend, &clock);
+    let host = host_at(backend, &clock);
     let model = ModelServer::start().await;
     let config = PluginConfig::new("chat", "tenant-a")
         .with_env(vec![
@@ -262,12 +267,63 @@ async fn the_chat_example_answers_its_error_when_the_budget_is_spent(backend: Ba
                 .with_meter(Meter::OpenAi),
         )
         .with_budget(Budget::tokens(Some(1), None));
-    load(&host, config, plugins::LLM_CHAT).await;
+    load(&host, config, wasm).await;
     host.run_turn("chat", "alice", "Hello").await.unwrap();
     let error = host.run_turn("chat", "bob", "Hello").await.unwrap_err();
-    assert!(matches!(error, TurnError::Plugin { .. }), "{error:?}");
-    assert!(error.to_string().contains("model budget spent"), "{error}");
+    assert!(
+        matches!(error, TurnError::Plugin { .. }),
+        "{wasm}: {error:?}"
+    );
+    assert!(
+        error.to_string().contains("model budget spent"),
+        "{wasm}: {error}"
+    );
     assert!(!host.inspect("chat", "bob").await.unwrap().exists);
+}
+
+/// The Python and JavaScript SDKs surface the reason too (the Rust one above).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_python_and_javascript_chat_examples_say_the_budget_is_spent() {
+    for wasm in [plugins::PY_CHAT, plugins::JS_CHAT] {
+        chat_refused(&Backend::embedded(), wasm).await;
+    }
+}
+
+/// With prices, each call's cost is counted with its tokens and a budget in US
+/// dollars holds; a model with no price costs nothing.
+async fn a_dollar_budget_holds_priced_calls(backend: Backend) {
+    let clock = Arc::new(AtomicU64::new(NOON));
+    let pricing = Pricing::new([(
+        "gpt-test".to_string(),
+        Price::per_million(1.0, 2.0).unwrap(),
+    )]);
+    let clock_for_host = clock.clone();
+    let host = Host::builder()
+        .shared_store(backend.store())
+        .clock(move || UNIX_EPOCH + Duration::from_secs(clock_for_host.load(Ordering::Relaxed)))
+        .pricing(pricing)
+        .build()
+        .unwrap();
+    let model = ModelServer::start().await;
+    // A "chat" answer: 120 input and 30 output tokens of gpt-test, 180 millionths.
+    let budget = Budget::UNLIMITED.with_usd(Some(0.0003), None);
+    poster(&host, "oa", &model, Meter::OpenAi, budget).await;
+    let url = format!("{}/usage/chat", model.origin());
+    let (_, usage) = post(&host, "oa", &url, TurnOptions::default()).await;
+    assert_eq!(usage.cost_micros, 180);
+    post(&host, "oa", &url, TurnOptions::default()).await;
+    let (said, _) = post(&host, "oa", &url, TurnOptions::default()).await;
+    assert!(
+        said.contains("model budget spent (plugin oa: $0.000360 of $0.000300 today)"),
+        "{said}"
+    );
+    // The Anthropic form names claude-test, which has no price.
+    poster(&host, "an", &model, Meter::Anthropic, budget).await;
+    let url = format!("{}/usage/anthropic", model.origin());
+    let (said, usage) = post(&host, "an", &url, TurnOptions::default()).await;
+    assert!(said.starts_with("200 "), "{said}");
+    assert_eq!((usage.cost_micros, usage.tokens()), (0, 275));
+    assert_eq!(host.model_usage("oa").await.unwrap().day.cost_micros, 360);
 }
 
 macro_rules! on_every_store {
@@ -302,4 +358,5 @@ on_every_store!(
     the_chat_examples_calls_are_metered_exactly,
     two_hosts_enforce_one_budget,
     the_chat_example_answers_its_error_when_the_budget_is_spent,
+    a_dollar_budget_holds_priced_calls,
 );

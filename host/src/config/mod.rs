@@ -7,12 +7,14 @@ use std::time::Duration;
 
 pub mod budget;
 pub mod outbound;
+pub mod pricing;
 
 use crate::error::Error;
 use crate::store::keys::Namespace;
 
 pub use self::budget::{Budget, Meter};
 use self::outbound::{AllowedOrigin, Outbound};
+pub use self::pricing::{Price, Pricing};
 pub use crate::store::Quota;
 
 /// The configuration of one plugin.

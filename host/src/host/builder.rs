@@ -7,6 +7,7 @@ use std::time::{Duration, SystemTime};
 
 use super::cores::Cores;
 use super::{Counters, Host, Inner};
+use crate::config::Pricing;
 use crate::error::Error;
 use crate::host::sandbox;
 use crate::ops::config_file::ConfigFile;
@@ -28,6 +29,7 @@ pub struct HostBuilder {
     on_outbound: Option<OutboundObserver>,
     on_model_call: Option<ModelObserver>,
     clock: Clock,
+    pricing: Pricing,
     running: u32,
     max_queue_delay: Duration,
 }
@@ -52,6 +54,7 @@ impl HostBuilder {
             on_outbound: None,
             on_model_call: None,
             clock: Arc::new(SystemTime::now),
+            pricing: Pricing::default(),
             running: cores(),
             max_queue_delay: DEFAULT_MAX_QUEUE_DELAY,
         }
@@ -97,6 +100,14 @@ impl HostBuilder {
     /// system's. For tests that move the day on.
     pub fn clock(mut self, clock: impl Fn() -> SystemTime + Send + Sync + 'static) -> Self {
         self.clock = Arc::new(clock);
+        self
+    }
+
+    /// What model tokens cost: each metered call is priced when it is made, its
+    /// cost counted with its tokens, and budgets may be set in US dollars
+    /// ([`Budget::with_usd`](crate::Budget::with_usd)). Default: no prices (cost 0).
+    pub fn pricing(mut self, pricing: Pricing) -> Self {
+        self.pricing = pricing;
         self
     }
 
@@ -211,6 +222,7 @@ impl HostBuilder {
                 on_outbound: self.on_outbound,
                 on_model_call: self.on_model_call,
                 clock: self.clock,
+                pricing: Arc::new(self.pricing),
                 locks: SessionLocks::default(),
                 cores: Cores::new(self.running, self.max_queue_delay),
                 connections: Arc::default(),
@@ -233,6 +245,7 @@ impl HostBuilder {
         if let Some(dir) = &file.server.cache_dir {
             builder = builder.cache_dir(dir.clone());
         }
+        builder = builder.pricing(file.pricing());
         if let Some(delay) = file.server.max_queue_delay {
             builder = builder.max_queue_delay(delay);
         }

@@ -84,6 +84,7 @@ struct Inner {
     on_outbound: Option<OutboundObserver>,
     on_model_call: Option<ModelObserver>,
     clock: Clock,
+    pricing: Arc<crate::config::Pricing>,
     locks: SessionLocks,
     /// Admission to the cores for guest code (`cores.rs`).
     cores: cores::Cores,
@@ -364,6 +365,7 @@ impl Host {
             tenant: name,
             clock: self.inner.clock.clone(),
             observer: self.inner.on_model_call.clone(),
+            pricing: self.inner.pricing.clone(),
             total: Default::default(),
             pending: Default::default(),
         })

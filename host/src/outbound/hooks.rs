@@ -226,7 +226,7 @@ impl WasiHttpHooks for OutboundHooks {
                     );
                     sent.report("budget");
                     drop(request);
-                    return Err(Error::InternalError(Some(why)));
+                    return Ok(budget_spent(&why));
                 }
             }
             let result = send(request, &allowed, &connections, key, wait).await;
@@ -284,4 +284,36 @@ impl WasiHttpHooks for OutboundHooks {
             Ok((response, io))
         })
     }
+}
+
+/// The host's own answer to a metered request refused for a spent budget: 429
+/// with an OpenAI-style error body (`insufficient_quota`, what OpenAI answers when
+/// an account's credit is spent), so every SDK and client library shows the
+/// reason; `agent-host-refused: model-budget` says it came from the host. (An
+/// error code cannot carry it: wasi:http's `HTTP-request-denied` has no reason,
+/// and JavaScript's `fetch` turns every error code into "NetworkError".)
+fn budget_spent(
+    why: &str,
+) -> (
+    http::Response<WasiBody>,
+    Box<dyn Future<Output = Result<(), Error>> + Send>,
+) {
+    let body = serde_json::json!({
+        "error": {"message": why, "type": "insufficient_quota", "code": "insufficient_quota"}
+    });
+    let body = http_body_util::Full::new(bytes::Bytes::from(body.to_string()))
+        .map_err(|never| match never {})
+        .boxed_unsync();
+    let mut response = http::Response::new(body);
+    *response.status_mut() = http::StatusCode::TOO_MANY_REQUESTS;
+    let headers = response.headers_mut();
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    headers.insert(
+        "agent-host-refused",
+        http::HeaderValue::from_static("model-budget"),
+    );
+    (response, Box::new(async { Ok(()) }))
 }

@@ -28,8 +28,9 @@
 //! - An origin marked with a meter is a model endpoint: the tokens of each answer
 //!   are read as it passes and counted for the plugin and the turn's tenant
 //!   (`meter`, `spend`); once a budget is spent, requests to metered origins are
-//!   refused inside the plugin (`internal-error` "model budget spent ...", as
-//!   wasi:http's `HTTP-request-denied` carries no reason) and nothing leaves.
+//!   answered by the host itself, 429 `insufficient_quota` "model budget spent
+//!   ..." (as OpenAI answers when credit is spent; an error code could not carry
+//!   the reason to every SDK), and nothing leaves.
 //! - Connections are kept alive between requests, per plugin and origin, never
 //!   shared across plugins, bounded (`pool`).
 //! - Redirects are not followed by the host: a plugin's client that follows one

@@ -5,7 +5,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
-use crate::config::Budget;
+use crate::config::{Budget, Pricing};
 use crate::error::StoreError;
 use crate::store::StateStore;
 use crate::store::spend::{ModelCount, Periods, Spender};
@@ -41,6 +41,7 @@ pub(crate) struct TurnSpend {
     pub(crate) tenant: Option<String>,
     pub(crate) clock: Clock,
     pub(crate) observer: Option<ModelObserver>,
+    pub(crate) pricing: Arc<Pricing>,
     /// The turn's model calls so far.
     pub(crate) total: Mutex<ModelCount>,
     /// Counts on their way to the store, awaited before the turn answers.
@@ -71,6 +72,12 @@ impl TurnSpend {
     /// Counts one call: in the turn's total and the hook at once, in the store
     /// in the background (a failure is logged: the answer was already paid).
     pub(super) fn record(self: &Arc<Self>, origin: &str, model: Option<String>, count: ModelCount) {
+        let cost = self.pricing.cost_micros(
+            model.as_deref().unwrap_or(""),
+            count.input_tokens,
+            count.output_tokens,
+        );
+        let count = count.with_cost(cost);
         {
             let mut total = self.total.lock().unwrap_or_else(|p| p.into_inner());
             *total = total.plus(&count);

@@ -22,6 +22,9 @@ pub struct ModelCount {
     /// Model calls whose answer carried no usage: their tokens are an estimate
     /// from the bytes sent and received.
     pub estimated: u64,
+    /// What the calls cost, in millionths of a US dollar, as the host's pricing
+    /// priced each when it was made (0 without a price for its model).
+    pub cost_micros: u64,
 }
 
 impl ModelCount {
@@ -38,7 +41,14 @@ impl ModelCount {
             cached_tokens,
             requests: 1,
             estimated: u64::from(estimated),
+            cost_micros: 0,
         }
+    }
+
+    /// This count with its cost set.
+    pub fn with_cost(mut self, micros: u64) -> Self {
+        self.cost_micros = micros;
+        self
     }
 
     /// Input and output tokens together: what a token budget counts.
@@ -54,17 +64,19 @@ impl ModelCount {
             cached_tokens: self.cached_tokens.saturating_add(other.cached_tokens),
             requests: self.requests.saturating_add(other.requests),
             estimated: self.estimated.saturating_add(other.estimated),
+            cost_micros: self.cost_micros.saturating_add(other.cost_micros),
         }
     }
 
     /// The fields in the order the stores keep them.
-    pub fn fields(&self) -> [(&'static str, u64); 5] {
+    pub fn fields(&self) -> [(&'static str, u64); 6] {
         [
             ("input_tokens", self.input_tokens),
             ("output_tokens", self.output_tokens),
             ("cached_tokens", self.cached_tokens),
             ("requests", self.requests),
             ("estimated", self.estimated),
+            ("cost_micros", self.cost_micros),
         ]
     }
 
@@ -79,6 +91,7 @@ impl ModelCount {
                 "cached_tokens" => count.cached_tokens = value,
                 "requests" => count.requests = value,
                 "estimated" => count.estimated = value,
+                "cost_micros" => count.cost_micros = value,
                 _ => {}
             }
         }

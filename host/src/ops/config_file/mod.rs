@@ -36,11 +36,14 @@ mod sections;
 #[cfg(test)]
 mod tests;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde::Deserialize;
+use toml::Spanned;
 
+use crate::config::{Price, Pricing};
 use crate::error::Error;
 use crate::store::{EmbeddedStore, RedisOptions, RedisStore, StateStore};
 
@@ -65,6 +68,8 @@ pub struct ConfigFile {
     pub plugins: Vec<PluginSection>,
     /// The API tokens.
     pub tokens: Vec<TokenSection>,
+    /// Prices of model tokens by model name (`[pricing]`).
+    pub prices: BTreeMap<String, Price>,
 }
 
 #[derive(Deserialize)]
@@ -78,6 +83,17 @@ struct Raw {
     plugins: Vec<PluginSection>,
     #[serde(default, rename = "token")]
     tokens: Vec<TokenSection>,
+    #[serde(default)]
+    pricing: BTreeMap<String, Spanned<PriceSection>>,
+}
+
+/// One model's line of `[pricing]`: `"gpt-4o-mini" = { input = 0.15, output = 0.6 }`,
+/// US dollars per million tokens.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PriceSection {
+    input: f64,
+    output: f64,
 }
 
 /// Where in the file a span starts, as `line:column` (1-based).
@@ -116,12 +132,19 @@ impl ConfigFile {
             at(offset, e.message().trim())
         })?;
         let dir = path.parent().unwrap_or(Path::new("."));
+        let mut prices = BTreeMap::new();
+        for (model, price) in raw.pricing {
+            let parsed = Price::per_million(price.get_ref().input, price.get_ref().output)
+                .map_err(|why| at(price.span().start, &format!("pricing of {model:?}: {why}")))?;
+            prices.insert(model, parsed);
+        }
         let mut file = Self {
             path: path.to_path_buf(),
             store: raw.store,
             server: raw.server,
             plugins: raw.plugins,
             tokens: raw.tokens,
+            prices,
         };
         if let Some(url) = redis_url {
             file.store.url = Some(Secret(url));
@@ -266,6 +289,11 @@ impl ConfigFile {
             Some(reason) => Err(Error::Config(reason)),
             None => Ok(()),
         }
+    }
+
+    /// The `[pricing]` table as the host uses it.
+    pub fn pricing(&self) -> Pricing {
+        Pricing::new(self.prices.iter().map(|(m, p)| (m.clone(), *p)))
     }
 
     /// The store the file asks for: Redis if a URL is set, else the embedded file.

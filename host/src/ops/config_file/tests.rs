@@ -156,3 +156,60 @@ fn errors_name_the_file_line_and_reason() {
         assert!(err.contains(reason), "{err} (expected {reason})");
     }
 }
+
+#[test]
+fn budgets_meters_and_prices_are_read_and_bad_ones_named() {
+    let file = parse(
+        r#"
+[pricing]
+"gpt-4o-mini" = { input = 0.15, output = 0.6 }
+
+[[plugin]]
+id = "chat"
+wasm = "WASM"
+prefix = "a"
+budget = { tokens_per_day = 1000, usd_per_month = 2.5 }
+[[plugin.outbound]]
+origin = "https://api.openai.com"
+meter = "openai"
+
+[[token]]
+tenant = "acme"
+secret = "0123456789abcdef0123"
+plugins = ["chat"]
+budget = { tokens_per_month = 50000 }
+"#,
+    )
+    .unwrap();
+    let config = file.plugins[0].config();
+    assert_eq!(config.budget.tokens_per_day, Some(1000));
+    assert_eq!(config.budget.micro_usd_per_month, Some(2_500_000));
+    assert_eq!(
+        config.outbound.origins[0].meter,
+        Some(crate::config::Meter::OpenAi)
+    );
+    assert_eq!(file.tokens[0].budget.budget().tokens_per_month, Some(50000));
+    assert_eq!(
+        file.pricing().cost_micros("gpt-4o-mini-2024", 1_000_000, 0),
+        150_000
+    );
+
+    let bad_meter = "[[plugin]]\nid = \"c\"\nwasm = \"WASM\"\nprefix = \"a\"\n[[plugin.outbound]]\norigin = \"https://x.com\"\nmeter = \"openia\"\n";
+    let error = parse(bad_meter).unwrap_err();
+    assert!(
+        error.contains(":7:") && error.contains("meter \"openia\""),
+        "{error}"
+    );
+    let bad_price = "[pricing]\nm = { input = -1.0, output = 1.0 }\n";
+    let error = parse(bad_price).unwrap_err();
+    assert!(
+        error.contains(":2:") && error.contains("pricing of \"m\""),
+        "{error}"
+    );
+    let unknown =
+        "[[plugin]]\nid = \"c\"\nwasm = \"WASM\"\nprefix = \"a\"\nbudget = { tokens = 5 }\n";
+    assert!(
+        parse(unknown).unwrap_err().contains(":5:"),
+        "an unknown budget key is refused"
+    );
+}

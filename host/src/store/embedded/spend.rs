@@ -1,7 +1,7 @@
 //! Model spend counters in the embedded store: one row per spender and period,
 //! named as on Redis (`Spender::key`), with the time it stops being kept. A row
 //! past it reads as zero and starts again at its next addition; rows of past
-//! periods stay in the file (one per spender and day, 48 bytes each).
+//! periods stay in the file (one per spender and day, 56 bytes each).
 
 use redb::{Database, ReadableDatabase, ReadableTable};
 
@@ -10,10 +10,10 @@ use super::tables::{MODEL_USAGE, internal, now_ms};
 use crate::error::StoreError;
 use crate::store::spend::{DAY_KEPT, MONTH_KEPT, ModelCount, Periods, Spender};
 
-type Row = (u64, u64, u64, u64, u64, u64);
+type Row = (u64, u64, u64, u64, u64, u64, u64);
 
 fn count_of(row: Row, now: u64) -> ModelCount {
-    let (expires, input, output, cached, requests, estimated) = row;
+    let (expires, input, output, cached, requests, estimated, cost) = row;
     if expires <= now {
         return ModelCount::default();
     }
@@ -23,12 +23,13 @@ fn count_of(row: Row, now: u64) -> ModelCount {
         ("cached_tokens", cached),
         ("requests", requests),
         ("estimated", estimated),
+        ("cost_micros", cost),
     ])
 }
 
 fn row_of(count: &ModelCount, expires: u64) -> Row {
-    let [input, output, cached, requests, estimated] = count.fields().map(|(_, v)| v);
-    (expires, input, output, cached, requests, estimated)
+    let [input, output, cached, requests, estimated, cost] = count.fields().map(|(_, v)| v);
+    (expires, input, output, cached, requests, estimated, cost)
 }
 
 impl EmbeddedStore {

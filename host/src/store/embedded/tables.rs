@@ -46,8 +46,9 @@ pub(super) const USAGE_TOTALS: TableDefinition<&[u8], (u64, u64)> =
     TableDefinition::new("usage_totals");
 
 /// Model spend counters (see `spend`): `Spender::key(period)` -> (kept until,
-/// unix ms; input, output and cached tokens; requests; estimated requests).
-pub(super) const MODEL_USAGE: TableDefinition<&str, (u64, u64, u64, u64, u64, u64)> =
+/// unix ms; input, output and cached tokens; requests; estimated requests; cost in
+/// millionths of a US dollar).
+pub(super) const MODEL_USAGE: TableDefinition<&str, (u64, u64, u64, u64, u64, u64, u64)> =
     TableDefinition::new("model_usage");
 
 /// How many expired sessions one commit or listing removes from the file.
