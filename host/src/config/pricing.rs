@@ -34,7 +34,7 @@ impl Pricing {
     pub fn new(models: impl IntoIterator<Item = (String, Price)>) -> Self {
         let mut models: Vec<(String, Price)> = models.into_iter().collect();
         // Longest names first: the first prefix found is the longest.
-        models.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+        models.sort_by_key(|(name, _)| std::cmp::Reverse(name.len()));
         Self { models }
     }
 

@@ -6,11 +6,11 @@
 use redb::{Database, ReadableDatabase, ReadableTable};
 
 use super::EmbeddedStore;
-use super::tables::{MODEL_USAGE, internal, now_ms};
+use super::tables::{MODEL_USAGE, SpendRow, internal, now_ms};
 use crate::error::StoreError;
 use crate::store::spend::{DAY_KEPT, MONTH_KEPT, ModelCount, Periods, Spender};
 
-type Row = (u64, u64, u64, u64, u64, u64, u64);
+type Row = SpendRow;
 
 fn count_of(row: Row, now: u64) -> ModelCount {
     let (expires, input, output, cached, requests, estimated, cost) = row;

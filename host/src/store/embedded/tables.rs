@@ -48,8 +48,10 @@ pub(super) const USAGE_TOTALS: TableDefinition<&[u8], (u64, u64)> =
 /// Model spend counters (see `spend`): `Spender::key(period)` -> (kept until,
 /// unix ms; input, output and cached tokens; requests; estimated requests; cost in
 /// millionths of a US dollar).
-pub(super) const MODEL_USAGE: TableDefinition<&str, (u64, u64, u64, u64, u64, u64, u64)> =
-    TableDefinition::new("model_usage");
+pub(super) const MODEL_USAGE: TableDefinition<&str, SpendRow> = TableDefinition::new("model_usage");
+
+/// A row of [`MODEL_USAGE`].
+pub(super) type SpendRow = (u64, u64, u64, u64, u64, u64, u64);
 
 /// How many expired sessions one commit or listing removes from the file.
 pub(super) const PRUNE_BATCH: usize = 64;
