@@ -34,8 +34,9 @@ use crate::host::reuse::IdleInstances;
 use crate::ops::admin;
 use crate::ops::cache;
 use crate::ops::checkpoints;
+use crate::outbound::journal::Journal;
 use crate::outbound::spend::TurnSpend;
-use crate::outbound::{Clock, ModelObserver, OutboundObserver, TurnOutbound};
+use crate::outbound::{Clock, ModelObserver, OutboundObserver, TurnOutbound, TurnTrail};
 use crate::store::keys::Name;
 use crate::store::spend::{ModelCount, Periods, Spender};
 use crate::store::{Page, Quota, StateStore, StoredVersion, Usage};
@@ -322,14 +323,24 @@ impl Host {
         &self,
         scope: &Arc<PluginScope>,
         deadline: Instant,
-        spend: Arc<TurnSpend>,
+        trail: &TurnTrail,
     ) -> TurnOutbound {
         TurnOutbound {
             scope: scope.clone(),
             observer: self.inner.on_outbound.clone(),
             deadline,
             connections: self.inner.connections.clone(),
-            spend,
+            spend: trail.spend.clone(),
+            journal: trail.journal.clone(),
+        }
+    }
+
+    /// What a turn's outbound requests leave across its attempts: the model
+    /// spend and the journal of answers.
+    fn turn_trail(&self, scope: &Arc<PluginScope>, tenant: Option<(String, Budget)>) -> TurnTrail {
+        TurnTrail {
+            spend: self.turn_spend(scope, tenant),
+            journal: Arc::new(Journal::new(scope.config.limits.max_response_bytes)),
         }
     }
 
@@ -383,7 +394,7 @@ impl Host {
     ) -> Result<PluginInfo, TurnError> {
         let deadline = Instant::now() + scope.config.limits.deadline;
         let state = StateCtx::new(Turn::new(scope.clone(), self.inner.store.clone()), None);
-        let outbound = self.turn_outbound(scope, deadline, self.turn_spend(scope, None));
+        let outbound = self.turn_outbound(scope, deadline, &self.turn_trail(scope, None));
         let (mut store, output) = sandbox::turn_store(&self.inner.engine, outbound, state);
         let call = async {
             let instance = pre.instantiate_async(&mut store).await?;

@@ -17,7 +17,7 @@ use crate::guest_text::{LOG_FIELD_BYTES, escaped};
 use crate::host::outcome::{deadline_error, stopped};
 use crate::host::reuse::Kept;
 use crate::host::sandbox;
-use crate::outbound::spend::TurnSpend;
+use crate::outbound::TurnTrail;
 use crate::store::keys::Name;
 use crate::store::spend::ModelCount;
 use crate::turn::Turn;
@@ -133,7 +133,7 @@ impl Host {
             .as_deref()
             .map(|key| Claim::new(key, input));
         let stream = options.stream.map(Stream::new);
-        let spend = self.turn_spend(&plugin.scope, options.tenant);
+        let spend = self.turn_trail(&plugin.scope, options.tenant);
         let (outcome, attempts) = self
             .idempotent(
                 &plugin,
@@ -191,7 +191,7 @@ impl Host {
         input: &str,
         claim: Option<&Claim>,
         stream: Option<&Arc<Stream>>,
-        spend: &Arc<TurnSpend>,
+        spend: &TurnTrail,
     ) -> (Result<TurnAnswer, TurnError>, u32) {
         let scope = &plugin.scope;
         let store = self.inner.store.as_ref();
@@ -229,11 +229,11 @@ impl Host {
             holding.finish();
         }
         // The turn's model calls are counted in the store before it answers.
-        spend.settle().await;
+        spend.spend.settle().await;
         let answer = outcome.map(|output| TurnAnswer {
             output,
             replayed: false,
-            usage: spend.total(),
+            usage: spend.spend.total(),
         });
         (answer, attempts)
     }
@@ -247,7 +247,7 @@ impl Host {
         input: &str,
         claim: Option<&Claim>,
         stream: Option<&Arc<Stream>>,
-        spend: &Arc<TurnSpend>,
+        spend: &TurnTrail,
     ) -> (Result<String, TurnError>, u32) {
         let inner = &self.inner;
         let plugin_id = plugin.scope.config.id.as_str();
@@ -316,7 +316,7 @@ impl Host {
         session: &Name,
         input: &str,
         deadline: Instant,
-        (claim, stream, spend): (Option<&Claim>, Option<&Arc<Stream>>, &Arc<TurnSpend>),
+        (claim, stream, spend): (Option<&Claim>, Option<&Arc<Stream>>, &TurnTrail),
     ) -> Result<Result<String, TurnError>, Attempt> {
         let scope = &plugin.scope;
         let plugin_id = scope.config.id.as_str();
@@ -326,7 +326,8 @@ impl Host {
         // One round trip for what a turn usually reads; a failure here is seen
         // again (and reported) by the plugin's first state call.
         let _ = turn.prefetch(session).await;
-        let outbound = self.turn_outbound(scope, deadline, spend.clone());
+        spend.journal.next_attempt();
+        let outbound = self.turn_outbound(scope, deadline, spend);
         let state = StateCtx::new(turn, stream.cloned());
         let (mut store, output, kept, served) = match plugin.idle.take() {
             Some(mut kept) => {

@@ -12,6 +12,7 @@ use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 use super::body::{Done, GuestBody, LimitedBody};
 use super::check::{Target, refusal};
 use super::connect::{Waits, send};
+use super::journal::{Journal, Recording, keyed, replay};
 use super::meter::{Metered, Reader};
 use super::pool::{Connections, Key};
 use super::spend::TurnSpend;
@@ -28,6 +29,8 @@ pub(crate) struct TurnOutbound {
     pub(crate) connections: Arc<Connections>,
     /// Where metered model calls are counted and checked (`spend.rs`).
     pub(crate) spend: Arc<TurnSpend>,
+    /// The answers of the turn's earlier attempts (`journal.rs`).
+    pub(crate) journal: Arc<Journal>,
 }
 
 /// The `wasi:http` hooks of one turn.
@@ -181,6 +184,8 @@ impl WasiHttpHooks for OutboundHooks {
         for secret in &allowed.secret_headers {
             request.headers_mut().remove(&secret.name);
         }
+        // What the plugin set, for the journal's key (never the secrets).
+        let plugin_headers = request.headers().clone();
         for secret in &allowed.secret_headers {
             request
                 .headers_mut()
@@ -202,6 +207,7 @@ impl WasiHttpHooks for OutboundHooks {
         let max_response = limits.max_response_bytes;
         let connections = self.turn.connections.clone();
         let metered = allowed.meter.map(|meter| (meter, self.turn.spend.clone()));
+        let journal = self.turn.journal.clone();
         let key = Key {
             plugin: config.id.clone(),
             tls,
@@ -210,6 +216,20 @@ impl WasiHttpHooks for OutboundHooks {
             literal: allowed.is_literal(),
         };
         Box::new(async move {
+            let (request, request_key) = keyed(request, &plugin_headers).await?;
+            let slot = match journal.replay_or_reserve(request_key) {
+                Ok(answer) => {
+                    tracing::debug!(
+                        plugin = %sent.plugin,
+                        origin = %sent.origin,
+                        path = %sent.path,
+                        "outbound request answered from the turn's journal"
+                    );
+                    sent.report("replayed");
+                    return Ok(replay(answer));
+                }
+                Err(slot) => slot,
+            };
             if let Some((_, spend)) = &metered {
                 let why = match spend.refusal().await {
                     Ok(None) => None,
@@ -254,6 +274,18 @@ impl WasiHttpHooks for OutboundHooks {
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_string);
             let label = sent.label.clone();
+            let (parts, body) = response.into_parts();
+            let recording = Recording {
+                inner: body,
+                journal,
+                slot,
+                status: parts.status,
+                headers: parts.headers.clone(),
+                frames: Some(Vec::new()),
+                bytes: 0,
+            }
+            .boxed_unsync();
+            let response = http::Response::from_parts(parts, recording);
             let response = response.map(|body| {
                 LimitedBody {
                     inner: body,

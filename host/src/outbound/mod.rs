@@ -31,6 +31,9 @@
 //!   answered by the host itself, 429 `insufficient_quota` "model budget spent
 //!   ..." (as OpenAI answers when credit is spent; an error code could not carry
 //!   the reason to every SDK), and nothing leaves.
+//! - The answers of a turn's requests are kept for its next attempt: a turn run
+//!   again after a conflict gets them again for the same requests instead of
+//!   paying again (`journal`).
 //! - Connections are kept alive between requests, per plugin and origin, never
 //!   shared across plugins, bounded (`pool`).
 //! - Redirects are not followed by the host: a plugin's client that follows one
@@ -41,6 +44,7 @@ mod body;
 mod check;
 mod connect;
 mod hooks;
+pub(crate) mod journal;
 mod meter;
 mod pool;
 mod special;
@@ -54,6 +58,14 @@ pub(crate) use hooks::{OutboundHooks, TurnOutbound};
 pub(crate) use pool::Connections;
 pub use spend::{Clock, ModelCall, ModelObserver};
 
+/// What a turn's outbound requests leave across its attempts.
+pub(crate) struct TurnTrail {
+    /// Its model spend (`spend`).
+    pub(crate) spend: Arc<spend::TurnSpend>,
+    /// The answers its requests got (`journal`).
+    pub(crate) journal: Arc<journal::Journal>,
+}
+
 /// One outbound request, as a metric sees it (no path, no headers).
 #[derive(Clone, Debug)]
 #[non_exhaustive]
@@ -62,8 +74,9 @@ pub struct OutboundEvent {
     pub plugin: String,
     /// The allowed origin it matched, as configured (`denied` when none did).
     pub origin: String,
-    /// `ok` (a response arrived), `denied`, `limit`, `budget` (a metered origin
-    /// refused: model budget spent), `timeout`, or `error`.
+    /// `ok` (a response arrived), `replayed` (the turn's journal answered, see
+    /// `journal`), `denied`, `limit`, `budget` (a metered origin refused: model
+    /// budget spent), `timeout`, or `error`.
     pub outcome: &'static str,
     /// Time to the response head (or the failure).
     pub duration: Duration,

@@ -154,6 +154,27 @@ impl Guest for Hostile {
                     Err(e) => Ok(format!("error: {e}")),
                 }
             }
+            "post-save" | "post-save-versioned" => {
+                // Reads the session, POSTs N bytes (N + the version read, when
+                // versioned) to the URL, then saves: a turn whose session changed
+                // meanwhile conflicts and runs again.
+                let version = wit::load(&session)
+                    .map_err(|e| format!("{e:?}"))?
+                    .map_or(0, |e| e.version);
+                let url = input.splitn(3, ' ').nth(2).unwrap_or_default();
+                let extra = if mode == "post-save" { 0 } else { version };
+                let body = vec![b'x'; (arg(rest) + extra) as usize];
+                let said = match http::send("POST", url, &[], body) {
+                    Ok(r) => format!("{} {}", r.status(), r.text().unwrap_or_default()),
+                    Err(e) => format!("error: {e}"),
+                };
+                let options = wit::SaveOptions {
+                    ttl_seconds: None,
+                    if_version: None,
+                };
+                wit::save(&session, said.as_bytes(), options).map_err(|e| format!("{e:?}"))?;
+                Ok(said)
+            }
             "env" => Ok(std::env::var(rest.unwrap_or_default()).unwrap_or_else(|_| "unset".into())),
             "globals" => Ok(globals()),
             other => Err(format!("unknown mode {other:?}")),
