@@ -1,11 +1,14 @@
 //! `agent-host`: the command line. It parses arguments and delegates to the library.
 //!
 //! Layout: `inspect` is here; `run.rs` is `run` and its flags, `sessions.rs` the admin commands,
-//! `serve/` the HTTP server, `views.rs` the JSON both show sessions in, and
+//! `usage.rs` what plugins and tenants use, `budgets.rs` the tenants' model
+//! budgets, `serve/` the HTTP server, `views.rs` the JSON both show sessions and
+//! usage in, and
 //! `out.rs` how the commands print (a closed stdout ends them quietly). `new.rs`
 //! and `build.rs` make and build plugin projects (`project.rs` finds one,
 //! `toolchain.rs` installs the Python and JavaScript build tools).
 
+mod budgets;
 mod build;
 mod new;
 mod out;
@@ -14,6 +17,7 @@ mod run;
 mod serve;
 mod sessions;
 mod toolchain;
+mod usage;
 mod views;
 
 use std::io::{IsTerminal, Write};
@@ -60,6 +64,10 @@ enum Command {
     /// The sessions of a configured plugin: list, show, delete, versions, rollback,
     /// fork, and what the plugin keeps against its quota.
     Sessions(SessionsArgs),
+    /// What the configured plugins keep in the store and spent on model calls
+    /// today and this month, and what each tenant spent, against their budgets,
+    /// as JSON.
+    Usage(usage::UsageArgs),
     /// Show a component's imports and exports and whether it is an agent plugin.
     Inspect(InspectArgs),
     /// Make a plugin project (Rust, Python or JavaScript): source, build file,
@@ -150,6 +158,7 @@ fn main() -> ExitCode {
                 serve::serve(args.config, args.listen, args.workers, globals).await
             }
             Command::Sessions(args) => sessions::sessions(args).await,
+            Command::Usage(args) => usage::usage(args).await,
             Command::Inspect(args) => inspect(&args.plugin),
             Command::New(args) => new::new(args),
             Command::Build(args) => build::build(args),

@@ -2,8 +2,9 @@
 //! in its store without running it.
 
 use agent_host::config_file::ConfigFile;
-use agent_host::{PluginConfig, admin, checkpoints};
+use agent_host::{Periods, PluginConfig, admin, checkpoints};
 use std::path::PathBuf;
+use std::time::SystemTime;
 
 use clap::Subcommand;
 
@@ -62,7 +63,8 @@ pub(crate) enum SessionsAction {
         to: u64,
     },
     /// What the plugin keeps in the store, as its quota counts it, and its quota,
-    /// as JSON.
+    /// and what it spent on model calls today and this month, and its budget, as
+    /// JSON (see also `agent-host usage`).
     Usage,
     /// Copy a version of a session, and its history up to then, into a new session.
     Fork {
@@ -137,9 +139,8 @@ pub(crate) async fn sessions(args: SessionsArgs) -> anyhow::Result<()> {
             outln!("{session} is at version {version} (the document of version {to})")?;
         }
         SessionsAction::Usage => {
-            let config = plugin_config(&file, &plugin)?;
-            let usage = store.usage(&ns).await?;
-            let body = views::usage_json(&usage, &config.quota);
+            let periods = Periods::at(SystemTime::now());
+            let body = crate::usage::plugin_json(&file, store, &plugin, &periods).await?;
             outln!("{}", serde_json::to_string_pretty(&body)?)?;
         }
         SessionsAction::Fork {

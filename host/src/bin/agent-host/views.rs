@@ -1,9 +1,9 @@
-//! The JSON the CLI prints and the HTTP API answers for sessions and their kept
-//! versions: one shape for both.
+//! The JSON the CLI prints and the HTTP API answers for sessions, their kept
+//! versions, and what a plugin or tenant uses: one shape for both.
 
 use agent_host::checkpoints::VersionInfo;
 use agent_host::store::StoredVersion;
-use agent_host::{Quota, SessionSnapshot, Usage};
+use agent_host::{Budget, ModelCount, ModelSpend, Periods, Quota, SessionSnapshot, Usage};
 use serde_json::json;
 
 /// A session as JSON (the same shape as the HTTP API's).
@@ -27,13 +27,73 @@ pub(crate) fn bytes_json(bytes: &[u8]) -> serde_json::Value {
     }
 }
 
-/// `{"sessions", "bytes", "quota": {"sessions", "bytes"}}` (a quota count `null`:
-/// unlimited).
-pub(crate) fn usage_json(usage: &Usage, quota: &Quota) -> serde_json::Value {
+/// `{"sessions", "bytes", "quota": {"sessions", "bytes"}, "model"}` (a quota count
+/// `null`: unlimited; `model`: [`model_json`]).
+pub(crate) fn usage_json(usage: &Usage, quota: &Quota, model: &Spend) -> serde_json::Value {
     json!({
         "sessions": usage.sessions,
         "bytes": usage.bytes,
         "quota": {"sessions": quota.sessions, "bytes": quota.bytes},
+        "model": model_json(model),
+    })
+}
+
+/// What a plugin or a tenant spent on metered model calls today and this month
+/// (UTC), and its budget.
+pub(crate) struct Spend {
+    pub(crate) day: ModelCount,
+    pub(crate) month: ModelCount,
+    pub(crate) periods: Periods,
+    pub(crate) budget: Budget,
+}
+
+impl From<ModelSpend> for Spend {
+    fn from(spend: ModelSpend) -> Self {
+        Self {
+            day: spend.day,
+            month: spend.month,
+            periods: spend.periods,
+            budget: spend.budget,
+        }
+    }
+}
+
+/// `{"day": {"period": "2026-12-05", "input_tokens", "output_tokens",
+/// "cached_tokens", "requests", "estimated"}, "month": {"period": "2026-12", ...},
+/// "budget": {"tokens_per_day", "tokens_per_month"}}` (a limit `null`: none).
+pub(crate) fn model_json(spend: &Spend) -> serde_json::Value {
+    // The counters name their periods `d2026-12-05` and `m2026-12`.
+    let day = spend.periods.day.trim_start_matches('d');
+    let month = spend.periods.month.trim_start_matches('m');
+    json!({
+        "day": count_json(day, &spend.day),
+        "month": count_json(month, &spend.month),
+        "budget": {
+            "tokens_per_day": spend.budget.tokens_per_day,
+            "tokens_per_month": spend.budget.tokens_per_month,
+        },
+    })
+}
+
+fn count_json(period: &str, count: &ModelCount) -> serde_json::Value {
+    json!({
+        "period": period,
+        "input_tokens": count.input_tokens,
+        "output_tokens": count.output_tokens,
+        "cached_tokens": count.cached_tokens,
+        "requests": count.requests,
+        "estimated": count.estimated,
+    })
+}
+
+/// A turn's model calls: `{"input_tokens", "output_tokens", "requests",
+/// "estimated"}` (`estimated`: how many of the requests' tokens are estimates).
+pub(crate) fn turn_usage_json(count: &ModelCount) -> serde_json::Value {
+    json!({
+        "input_tokens": count.input_tokens,
+        "output_tokens": count.output_tokens,
+        "requests": count.requests,
+        "estimated": count.estimated,
     })
 }
 

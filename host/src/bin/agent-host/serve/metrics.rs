@@ -1,10 +1,10 @@
-//! What `serve` counts: turns by outcome, latencies, and every store call's time.
+//! What `serve` counts: turns by outcome, latencies, and every store call's time
+//! (model calls: `model_metrics.rs`).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use agent_host::OutboundEvent;
-
 use agent_host::keys::{Name, Namespace};
 use agent_host::store::{Commit, Entry, KeyPage, Page, Snapshot, StoredVersion, Usage};
 use agent_host::{ModelCount, Periods, Spender, StateStore, StoreError};
@@ -15,6 +15,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+
+use super::model_metrics::ModelMetrics;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(super) struct TurnLabels {
@@ -56,6 +58,8 @@ pub(super) struct Metrics {
     pub(super) sessions: Family<PluginLabel, Gauge>,
     /// When the two above were last read from the store.
     pub(super) usage_refreshed: tokio::sync::Mutex<Option<std::time::Instant>>,
+    /// Tokens and requests of metered model calls.
+    pub(super) model: ModelMetrics,
 }
 
 pub(super) fn latency_histogram() -> Histogram {
@@ -98,7 +102,7 @@ impl Metrics {
         let retries = Counter::default();
         registry.register(
             "outbound_requests",
-            "Plugins' HTTP requests by plugin, allowed origin and outcome (ok, denied, limit, timeout, error)",
+            "Plugins' HTTP requests by plugin, allowed origin and outcome (ok, denied, limit, budget, timeout, error)",
             outbound.clone(),
         );
         registry.register(
@@ -123,8 +127,10 @@ impl Metrics {
             "Live sessions of a plugin, as its quota counts them (refreshed at most every 10 s)",
             sessions.clone(),
         );
+        let model = ModelMetrics::register(&mut registry);
         Self {
             registry,
+            model,
             stored_bytes,
             sessions,
             usage_refreshed: tokio::sync::Mutex::new(None),

@@ -2,12 +2,14 @@
 //!
 //! | method and path | |
 //! |---|---|
-//! | `POST /v1/plugins/{plugin}/sessions/{session}/turns` | body: the input (UTF-8); 200 `{"output"}` |
+//! | `POST /v1/plugins/{plugin}/sessions/{session}/turns` | body: the input (UTF-8); 200 `{"output", "usage"}` |
 //! | `GET /v1/plugins/{plugin}/sessions?after=&limit=` | 200 `{"sessions", "next"}` |
 //! | `GET /v1/plugins/{plugin}/sessions/{session}` | 200 the session, 404 if none |
 //! | `DELETE /v1/plugins/{plugin}/sessions/{session}` | 204, 404 if none |
 //! | `GET .../sessions/{session}/turns/{id}/events` | a streamed turn's events, resumed |
 //! | `GET .../versions`, `POST .../rollback`, `POST .../fork` | kept versions |
+//! | `GET /v1/plugins/{plugin}/usage` | 200 what it keeps and spent on model calls |
+//! | `GET /v1/usage` | 200 what the caller's tenant spent on model calls |
 //! | `GET /v1/plugins` | 200 the plugins the token may call |
 //! | `GET /healthz` | 200, or 503 when the store does not answer |
 //! | `GET /metrics` | Prometheus text |
@@ -17,17 +19,21 @@
 //! that does not exist), both before any body byte is read (`auth.rs`). Every error
 //! is `{"error": {"kind", "message"}}` with a stable `kind` (`api_error.rs`).
 //!
-//! Layout: `routes.rs` the router and the session routes, `versions.rs` the kept
-//! versions' routes, `stream.rs` streamed turns and their resumption, `body.rs`
-//! reading request bodies, `tenants.rs` the per-tenant turn limit, `metrics.rs`,
-//! `connections.rs` (capped and timed out), `signals.rs` (what stops the server),
-//! `workers.rs` (`--workers N`: one single-threaded process per core).
+//! Layout: `routes.rs` the router, `sessions.rs` the session routes, `versions.rs`
+//! the kept versions' routes, `turns.rs` the turn route, `streams.rs` streamed
+//! turns and their resumption, `body.rs` reading request bodies, `tenants.rs` the
+//! per-tenant turn limit, `usage.rs` the usage routes, `metrics.rs`,
+//! `model_metrics.rs` (the model calls' counters), `connections.rs` (capped and
+//! timed out), `signals.rs` (what stops the server), `workers.rs` (`--workers N`:
+//! one single-threaded process per core). The tenants' model budgets are in
+//! `../budgets.rs`, shared with `agent-host usage`.
 
 mod api_error;
 mod auth;
 mod body;
 mod connections;
 mod metrics;
+mod model_metrics;
 mod routes;
 mod sessions;
 mod signals;
@@ -52,6 +58,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use self::auth::digest;
 use self::metrics::{Metered, Metrics, OpLabel, latency_histogram};
 use self::tenants::TenantLimits;
+use crate::budgets::TokenBudgets;
 
 struct App {
     host: Host,
@@ -59,6 +66,8 @@ struct App {
     tokens: Vec<([u8; 32], usize)>,
     /// The turns each tenant has in flight, for those with a limit.
     tenants: TenantLimits,
+    /// Each token's tenant and the tenant's model budget.
+    budgets: TokenBudgets,
     config: ConfigFile,
     metrics: Arc<Metrics>,
 }
@@ -104,8 +113,10 @@ pub(crate) async fn serve(
         // One thread: guest code runs on it alone.
         builder = builder.cores(1);
     }
+    let model_calls = metrics.clone();
     let host = builder
         .on_outbound(move |event| observed.outbound(event))
+        .on_model_call(move |call| model_calls.model.call(call))
         .build()?;
     let (mut compiled, mut cached) = (0, 0);
     for plugin in &config.plugins {
@@ -135,6 +146,7 @@ pub(crate) async fn serve(
         host,
         tokens,
         tenants: TenantLimits::new(&config.tokens),
+        budgets: TokenBudgets::new(&config.tokens),
         metrics,
         config,
     });

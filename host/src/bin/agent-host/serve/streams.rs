@@ -3,9 +3,11 @@
 //!
 //! ```text
 //! id: 1                       event: restart       event: done
-//! event: chunk                data: {}             data: {"output": "..."}
+//! event: chunk                data: {}             data: {"output": "...", "replayed", "usage"}
 //! data: "a chunk, JSON"                            (or event: error, data: the error body)
 //! ```
+//!
+//! `usage` is the turn's model calls, as in the JSON answer (`views::turn_usage_json`).
 //!
 //! The turn runs in a task of its own: a client that goes away does not stop it.
 //! A client that does not read is cut off (its stream ends without a final event)
@@ -40,6 +42,7 @@ use super::api_error::ApiError;
 use super::auth::Caller;
 use super::metrics::record_turn;
 use super::tenants::TenantTurn;
+use crate::views::turn_usage_json;
 
 /// Events of the turn waiting for the writer.
 const EVENTS: usize = 256;
@@ -230,7 +233,11 @@ impl Writer {
     fn end(mut self, outcome: Result<TurnAnswer, TurnError>) {
         match outcome {
             Ok(answer) => {
-                let data = json!({"output": answer.output, "replayed": answer.replayed});
+                let data = json!({
+                    "output": answer.output,
+                    "replayed": answer.replayed,
+                    "usage": turn_usage_json(&answer.usage),
+                });
                 self.send("done", &data);
             }
             Err(e) => {

@@ -1,5 +1,7 @@
 //! The turn route: `POST /v1/plugins/{plugin}/sessions/{session}/turns`, answered
-//! as JSON or, when the caller asks for events, as a stream (`streams`).
+//! as JSON `{"output", "usage"}` or, when the caller asks for events, as a stream
+//! (`streams`). Every turn runs for its caller's tenant, held to the tenant's
+//! model budget (`budgets.rs`); `usage` is the turn's model calls.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -21,6 +23,7 @@ use super::auth::Caller;
 use super::body;
 use super::metrics::record_turn;
 use super::streams;
+use crate::views::turn_usage_json;
 
 /// The route, added to the API's.
 pub(super) fn routes(router: Router<Arc<App>>) -> Router<Arc<App>> {
@@ -35,7 +38,9 @@ async fn turn(
     body: Body,
 ) -> Result<Response, ApiError> {
     let Path((plugin, session)) = path?;
-    let options = turn_options(&headers)?;
+    // Run for the caller's tenant: its model calls count against its budget.
+    let (tenant, budget) = app.budgets.of(caller.0);
+    let options = turn_options(&headers)?.with_tenant(tenant, budget);
     let input = body::input(&app, body).await?;
     let counted = match app.tenants.start(caller) {
         Ok(counted) => counted,
@@ -73,7 +78,9 @@ async fn turn(
     drop(counted);
     record_turn(&app, plugin, &outcome, started);
     let answer = outcome?;
-    let mut response = axum::Json(json!({ "output": answer.output })).into_response();
+    let usage = turn_usage_json(&answer.usage);
+    let body = json!({ "output": answer.output, "usage": usage });
+    let mut response = axum::Json(body).into_response();
     if answer.replayed {
         response
             .headers_mut()
