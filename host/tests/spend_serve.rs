@@ -244,7 +244,7 @@ async fn a_tenant_past_its_budget_stops_reaching_the_model_and_another_goes_on()
     assert_eq!(status, StatusCode::OK, "{a}");
     assert_eq!(a["tenant"], "a");
     assert_spend(&a["model"], &a_usages);
-    let budget = json!({"tokens_per_day": BUDGET, "tokens_per_month": MONTH});
+    let budget = json!({"tokens_per_day": BUDGET, "tokens_per_month": MONTH, "usd_per_day": null, "usd_per_month": null});
     assert_eq!(a["model"]["budget"], budget, "{a}");
     let plugins: Vec<&String> = a["plugins"].as_object().unwrap().keys().collect();
     assert_eq!(plugins, ["chat-a"], "{a}");
@@ -252,7 +252,7 @@ async fn a_tenant_past_its_budget_stops_reaching_the_model_and_another_goes_on()
     assert_eq!(status, StatusCode::OK, "{chat_a}");
     assert_eq!(a["plugins"]["chat-a"]["model"], chat_a["model"]);
     assert_spend(&chat_a["model"], &a_usages);
-    let unlimited = json!({"tokens_per_day": null, "tokens_per_month": null});
+    let unlimited = json!({"tokens_per_day": null, "tokens_per_month": null, "usd_per_day": null, "usd_per_month": null});
     assert_eq!(chat_a["model"]["budget"], unlimited, "{chat_a}");
     assert_eq!(chat_a["sessions"], 1, "{chat_a}");
     let (_, a2) = get(&s, Some(TOKEN_A2), "/v1/usage").await;
@@ -267,7 +267,7 @@ async fn a_tenant_past_its_budget_stops_reaching_the_model_and_another_goes_on()
     assert_eq!(plugins, ["chat-b"], "{b}");
     let (_, chat_b) = get(&s, Some(TOKEN_B), "/v1/plugins/chat-b/usage").await;
     assert_spend(&chat_b["model"], &b_usages);
-    let b_budget = json!({"tokens_per_day": null, "tokens_per_month": B_MONTH});
+    let b_budget = json!({"tokens_per_day": null, "tokens_per_month": B_MONTH, "usd_per_day": null, "usd_per_month": null});
     assert_eq!(chat_b["model"]["budget"], b_budget, "{chat_b}");
 
     // The token is checked as on every /v1 route.

@@ -145,7 +145,7 @@ async fn chunks_then_one_final_event() {
         .await
         .unwrap();
     let body: Value = response.json().await.unwrap();
-    let none = json!({"input_tokens": 0, "output_tokens": 0, "requests": 0, "estimated": 0});
+    let none = json!({"input_tokens": 0, "output_tokens": 0, "requests": 0, "estimated": 0, "cost_usd": 0.0});
     assert_eq!(body, json!({"output": "[{\"ok\":null}]", "usage": none}));
 }
 

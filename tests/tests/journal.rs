@@ -106,14 +106,20 @@ async fn conflicted(backend: Backend, mode: &str) -> (String, u64) {
 async fn a_conflicted_turn_does_not_call_its_model_twice(backend: Backend) {
     let (answer, received) = conflicted(backend, "post-save").await;
     assert_eq!(answer, "200 answer 1 to 10 bytes", "the first run's answer");
-    assert_eq!(received, 2, "one request by the turn, one by the other turn");
+    assert_eq!(
+        received, 2,
+        "one request by the turn, one by the other turn"
+    );
 }
 
 /// A request that depends on what changed (its body has the version read): it
 /// differs in the second run and goes out.
 async fn a_different_request_goes_out(backend: Backend) {
     let (answer, received) = conflicted(backend, "post-save-versioned").await;
-    assert_eq!(answer, "200 answer 3 to 11 bytes", "a new answer to the new request (version 1 read)");
+    assert_eq!(
+        answer, "200 answer 3 to 11 bytes",
+        "a new answer to the new request (version 1 read)"
+    );
     assert_eq!(received, 3);
 }
 

@@ -323,10 +323,16 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.insert("content-type", "application/json".parse().unwrap());
         let base = request_key("POST", "http://m/v1", &headers, b"{}");
-        assert_eq!(base, request_key("POST", "http://m/v1", &headers.clone(), b"{}"));
+        assert_eq!(
+            base,
+            request_key("POST", "http://m/v1", &headers.clone(), b"{}")
+        );
         assert_ne!(base, request_key("GET", "http://m/v1", &headers, b"{}"));
         assert_ne!(base, request_key("POST", "http://m/v2", &headers, b"{}"));
-        assert_ne!(base, request_key("POST", "http://m/v1", &HeaderMap::new(), b"{}"));
+        assert_ne!(
+            base,
+            request_key("POST", "http://m/v1", &HeaderMap::new(), b"{}")
+        );
         assert_ne!(base, request_key("POST", "http://m/v1", &headers, b"{ }"));
     }
 }

@@ -52,6 +52,8 @@ impl TurnSpend {
     /// Why a request to a metered origin may not go out now: the first budget
     /// spent, as "model budget spent (plugin chat: 100 of 100 tokens today)".
     pub(super) async fn refusal(&self) -> Result<Option<String>, StoreError> {
+        // The turn's own earlier calls count: their counts are in the store first.
+        self.settle().await;
         let periods = Periods::at((self.clock)());
         for (spender, budget) in &self.spenders {
             if budget.is_unlimited() {

@@ -18,20 +18,9 @@ pub(crate) fn by_tenant(tokens: &[TokenSection]) -> BTreeMap<String, Budget> {
         let given = token.budget.budget();
         let tenant = token.tenant.get_ref().clone();
         let budget = budgets.entry(tenant).or_insert(Budget::UNLIMITED);
-        *budget = Budget::tokens(
-            smallest(budget.tokens_per_day, given.tokens_per_day),
-            smallest(budget.tokens_per_month, given.tokens_per_month),
-        );
+        *budget = budget.tightest(&given);
     }
     budgets
-}
-
-/// The smaller limit of two (`None`: no limit).
-fn smallest(a: Option<u64>, b: Option<u64>) -> Option<u64> {
-    match (a, b) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    }
 }
 
 /// The tenant and budget of each token, by token index (what a turn of its

@@ -59,8 +59,10 @@ impl From<ModelSpend> for Spend {
 }
 
 /// `{"day": {"period": "2026-12-05", "input_tokens", "output_tokens",
-/// "cached_tokens", "requests", "estimated"}, "month": {"period": "2026-12", ...},
-/// "budget": {"tokens_per_day", "tokens_per_month"}}` (a limit `null`: none).
+/// "cached_tokens", "requests", "estimated", "cost_usd"}, "month": {"period":
+/// "2026-12", ...}, "budget": {"tokens_per_day", "tokens_per_month",
+/// "usd_per_day", "usd_per_month"}}` (a limit `null`: none; costs as `[pricing]`
+/// priced each call, 0 without a price).
 pub(crate) fn model_json(spend: &Spend) -> serde_json::Value {
     // The counters name their periods `d2026-12-05` and `m2026-12`.
     let day = spend.periods.day.trim_start_matches('d');
@@ -71,6 +73,8 @@ pub(crate) fn model_json(spend: &Spend) -> serde_json::Value {
         "budget": {
             "tokens_per_day": spend.budget.tokens_per_day,
             "tokens_per_month": spend.budget.tokens_per_month,
+            "usd_per_day": spend.budget.micro_usd_per_day.map(usd),
+            "usd_per_month": spend.budget.micro_usd_per_month.map(usd),
         },
     })
 }
@@ -83,17 +87,25 @@ fn count_json(period: &str, count: &ModelCount) -> serde_json::Value {
         "cached_tokens": count.cached_tokens,
         "requests": count.requests,
         "estimated": count.estimated,
+        "cost_usd": usd(count.cost_micros),
     })
 }
 
+/// Millionths of a US dollar as dollars.
+fn usd(micros: u64) -> f64 {
+    micros as f64 / 1e6
+}
+
 /// A turn's model calls: `{"input_tokens", "output_tokens", "requests",
-/// "estimated"}` (`estimated`: how many of the requests' tokens are estimates).
+/// "estimated", "cost_usd"}` (`estimated`: how many of the requests' tokens are
+/// estimates).
 pub(crate) fn turn_usage_json(count: &ModelCount) -> serde_json::Value {
     json!({
         "input_tokens": count.input_tokens,
         "output_tokens": count.output_tokens,
         "requests": count.requests,
         "estimated": count.estimated,
+        "cost_usd": usd(count.cost_micros),
     })
 }
 
