@@ -89,7 +89,7 @@ pub(super) fn replay(
 }
 
 /// A recorded answer.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub(super) struct Answer {
     pub(super) status: StatusCode,
     pub(super) headers: HeaderMap,
