@@ -28,7 +28,11 @@
 //! p50 and p99 of those turns, the server process's CPU and its Redis's CPU per
 //! such turn, the server's peak resident memory and (peak - memory before the row)
 //! / C, and the other answers by status and error kind. `AGENT_BENCH_ONLY` (comma
-//! separated: rust, python, js, floor-rust, floor-python) picks the servers.
+//! separated: rust, python, js, floor-rust, floor-python) picks the servers. Serve's
+//! settings: `AGENT_BENCH_WORKERS` (`[server] workers`, default 1),
+//! `AGENT_BENCH_REUSE` (the plugin's `instance_reuse`, default off),
+//! `AGENT_BENCH_QUEUE_DELAY_MS` (`[server] max_queue_delay`, default serve's). The
+//! load generator honours serve's `Retry-After: 1` on a 503 (it waits a second).
 
 mod common;
 #[path = "common/agent_floor.rs"]
@@ -89,6 +93,9 @@ struct Settings {
     workers: u64,
     /// `instance_reuse` of the plugin (`AGENT_BENCH_REUSE`, default 0: off).
     reuse: u64,
+    /// `[server] max_queue_delay` in ms (`AGENT_BENCH_QUEUE_DELAY_MS`; default:
+    /// serve's own).
+    queue_delay_ms: Option<u64>,
     delay: Duration,
     seconds: Duration,
     connections: Vec<usize>,
@@ -137,6 +144,8 @@ impl Settings {
         Self {
             workers: number("AGENT_BENCH_WORKERS", 1).max(1),
             reuse: number("AGENT_BENCH_REUSE", 0),
+            queue_delay_ms: var("AGENT_BENCH_QUEUE_DELAY_MS")
+                .map(|_| number("AGENT_BENCH_QUEUE_DELAY_MS", 100)),
             delay: Duration::from_millis(number("AGENT_BENCH_MODEL_DELAY_MS", 1000)),
             seconds: Duration::from_secs(seconds),
             connections,
@@ -188,7 +197,7 @@ async fn run(settings: Settings) {
         "model: {} words streamed over {} ms (ideal turns/s = C / {:.3} s); {} s per row \
          after a {} s warm-up; a new session per turn; turns/s, p50, p99 and CPU per turn \
          count the turns answered 200 in the window; CPU and RSS of the server's processes; \
-         serve: workers = {}, instance_reuse = {}\n",
+         serve: workers = {}, instance_reuse = {}, max_queue_delay = {}\n",
         model_server::WORDS.len(),
         settings.delay.as_millis(),
         ideal_per_turn,
@@ -196,6 +205,9 @@ async fn run(settings: Settings) {
         WARM_UP.as_secs(),
         settings.workers,
         settings.reuse,
+        settings
+            .queue_delay_ms
+            .map_or_else(|| "default".to_string(), |ms| format!("{ms} ms")),
     );
     println!(
         "| server | C | turns/s | / ideal | p50 | p99 | CPU/turn | Redis CPU/turn | RSS peak | RSS/in-flight | errors |"
@@ -281,6 +293,7 @@ cache_dir = "{cache}"
 instance_slots = {slots}
 max_connections = {connections}
 workers = {workers}
+{queue_delay}
 
 [[plugin]]
 id = "chat"
@@ -306,6 +319,9 @@ plugins = ["chat"]
         turns = largest.max(64),
         origin = model.origin(),
         workers = settings.workers,
+        queue_delay = settings
+            .queue_delay_ms
+            .map_or_else(String::new, |ms| format!("max_queue_delay = \"{ms}ms\"")),
         reuse = match settings.reuse {
             0 => String::new(),
             n => format!("instance_reuse = {n}"),

@@ -65,7 +65,7 @@ pub use host::{
 };
 pub use ops::inspect::{ComponentReport, inspect_component};
 pub use outbound::{
-    AllowedOrigin, ModelCall, Outbound, OutboundError, OutboundEvent, SecretHeader,
+    AllowedOrigin, ModelCall, ModelRequest, Outbound, OutboundError, OutboundEvent, SecretHeader,
 };
 pub use output::TurnEvent;
 pub use store::{

@@ -326,6 +326,44 @@ async fn a_dollar_budget_holds_priced_calls(backend: Backend) {
     assert_eq!(host.model_usage("oa").await.unwrap().day.cost_micros, 360);
 }
 
+/// An embedder's policy refuses as a budget does, with its reason; it sees the
+/// plugin, the tenant and the origin.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_embedders_policy_can_refuse_a_model_call() {
+    let backend = Backend::embedded();
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    let host = Host::builder()
+        .shared_store(backend.store())
+        .model_policy(move |request| {
+            log.lock().unwrap().push(request.clone());
+            match request.tenant.as_deref() {
+                Some("blocked") => Err("credit card declined".into()),
+                _ => Ok(()),
+            }
+        })
+        .build()
+        .unwrap();
+    let model = ModelServer::start().await;
+    poster(&host, "oa", &model, Meter::OpenAi, Budget::UNLIMITED).await;
+    let url = format!("{}/usage/chat", model.origin());
+    let blocked = TurnOptions::default().with_tenant("blocked", Budget::UNLIMITED);
+    let (said, _) = post(&host, "oa", &url, blocked).await;
+    assert!(
+        said.starts_with("429 ") && said.contains("credit card declined"),
+        "{said}"
+    );
+    let fine = TurnOptions::default().with_tenant("fine", Budget::UNLIMITED);
+    let (said, _) = post(&host, "oa", &url, fine).await;
+    assert!(said.starts_with("200 "), "{said}");
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 2);
+    assert_eq!(
+        (seen[0].plugin.as_str(), seen[0].origin.as_str()),
+        ("oa", model.origin().as_str())
+    );
+}
+
 macro_rules! on_every_store {
     ($($test:ident),* $(,)?) => {
         $(

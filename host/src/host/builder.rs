@@ -11,7 +11,9 @@ use crate::config::Pricing;
 use crate::error::Error;
 use crate::host::sandbox;
 use crate::ops::config_file::ConfigFile;
-use crate::outbound::{Clock, ModelCall, ModelObserver, OutboundEvent, OutboundObserver};
+use crate::outbound::{
+    Clock, ModelCall, ModelObserver, ModelPolicy, ModelRequest, OutboundEvent, OutboundObserver,
+};
 use crate::store::StateStore;
 use crate::store::keys::DEFAULT_ROOT;
 use crate::turn::session_locks::SessionLocks;
@@ -28,6 +30,7 @@ pub struct HostBuilder {
     cache_max: u64,
     on_outbound: Option<OutboundObserver>,
     on_model_call: Option<ModelObserver>,
+    model_policy: Option<ModelPolicy>,
     clock: Clock,
     pricing: Pricing,
     running: u32,
@@ -53,6 +56,7 @@ impl HostBuilder {
             cache_max: crate::ops::cache::DEFAULT_MAX_BYTES,
             on_outbound: None,
             on_model_call: None,
+            model_policy: None,
             clock: Arc::new(SystemTime::now),
             pricing: Pricing::default(),
             running: cores(),
@@ -93,6 +97,19 @@ impl HostBuilder {
     /// request's task. Its tokens are counted in the store too.
     pub fn on_model_call(mut self, observer: impl Fn(&ModelCall) + Send + Sync + 'static) -> Self {
         self.on_model_call = Some(Arc::new(observer));
+        self
+    }
+
+    /// An embedder's own spend policy, asked before each metered request (after
+    /// the budgets): `Err(why)` refuses it as a spent budget does (the plugin gets
+    /// 429 `insufficient_quota` with `why`, and nothing leaves the host). It must
+    /// be quick: it runs on the request's task. With [`HostBuilder::on_model_call`]
+    /// (which sees every call's tokens) it can hold any budget the embedder keeps.
+    pub fn model_policy(
+        mut self,
+        policy: impl Fn(&ModelRequest) -> Result<(), String> + Send + Sync + 'static,
+    ) -> Self {
+        self.model_policy = Some(Arc::new(policy));
         self
     }
 
@@ -221,6 +238,7 @@ impl HostBuilder {
                 }),
                 on_outbound: self.on_outbound,
                 on_model_call: self.on_model_call,
+                model_policy: self.model_policy,
                 clock: self.clock,
                 pricing: Arc::new(self.pricing),
                 locks: SessionLocks::default(),

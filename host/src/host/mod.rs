@@ -36,7 +36,9 @@ use crate::ops::cache;
 use crate::ops::checkpoints;
 use crate::outbound::journal::Journal;
 use crate::outbound::spend::TurnSpend;
-use crate::outbound::{Clock, ModelObserver, OutboundObserver, TurnOutbound, TurnTrail};
+use crate::outbound::{
+    Clock, ModelObserver, ModelPolicy, OutboundObserver, TurnOutbound, TurnTrail,
+};
 use crate::store::keys::Name;
 use crate::store::spend::{ModelCount, Periods, Spender};
 use crate::store::{Page, Quota, StateStore, StoredVersion, Usage};
@@ -84,6 +86,7 @@ struct Inner {
     cache: Option<cache::Cache>,
     on_outbound: Option<OutboundObserver>,
     on_model_call: Option<ModelObserver>,
+    model_policy: Option<ModelPolicy>,
     clock: Clock,
     pricing: Arc<crate::config::Pricing>,
     locks: SessionLocks,
@@ -376,6 +379,7 @@ impl Host {
             tenant: name,
             clock: self.inner.clock.clone(),
             observer: self.inner.on_model_call.clone(),
+            policy: self.inner.model_policy.clone(),
             pricing: self.inner.pricing.clone(),
             total: Default::default(),
             pending: Default::default(),

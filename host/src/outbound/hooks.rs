@@ -231,7 +231,7 @@ impl WasiHttpHooks for OutboundHooks {
                 Err(slot) => slot,
             };
             if let Some((_, spend)) = &metered {
-                let why = match spend.refusal().await {
+                let why = match spend.refusal(&sent.label).await {
                     Ok(None) => None,
                     Ok(Some(spent)) => Some(spent),
                     // Refused rather than let a tenant spend past its budget.

@@ -56,7 +56,7 @@ use std::time::Duration;
 pub use crate::config::outbound::{AllowedOrigin, Outbound, OutboundError, SecretHeader};
 pub(crate) use hooks::{OutboundHooks, TurnOutbound};
 pub(crate) use pool::Connections;
-pub use spend::{Clock, ModelCall, ModelObserver};
+pub use spend::{Clock, ModelCall, ModelObserver, ModelPolicy, ModelRequest};
 
 /// What a turn's outbound requests leave across its attempts.
 pub(crate) struct TurnTrail {

@@ -32,6 +32,22 @@ pub struct ModelCall {
 /// Called once per metered model call (see `HostBuilder::on_model_call`).
 pub type ModelObserver = Arc<dyn Fn(&ModelCall) + Send + Sync>;
 
+/// A metered request about to go out, as an embedder's policy sees it.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct ModelRequest {
+    /// The plugin sending it.
+    pub plugin: String,
+    /// The turn's tenant, if the caller named one.
+    pub tenant: Option<String>,
+    /// The allowed origin it matched, as configured.
+    pub origin: String,
+}
+
+/// An embedder's own spend policy (see `HostBuilder::model_policy`): `Err(why)`
+/// refuses the request as a spent budget does, with `why` as the reason.
+pub type ModelPolicy = Arc<dyn Fn(&ModelRequest) -> Result<(), String> + Send + Sync>;
+
 /// What a turn's metered requests are counted in and checked against.
 pub(crate) struct TurnSpend {
     pub(crate) store: Arc<dyn StateStore>,
@@ -41,6 +57,7 @@ pub(crate) struct TurnSpend {
     pub(crate) tenant: Option<String>,
     pub(crate) clock: Clock,
     pub(crate) observer: Option<ModelObserver>,
+    pub(crate) policy: Option<ModelPolicy>,
     pub(crate) pricing: Arc<Pricing>,
     /// The turn's model calls so far.
     pub(crate) total: Mutex<ModelCount>,
@@ -49,9 +66,20 @@ pub(crate) struct TurnSpend {
 }
 
 impl TurnSpend {
-    /// Why a request to a metered origin may not go out now: the first budget
-    /// spent, as "model budget spent (plugin chat: 100 of 100 tokens today)".
-    pub(super) async fn refusal(&self) -> Result<Option<String>, StoreError> {
+    /// Why a request to `origin` (metered) may not go out now: the first budget
+    /// spent, as "model budget spent (plugin chat: 100 of 100 tokens today)", or
+    /// the embedder's policy's reason.
+    pub(super) async fn refusal(&self, origin: &str) -> Result<Option<String>, StoreError> {
+        if let Some(policy) = &self.policy {
+            let request = ModelRequest {
+                plugin: self.plugin.clone(),
+                tenant: self.tenant.clone(),
+                origin: origin.to_string(),
+            };
+            if let Err(why) = policy(&request) {
+                return Ok(Some(why));
+            }
+        }
         // The turn's own earlier calls count: their counts are in the store first.
         self.settle().await;
         let periods = Periods::at((self.clock)());
