@@ -299,3 +299,37 @@ async fn every_turn_starts_from_the_image_whatever_the_pool_keeps() {
         }
     }
 }
+
+/// An instance slot holds one plugin instance whatever its language: a Python
+/// component instantiates 14 core modules, and 8 slots still run 8 Python turns
+/// at once (each waits on a model that answers after 300 ms).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_python_instance_takes_one_slot() {
+    let server = RedisServer::start();
+    let store = agent_host_tests::store(&server);
+    let host = agent_host::Host::builder()
+        .store(store)
+        .instance_slots(8)
+        .cache_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../target/plugin-cache"))
+        .build()
+        .unwrap();
+    let model = agent_host_tests::model_server::ModelServer::start().await;
+    model.set_mode(agent_host_tests::model_server::Mode::Slow(Duration::from_millis(300)));
+    let config = PluginConfig::new("py", "t")
+        .with_env(vec![
+            ("MODEL_URL".into(), format!("{}/v1", model.origin())),
+            ("MODEL".into(), "small".into()),
+        ])
+        .with_origin(agent_host::AllowedOrigin::parse(&model.origin()).unwrap());
+    load(&host, config, plugins::PY_CHAT).await;
+    let turns: Vec<_> = (0..8)
+        .map(|i| {
+            let host = host.clone();
+            tokio::spawn(async move { host.run_turn("py", &format!("s{i}"), "hi").await })
+        })
+        .collect();
+    for turn in turns {
+        let outcome = turn.await.unwrap();
+        assert!(outcome.is_ok(), "{outcome:?}");
+    }
+}
