@@ -162,7 +162,7 @@ async fn workers_on_the_embedded_store_are_refused_with_the_reason() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains("workers = 2 needs a store every worker shares"),
+        stderr.contains("serving with 2 workers needs a store every worker shares"),
         "{stderr}"
     );
 }

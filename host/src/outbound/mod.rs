@@ -28,9 +28,9 @@
 //! - An origin marked with a meter is a model endpoint: the tokens of each answer
 //!   are read as it passes and counted for the plugin and the turn's tenant
 //!   (`meter`, `spend`); once a budget is spent, requests to metered origins are
-//!   answered by the host itself, 429 `insufficient_quota` "model budget spent
-//!   ..." (as OpenAI answers when credit is spent; an error code could not carry
-//!   the reason to every SDK), and nothing leaves.
+//!   answered by the host itself, 402 `model_budget_spent` "model budget spent
+//!   ..." (an error code could not carry the reason to every SDK), and nothing
+//!   leaves.
 //! - The answers of a turn's requests are kept for its next attempt: a turn run
 //!   again after a conflict gets them again for the same requests instead of
 //!   paying again (`journal`).

@@ -102,11 +102,13 @@ impl TurnSpend {
     /// Counts one call: in the turn's total and the hook at once, in the store
     /// in the background (a failure is logged: the answer was already paid).
     pub(super) fn record(self: &Arc<Self>, origin: &str, model: Option<String>, count: ModelCount) {
-        let cost = self.pricing.cost_micros(
-            model.as_deref().unwrap_or(""),
-            count.input_tokens,
-            count.output_tokens,
-        );
+        let name = model.as_deref().unwrap_or("");
+        if !self.pricing.is_empty() && self.pricing.price(name).is_none() {
+            warn_unpriced(name);
+        }
+        let cost = self
+            .pricing
+            .cost_micros(name, count.input_tokens, count.output_tokens);
         let count = count.with_cost(cost);
         {
             let mut total = self.total.lock().unwrap_or_else(|p| p.into_inner());
@@ -162,4 +164,18 @@ impl TurnSpend {
     pub(crate) fn total(&self) -> ModelCount {
         *self.total.lock().unwrap_or_else(|p| p.into_inner())
     }
+}
+
+/// Warns once per model name (of at most 256) that it has no price.
+fn warn_unpriced(model: &str) {
+    static SEEN: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    let mut seen = SEEN.lock().unwrap_or_else(|p| p.into_inner());
+    if seen.len() >= 256 || seen.iter().any(|m| m == model) {
+        return;
+    }
+    seen.push(model.to_string());
+    tracing::warn!(
+        model = %crate::guest_text::escaped(model, 128),
+        "a metered model has no price in [pricing]: its calls cost 0 against budgets in US dollars"
+    );
 }

@@ -90,7 +90,10 @@ struct Raw {
 /// One model's line of `[pricing]`: `"gpt-4o-mini" = { input = 0.15, output = 0.6 }`,
 /// US dollars per million tokens.
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a price: { input = <US dollars per million input tokens>, output = <per million output tokens> }"
+)]
 struct PriceSection {
     input: f64,
     output: f64,
@@ -146,6 +149,25 @@ impl ConfigFile {
             tokens: raw.tokens,
             prices,
         };
+        // A budget in dollars with nothing priced would never refuse anything.
+        let in_usd = file
+            .plugins
+            .iter()
+            .map(|p| (p.budget.in_usd(), p.id.span().start));
+        let in_usd = in_usd.chain(
+            file.tokens
+                .iter()
+                .map(|t| (t.budget.in_usd(), t.tenant.span().start)),
+        );
+        if let Some((_, at_offset)) = in_usd.into_iter().find(|(usd, _)| *usd)
+            && file.prices.is_empty()
+        {
+            return Err(at(
+                at_offset,
+                "a budget in US dollars (usd_per_day, usd_per_month) needs a [pricing] table: \
+                 without prices every call costs 0 and the budget never applies",
+            ));
+        }
         if let Some(url) = redis_url {
             file.store.url = Some(Secret(url));
         }

@@ -213,3 +213,24 @@ budget = { tokens_per_month = 50000 }
         "an unknown budget key is refused"
     );
 }
+
+#[test]
+fn a_dollar_budget_needs_prices_and_a_sane_amount() {
+    let plugin = "[[plugin]]\nid = \"c\"\nwasm = \"WASM\"\nprefix = \"a\"\n";
+    let unpriced = format!("{plugin}budget = {{ usd_per_day = 1.0 }}\n");
+    let error = parse(&unpriced).unwrap_err();
+    assert!(error.contains("needs a [pricing] table"), "{error}");
+    let negative = format!(
+        "{plugin}budget = {{ usd_per_day = -1.0 }}\n[pricing]\nm = {{ input = 1.0, output = 1.0 }}\n"
+    );
+    let error = parse(&negative).unwrap_err();
+    assert!(
+        error.contains(":5:") && error.contains("budget.usd_per_day"),
+        "{error}"
+    );
+    let bad_price = "[pricing]\nm = 3\n";
+    assert!(
+        parse(bad_price).unwrap_err().contains("a price: { input ="),
+        "a readable expectation"
+    );
+}

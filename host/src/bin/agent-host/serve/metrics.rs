@@ -69,7 +69,19 @@ pub(super) fn latency_histogram() -> Histogram {
 
 impl Metrics {
     pub(super) fn new(store_seconds: Family<OpLabel, Histogram>) -> Self {
-        let mut registry = Registry::with_prefix("agent_host");
+        // Each worker of `serve --workers` answers /metrics with its own counts:
+        // labelled, so a scrape of one worker never looks like a counter reset.
+        let mut registry = match super::workers::number() {
+            Some(n) => Registry::with_prefix_and_labels(
+                "agent_host",
+                [(
+                    std::borrow::Cow::Borrowed("worker"),
+                    std::borrow::Cow::Owned(n.to_string()),
+                )]
+                .into_iter(),
+            ),
+            None => Registry::with_prefix("agent_host"),
+        };
         let turns = Family::<TurnLabels, Counter>::default();
         let turn_seconds =
             Family::<PluginLabel, Histogram>::new_with_constructor(latency_histogram as fn() -> _);

@@ -20,8 +20,8 @@
 //! no worker outlives it. A worker that stops by itself stops the others and the
 //! supervisor exits with an error, for the service manager to restart it all.
 //!
-//! What is per worker: `/metrics` (each worker counts its own turns; every store
-//! count, quotas and usage, is shared), `max_concurrent_turns` of plugins and
+//! What is per worker: `/metrics` (each worker counts its own turns, labelled
+//! `worker`; every store count, quotas and usage, is shared), `max_concurrent_turns` of plugins and
 //! tenants, and `max_connections`.
 
 use std::net::SocketAddr;
@@ -74,8 +74,8 @@ pub(super) async fn supervise(
 ) -> anyhow::Result<()> {
     if file.store.url.is_none() {
         anyhow::bail!(
-            "{}: workers = {workers} needs a store every worker shares ([store] url, Redis); \
-             the embedded store is a file one process opens",
+            "{}: serving with {workers} workers needs a store every worker shares ([store] url, \
+             Redis); the embedded store is a file one process opens",
             file.path.display()
         );
     }
