@@ -196,7 +196,7 @@ async fn run(settings: Settings) {
     println!(
         "model: {} words streamed over {} ms (ideal turns/s = C / {:.3} s); {} s per row \
          after a {} s warm-up; a new session per turn; turns/s, p50, p99 and CPU per turn \
-         count the turns answered 200 in the window; CPU and RSS of the server's processes; \
+         count the turns answered 200 in the window (p50 and p99: of those begun in it); CPU and RSS of the server's processes; \
          serve: workers = {}, instance_reuse = {}, max_queue_delay = {}\n",
         model_server::WORDS.len(),
         settings.delay.as_millis(),
@@ -355,6 +355,9 @@ struct Row {
 /// What one worker saw in the window.
 #[derive(Default)]
 struct Seen {
+    /// Turns answered 200 in the window.
+    answered: usize,
+    /// The latencies of those begun in the window.
     latencies: Vec<Duration>,
     errors: BTreeMap<String, u64>,
     messages: BTreeMap<String, String>,
@@ -390,7 +393,14 @@ async fn drive(
                         continue;
                     }
                     match outcome {
-                        Ok(()) => seen.latencies.push(ended - began),
+                        Ok(()) => {
+                            seen.answered += 1;
+                            // Latencies only of turns begun in the row: the cold
+                            // start's burst, begun in the warm-up, would be its p99.
+                            if began >= from {
+                                seen.latencies.push(ended - began);
+                            }
+                        }
                         Err((kind, message)) => {
                             if kind == "connection" {
                                 // Not a spin when the server refuses: back off.
@@ -417,6 +427,7 @@ async fn drive(
     for worker in workers {
         let seen = worker.await.expect("a load worker panicked");
         all.latencies.extend(seen.latencies);
+        all.answered += seen.answered;
         for (kind, n) in seen.errors {
             *all.errors.entry(kind).or_default() += n;
         }
@@ -426,10 +437,11 @@ async fn drive(
     }
     let rss_peak_kib = peak.stop().await;
     all.latencies.sort_unstable();
-    let ok = all.latencies.len();
+    let ok = all.answered;
+    let timed = all.latencies.len();
     let at = |q: f64| {
         all.latencies
-            .get(((ok as f64 * q) as usize).min(ok.saturating_sub(1)))
+            .get(((timed as f64 * q) as usize).min(timed.saturating_sub(1)))
             .copied()
             .unwrap_or_default()
     };
