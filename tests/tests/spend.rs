@@ -44,6 +44,20 @@ async fn poster(host: &Host, id: &str, model: &ModelServer, meter: Meter, budget
     load(host, config, plugins::HOSTILE).await;
 }
 
+/// A chat example as `chat`, talking to `model` through a metered origin.
+fn chat(model: &ModelServer) -> PluginConfig {
+    PluginConfig::new("chat", "tenant-a")
+        .with_env(vec![
+            ("MODEL_URL".into(), format!("{}/v1", model.origin())),
+            ("MODEL".into(), "small".into()),
+        ])
+        .with_origin(
+            AllowedOrigin::parse(&model.origin())
+                .unwrap()
+                .with_meter(Meter::OpenAi),
+        )
+}
+
 /// A turn that POSTs 100 bytes to `url`: the plugin's answer and the turn's usage.
 async fn post(host: &Host, id: &str, url: &str, options: TurnOptions) -> (String, ModelCount) {
     let answer = host
@@ -173,17 +187,7 @@ async fn the_chat_examples_calls_are_metered_exactly(backend: Backend) {
     let clock = Arc::new(AtomicU64::new(NOON));
     let host = host_at(&backend, &clock);
     let model = ModelServer::start().await;
-    let config = PluginConfig::new("chat", "tenant-a")
-        .with_env(vec![
-            ("MODEL_URL".into(), format!("{}/v1", model.origin())),
-            ("MODEL".into(), "small".into()),
-        ])
-        .with_origin(
-            AllowedOrigin::parse(&model.origin())
-                .unwrap()
-                .with_meter(Meter::OpenAi),
-        );
-    load(&host, config, plugins::LLM_CHAT).await;
+    load(&host, chat(&model), plugins::LLM_CHAT).await;
     let answer = host
         .run_turn_with("chat", "alice", "Hello there", TurnOptions::default())
         .await
@@ -256,17 +260,7 @@ async fn chat_refused(backend: &Backend, wasm: &str) {
     let clock = Arc::new(AtomicU64::new(NOON));
     let host = host_at(backend, &clock);
     let model = ModelServer::start().await;
-    let config = PluginConfig::new("chat", "tenant-a")
-        .with_env(vec![
-            ("MODEL_URL".into(), format!("{}/v1", model.origin())),
-            ("MODEL".into(), "small".into()),
-        ])
-        .with_origin(
-            AllowedOrigin::parse(&model.origin())
-                .unwrap()
-                .with_meter(Meter::OpenAi),
-        )
-        .with_budget(Budget::tokens(Some(1), None));
+    let config = chat(&model).with_budget(Budget::tokens(Some(1), None));
     load(&host, config, wasm).await;
     host.run_turn("chat", "alice", "Hello").await.unwrap();
     let error = host.run_turn("chat", "bob", "Hello").await.unwrap_err();
