@@ -216,7 +216,22 @@ impl WasiHttpHooks for OutboundHooks {
             literal: allowed.is_literal(),
         };
         Box::new(async move {
-            let (request, request_key) = keyed(request, &plugin_headers).await?;
+            let (request, request_key) = match keyed(request, &plugin_headers).await {
+                Ok(keyed) => keyed,
+                Err(error) => {
+                    // The body was past `max_request_body`, or the plugin's stream
+                    // failed: nothing was sent.
+                    tracing::info!(
+                        plugin = %sent.plugin,
+                        method = %sent.method,
+                        origin = %sent.origin,
+                        path = %sent.path,
+                        "outbound request failed: {error}"
+                    );
+                    sent.report("limit");
+                    return Err(error);
+                }
+            };
             let slot = match journal.replay_or_reserve(request_key) {
                 Ok(answer) => {
                     tracing::debug!(
