@@ -8,20 +8,22 @@
 //! - `bin/agent-host`: the CLI and `serve`, on top; it only parses and delegates.
 //! - [`host`]: [`Host`] and [`HostBuilder`]: load plugins, run turns in the sandbox
 //!   (the wasmtime engine, WASI without capabilities, memory and time limits),
-//!   reuse instances, say how a run ended.
+//!   admit turns to the cores, reuse instances, say how a run ended, count what
+//!   turns spend on models.
 //! - [`ops`]: what operators use beside turns: sessions by namespace
 //!   ([`admin`]), kept versions ([`checkpoints`]), the [`config_file`], what a
 //!   component imports, the cache of compiled components.
 //! - `guest`: what a plugin sees and calls: the WIT bindings, the host side of
 //!   `agent-state` and of `wasi:keyvalue`, what it emits ([`output`]), its stdio.
 //! - [`outbound`]: plugins' HTTP requests: allow-list, secret headers, limits,
-//!   addresses.
+//!   addresses, connections kept alive, model calls metered and budgets held,
+//!   the journal that replays answers to a retried turn.
 //! - `turn`: one turn's staged view of its state and its commit, the prefetch,
 //!   idempotency keys, session locks.
 //! - [`config`]: what a plugin may do ([`PluginConfig`], [`Limits`], [`Quota`],
-//!   what it may reach over HTTP).
+//!   [`Budget`], what it may reach over HTTP, what model tokens cost).
 //! - [`store`]: the [`StateStore`] trait, its backends ([`RedisStore`],
-//!   [`EmbeddedStore`]) and the key layout ([`keys`]).
+//!   [`EmbeddedStore`]), the key layout ([`keys`]) and the model spend counters.
 //! - [`error`] and `guest_text` (plugin-written text made safe for logs): used by
 //!   every layer.
 //!

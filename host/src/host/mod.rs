@@ -15,15 +15,16 @@ pub(crate) mod cores;
 pub(crate) mod outcome;
 pub(crate) mod reuse;
 pub(crate) mod sandbox;
+mod spend;
 mod turns;
 
 pub use crate::ops::admin::SessionSnapshot;
 pub use crate::store::keys::DEFAULT_ROOT;
 pub use builder::HostBuilder;
+pub use spend::ModelSpend;
 pub use turns::{TurnAnswer, TurnOptions};
 
 use self::sandbox::TurnCtx;
-use crate::config::Budget;
 use crate::config::PluginConfig;
 use crate::error::{Error, TurnError};
 use crate::guest::bindings::AgentPluginPre;
@@ -34,13 +35,10 @@ use crate::host::reuse::IdleInstances;
 use crate::ops::admin;
 use crate::ops::cache;
 use crate::ops::checkpoints;
-use crate::outbound::journal::Journal;
-use crate::outbound::spend::TurnSpend;
 use crate::outbound::{
     Clock, ModelObserver, ModelPolicy, OutboundObserver, TurnOutbound, TurnTrail,
 };
 use crate::store::keys::Name;
-use crate::store::spend::{ModelCount, Periods, Spender};
 use crate::store::{Page, Quota, StateStore, StoredVersion, Usage};
 use crate::turn::Turn;
 use crate::turn::prefetch::PrefetchTail;
@@ -132,20 +130,6 @@ struct Plugin {
     turns: Arc<Semaphore>,
     /// Instances kept between turns (`PluginConfig::instance_reuse`).
     idle: IdleInstances,
-}
-
-/// What a plugin or tenant spent on metered model calls, and its budget.
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct ModelSpend {
-    /// Today (UTC).
-    pub day: ModelCount,
-    /// This month (UTC).
-    pub month: ModelCount,
-    /// The budget the counts are held to.
-    pub budget: Budget,
-    /// Which day and month (`d2026-12-05`, `m2026-12`).
-    pub periods: Periods,
 }
 
 /// What a plugin says about itself (`describe`), and how it was loaded.
@@ -338,54 +322,6 @@ impl Host {
         }
     }
 
-    /// What a turn's outbound requests leave across its attempts: the model
-    /// spend and the journal of answers.
-    fn turn_trail(&self, scope: &Arc<PluginScope>, tenant: Option<(String, Budget)>) -> TurnTrail {
-        TurnTrail {
-            spend: self.turn_spend(scope, tenant),
-            journal: Arc::new(Journal::new(scope.config.limits.max_response_bytes)),
-        }
-    }
-
-    /// Where a turn's metered model calls are counted: the plugin, and the
-    /// tenant if the turn names one, each with its budget.
-    fn turn_spend(
-        &self,
-        scope: &Arc<PluginScope>,
-        tenant: Option<(String, Budget)>,
-    ) -> Arc<TurnSpend> {
-        let config = &scope.config;
-        let mut spenders = vec![(
-            Spender::Plugin {
-                ns: scope.ns.clone(),
-                plugin: config.id.clone(),
-            },
-            config.budget,
-        )];
-        let name = tenant.as_ref().map(|(t, _)| t.clone());
-        if let Some((tenant, budget)) = tenant {
-            spenders.push((
-                Spender::Tenant {
-                    root: self.inner.root.clone(),
-                    tenant,
-                },
-                budget,
-            ));
-        }
-        Arc::new(TurnSpend {
-            store: self.inner.store.clone(),
-            spenders,
-            plugin: config.id.clone(),
-            tenant: name,
-            clock: self.inner.clock.clone(),
-            observer: self.inner.on_model_call.clone(),
-            policy: self.inner.model_policy.clone(),
-            pricing: self.inner.pricing.clone(),
-            total: Default::default(),
-            pending: Default::default(),
-        })
-    }
-
     fn plugin(&self, id: &str) -> Option<Arc<Plugin>> {
         let plugins = self.inner.plugins.read().unwrap_or_else(|p| p.into_inner());
         plugins.get(id).cloned()
@@ -453,46 +389,6 @@ impl Host {
         let scope = self.scope(plugin_id)?;
         let usage = self.inner.store.usage(&scope.ns).await?;
         Ok((usage, scope.config.quota))
-    }
-
-    /// The tokens the plugin spent on metered model calls today and this month
-    /// (UTC, by the host's clock), and its budget.
-    pub async fn model_usage(&self, plugin_id: &str) -> Result<ModelSpend, Error> {
-        let scope = self.scope(plugin_id)?;
-        let spender = Spender::Plugin {
-            ns: scope.ns.clone(),
-            plugin: scope.config.id.clone(),
-        };
-        let periods = Periods::at((self.inner.clock)());
-        let [day, month] = self.inner.store.model_usage(&spender, &periods).await?;
-        Ok(ModelSpend {
-            day,
-            month,
-            budget: scope.config.budget,
-            periods,
-        })
-    }
-
-    /// The tokens `tenant` spent on metered model calls today and this month,
-    /// across its plugins (turns run with [`TurnOptions::with_tenant`]), with
-    /// `budget` (the tenant's, which the host does not keep) alongside.
-    pub async fn tenant_model_usage(
-        &self,
-        tenant: &str,
-        budget: Budget,
-    ) -> Result<ModelSpend, Error> {
-        let spender = Spender::Tenant {
-            root: self.inner.root.clone(),
-            tenant: tenant.to_string(),
-        };
-        let periods = Periods::at((self.inner.clock)());
-        let [day, month] = self.inner.store.model_usage(&spender, &periods).await?;
-        Ok(ModelSpend {
-            day,
-            month,
-            budget,
-            periods,
-        })
     }
 
     /// Removes everything of a session; true if anything existed.
