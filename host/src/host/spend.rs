@@ -99,7 +99,7 @@ impl Host {
     }
 
     /// The tokens `tenant` spent on metered model calls today and this month,
-    /// across its plugins (turns run with [`TurnOptions::with_tenant`]), with
+    /// across its plugins (turns run with [`TurnOptions::with_tenant`](crate::TurnOptions::with_tenant)), with
     /// `budget` (the tenant's, which the host does not keep) alongside.
     pub async fn tenant_model_usage(
         &self,
