@@ -249,8 +249,12 @@ impl WasiHttpHooks for OutboundHooks {
                 let why = match spend.refusal(&sent.label).await {
                     Ok(None) => None,
                     Ok(Some(spent)) => Some(spent),
-                    // Refused rather than let a tenant spend past its budget.
-                    Err(e) => Some(format!("the model budget cannot be checked now ({e})")),
+                    // Refused rather than let a tenant spend past its budget. The
+                    // store's error is the operator's: logged, not told the plugin.
+                    Err(e) => {
+                        tracing::warn!(plugin = %sent.plugin, error = %e, "model budget not read");
+                        Some("the model budget cannot be checked now; try again later".into())
+                    }
                 };
                 if let Some(why) = why {
                     tracing::warn!(
