@@ -19,6 +19,12 @@ impl Price {
         }
         Ok(Self { input, output })
     }
+
+    /// What `input` and `output` tokens cost, in millionths of a US dollar.
+    pub fn cost_micros(&self, input: u64, output: u64) -> u64 {
+        // Dollars per million tokens are millionths of a dollar per token.
+        (input as f64 * self.input + output as f64 * self.output).round() as u64
+    }
 }
 
 /// Prices by model name. A model an answer names is priced by the longest name
@@ -59,10 +65,8 @@ impl Pricing {
     /// What `input` and `output` tokens of `model` cost, in millionths of a US
     /// dollar (0 for a model with no price).
     pub fn cost_micros(&self, model: &str, input: u64, output: u64) -> u64 {
-        self.price(model).map_or(0, |p| {
-            // Dollars per million tokens are millionths of a dollar per token.
-            (input as f64 * p.input + output as f64 * p.output).round() as u64
-        })
+        self.price(model)
+            .map_or(0, |p| p.cost_micros(input, output))
     }
 }
 

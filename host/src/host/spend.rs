@@ -88,19 +88,13 @@ impl Host {
             ns: scope.ns.clone(),
             plugin: scope.config.id.clone(),
         };
-        let periods = Periods::at((self.inner.clock)());
-        let [day, month] = self.inner.store.model_usage(&spender, &periods).await?;
-        Ok(ModelSpend {
-            day,
-            month,
-            budget: scope.config.budget,
-            periods,
-        })
+        self.spent(&spender, scope.config.budget).await
     }
 
     /// The tokens `tenant` spent on metered model calls today and this month,
-    /// across its plugins (turns run with [`TurnOptions::with_tenant`](crate::TurnOptions::with_tenant)), with
-    /// `budget` (the tenant's, which the host does not keep) alongside.
+    /// across its plugins (turns run with
+    /// [`TurnOptions::with_tenant`](crate::TurnOptions::with_tenant)), with `budget`
+    /// (the tenant's, which the host does not keep) alongside.
     pub async fn tenant_model_usage(
         &self,
         tenant: &str,
@@ -110,8 +104,13 @@ impl Host {
             root: self.inner.root.clone(),
             tenant: tenant.to_string(),
         };
+        self.spent(&spender, budget).await
+    }
+
+    /// `spender`'s counters for today and this month, with `budget`.
+    async fn spent(&self, spender: &Spender, budget: Budget) -> Result<ModelSpend, Error> {
         let periods = Periods::at((self.inner.clock)());
-        let [day, month] = self.inner.store.model_usage(&spender, &periods).await?;
+        let [day, month] = self.inner.store.model_usage(spender, &periods).await?;
         Ok(ModelSpend {
             day,
             month,

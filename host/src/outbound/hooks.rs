@@ -12,7 +12,7 @@ use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 use super::body::{Done, GuestBody, LimitedBody};
 use super::check::{Target, refusal};
 use super::connect::{Waits, send};
-use super::journal::{Journal, Recording, keyed, replay};
+use super::journal::{Journal, Recording, keyed, replay, request_head};
 use super::meter::{Metered, Reader};
 use super::pool::{Connections, Key};
 use super::spend::TurnSpend;
@@ -184,8 +184,12 @@ impl WasiHttpHooks for OutboundHooks {
         for secret in &allowed.secret_headers {
             request.headers_mut().remove(&secret.name);
         }
-        // What the plugin set, for the journal's key (never the secrets).
-        let plugin_headers = request.headers().clone();
+        // The journal's key starts on what the plugin set (never the secrets).
+        let head = request_head(
+            request.method().as_str(),
+            &uri.to_string(),
+            request.headers(),
+        );
         for secret in &allowed.secret_headers {
             request
                 .headers_mut()
@@ -216,7 +220,7 @@ impl WasiHttpHooks for OutboundHooks {
             literal: allowed.is_literal(),
         };
         Box::new(async move {
-            let (request, request_key) = match keyed(request, &plugin_headers).await {
+            let (request, request_key) = match keyed(request, head).await {
                 Ok(keyed) => keyed,
                 Err(error) => {
                     // The body was past `max_request_body`, or the plugin's stream

@@ -29,8 +29,10 @@ use wasmtime_wasi_http::WasiBody;
 /// plugin set and its body.
 pub(super) type RequestKey = [u8; 32];
 
-/// The key of a request.
-pub(super) fn request_key(method: &str, uri: &str, headers: &HeaderMap, body: &[u8]) -> RequestKey {
+/// The key of a request begun on its method, URL and the headers the plugin
+/// set (taken before the host adds its secret headers; no copy of them is
+/// kept); its body completes it ([`keyed`]).
+pub(super) fn request_head(method: &str, uri: &str, headers: &HeaderMap) -> Sha256 {
     let mut digest = Sha256::new();
     digest.update(method.as_bytes());
     digest.update(b"\n");
@@ -47,28 +49,26 @@ pub(super) fn request_key(method: &str, uri: &str, headers: &HeaderMap, body: &[
         digest.update(value);
     }
     digest.update(b"\n\n");
-    digest.update(body);
-    digest.finalize().into()
+    digest
 }
 
 /// The request with its body read whole (the plugin's limit applies as it is
-/// read), and its key. Its body goes out as one piece with its length.
+/// read), and its key (`head` with the body). Its body goes out as one piece
+/// with its length.
 pub(super) async fn keyed(
     request: http::Request<WasiBody>,
-    plugin_headers: &HeaderMap,
+    mut head: Sha256,
 ) -> Result<(http::Request<WasiBody>, RequestKey), wasmtime_wasi_http::Error> {
     let (parts, body) = request.into_parts();
     let body = body.collect().await?.to_bytes();
-    let key = request_key(
-        parts.method.as_str(),
-        &parts.uri.to_string(),
-        plugin_headers,
-        &body,
-    );
+    head.update(&body);
     let body = http_body_util::Full::new(body)
         .map_err(|never| match never {})
         .boxed_unsync();
-    Ok((http::Request::from_parts(parts, body), key))
+    Ok((
+        http::Request::from_parts(parts, body),
+        head.finalize().into(),
+    ))
 }
 
 /// A recorded answer as a response, its body the recorded frames.
@@ -316,6 +316,12 @@ mod tests {
         journal.fill(slot, answer("too long"));
         journal.next_attempt();
         assert!(journal.replay_or_reserve(key(1)).is_err());
+    }
+
+    fn request_key(method: &str, uri: &str, headers: &HeaderMap, body: &[u8]) -> RequestKey {
+        let mut head = request_head(method, uri, headers);
+        head.update(body);
+        head.finalize().into()
     }
 
     #[test]

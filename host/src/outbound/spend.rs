@@ -103,12 +103,14 @@ impl TurnSpend {
     /// in the background (a failure is logged: the answer was already paid).
     pub(super) fn record(self: &Arc<Self>, origin: &str, model: Option<String>, count: ModelCount) {
         let name = model.as_deref().unwrap_or("");
-        if !self.pricing.is_empty() && self.pricing.price(name).is_none() {
-            warn_unpriced(name);
-        }
-        let cost = self
-            .pricing
-            .cost_micros(name, count.input_tokens, count.output_tokens);
+        let cost = match self.pricing.price(name) {
+            Some(price) => price.cost_micros(count.input_tokens, count.output_tokens),
+            None if self.pricing.is_empty() => 0,
+            None => {
+                warn_unpriced(name);
+                0
+            }
+        };
         let count = count.with_cost(cost);
         {
             let mut total = self.total.lock().unwrap_or_else(|p| p.into_inner());
