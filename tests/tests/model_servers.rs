@@ -244,6 +244,49 @@ async fn a_plugins_connection_is_kept_alive_across_turns(language: &str, wasm: &
     assert_eq!(seen[3].1, 1, "{language}: {seen:?}");
 }
 
+/// Metering against servers that are not ours: Python's `http.server` stand-in
+/// behind Debian's nginx (which re-chunks the event stream on its way), streamed
+/// and not: the turn's tokens are the ones the stand-in reported (its prompt
+/// tokens are the number of messages, its completion tokens the answer's words).
+async fn tokens_are_read_through_nginx(language: &str, wasm: &str) {
+    let backend = Backend::embedded();
+    let host = backend.cached_host();
+    let model = PythonModel::start();
+    let proxy = Nginx::proxy_to(&model.origin());
+    for stream in [false, true] {
+        let id = format!("{language}-metered-{stream}");
+        let config = PluginConfig::new(&id, &id)
+            .with_env(vec![
+                ("MODEL_URL".into(), format!("{}/v1", proxy.origin())),
+                ("MODEL".into(), "small".into()),
+                ("MODEL_STREAM".into(), stream.to_string()),
+            ])
+            .with_origin(
+                AllowedOrigin::parse(&proxy.origin())
+                    .unwrap()
+                    .with_meter(agent_host::Meter::OpenAi),
+            );
+        load(&host, config, wasm).await;
+        let answer = host
+            .run_turn_with(&id, "alice", "I bake sourdough.", TurnOptions::default())
+            .await
+            .unwrap_or_else(|e| panic!("{id}: {e}"));
+        let words = answer.output.split_whitespace().count() as u64;
+        let usage = answer.usage;
+        assert_eq!(
+            (
+                usage.input_tokens,
+                usage.output_tokens,
+                usage.requests,
+                usage.estimated
+            ),
+            (2, words, 1, 0),
+            "{id}: {usage:?}"
+        );
+        assert_eq!(host.model_usage(&id).await.unwrap().day, usage, "{id}");
+    }
+}
+
 /// One test per agent and server: `LANGUAGE::SERVER`.
 macro_rules! agents {
     ($($language:ident: $wasm:expr),* $(,)?) => {
@@ -282,6 +325,11 @@ macro_rules! agents {
                         $wasm,
                     )
                     .await;
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn tokens_are_read_through_nginx() {
+                    super::tokens_are_read_through_nginx(stringify!($language), $wasm).await;
                 }
 
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
