@@ -55,7 +55,13 @@ pub struct PluginConfig {
     pub quota: Quota,
     /// See [`PluginConfig::with_budget`].
     pub budget: Budget,
+    /// How often a scheduled turn that failed runs again before it is kept as
+    /// failed (default 3).
+    pub schedule_retries: u32,
 }
+
+/// How often a scheduled turn that failed runs again, by default.
+pub const DEFAULT_SCHEDULE_RETRIES: u32 = 3;
 
 /// How long the answer of a turn run with an idempotency key is kept, by default.
 pub const DEFAULT_IDEMPOTENCY_TTL: Duration = Duration::from_secs(24 * 3600);
@@ -80,7 +86,15 @@ impl PluginConfig {
             buckets: None,
             quota: Quota::default(),
             budget: Budget::UNLIMITED,
+            schedule_retries: DEFAULT_SCHEDULE_RETRIES,
         }
+    }
+
+    /// Sets how often a scheduled turn that failed (the plugin's error, a trap, its
+    /// deadline) runs again, with backoff, before it is kept as failed.
+    pub fn with_schedule_retries(mut self, retries: u32) -> Self {
+        self.schedule_retries = retries;
+        self
     }
 
     /// Bounds what the plugin keeps in the store: its live sessions and the bytes
@@ -260,6 +274,9 @@ pub struct Limits {
     /// Most plugin-wide values (`set` keys) the plugin may hold at once. Default
     /// 10,000.
     pub max_values: u64,
+    /// Most schedules one turn may add (`schedule.at`, `schedule.after`). Default
+    /// 16.
+    pub max_schedules_per_turn: u32,
     /// Bytes one turn may write (state documents, history items, values). Default
     /// 8 MiB.
     pub max_turn_bytes: u64,
@@ -296,6 +313,7 @@ impl Default for Limits {
             connect_timeout: Duration::from_secs(10),
             first_byte_timeout: Duration::from_secs(60),
             max_values: 10_000,
+            max_schedules_per_turn: 16,
             max_turn_bytes: 8 << 20,
         }
     }

@@ -10,4 +10,4 @@ wasmtime::component::bindgen!({
     },
 });
 
-pub use agent::state::{agent_state, output};
+pub use agent::state::{agent_state, output, schedule};

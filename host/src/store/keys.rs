@@ -20,6 +20,7 @@
 //! | session index (zset, by expiry) | `{root}:{prefix}:index:{<root>:<prefix>}:expiry` |
 //! | plugin-wide value index (zset, by expiry) | `{root}:{prefix}:index:{<root>:<prefix>}:values` |
 //! | on a Redis Cluster, bucket B (0-15) of the session index, by name and by expiry | `{root}:{prefix}:index:{<root>:<prefix>:B}:names`, `…:expiry` |
+//! | a plugin's schedules (pending by due time, records, claims, by session, finished) | `{root}:{prefix}:sched:{<root>:<prefix>}:due`, `…:rec`, `…:claims`, `…:by`, `…:fin`; bucket B on a Cluster: `…:sched:{<root>:<prefix>:B}:…` |
 //!
 //! The `{…}` are Redis Cluster hash tags: all keys of one session share a slot, so a
 //! session's writes are one atomic step; the index keys of a plugin share another.
@@ -132,6 +133,18 @@ impl Namespace {
     /// Bucket `bucket` of the session index by name, on a Redis Cluster.
     pub fn index_bucket_names_key(&self, bucket: u32) -> String {
         format!("{0}:index:{{{0}:{bucket}}}:names", self.base)
+    }
+
+    /// The keys of a bucket of the plugin's schedules (see `store::schedule`):
+    /// pending by due time, records, claims, kept ones by session, finished ones by
+    /// time. `None`: the one bucket of a standalone server; `Some(b)`: bucket `b`
+    /// on a Redis Cluster, in the slot of bucket `b` of the session index.
+    pub fn schedule_keys(&self, bucket: Option<u32>) -> [String; 5] {
+        let tag = match bucket {
+            Some(b) => format!("{}:{b}", self.base),
+            None => self.base.clone(),
+        };
+        ["due", "rec", "claims", "by", "fin"].map(|k| format!("{}:sched:{{{tag}}}:{k}", self.base))
     }
 
     /// Bucket `bucket` of the session index by expiry, on a Redis Cluster.

@@ -9,6 +9,7 @@
 pub mod embedded;
 pub mod keys;
 pub mod redis;
+pub mod schedule;
 pub mod spend;
 
 use std::time::Duration;
@@ -20,6 +21,7 @@ use crate::store::keys::{Name, Namespace};
 
 pub use self::embedded::EmbeddedStore;
 pub use self::redis::{RedisOptions, RedisStore};
+pub use self::schedule::{Claimed, Finish, Schedule, ScheduleState, ScheduleWrite};
 pub use self::spend::{ModelCount, Periods, Spender};
 
 /// A session's state document and its version.
@@ -261,18 +263,43 @@ pub struct Quota {
     pub sessions: Option<u64>,
     /// Bytes kept, as above.
     pub bytes: Option<u64>,
+    /// Pending scheduled turns (running ones included).
+    pub schedules: Option<u64>,
 }
 
+/// Pending scheduled turns a plugin may have, by default.
+pub const DEFAULT_MAX_SCHEDULES: u64 = 10_000;
+
 impl Quota {
-    /// No limit on either count.
+    /// No limit on any count.
     pub const UNLIMITED: Quota = Quota {
         sessions: None,
         bytes: None,
+        schedules: None,
     };
 
-    /// A quota of `sessions` and `bytes` (`None`: no limit on that count).
+    /// A quota of `sessions` and `bytes` (`None`: no limit on that count), with the
+    /// default limit of pending schedules.
     pub fn new(sessions: Option<u64>, bytes: Option<u64>) -> Self {
-        Self { sessions, bytes }
+        Self {
+            sessions,
+            bytes,
+            schedules: Some(DEFAULT_MAX_SCHEDULES),
+        }
+    }
+
+    /// The same quota with at most `schedules` pending schedules (`None`: no limit).
+    pub fn with_schedules(mut self, schedules: Option<u64>) -> Self {
+        self.schedules = schedules;
+        self
+    }
+
+    /// The error of a commit that would go over the pending schedules.
+    pub(crate) fn schedules_exceeded(&self) -> StoreError {
+        StoreError::QuotaExceeded(format!(
+            "the plugin's quota of {} pending schedules is used up",
+            self.schedules.unwrap_or_default()
+        ))
     }
 
     /// The error of a commit that would go over the sessions count.
@@ -293,13 +320,10 @@ impl Quota {
 }
 
 impl Default for Quota {
-    /// 100,000 sessions and 1 GiB: a plugin cannot fill a store shared by many
-    /// tenants unless the operator says so.
+    /// 100,000 sessions, 1 GiB and 10,000 pending schedules: a plugin cannot fill
+    /// a store shared by many tenants unless the operator says so.
     fn default() -> Self {
-        Self {
-            sessions: Some(100_000),
-            bytes: Some(1 << 30),
-        }
+        Self::new(Some(100_000), Some(1 << 30))
     }
 }
 
@@ -323,6 +347,8 @@ pub struct Commit {
     pub sessions: Vec<SessionCommit>,
     /// Plugin-wide value writes.
     pub values: Vec<ValueWrite>,
+    /// Schedules added and cancelled (applied after the sessions and values).
+    pub schedules: Vec<ScheduleWrite>,
     /// Fail the commit with [`StoreError::QuotaExceeded`] if the namespace would
     /// then hold more live plugin-wide values than this.
     pub max_values: Option<u64>,
@@ -334,7 +360,7 @@ pub struct Commit {
 impl Commit {
     /// True if there is nothing to write.
     pub fn is_empty(&self) -> bool {
-        self.sessions.is_empty() && self.values.is_empty()
+        self.sessions.is_empty() && self.values.is_empty() && self.schedules.is_empty()
     }
 }
 
@@ -510,4 +536,45 @@ pub trait StateStore: Send + Sync + 'static {
         key: &str,
         claim: &[u8],
     ) -> Result<(), StoreError>;
+
+    /// How many buckets a plugin's schedules are kept in (see [`schedule`]).
+    fn schedule_buckets(&self) -> u32 {
+        1
+    }
+
+    /// Claims up to `limit` schedules of `bucket` that are due, soonest first, for
+    /// `lease` under the token `claim`: they stay pending, due when the lease runs
+    /// out, so that another host runs them if this one does not finish them.
+    async fn claim_schedules(
+        &self,
+        ns: &Namespace,
+        bucket: u32,
+        lease: Duration,
+        limit: u32,
+        claim: &str,
+    ) -> Result<Vec<Claimed>, StoreError>;
+
+    /// Reports how a claimed schedule's run went (`schedule` is its record from
+    /// now on); false, and nothing written, if `claim` no longer holds it.
+    async fn finish_schedule(
+        &self,
+        ns: &Namespace,
+        schedule: &Schedule,
+        claim: &str,
+        finish: Finish,
+    ) -> Result<bool, StoreError>;
+
+    /// The kept schedule `id` (pending, running, or finished not long ago).
+    async fn schedule(&self, ns: &Namespace, id: &str) -> Result<Option<Schedule>, StoreError>;
+
+    /// The kept schedules of `session` (pending, running, finished not long ago),
+    /// by due time.
+    async fn session_schedules(
+        &self,
+        ns: &Namespace,
+        session: &Name,
+    ) -> Result<Vec<Schedule>, StoreError>;
+
+    /// How many schedules of the namespace are pending (running ones included).
+    async fn count_schedules(&self, ns: &Namespace) -> Result<u64, StoreError>;
 }

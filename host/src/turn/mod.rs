@@ -10,6 +10,7 @@
 mod buckets;
 pub(crate) mod idempotency;
 pub(crate) mod prefetch;
+pub(crate) mod schedules;
 pub(crate) mod scope;
 pub(crate) mod session_locks;
 mod values;
@@ -36,6 +37,8 @@ pub(crate) struct Turn {
     /// Live plugin-wide values in the store, fetched when the turn first creates one.
     values_live: Option<u64>,
     staged_bytes: u64,
+    /// Schedules added and cancelled.
+    schedules: schedules::ScheduleStage,
     /// The last "store unavailable" a call of this turn got, to tell the caller why
     /// a plugin failed.
     pub(crate) unavailable: Option<String>,
@@ -139,6 +142,7 @@ impl Turn {
             values: HashMap::new(),
             values_live: None,
             staged_bytes: 0,
+            schedules: schedules::ScheduleStage::default(),
             unavailable: None,
         }
     }
@@ -410,10 +414,12 @@ impl Turn {
         let mut commit = Commit {
             max_values: Some(self.scope.config.limits.max_values),
             quota: Some(self.scope.config.quota),
+            schedules: self.schedules.writes,
             ..Commit::default()
         };
         let any_write = self.sessions.values().any(SessionStage::changed)
-            || self.values.values().any(|v| v.change.is_some());
+            || self.values.values().any(|v| v.change.is_some())
+            || !commit.schedules.is_empty();
         if !any_write {
             return commit;
         }

@@ -23,6 +23,7 @@ use redb::{Database, Durability, ReadableDatabase};
 
 mod buckets;
 mod expiring;
+mod schedules;
 mod spend;
 mod tables;
 mod usage;
@@ -32,10 +33,11 @@ mod writer;
 use self::expiring::{Records, event_key, live_range, push_events, record_key, stream_prefix};
 use self::tables::*;
 use self::usage::{Ledger, RECORD, entry_size};
+use self::schedules::Schedules;
 use self::writer::Writer;
 
 use super::{
-    Commit, Entry, KeyPage, ModelCount, Page, Periods, Snapshot, Spender, StateStore,
+    Claimed, Commit, Entry, Finish, Schedule, KeyPage, ModelCount, Page, Periods, Snapshot, Spender, StateStore,
     StoredVersion, Usage,
 };
 use crate::error::StoreError;
@@ -79,6 +81,7 @@ impl EmbeddedStore {
         txn.open_table(USAGE_BY_TIME).map_err(|e| failed(&e))?;
         txn.open_table(USAGE_TOTALS).map_err(|e| failed(&e))?;
         txn.open_table(MODEL_USAGE).map_err(|e| failed(&e))?;
+        Schedules::open(&txn)?;
         txn.commit().map_err(|e| failed(&e))?;
         tracing::info!(path = %path.display(), "embedded store opened");
         Ok(Self {
@@ -101,6 +104,20 @@ impl EmbeddedStore {
         tokio::task::spawn_blocking(move || f(&db))
             .await
             .map_err(|e| StoreError::Internal(format!("embedded store task failed: {e}")))?
+    }
+
+    /// Runs `f` in a write transaction and commits it if `f` succeeds.
+    async fn write<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&redb::WriteTransaction) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        self.blocking(move |db| {
+            let txn = db.begin_write().map_err(internal)?;
+            let out = f(&txn)?;
+            txn.commit().map_err(internal)?;
+            Ok(out)
+        })
+        .await
     }
 
     async fn read<T: Send + 'static>(
@@ -328,8 +345,11 @@ impl StateStore for EmbeddedStore {
             {
                 let mut w = Writer::open(&txn)?;
                 let mut records = Records::open(&txn, now_ms())?;
+                let mut schedules = Schedules::open(&txn)?;
                 // A failed check drops the transaction: nothing is written.
                 w.check(&ns, &commit)?;
+                let most = commit.quota.and_then(|q| q.schedules);
+                schedules.check(&ns, &commit.schedules, most)?;
                 let before = w.ledger.totals(&ns)?;
                 for s in &commit.sessions {
                     if let Some(write) = &s.idempotency {
@@ -352,6 +372,7 @@ impl StateStore for EmbeddedStore {
                 for write in &commit.values {
                     w.apply_value(&ns, &write.name, &write.change)?;
                 }
+                schedules.apply(&ns, &commit.schedules)?;
                 if let Some(quota) = &commit.quota {
                     w.ledger.check(&ns, quota, before)?;
                 }
@@ -476,6 +497,57 @@ impl StateStore for EmbeddedStore {
 
     async fn ping(&self) -> Result<(), StoreError> {
         self.read(|_| Ok(())).await
+    }
+
+    async fn claim_schedules(
+        &self,
+        ns: &Namespace,
+        _bucket: u32,
+        lease: Duration,
+        limit: u32,
+        claim: &str,
+    ) -> Result<Vec<Claimed>, StoreError> {
+        let (ns, claim) = (ns.clone(), claim.to_owned());
+        self.write(move |txn| Schedules::open(txn)?.claim(&ns, now_ms(), lease, limit, &claim))
+            .await
+    }
+
+    async fn finish_schedule(
+        &self,
+        ns: &Namespace,
+        schedule: &Schedule,
+        claim: &str,
+        finish: Finish,
+    ) -> Result<bool, StoreError> {
+        let (ns, schedule, claim) = (ns.clone(), schedule.clone(), claim.to_owned());
+        self.write(move |txn| {
+            Schedules::open(txn)?.finish(&ns, &schedule, &claim, finish, now_ms())
+        })
+        .await
+    }
+
+    async fn schedule(&self, ns: &Namespace, id: &str) -> Result<Option<Schedule>, StoreError> {
+        let (ns, id) = (ns.clone(), id.to_owned());
+        self.blocking(move |db| schedules::get(&db.begin_read().map_err(internal)?, &ns, &id))
+            .await
+    }
+
+    async fn session_schedules(
+        &self,
+        ns: &Namespace,
+        session: &Name,
+    ) -> Result<Vec<Schedule>, StoreError> {
+        let (ns, session) = (ns.clone(), session.clone());
+        self.blocking(move |db| {
+            schedules::of_session(&db.begin_read().map_err(internal)?, &ns, &session)
+        })
+        .await
+    }
+
+    async fn count_schedules(&self, ns: &Namespace) -> Result<u64, StoreError> {
+        let ns = ns.clone();
+        self.blocking(move |db| schedules::pending(&db.begin_read().map_err(internal)?, &ns))
+            .await
     }
 
     async fn add_model_usage(

@@ -139,6 +139,15 @@ impl RedisStore {
             values.push((name.as_str(), score));
             written.push(part);
         }
+        // Schedules last: a session that conflicted above has scheduled nothing.
+        if !commit.schedules.is_empty() {
+            match self.commit_schedules(ns, &commit.schedules).await {
+                Err(StoreError::Conflict) => {
+                    return Err(refused(&written, "a cancelled schedule"));
+                }
+                other => other?,
+            }
+        }
         // The turn is written; the indexes and the ledger only list and count it. If
         // an update fails, the next commit of the session or value puts its entries
         // back (until then, listing never shows a gone session, and the ledger does

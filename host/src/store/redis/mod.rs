@@ -39,6 +39,7 @@ mod cluster;
 mod connection;
 mod idempotency;
 mod operations;
+mod schedules;
 mod scripts;
 mod spend;
 mod streams;

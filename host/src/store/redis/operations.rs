@@ -12,6 +12,7 @@ use super::scripts::{commit_invocation, now_ms};
 use crate::error::StoreError;
 use crate::store::keys::{Name, Namespace};
 use crate::store::{
+    Claimed, Finish, Schedule,
     Commit, Entry, KeyPage, ModelCount, Page, Periods, Snapshot, Spender, StateStore,
     StoredVersion, Usage,
 };
@@ -255,6 +256,7 @@ impl StateStore for RedisStore {
             ))),
             -2 => Err(commit.quota.unwrap_or_default().sessions_exceeded()),
             -3 => Err(commit.quota.unwrap_or_default().bytes_exceeded()),
+            -4 => Err(commit.quota.unwrap_or_default().schedules_exceeded()),
             _ => Err(StoreError::Conflict),
         }
     }
@@ -329,6 +331,47 @@ impl StateStore for RedisStore {
         claim: &[u8],
     ) -> Result<(), StoreError> {
         self.release(ns, session, key, claim).await
+    }
+
+    fn schedule_buckets(&self) -> u32 {
+        self.buckets()
+    }
+
+    async fn claim_schedules(
+        &self,
+        ns: &Namespace,
+        bucket: u32,
+        lease: Duration,
+        limit: u32,
+        claim: &str,
+    ) -> Result<Vec<Claimed>, StoreError> {
+        self.claim_due(ns, bucket, lease, limit, claim).await
+    }
+
+    async fn finish_schedule(
+        &self,
+        ns: &Namespace,
+        schedule: &Schedule,
+        claim: &str,
+        finish: Finish,
+    ) -> Result<bool, StoreError> {
+        self.finish(ns, schedule, claim, finish).await
+    }
+
+    async fn schedule(&self, ns: &Namespace, id: &str) -> Result<Option<Schedule>, StoreError> {
+        self.get_schedule(ns, id).await
+    }
+
+    async fn session_schedules(
+        &self,
+        ns: &Namespace,
+        session: &Name,
+    ) -> Result<Vec<Schedule>, StoreError> {
+        self.list_schedules(ns, session).await
+    }
+
+    async fn count_schedules(&self, ns: &Namespace) -> Result<u64, StoreError> {
+        self.pending_count(ns).await
     }
 }
 

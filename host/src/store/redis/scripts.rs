@@ -5,6 +5,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use redis::Script;
 
+use super::schedules::schedule_args;
 use crate::store::keys::Namespace;
 use crate::store::{
     Commit, Expiry, ExpiryChange, Quota, SessionCommit, StateChange, ValueChange, ValueCheck,
@@ -13,6 +14,9 @@ use crate::store::{
 
 /// The Lua functions every commit script is made of (argument layout in the file).
 const LUA_FNS: &str = include_str!("lua/functions.lua");
+
+/// The Lua functions of a commit's schedule writes (`lua/schedule_fns.lua`).
+const SCHEDULE_FNS: &str = include_str!("lua/schedule_fns.lua");
 
 /// Removes expired entries of a session index (used by listing).
 pub(super) const INDEX_PRUNE: &str = include_str!("lua/index_prune.lua");
@@ -38,13 +42,23 @@ pub(super) struct Scripts {
     pub(super) release: Script,
     /// One page of a bucket's keys (`lua/bucket_keys.lua`).
     pub(super) bucket_keys: Script,
+    /// Cluster: a commit's schedule writes in one bucket
+    /// (`lua/cluster_schedules.lua`).
+    pub(super) schedules: Script,
+    /// Claims due schedules (`lua/schedule_claim.lua`).
+    pub(super) claim: Script,
+    /// Reports a claimed schedule's run (`lua/schedule_finish.lua`).
+    pub(super) finish: Script,
 }
 
 impl Scripts {
     pub(super) fn new() -> Self {
         let script = |main: &str| Script::new(&format!("{LUA_FNS}{main}"));
         Self {
-            commit: script(include_str!("lua/commit.lua")),
+            commit: Script::new(&format!(
+                "{LUA_FNS}{SCHEDULE_FNS}{}",
+                include_str!("lua/commit.lua")
+            )),
             session: script(include_str!("lua/cluster_session.lua")),
             value: script(include_str!("lua/cluster_value.lua")),
             index: script(include_str!("lua/cluster_index.lua")),
@@ -54,6 +68,12 @@ impl Scripts {
             usage_shard: script(include_str!("lua/cluster_usage.lua")),
             release: Script::new(include_str!("lua/idempotency_release.lua")),
             bucket_keys: Script::new(include_str!("lua/bucket_keys.lua")),
+            schedules: Script::new(&format!(
+                "{SCHEDULE_FNS}{}",
+                include_str!("lua/cluster_schedules.lua")
+            )),
+            claim: Script::new(include_str!("lua/schedule_claim.lua")),
+            finish: Script::new(include_str!("lua/schedule_finish.lua")),
         }
     }
 }
@@ -75,14 +95,22 @@ pub(super) fn commit_invocation<'a>(
     ns: &Namespace,
     commit: &Commit,
 ) -> redis::ScriptInvocation<'a> {
-    values_invocation(
+    let mut call = values_invocation(
         script,
         ns,
         &commit.sessions,
         commit.values.iter(),
         commit.max_values,
         commit.quota,
-    )
+    );
+    if !commit.schedules.is_empty() {
+        for key in &ns.schedule_keys(None)[..4] {
+            call.key(key);
+        }
+        let most = commit.quota.and_then(|q| q.schedules);
+        schedule_args(&mut call, commit.schedules.iter(), most);
+    }
+    call
 }
 
 /// The `EVALSHA` of `lua/commit.lua` for these sessions and values.

@@ -6,7 +6,9 @@ use std::time::{Duration, Instant};
 
 use agent_host::OutboundEvent;
 use agent_host::keys::{Name, Namespace};
-use agent_host::store::{Commit, Entry, KeyPage, Page, Snapshot, StoredVersion, Usage};
+use agent_host::store::{
+    Claimed, Commit, Entry, Finish, KeyPage, Page, Schedule, Snapshot, StoredVersion, Usage,
+};
 use agent_host::{ModelCount, Periods, Spender, StateStore, StoreError};
 use async_trait::async_trait;
 use prometheus_client::encoding::EncodeLabelSet;
@@ -352,6 +354,45 @@ impl StateStore for Metered {
     ) -> Result<(), StoreError> {
         let call = self.inner.release_idempotency(ns, session, key, claim);
         self.time("release_idempotency", call).await
+    }
+    fn schedule_buckets(&self) -> u32 {
+        self.inner.schedule_buckets()
+    }
+    async fn claim_schedules(
+        &self,
+        ns: &Namespace,
+        bucket: u32,
+        lease: Duration,
+        limit: u32,
+        claim: &str,
+    ) -> Result<Vec<Claimed>, StoreError> {
+        let call = self.inner.claim_schedules(ns, bucket, lease, limit, claim);
+        self.time("claim_schedules", call).await
+    }
+    async fn finish_schedule(
+        &self,
+        ns: &Namespace,
+        schedule: &Schedule,
+        claim: &str,
+        finish: Finish,
+    ) -> Result<bool, StoreError> {
+        let call = self.inner.finish_schedule(ns, schedule, claim, finish);
+        self.time("finish_schedule", call).await
+    }
+    async fn schedule(&self, ns: &Namespace, id: &str) -> Result<Option<Schedule>, StoreError> {
+        self.time("schedule", self.inner.schedule(ns, id)).await
+    }
+    async fn session_schedules(
+        &self,
+        ns: &Namespace,
+        session: &Name,
+    ) -> Result<Vec<Schedule>, StoreError> {
+        let call = self.inner.session_schedules(ns, session);
+        self.time("session_schedules", call).await
+    }
+    async fn count_schedules(&self, ns: &Namespace) -> Result<u64, StoreError> {
+        self.time("count_schedules", self.inner.count_schedules(ns))
+            .await
     }
 }
 

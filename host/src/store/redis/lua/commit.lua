@@ -2,18 +2,18 @@
 --
 -- KEYS: for each session its state, history, idempotency and versions keys, then
 -- one key per value, then the index names, index expiry, value index and bucket
--- keys' index keys, then the usage ledger's sizes, sessions and other keys.
+-- keys' index keys, then the usage ledger's sizes, sessions and other keys; with
+-- schedule writes, the schedules' due, rec, claims and by keys last.
 -- ARGV: now (ms), session count, value count, most values ('' = no limit), most
 -- sessions and most bytes of the quota ('' = no limit); per session its arguments
--- (see functions.lua); per value: member, then its arguments.
+-- (see functions.lua); per value: member, then its arguments; then, if any,
+-- the schedule writes (see schedule_fns.lua).
 -- Returns 0; -1 if the value limit would be exceeded, -2 the sessions quota, -3
--- the bytes quota; or the 1-based position of the first session or value whose
--- check failed. Nothing is written unless 0.
+-- the bytes quota, -4 the pending schedules; or the 1-based position of the first
+-- session or value whose check failed (one past them for a schedule). Nothing is
+-- written unless 0.
 local now = tonumber(ARGV[1])
 local ns, nv = tonumber(ARGV[2]), tonumber(ARGV[3])
-local idx_names, idx_exp = KEYS[#KEYS - 6], KEYS[#KEYS - 5]
-local idx_vals, idx_bucket_keys = KEYS[#KEYS - 4], KEYS[#KEYS - 3]
-local u = {sizes = KEYS[#KEYS - 2], sessions = KEYS[#KEYS - 1], other = KEYS[#KEYS]}
 local s, a = {}, 7
 for i = 1, ns do
   local k = 4 * i - 3
@@ -25,6 +25,15 @@ for j = 1, nv do
   v[j] = {x = a + 1, member = ARGV[a], op = ARGV[a + 1], key = KEYS[4 * ns + j]}
   a = a + 5
 end
+local sched_at, sched = a, nil
+local t = #KEYS
+if tonumber(ARGV[a] or '0') > 0 then
+  sched = {due = KEYS[t - 3], rec = KEYS[t - 2], claims = KEYS[t - 1], by = KEYS[t]}
+  t = t - 4
+end
+local idx_names, idx_exp = KEYS[t - 6], KEYS[t - 5]
+local idx_vals, idx_bucket_keys = KEYS[t - 4], KEYS[t - 3]
+local u = {sizes = KEYS[t - 2], sessions = KEYS[t - 1], other = KEYS[t]}
 if ARGV[4] ~= '' and nv > 0 and over_limit(idx_vals, now, tonumber(ARGV[4]), v) then
   return -1
 end
@@ -33,6 +42,10 @@ for i = 1, ns do
 end
 for j = 1, nv do
   if not value_ok(v[j].key, v[j].x) then return ns + j end
+end
+if sched then
+  local refused = schedules_ok(sched, sched_at)
+  if refused == 'quota' then return -4 elseif refused then return ns + nv + 1 end
 end
 -- What the commit would make the ledger count, checked against the quota.
 local entries, new_sessions = {}, 0
@@ -79,6 +92,7 @@ for j = 1, nv do
   if score then size = redis.call('STRLEN', v[j].key) + #v[j].key + OVERHEAD end
   usage_put(u, u.other, v[j].key, size, score)
 end
+if sched then schedules_apply(sched, sched_at) end
 if nv > 0 then prune_values(idx_vals, idx_bucket_keys, now) end
 prune_sessions(idx_names, idx_exp, now)
 if now % 8 == 0 then usage_prune(u, now, 64) end
