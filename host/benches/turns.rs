@@ -28,7 +28,9 @@ use std::time::{Duration, Instant};
 use common::{BoxedTurn, Row, baseline_turn, env_u64, measure, rss_mib};
 
 use agent_host::keys::{Name, Namespace};
-use agent_host::store::{Commit, Entry, KeyPage, Page, Snapshot, StoredVersion};
+use agent_host::store::{
+    Claimed, Commit, Entry, Finish, KeyPage, Page, Schedule, Snapshot, StoredVersion,
+};
 use agent_host::{Host, PluginConfig, StateStore, StoreError};
 use agent_host_tests::{RedisServer, plugins};
 use redis::aio::MultiplexedConnection;
@@ -151,6 +153,34 @@ impl StateStore for NullStore {
         _: &[u8],
     ) -> Result<(), StoreError> {
         Ok(())
+    }
+    async fn claim_schedules(
+        &self,
+        _: &Namespace,
+        _: u32,
+        _: Duration,
+        _: u32,
+        _: &str,
+    ) -> Result<Vec<Claimed>, StoreError> {
+        Ok(Vec::new())
+    }
+    async fn finish_schedule(
+        &self,
+        _: &Namespace,
+        _: &Schedule,
+        _: &str,
+        _: Finish,
+    ) -> Result<bool, StoreError> {
+        Ok(false)
+    }
+    async fn schedule(&self, _: &Namespace, _: &str) -> Result<Option<Schedule>, StoreError> {
+        Ok(None)
+    }
+    async fn session_schedules(&self, _: &Namespace, _: &Name) -> Result<Vec<Schedule>, StoreError> {
+        Ok(Vec::new())
+    }
+    async fn count_schedules(&self, _: &Namespace) -> Result<u64, StoreError> {
+        Ok(0)
     }
 }
 

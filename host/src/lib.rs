@@ -9,21 +9,24 @@
 //! - [`host`]: [`Host`] and [`HostBuilder`]: load plugins, run turns in the sandbox
 //!   (the wasmtime engine, WASI without capabilities, memory and time limits),
 //!   admit turns to the cores, reuse instances, say how a run ended, count what
-//!   turns spend on models.
+//!   turns spend on models, run scheduled turns when they are due.
 //! - [`ops`]: what operators use beside turns: sessions by namespace
-//!   ([`admin`]), kept versions ([`checkpoints`]), the [`config_file`], what a
-//!   component imports, the cache of compiled components.
+//!   ([`admin`]), kept versions ([`checkpoints`]), scheduled turns
+//!   ([`ops::schedules`]), the [`config_file`], what a component imports, the
+//!   cache of compiled components.
 //! - `guest`: what a plugin sees and calls: the WIT bindings, the host side of
-//!   `agent-state` and of `wasi:keyvalue`, what it emits ([`output`]), its stdio.
+//!   `agent-state`, `schedule` and `wasi:keyvalue`, what it emits ([`output`]),
+//!   its stdio.
 //! - [`outbound`]: plugins' HTTP requests: allow-list, secret headers, limits,
 //!   addresses, connections kept alive, model calls metered and budgets held,
 //!   the journal that replays answers to a retried turn.
-//! - `turn`: one turn's staged view of its state and its commit, the prefetch,
-//!   idempotency keys, session locks.
+//! - `turn`: one turn's staged view of its state, schedules and commit, the
+//!   prefetch, idempotency keys, session locks.
 //! - [`config`]: what a plugin may do ([`PluginConfig`], [`Limits`], [`Quota`],
 //!   [`Budget`], what it may reach over HTTP, what model tokens cost).
 //! - [`store`]: the [`StateStore`] trait, its backends ([`RedisStore`],
-//!   [`EmbeddedStore`]), the key layout ([`keys`]) and the model spend counters.
+//!   [`EmbeddedStore`]), the key layout ([`keys`]), scheduled turns
+//!   ([`store::schedule`]) and the model spend counters.
 //! - [`error`] and `guest_text` (plugin-written text made safe for logs): used by
 //!   every layer.
 //!
@@ -63,7 +66,8 @@ pub use config::{Budget, Limits, Meter, PluginConfig, Price, Pricing, Quota};
 pub use config_file::ConfigFile;
 pub use error::{CrashCause, Error, StateError, StoreError, TurnError};
 pub use host::{
-    Host, HostBuilder, HostStats, ModelSpend, PluginInfo, SessionSnapshot, TurnAnswer, TurnOptions,
+    Host, HostBuilder, HostStats, ModelSpend, PluginInfo, RunOutcome, ScheduleRun, Scheduling,
+    SessionSnapshot, TurnAnswer, TurnOptions,
 };
 pub use ops::inspect::{ComponentReport, inspect_component};
 pub use outbound::{
@@ -71,5 +75,6 @@ pub use outbound::{
 };
 pub use output::TurnEvent;
 pub use store::{
-    EmbeddedStore, ModelCount, Periods, RedisOptions, RedisStore, Spender, StateStore, Usage,
+    EmbeddedStore, ModelCount, Periods, RedisOptions, RedisStore, Schedule, ScheduleState, Spender,
+    StateStore, Usage,
 };

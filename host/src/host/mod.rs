@@ -15,12 +15,14 @@ pub(crate) mod cores;
 pub(crate) mod outcome;
 pub(crate) mod reuse;
 pub(crate) mod sandbox;
+mod scheduler;
 mod spend;
 mod turns;
 
 pub use crate::ops::admin::SessionSnapshot;
 pub use crate::store::keys::DEFAULT_ROOT;
 pub use builder::HostBuilder;
+pub use scheduler::{RunOutcome, ScheduleRun, Scheduling};
 pub use spend::ModelSpend;
 pub use turns::{TurnAnswer, TurnOptions};
 

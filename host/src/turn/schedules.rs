@@ -1,6 +1,8 @@
 //! A turn's staged schedules: added and cancelled in the turn, written in its
 //! commit, seen by its own `pending` calls before that.
 
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
 use super::Turn;
 use crate::error::StateError;
 use crate::store::keys::Name;
@@ -9,6 +11,48 @@ use crate::store::schedule::{self, Schedule, ScheduleState, ScheduleWrite};
 /// Longest input of a scheduled turn, in bytes (the plugin's `max_value_bytes`
 /// if smaller): what 10,000 pending schedules may keep stays bounded.
 pub const MAX_INPUT_BYTES: usize = 64 << 10;
+
+/// The soonest a schedule may be due, from now.
+pub const MIN_DELAY: Duration = Duration::from_secs(1);
+/// The latest a schedule may be due, from now.
+pub const MAX_DELAY: Duration = Duration::from_secs(366 * 24 * 3600);
+
+/// Now, in unix ms.
+pub(crate) fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Checks that `at_ms` is [`MIN_DELAY`] to [`MAX_DELAY`] from `now_ms`.
+pub(crate) fn check_due(at_ms: u64, now_ms: u64) -> Result<(), StateError> {
+    let (min, max) = (MIN_DELAY.as_millis() as u64, MAX_DELAY.as_millis() as u64);
+    if at_ms < now_ms.saturating_add(min) {
+        return Err(StateError::InvalidArgument(format!(
+            "a schedule must be due at least 1s from now (this one is {} ms away)",
+            at_ms as i128 - now_ms as i128
+        )));
+    }
+    if at_ms > now_ms.saturating_add(max) {
+        return Err(StateError::InvalidArgument(
+            "a schedule must be due at most 366 days from now".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks the input of a scheduled turn against [`MAX_INPUT_BYTES`] and the
+/// plugin's `max_value_bytes`.
+pub(crate) fn check_input(input: &str, max_value_bytes: u64) -> Result<(), StateError> {
+    let most = MAX_INPUT_BYTES.min(max_value_bytes as usize);
+    if input.len() > most {
+        return Err(StateError::TooLarge {
+            size: input.len() as u64,
+            limit: most as u64,
+        });
+    }
+    Ok(())
+}
 
 /// The schedules a turn added and cancelled.
 #[derive(Default)]
@@ -37,13 +81,7 @@ impl Turn {
         now_ms: u64,
     ) -> Result<String, StateError> {
         let config = &self.scope.config;
-        let most_input = MAX_INPUT_BYTES.min(config.limits.max_value_bytes as usize);
-        if input.len() > most_input {
-            return Err(StateError::TooLarge {
-                size: input.len() as u64,
-                limit: most_input as u64,
-            });
-        }
+        check_input(&input, config.limits.max_value_bytes)?;
         let per_turn = config.limits.max_schedules_per_turn;
         if self.schedules.adds() >= per_turn as usize {
             return Err(StateError::QuotaExceeded(format!(

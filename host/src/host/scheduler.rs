@@ -1,0 +1,334 @@
+//! Scheduled turns: the host that runs them when they are due, and the calls that
+//! add, list and cancel them for a loaded plugin.
+//!
+//! Every host sharing a store may run [`Host::run_schedules`]: each poll claims
+//! the due schedules of its plugins (a claim is a lease in the store, see
+//! `store::schedule`), runs each as an ordinary turn of its session with the
+//! schedule's id as the idempotency key, and reports how it went. So a schedule
+//! runs on one host; if that host dies its lease runs out and another host runs
+//! it, and if its turn had committed the idempotency record answers instead of a
+//! second run. A run that fails (the plugin's error, a trap, the deadline) is
+//! retried with backoff up to the plugin's `schedule_retries`, then kept as
+//! failed; a host too busy to run it (or a store that does not answer) puts it
+//! back without counting a failure.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+use super::{Host, TurnOptions};
+use crate::config::Budget;
+use crate::error::{Error, TurnError};
+use crate::guest_text::escaped;
+use crate::ops::schedules;
+use crate::store::{Claimed, Finish, Schedule, ScheduleState};
+use crate::turn::idempotency::token;
+use crate::turn::schedules::now_ms;
+
+/// The tenant a plugin's scheduled turns run for (see [`TurnOptions::with_tenant`]).
+pub type TenantOf = Arc<dyn Fn(&str) -> Option<(String, Budget)> + Send + Sync>;
+
+/// Told about every scheduled run.
+pub type RunObserver = Arc<dyn Fn(&ScheduleRun) + Send + Sync>;
+
+/// How a host runs scheduled turns ([`Host::run_schedules`]).
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct Scheduling {
+    /// How often the store is asked for due schedules. Default 200 ms.
+    pub poll: Duration,
+    /// Most schedules claimed per plugin (and bucket) per poll. Default 256.
+    pub batch: u32,
+    /// Most scheduled turns running at once on this host. Default 256.
+    pub max_running: usize,
+    /// The wait before the first retry of a failed run; it doubles with each
+    /// failure, up to 5 minutes. Default 1 s.
+    pub retry_backoff: Duration,
+    /// A run that starts this long after its schedule was due is marked late.
+    /// Default 10 s.
+    pub late_after: Duration,
+    tenant_of: Option<TenantOf>,
+    on_run: Option<RunObserver>,
+}
+
+impl Default for Scheduling {
+    fn default() -> Self {
+        Self {
+            poll: Duration::from_millis(200),
+            batch: 256,
+            max_running: 256,
+            retry_backoff: Duration::from_secs(1),
+            late_after: Duration::from_secs(10),
+            tenant_of: None,
+            on_run: None,
+        }
+    }
+}
+
+impl Scheduling {
+    /// These options with the poll interval `poll`.
+    pub fn with_poll(mut self, poll: Duration) -> Self {
+        self.poll = poll;
+        self
+    }
+
+    /// These options with a first retry `backoff`.
+    pub fn with_retry_backoff(mut self, backoff: Duration) -> Self {
+        self.retry_backoff = backoff;
+        self
+    }
+
+    /// These options with runs marked late past `late_after`.
+    pub fn with_late_after(mut self, late_after: Duration) -> Self {
+        self.late_after = late_after;
+        self
+    }
+
+    /// Runs a plugin's scheduled turns for the tenant `tenant_of(plugin id)` names.
+    pub fn with_tenants(
+        mut self,
+        tenant_of: impl Fn(&str) -> Option<(String, Budget)> + Send + Sync + 'static,
+    ) -> Self {
+        self.tenant_of = Some(Arc::new(tenant_of));
+        self
+    }
+
+    /// Calls `observer` after every scheduled run.
+    pub fn on_run(mut self, observer: impl Fn(&ScheduleRun) + Send + Sync + 'static) -> Self {
+        self.on_run = Some(Arc::new(observer));
+        self
+    }
+}
+
+/// What became of one run of a scheduled turn.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RunOutcome {
+    /// Its turn committed (or had committed: the idempotency record answered).
+    Done,
+    /// It failed and runs again later.
+    Retry,
+    /// It failed once more than the plugin's retries allow; kept as failed.
+    Failed,
+    /// The host could not run it now (busy, the store did not answer, another run
+    /// of it holds its key); it is due again shortly, no failure counted.
+    Deferred,
+    /// Its claim ran out before it finished, and another host took it over.
+    Lost,
+}
+
+/// One run of a scheduled turn, as [`Scheduling::on_run`] sees it.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct ScheduleRun {
+    /// The plugin.
+    pub plugin: String,
+    /// The schedule.
+    pub id: String,
+    /// From when it was due to when its run started.
+    pub lag: Duration,
+    /// `lag` was over [`Scheduling::late_after`].
+    pub late: bool,
+    /// How it went.
+    pub outcome: RunOutcome,
+}
+
+/// Errors that say nothing about the plugin: the run is put back, not failed.
+fn deferred(e: &TurnError) -> bool {
+    matches!(
+        e,
+        TurnError::Busy { .. }
+            | TurnError::Overloaded { .. }
+            | TurnError::InProgress { .. }
+            | TurnError::StoreUnavailable { .. }
+            | TurnError::Store { .. }
+    )
+}
+
+impl Host {
+    /// Runs the due scheduled turns of the loaded plugins, polling every
+    /// `options.poll`, until the future is dropped. Runs in flight then go on.
+    pub async fn run_schedules(&self, options: Scheduling) {
+        let permits = Arc::new(Semaphore::new(options.max_running.max(1)));
+        let mut running = JoinSet::new();
+        loop {
+            self.claim_and_run(&options, &permits, &mut running).await;
+            while running.try_join_next().is_some() {}
+            tokio::time::sleep(options.poll).await;
+        }
+    }
+
+    /// One poll: claims the due scheduled turns of the loaded plugins, runs them,
+    /// and waits for their runs.
+    pub async fn run_due_schedules(&self, options: &Scheduling) -> Vec<ScheduleRun> {
+        let permits = Arc::new(Semaphore::new(options.max_running.max(1)));
+        let mut running = JoinSet::new();
+        self.claim_and_run(options, &permits, &mut running).await;
+        running.join_all().await
+    }
+
+    async fn claim_and_run(
+        &self,
+        options: &Scheduling,
+        permits: &Arc<Semaphore>,
+        running: &mut JoinSet<ScheduleRun>,
+    ) {
+        let store = self.inner.store.clone();
+        for plugin in self.plugins() {
+            let Ok(scope) = self.scope(&plugin) else {
+                continue;
+            };
+            let limits = &scope.config.limits;
+            let attempts = self.inner.max_attempts.max(1);
+            let lease = limits.deadline * attempts + Duration::from_secs(30);
+            for bucket in 0..store.schedule_buckets() {
+                let free = permits.available_permits().min(options.batch as usize);
+                if free == 0 {
+                    return;
+                }
+                let claim = token();
+                let claimed = store
+                    .claim_schedules(&scope.ns, bucket, lease, free as u32, &claim)
+                    .await;
+                let claimed = match claimed {
+                    Ok(claimed) => claimed,
+                    Err(e) => {
+                        tracing::warn!(plugin, error = %e, "cannot claim due schedules");
+                        break;
+                    }
+                };
+                for due in claimed {
+                    let Ok(permit) = permits.clone().try_acquire_owned() else {
+                        break;
+                    };
+                    let (host, options) = (self.clone(), options.clone());
+                    let (plugin, claim) = (plugin.clone(), claim.clone());
+                    running.spawn(async move {
+                        let run = host.run_claimed(&plugin, due, &claim, &options).await;
+                        drop(permit);
+                        if let Some(observer) = &options.on_run {
+                            observer(&run);
+                        }
+                        run
+                    });
+                }
+            }
+        }
+    }
+
+    /// Runs one claimed schedule and reports how it went.
+    async fn run_claimed(
+        &self,
+        plugin: &str,
+        due: Claimed,
+        claim: &str,
+        options: &Scheduling,
+    ) -> ScheduleRun {
+        let started = now_ms();
+        let lag = Duration::from_millis(started.saturating_sub(due.due_ms));
+        let late = lag > options.late_after;
+        let mut s = due.schedule;
+        s.started_ms = Some(started);
+        s.late = late;
+        let mut turn = TurnOptions::idempotency_key(s.id.clone());
+        if let Some((tenant, budget)) = options.tenant_of.as_ref().and_then(|f| f(plugin)) {
+            turn = turn.with_tenant(tenant, budget);
+        }
+        let outcome = self.run_turn_with(plugin, &s.session, &s.input, turn).await;
+        let retries = self
+            .scope(plugin)
+            .map_or(0, |scope| scope.config.schedule_retries);
+        let (finish, mut kind) = match outcome {
+            Ok(answer) => {
+                s.state = ScheduleState::Done;
+                s.answer = Some(answer.output);
+                s.error = None;
+                (Finish::Finished, RunOutcome::Done)
+            }
+            Err(e) if deferred(&e) => {
+                let again = now_ms() + options.poll.as_millis() as u64 * 5 + 1000;
+                (Finish::Again(again), RunOutcome::Deferred)
+            }
+            Err(e) => {
+                s.attempts += 1;
+                s.error = Some(escaped(&e.to_string(), 1024));
+                if s.attempts > retries {
+                    s.state = ScheduleState::Failed;
+                    (Finish::Finished, RunOutcome::Failed)
+                } else {
+                    let shift = (s.attempts - 1).min(16);
+                    let wait = (options.retry_backoff * (1 << shift)).min(Duration::from_secs(300));
+                    let again = now_ms() + wait.as_millis() as u64;
+                    (Finish::Again(again), RunOutcome::Retry)
+                }
+            }
+        };
+        if let Ok(scope) = self.scope(plugin) {
+            match self
+                .inner
+                .store
+                .finish_schedule(&scope.ns, &s, claim, finish)
+                .await
+            {
+                Ok(true) => {}
+                Ok(false) => kind = RunOutcome::Lost,
+                Err(e) => {
+                    // Its lease runs out and it runs again; its key answers then.
+                    tracing::warn!(plugin, id = %s.id, error = %e, "cannot report a scheduled run");
+                }
+            }
+        }
+        match kind {
+            RunOutcome::Failed => tracing::warn!(plugin, id = %s.id, "a scheduled turn failed for good"),
+            _ => tracing::debug!(plugin, id = %s.id, ?kind, lag_ms = lag.as_millis() as u64, "scheduled turn ran"),
+        }
+        ScheduleRun {
+            plugin: plugin.to_owned(),
+            id: s.id,
+            lag,
+            late,
+            outcome: kind,
+        }
+    }
+
+    /// Adds a scheduled turn of `session` of plugin `plugin_id` with `input`, due
+    /// at `at_ms` (unix ms, 1 s to 366 days from now).
+    pub async fn add_schedule(
+        &self,
+        plugin_id: &str,
+        session: &str,
+        at_ms: u64,
+        input: String,
+    ) -> Result<Schedule, Error> {
+        let scope = self.scope(plugin_id)?;
+        let store = self.inner.store.as_ref();
+        schedules::add(store, &scope.ns, &scope.config, session, at_ms, input).await
+    }
+
+    /// The kept schedules of a session: pending, running, and finished in the last
+    /// day (done with their answer, or failed with their error), by due time.
+    pub async fn schedules(&self, plugin_id: &str, session: &str) -> Result<Vec<Schedule>, Error> {
+        let scope = self.scope(plugin_id)?;
+        schedules::list(self.inner.store.as_ref(), &scope.ns, session).await
+    }
+
+    /// Cancels pending schedule `id` of a plugin (of `session`, if given); false if
+    /// it has none with that id.
+    pub async fn cancel_schedule(
+        &self,
+        plugin_id: &str,
+        session: Option<&str>,
+        id: &str,
+    ) -> Result<bool, Error> {
+        let scope = self.scope(plugin_id)?;
+        schedules::cancel(self.inner.store.as_ref(), &scope.ns, session, id).await
+    }
+
+    /// How many schedules of a plugin are pending (running ones included).
+    pub async fn pending_schedules(&self, plugin_id: &str) -> Result<u64, Error> {
+        let scope = self.scope(plugin_id)?;
+        Ok(self.inner.store.count_schedules(&scope.ns).await?)
+    }
+}
