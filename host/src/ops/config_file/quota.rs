@@ -20,6 +20,9 @@ pub struct QuotaSection {
     /// Most bytes kept: `Some(None)` for `"unlimited"`.
     #[serde(default, deserialize_with = "bytes")]
     pub bytes: Option<Option<u64>>,
+    /// Most pending scheduled turns: `Some(None)` for `"unlimited"`.
+    #[serde(default, deserialize_with = "schedules")]
+    pub schedules: Option<Option<u64>>,
 }
 
 impl QuotaSection {
@@ -30,6 +33,7 @@ impl QuotaSection {
             self.sessions.unwrap_or(default.sessions),
             self.bytes.unwrap_or(default.bytes),
         )
+        .with_schedules(self.schedules.unwrap_or(default.schedules))
     }
 }
 
@@ -48,7 +52,7 @@ impl Count {
                 self.what
             ),
             false => format!(
-                "quota.{}: a whole number of sessions or \"unlimited\"",
+                "quota.{0}: a whole number of {0} or \"unlimited\"",
                 self.what
             ),
         }
@@ -104,6 +108,13 @@ fn sessions<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<u64>>, D::E
     })
 }
 
+fn schedules<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<u64>>, D::Error> {
+    d.deserialize_any(Count {
+        what: "schedules",
+        sizes: false,
+    })
+}
+
 fn bytes<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<u64>>, D::Error> {
     d.deserialize_any(Count {
         what: "bytes",
@@ -136,6 +147,14 @@ mod tests {
         assert_eq!(
             parse("bytes = \"unlimited\""),
             Ok(Quota::new(Quota::default().sessions, None))
+        );
+        assert_eq!(
+            parse("schedules = 5"),
+            Ok(Quota::default().with_schedules(Some(5)))
+        );
+        assert_eq!(
+            parse("schedules = \"unlimited\""),
+            Ok(Quota::default().with_schedules(None))
         );
     }
 

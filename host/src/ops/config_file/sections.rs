@@ -219,6 +219,10 @@ pub struct PluginSection {
     /// State versions kept per session (`PluginConfig::with_keep_versions`).
     #[serde(default)]
     pub keep_versions: u32,
+    /// How often a failed scheduled turn runs again
+    /// (`PluginConfig::with_schedule_retries`; default 3).
+    #[serde(default)]
+    pub schedule_retries: Option<u32>,
     /// The `wasi:keyvalue` buckets it may open (`PluginConfig::with_buckets`);
     /// absent: any.
     #[serde(default)]
@@ -251,6 +255,7 @@ pub struct LimitsSection {
     pub max_emit_chunks: Option<u64>,
     pub max_concurrent_turns: Option<u32>,
     pub max_values: Option<u64>,
+    pub max_schedules_per_turn: Option<u32>,
     pub max_turn_bytes: Option<ByteSize>,
     pub max_requests: Option<u32>,
     pub max_response: Option<ByteSize>,
@@ -432,6 +437,9 @@ impl PluginSection {
         if let Some(v) = l.max_values {
             limits.max_values = v;
         }
+        if let Some(v) = l.max_schedules_per_turn {
+            limits.max_schedules_per_turn = v;
+        }
         if let Some(v) = l.max_turn_bytes {
             limits.max_turn_bytes = v.as_u64();
         }
@@ -459,7 +467,9 @@ impl PluginSection {
             .collect();
         let config = PluginConfig::new(self.id.get_ref().clone(), self.prefix.get_ref().clone());
         let idempotency_ttl = self.idempotency_ttl.unwrap_or(config.idempotency_ttl);
+        let retries = self.schedule_retries.unwrap_or(config.schedule_retries);
         config
+            .with_schedule_retries(retries)
             .with_idempotency_ttl(idempotency_ttl)
             .with_keep_versions(self.keep_versions)
             .with_default_ttl(self.default_ttl)

@@ -19,6 +19,7 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 use super::model_metrics::ModelMetrics;
+use super::schedules::ScheduleMetrics;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(super) struct TurnLabels {
@@ -62,6 +63,8 @@ pub(super) struct Metrics {
     pub(super) usage_refreshed: tokio::sync::Mutex<Option<std::time::Instant>>,
     /// Tokens and requests of metered model calls.
     pub(super) model: ModelMetrics,
+    /// Scheduled turns.
+    pub(super) schedules: ScheduleMetrics,
 }
 
 pub(super) fn latency_histogram() -> Histogram {
@@ -142,9 +145,11 @@ impl Metrics {
             sessions.clone(),
         );
         let model = ModelMetrics::register(&mut registry);
+        let schedules = ScheduleMetrics::register(&mut registry);
         Self {
             registry,
             model,
+            schedules,
             stored_bytes,
             sessions,
             usage_refreshed: tokio::sync::Mutex::new(None),

@@ -8,6 +8,7 @@
 //! | `DELETE /v1/plugins/{plugin}/sessions/{session}` | 204, 404 if none |
 //! | `GET .../sessions/{session}/turns/{id}/events` | a streamed turn's events, resumed |
 //! | `GET .../versions`, `POST .../rollback`, `POST .../fork` | kept versions |
+//! | `POST`, `GET .../schedules`, `DELETE .../schedules/{id}` | scheduled turns |
 //! | `GET /v1/plugins/{plugin}/usage` | 200 what it keeps and spent on model calls |
 //! | `GET /v1/usage` | 200 what the caller's tenant spent on model calls |
 //! | `GET /v1/plugins` | 200 the plugins the token may call |
@@ -25,7 +26,8 @@
 //! per-tenant turn limit, `usage.rs` the usage routes, `metrics.rs`,
 //! `model_metrics.rs` (the model calls' counters), `connections.rs` (capped and
 //! timed out), `signals.rs` (what stops the server), `workers.rs` (`--workers N`:
-//! one single-threaded process per core). The tenants' model budgets are in
+//! one single-threaded process per core), `schedules.rs` (scheduled turns: routes,
+//! metrics, the loop that runs them). The tenants' model budgets are in
 //! `../budgets.rs`, shared with `agent-host usage`.
 
 mod api_error;
@@ -35,6 +37,7 @@ mod connections;
 mod metrics;
 mod model_metrics;
 mod routes;
+mod schedules;
 mod sessions;
 mod signals;
 mod streams;
@@ -150,6 +153,7 @@ pub(crate) async fn serve(
         metrics,
         config,
     });
+    schedules::start(&app);
     let router = routes::router(app);
     warn_if_few_files(max_connections);
     let listener = match worker {

@@ -1,5 +1,5 @@
 //! The API's router: each resource's routes (`turns`, `streams`, `sessions`,
-//! `versions`, `usage`) behind the token check, the plugin list, health, metrics.
+//! `versions`, `schedules`, `usage`) behind the token check, the plugin list, health, metrics.
 
 use std::sync::Arc;
 
@@ -25,6 +25,7 @@ pub(super) fn router(app: Arc<App>) -> Router {
     let api = super::streams::routes(api);
     let api = super::sessions::routes(api);
     let api = super::versions::routes(api);
+    let api = super::schedules::routes(api);
     let api = super::usage::routes(api)
         .route_layer(middleware::from_fn_with_state(app.clone(), auth::require));
     Router::new()

@@ -87,6 +87,14 @@ pub(super) async fn refresh_gauges(app: &App) {
             }
             Err(e) => tracing::warn!(plugin = %id, error = %e, "usage not read for /metrics"),
         }
+        match app.host.pending_schedules(id).await {
+            Ok(n) => {
+                let label = PluginLabel { plugin: id.clone() };
+                let n = i64::try_from(n).unwrap_or(i64::MAX);
+                app.metrics.schedules.pending.get_or_create(&label).set(n);
+            }
+            Err(e) => tracing::warn!(plugin = %id, error = %e, "schedules not counted for /metrics"),
+        }
     }
     *refreshed = Some(Instant::now());
 }
