@@ -2,6 +2,7 @@
 //! in its store without running it.
 
 use agent_host::config_file::ConfigFile;
+use agent_host::ops::schedules;
 use agent_host::{Periods, PluginConfig, admin, checkpoints};
 use std::path::PathBuf;
 use std::time::SystemTime;
@@ -66,6 +67,25 @@ pub(crate) enum SessionsAction {
     /// and what it spent on model calls today and this month, and its budget, as
     /// JSON (see also `agent-host usage`).
     Usage,
+    /// A session's scheduled turns as JSON (pending, running, finished in the last
+    /// day); with --add, schedule one (after --delay or at --at); with --cancel,
+    /// cancel a pending one.
+    Schedules {
+        /// The session id.
+        session: String,
+        /// Schedule a turn with this input.
+        #[arg(long, conflicts_with = "cancel")]
+        add: Option<String>,
+        /// With --add: when, from now ("90s", "10m", "2h").
+        #[arg(long, requires = "add", conflicts_with = "at")]
+        delay: Option<humantime::Duration>,
+        /// With --add: when, in unix ms.
+        #[arg(long, requires = "add")]
+        at: Option<u64>,
+        /// Cancel the pending schedule with this id.
+        #[arg(long)]
+        cancel: Option<String>,
+    },
     /// Copy a version of a session, and its history up to then, into a new session.
     Fork {
         /// The session id.
@@ -142,6 +162,33 @@ pub(crate) async fn sessions(args: SessionsArgs) -> anyhow::Result<()> {
             let periods = Periods::at(SystemTime::now());
             let body = crate::usage::plugin_json(&file, store, &plugin, &periods).await?;
             outln!("{}", serde_json::to_string_pretty(&body)?)?;
+        }
+        SessionsAction::Schedules {
+            session,
+            add,
+            delay,
+            at,
+            cancel,
+        } => {
+            if let Some(input) = add {
+                let at = match (at, delay) {
+                    (Some(at), _) => at,
+                    (None, Some(d)) => views::now_ms().saturating_add(d.as_millis() as u64),
+                    (None, None) => anyhow::bail!("give --delay or --at with --add"),
+                };
+                let config = plugin_config(&file, &plugin)?;
+                let added = schedules::add(store, &ns, &config, &session, at, input).await?;
+                outln!("{}", serde_json::to_string_pretty(&views::schedule_json(&added))?)?;
+            } else if let Some(id) = cancel {
+                if !schedules::cancel(store, &ns, Some(&session), &id).await? {
+                    anyhow::bail!("session {session:?} has no pending schedule {id:?}");
+                }
+                outln!("cancelled {id}")?;
+            } else {
+                let found = schedules::list(store, &ns, &session).await?;
+                let body: Vec<_> = found.iter().map(views::schedule_json).collect();
+                outln!("{}", serde_json::to_string_pretty(&body)?)?;
+            }
         }
         SessionsAction::Fork {
             session,

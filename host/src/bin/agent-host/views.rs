@@ -1,10 +1,11 @@
 //! The JSON the CLI prints and the HTTP API answers for sessions, their kept
-//! versions, and what a plugin or tenant uses: one shape for both.
+//! versions, their scheduled turns, and what a plugin or tenant uses: one shape
+//! for both.
 
 use agent_host::checkpoints::VersionInfo;
 use agent_host::store::StoredVersion;
 use agent_host::{Budget, ModelCount, ModelSpend, Periods, Quota, SessionSnapshot, Usage};
-use serde_json::json;
+use serde_json::{Value, json};
 
 /// A session as JSON (the same shape as the HTTP API's).
 pub(crate) fn session_json(session: &str, s: &SessionSnapshot) -> serde_json::Value {
@@ -134,4 +135,35 @@ pub(crate) fn version_json(v: &StoredVersion) -> serde_json::Value {
         "written_at_ms": v.written_at_ms,
         "history_len": v.history_len,
     })
+}
+
+/// A schedule as the API and the CLI show it.
+pub(crate) fn schedule_json(s: &agent_host::Schedule) -> Value {
+    let mut v = json!({
+        "id": s.id,
+        "at": s.at_ms,
+        "input": s.input,
+        "state": s.state,
+        "attempts": s.attempts,
+        "created": s.created_ms,
+    });
+    let fields = [
+        ("started", s.started_ms.map(Value::from)),
+        ("late", s.late.then_some(Value::Bool(true))),
+        ("answer", s.answer.clone().map(Value::from)),
+        ("error", s.error.clone().map(Value::from)),
+    ];
+    for (name, value) in fields {
+        if let Some(value) = value {
+            v[name] = value;
+        }
+    }
+    v
+}
+
+/// Now, in unix ms.
+pub(crate) fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }

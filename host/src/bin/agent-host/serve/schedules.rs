@@ -14,7 +14,7 @@
 
 use std::sync::Arc;
 
-use agent_host::{RunOutcome, Schedule, ScheduleRun, Scheduling};
+use agent_host::{RunOutcome, ScheduleRun, Scheduling};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::rejection::PathRejection;
@@ -36,6 +36,7 @@ use super::api_error::ApiError;
 use super::auth::Caller;
 use super::body;
 use super::metrics::PluginLabel;
+use crate::views::{now_ms, schedule_json};
 
 /// The routes, added to the API's.
 pub(super) fn routes(router: Router<Arc<App>>) -> Router<Arc<App>> {
@@ -128,36 +129,6 @@ async fn cancel(
             format!("session {session:?} has no pending schedule {id:?}"),
         )),
     }
-}
-
-/// A schedule as the API and the CLI show it.
-pub(crate) fn schedule_json(s: &Schedule) -> Value {
-    let mut v = json!({
-        "id": s.id,
-        "at": s.at_ms,
-        "input": s.input,
-        "state": s.state,
-        "attempts": s.attempts,
-        "created": s.created_ms,
-    });
-    let fields = [
-        ("started", s.started_ms.map(Value::from)),
-        ("late", s.late.then_some(Value::Bool(true))),
-        ("answer", s.answer.clone().map(Value::from)),
-        ("error", s.error.clone().map(Value::from)),
-    ];
-    for (name, value) in fields {
-        if let Some(value) = value {
-            v[name] = value;
-        }
-    }
-    v
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
