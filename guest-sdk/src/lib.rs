@@ -30,6 +30,9 @@
 //! [`Result`], and [`StateError`] says what went wrong (an invalid id, a value over
 //! the size limit, a version conflict, a store that is unavailable...).
 //!
+//! A turn can schedule another turn of a session for later with [`schedule`]
+//! (`schedule::after(session, Duration::from_secs(60), "remind")`).
+//!
 //! A plugin's unit tests run natively with `cargo test`: in a native build the
 //! state calls go to an in-memory store with the host's semantics, which
 //! `testing` (native builds only) runs turns on and shows
@@ -37,6 +40,7 @@
 
 pub mod http;
 pub mod llm;
+pub mod schedule;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod testing;
 

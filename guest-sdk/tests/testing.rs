@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use agent_sdk::schedule::{self, Scheduled};
 use agent_sdk::testing::{self, Store};
 use agent_sdk::{Agent, Error, Result, SaveOptions, Session, StateError, values};
 
@@ -272,4 +273,122 @@ fn http_outside_a_component_is_an_error() {
         .unwrap_err();
     assert!(matches!(error, Error::Http(_)), "{error}");
     assert!(error.to_string().contains("no host"), "{error}");
+}
+
+/// Reminders: `in SECONDS TEXT` schedules TEXT for later (and fails after it when
+/// TEXT is `then fail`), `cancel ID` cancels one; a reminder that comes back is
+/// noted in the history, and fails while it is `flaky` and the session has no
+/// state.
+struct Remind;
+
+impl Agent for Remind {
+    fn handle(session: &Session, input: &str) -> Result<String> {
+        if let Some(rest) = input.strip_prefix("in ") {
+            let (secs, text) = rest.split_once(' ').unwrap_or((rest, ""));
+            let delay = Duration::from_secs(secs.parse().map_err(Error::msg)?);
+            let id = schedule::after(session, delay, text)?;
+            if text == "then fail" {
+                return Err(Error::msg("failing after scheduling"));
+            }
+            return Ok(id);
+        }
+        if let Some(id) = input.strip_prefix("cancel ") {
+            return Ok(schedule::cancel(id)?.to_string());
+        }
+        session.push(input)?;
+        if input == "flaky" && session.load::<bool>()?.is_none() {
+            session.save(&true)?;
+            return Err(Error::msg("not this time"));
+        }
+        Ok(format!("reminded: {input}"))
+    }
+}
+
+fn inputs(list: Vec<Scheduled>) -> Vec<String> {
+    list.into_iter().map(|s| s.input).collect()
+}
+
+#[test]
+fn schedules_are_committed_with_their_turn_and_run_when_due() -> Result<()> {
+    let store = Store::new();
+    let later = store.run(Remind, "s", "in 60 later")?;
+    store.run(Remind, "s", "in 10 sooner")?;
+    assert_eq!(later.len(), 24, "{later}");
+    assert!(
+        later
+            .bytes()
+            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    );
+    store.run(Remind, "t", "in 30 elsewhere")?;
+    assert_eq!(inputs(store.scheduled()), ["sooner", "elsewhere", "later"]);
+
+    // A turn sees the session's pending schedules, its own included.
+    turn(&store, "s", |s| {
+        schedule::after(s, Duration::from_secs(5), "soonest")?;
+        let pending = schedule::pending(s)?;
+        assert_eq!(inputs(pending.clone()), ["soonest", "sooner", "later"]);
+        assert_eq!(pending[1].at_ms + 50_000, pending[2].at_ms);
+        assert_eq!((pending[0].session.as_str(), pending[0].attempts), ("s", 0));
+        Ok(String::new())
+    })?;
+    assert_eq!(store.run(Remind, "s", &format!("cancel {later}"))?, "true");
+    assert_eq!(store.run(Remind, "s", &format!("cancel {later}"))?, "false");
+
+    // Nothing is due before its time; then each runs once, soonest first.
+    assert!(store.run_due(Remind).is_empty());
+    store.advance(Duration::from_secs(10));
+    let ran = store.run_due(Remind);
+    let answers: Vec<String> = ran.into_iter().map(|(_, r)| r.unwrap()).collect();
+    assert_eq!(answers, ["reminded: soonest", "reminded: sooner"]);
+    assert_eq!(inputs(store.scheduled()), ["elsewhere"]);
+    assert_eq!(
+        store.session("s").history::<String>()?,
+        ["soonest", "sooner"]
+    );
+    store.advance(Duration::from_secs(20));
+    assert_eq!(store.run_due(Remind).len(), 1);
+    assert!(store.scheduled().is_empty());
+    Ok(())
+}
+
+#[test]
+fn a_failed_turn_schedules_nothing_and_a_failed_run_is_retried() -> Result<()> {
+    let store = Store::new();
+    let error = store.run(Remind, "s", "in 5 then fail").unwrap_err();
+    assert_eq!(error.to_string(), "failing after scheduling");
+    assert!(store.scheduled().is_empty());
+
+    // The due time must be 1 s to 366 days ahead.
+    for secs in ["0", "31622401"] {
+        let error = store.run(Remind, "s", &format!("in {secs} x")).unwrap_err();
+        assert!(
+            matches!(error, Error::State(StateError::InvalidArgument(_))),
+            "{error}"
+        );
+    }
+    turn(&store, "s", |s| {
+        assert!(matches!(
+            schedule::at(s, 0, "past"),
+            Err(Error::State(StateError::InvalidArgument(_)))
+        ));
+        assert!(matches!(
+            schedule::pending(&Session::new("")),
+            Err(Error::State(StateError::InvalidKey(_)))
+        ));
+        // `at` takes unix ms on the store's clock: 60 s from now.
+        let id = schedule::after(s, Duration::from_secs(30), "flaky")?;
+        let at_ms = schedule::pending(s)?[0].at_ms + 30_000;
+        assert!(schedule::cancel(&id)?);
+        schedule::at(s, at_ms, "flaky")
+    })?;
+
+    // A run that fails stays pending with one more attempt, and runs again.
+    store.advance(Duration::from_secs(60));
+    let (scheduled, outcome) = store.run_due(Remind).remove(0);
+    assert_eq!((scheduled.attempts, outcome.is_err()), (1, true));
+    assert_eq!(store.scheduled()[0].attempts, 1);
+    let (_, outcome) = store.run_due(Remind).remove(0);
+    assert_eq!(outcome?, "reminded: flaky");
+    assert!(store.scheduled().is_empty());
+    Ok(())
 }

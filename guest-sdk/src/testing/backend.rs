@@ -1,4 +1,4 @@
-//! The functions of the WIT interfaces `agent-state` and `output`, with the
+//! The functions of the WIT interfaces `agent-state`, `output` and `schedule`, with the
 //! signatures wit-bindgen gives them, answered by the in-memory [`super::Store`]:
 //! what the SDK calls instead of the host in a native build.
 
@@ -114,4 +114,27 @@ pub fn increment(key: &str, delta: i64) -> Result<i64, Error> {
 pub fn emit(chunk: &str) -> Result<(), Error> {
     current().lock().emitted.push(chunk.to_string());
     Ok(())
+}
+
+/// `agent:state/schedule`: the store's schedules.
+pub mod schedule {
+    pub use crate::raw::agent::state::schedule::Scheduled;
+
+    use super::{Error, with_state};
+
+    pub fn at(session: &str, when_ms: u64, input: &str) -> Result<String, Error> {
+        with_state(|s| s.schedule_at(session, when_ms, input))
+    }
+
+    pub fn after(session: &str, delay_ms: u64, input: &str) -> Result<String, Error> {
+        with_state(|s| s.schedule_after(session, delay_ms, input))
+    }
+
+    pub fn cancel(id: &str) -> Result<bool, Error> {
+        with_state(|s| s.cancel_schedule(id))
+    }
+
+    pub fn pending(session: &str) -> Result<Vec<Scheduled>, Error> {
+        with_state(|s| s.pending_schedules(session))
+    }
 }

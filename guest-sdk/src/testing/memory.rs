@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::raw::agent::state::agent_state::{Entry, Error, Page, VersionInfo};
+use crate::raw::agent::state::schedule::Scheduled;
 
 /// The host's default limits (`Limits::default()`).
 #[derive(Clone, Debug)]
@@ -69,6 +70,10 @@ pub(super) struct Data {
     pub(super) sessions: BTreeMap<String, SessionData>,
     /// Value and its expiry (unix ms; `None`: never).
     pub(super) values: BTreeMap<String, (Vec<u8>, Option<u64>)>,
+    /// Pending schedules by id.
+    pub(super) schedules: BTreeMap<String, Scheduled>,
+    /// The number of schedules made so far (ids are made from it).
+    pub(super) scheduled_count: u64,
 }
 
 impl Data {

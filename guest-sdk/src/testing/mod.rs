@@ -48,9 +48,14 @@
 //!   the same [`StateError`](crate::StateError)s.
 //! - `sessions()` lists the committed sessions in byte order, as the host does.
 //! - `emit` collects chunks ([`Store::emitted`]).
+//! - **Schedules** ([`crate::schedule`]) are written with the turn's commit: a
+//!   turn that returns `Err` (or panics) schedules and cancels nothing. A due time
+//!   must be 1 s to 366 days ahead on the store's clock; ids count up in 24 hex
+//!   digits. [`Store::scheduled`] lists them and [`Store::run_due`] runs the ones
+//!   due (move the clock with [`Store::advance`] first).
 //!
 //! Not here: conflicts between turns running at once (the host retries those; a
-//! test runs one turn at a time), quotas, and HTTP (`agent_sdk::http` and
+//! test runs one turn at a time), quotas (schedules' too), retry backoff, and HTTP (`agent_sdk::http` and
 //! `agent_sdk::llm` need the host).
 //!
 //! Each thread has a store of its own for [`run`] and [`store`] (libtest runs each
@@ -58,6 +63,7 @@
 
 pub(crate) mod backend;
 mod memory;
+mod schedules;
 
 use std::cell::RefCell;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
@@ -68,6 +74,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use self::memory::{Config, Data};
+use crate::schedule::Scheduled;
 use crate::{Agent, Error, Result, Session, decode};
 
 /// An in-memory store for one plugin, with the host's semantics (see the module
@@ -168,6 +175,10 @@ impl Store {
     /// nothing of it is written and the panic goes on. Chunks it emits are in
     /// [`Store::emitted`] until the next turn.
     pub fn run<A: Agent>(&self, _agent: A, session: &str, input: &str) -> Result<String> {
+        self.turn::<A>(session, input)
+    }
+
+    fn turn<A: Agent>(&self, session: &str, input: &str) -> Result<String> {
         memory::check_name("session id", session).map_err(Error::State)?;
         {
             let mut inner = self.lock();
@@ -189,6 +200,9 @@ impl Store {
         let committed = inner.committed.take().unwrap_or_default();
         match outcome {
             Ok(result) => {
+                if result.is_err() {
+                    inner.data.schedules = committed.schedules.clone();
+                }
                 let (now, config) = (inner.now, inner.config.clone());
                 memory::commit(&mut inner.data, &committed, &config, now);
                 result
@@ -244,6 +258,44 @@ impl Store {
     /// What the last turn emitted, chunk by chunk.
     pub fn emitted(&self) -> Vec<String> {
         self.lock().emitted.clone()
+    }
+
+    /// The pending schedules of every session, soonest first.
+    pub fn scheduled(&self) -> Vec<Scheduled> {
+        let inner = self.lock();
+        let all = schedules::soonest_first(inner.data.schedules.values());
+        all.into_iter().map(Scheduled::from).collect()
+    }
+
+    /// Runs the schedules due on the store's clock, soonest first, each as a turn
+    /// of `A` ([`Store::run`]) in its session with its input, and returns them
+    /// with their turns' outcomes. One whose turn returns `Err` stays pending with
+    /// one more attempt: the host retries it later (with backoff, up to
+    /// `schedule_retries`); here the next `run_due` runs it again.
+    pub fn run_due<A: Agent>(&self, _agent: A) -> Vec<(Scheduled, Result<String>)> {
+        let due: Vec<String> = {
+            let inner = self.lock();
+            let all = schedules::soonest_first(inner.data.schedules.values());
+            all.into_iter()
+                .filter(|s| s.at_ms <= inner.now)
+                .map(|s| s.id)
+                .collect()
+        };
+        let mut ran = Vec::new();
+        for id in due {
+            // An earlier turn of these may have cancelled it.
+            let Some(mut scheduled) = self.lock().data.schedules.remove(&id) else {
+                continue;
+            };
+            let outcome = self.turn::<A>(&scheduled.session, &scheduled.input);
+            if outcome.is_err() {
+                scheduled.attempts += 1;
+                let mut inner = self.lock();
+                inner.data.schedules.insert(id, scheduled.clone());
+            }
+            ran.push((scheduled.into(), outcome));
+        }
+        ran
     }
 
     /// Moves the store's clock on: TTLs run out as if `by` had passed.
