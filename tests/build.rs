@@ -19,6 +19,7 @@ const PLUGINS: &[(&str, &str)] = &[
     ("legacy", "tests/plugins/legacy"),
     ("kv-probe", "tests/plugins/kv-probe"),
     ("spin-kv", "tests/plugins/spin-kv"),
+    ("remind", "tests/plugins/remind"),
     ("chat-memory", "examples/chat-memory"),
     ("notes", "examples/notes"),
     ("llm-chat", "examples/llm-chat"),
