@@ -1,11 +1,12 @@
 """What componentize-py's bindings give agent_sdk, for a plain interpreter: the
-WIT imports `agent-state` and `output` and the `handler` export, answered by the
-in-memory store of `agent_sdk.testing` (the store of the running turn, or the
-module's store outside a turn). Inside a component agent_sdk uses the real ones.
+WIT imports `agent-state`, `output` and `schedule` and the `handler` export,
+answered by the in-memory store of `agent_sdk.testing` (the store of the running
+turn, or the module's store outside a turn). Inside a component agent_sdk uses the real ones.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Callable, List, Optional
 
 
@@ -108,6 +109,32 @@ class _agent_state:  # noqa: N801 - stands in for the module wit_world.imports.a
     @staticmethod
     def increment(key: str, delta: int) -> int:
         return _turn(lambda s: s.increment(key, delta))
+
+
+class _schedule:  # noqa: N801 - stands in for wit_world.imports.schedule
+    @dataclass
+    class Scheduled:
+        id: str
+        session: str
+        at_ms: int
+        input: str
+        attempts: int
+
+    @staticmethod
+    def at(session: str, when_ms: int, input: str) -> str:
+        return _turn(lambda s: s._at(session, when_ms, input))
+
+    @staticmethod
+    def after(session: str, delay_ms: int, input: str) -> str:
+        return _turn(lambda s: s._after(session, delay_ms, input))
+
+    @staticmethod
+    def cancel(id: str) -> bool:
+        return _turn(lambda s: s._cancel(id))
+
+    @staticmethod
+    def pending(session: str) -> List[Any]:
+        return _turn(lambda s: s._pending(session))
 
 
 class _output:  # noqa: N801 - stands in for wit_world.imports.output

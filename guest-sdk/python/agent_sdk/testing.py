@@ -35,9 +35,15 @@ What the host does, for one plugin under one prefix:
   512 bytes, no control characters), as the same `StateError` kinds.
 - `sessions()` lists the committed sessions in order; `emit` collects chunks
   (`Store.emitted`).
+- Schedules (`agent_sdk.schedule`) are written with the turn's commit: a turn
+  that raises schedules and cancels nothing. A due time must be 1 s to 366 days
+  ahead on the store's clock; ids count up in 24 hex digits. `Store.scheduled()`
+  lists them and `Store.run_due()` runs the ones due (move the clock with
+  `Store.advance` first).
 
-Not here: turns running at once (the host retries their conflicts), quotas, and
-HTTP (`agent_sdk.http` and `agent_sdk.llm` need the host).
+Not here: turns running at once (the host retries their conflicts), quotas
+(schedules' too), retry backoff, and HTTP (`agent_sdk.http` and `agent_sdk.llm`
+need the host).
 """
 
 from __future__ import annotations
@@ -46,10 +52,12 @@ import copy
 import json
 import time
 from datetime import timedelta
-from typing import Any, Callable, Dict, List, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, Union
 
 from agent_sdk._native import _agent_state as _W
 from agent_sdk._native import _Err
+from agent_sdk._native import _schedule as _S
+from agent_sdk.schedule import Scheduled, _scheduled
 
 __all__ = ["Store", "StoredSession", "run", "store"]
 
@@ -58,6 +66,8 @@ MAX_ITEMS_PER_CALL = 1000
 MAX_HISTORY_ITEMS = 10_000
 MAX_TURN_BYTES = 8 << 20
 MAX_VALUES = 10_000
+MIN_DELAY_MS = 1000
+MAX_DELAY_MS = 366 * 24 * 3600 * 1000
 
 
 def _fail(error: Any) -> None:
@@ -102,6 +112,8 @@ class _Data:
     def __init__(self) -> None:
         self.sessions: Dict[str, _Session] = {}
         self.values: Dict[str, Tuple[bytes, Optional[int]]] = {}
+        self.schedules: Dict[str, _S.Scheduled] = {}  # pending, by id
+        self.scheduled_count = 0  # schedules made so far (ids are made from it)
 
     def expire(self, now: int) -> None:
         live = lambda at: at is None or at > now  # noqa: E731
@@ -162,6 +174,8 @@ class Store:
             if not isinstance(answer, str):
                 raise TypeError(agent_sdk._wrong_answer(answer))
         except (agent_sdk.AgentError, agent_sdk.StateError):
+            # The turn's writes are committed, its schedules and cancels are not.
+            self._data.schedules = (self._committed or _Data()).schedules
             self._commit()
             raise
         except BaseException:
@@ -222,6 +236,34 @@ class Store:
     def emitted(self) -> List[str]:
         """What the last turn emitted, chunk by chunk."""
         return list(self._emitted)
+
+    def scheduled(self) -> List[Scheduled]:
+        """The pending schedules of every session, soonest first."""
+        return [_scheduled(s) for s in _soonest_first(self._data.schedules.values())]
+
+    def run_due(self, handler: Optional[Callable[..., Any]] = None) -> List[Tuple[Scheduled, Any]]:
+        """Runs the schedules due on the store's clock, soonest first, each as a
+        turn (`run`) of its session with its input, and returns them with what
+        their turns answered or raised (`AgentError`, `StateError`; anything else
+        is raised). One whose turn raised stays pending with one more attempt: the
+        host retries it later (with backoff, up to `schedule_retries`); here the
+        next `run_due` runs it again."""
+        import agent_sdk
+
+        due = [s.id for s in _soonest_first(self._data.schedules.values()) if s.at_ms <= self._now]
+        ran: List[Tuple[Scheduled, Any]] = []
+        for id in due:
+            s = self._data.schedules.pop(id, None)
+            if s is None:  # an earlier turn of these cancelled it
+                continue
+            try:
+                outcome: Any = self.run(s.session, s.input, handler)
+            except (agent_sdk.AgentError, agent_sdk.StateError) as e:
+                outcome = e
+                s.attempts += 1
+                self._data.schedules[id] = s
+            ran.append((_scheduled(s), outcome))
+        return ran
 
     def advance(self, seconds: Ttl) -> None:
         """Moves the store's clock on: TTLs run out as if that much time had passed."""
@@ -370,6 +412,39 @@ class Store:
             _fail(_W.Error_Internal("the result would overflow a 64-bit integer"))
         self._set(key, str(new).encode(), expires)
         return new
+
+    # -- the calls of schedule --
+
+    def _at(self, session: str, when_ms: int, input: str) -> str:
+        _check_name("session id", session)
+        if not MIN_DELAY_MS <= when_ms - self._now <= MAX_DELAY_MS:
+            _fail(_W.Error_InvalidArgument("when-ms must be 1 s to 366 days from now"))
+        return self._add_schedule(session, when_ms, input)
+
+    def _after(self, session: str, delay_ms: int, input: str) -> str:
+        _check_name("session id", session)
+        if not MIN_DELAY_MS <= delay_ms <= MAX_DELAY_MS:
+            _fail(_W.Error_InvalidArgument("delay-ms must be 1 s to 366 days"))
+        return self._add_schedule(session, self._now + delay_ms, input)
+
+    def _add_schedule(self, session: str, at_ms: int, input: str) -> str:
+        self._data.scheduled_count += 1
+        id = f"{self._data.scheduled_count:024x}"
+        self._data.schedules[id] = _S.Scheduled(id, session, at_ms, input, 0)
+        return id
+
+    def _cancel(self, id: str) -> bool:
+        return self._data.schedules.pop(id, None) is not None
+
+    def _pending(self, session: str) -> List[Any]:
+        _check_name("session id", session)
+        of_session = (s for s in self._data.schedules.values() if s.session == session)
+        return [copy.copy(s) for s in _soonest_first(of_session)]
+
+
+def _soonest_first(schedules: Iterable[Any]) -> List[Any]:
+    """Schedules in the order `pending` lists them."""
+    return sorted(schedules, key=lambda s: (s.at_ms, s.id))
 
 
 class StoredSession:
