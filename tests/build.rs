@@ -123,6 +123,20 @@ const SCRIPTED: &[Scripted] = &[
         sources: &["guest-sdk/js", "tests/plugins/js-errors"],
         needs: "node and npm, and the npm registry for componentize-js",
     },
+    Scripted {
+        name: "py-remind",
+        script: "guest-sdk/python/build.sh",
+        args: &["tests/plugins/py-remind", "app"],
+        sources: &["guest-sdk/python", "tests/plugins/py-remind"],
+        needs: "python3 with venv, and PyPI for componentize-py",
+    },
+    Scripted {
+        name: "js-remind",
+        script: "guest-sdk/js/build.sh",
+        args: &["tests/plugins/js-remind/app.js"],
+        sources: &["guest-sdk/js", "tests/plugins/js-remind"],
+        needs: "node and npm, and the npm registry for componentize-js",
+    },
 ];
 
 fn build_scripted(root: &Path, target: &Path) {

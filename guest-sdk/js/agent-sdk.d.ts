@@ -47,6 +47,31 @@ export const values: {
   increment(key: string, delta?: number): number;
 };
 
+/** A schedule that has not run yet (schedule.pending). */
+export interface Scheduled {
+  /** 24 lowercase hex digits. */
+  id: string;
+  session: string;
+  /** When it is due (unix ms). */
+  atMs: number;
+  input: string;
+  /** Runs of it that failed so far. */
+  attempts: number;
+}
+
+/** Turns that run later on their own, written with the turn's commit (a turn that
+ * throws schedules nothing). The due time must be 1 s to 366 days from now. */
+export const schedule: {
+  /** Runs a turn of `session` with `input` at `when` (unix ms, or a Date); returns its id. */
+  at(session: Session | string, when: number | Date, input: string): string;
+  /** Runs a turn of `session` with `input` after `seconds`; returns its id. */
+  after(session: Session | string, seconds: number, input: string): string;
+  /** Cancels a pending schedule; false if there is none with this id. */
+  cancel(id: string): boolean;
+  /** The session's pending schedules, soonest first, this turn's own included. */
+  pending(session: Session | string): Scheduled[];
+};
+
 export interface Handler {
   describe(): { name: string; version: string };
   handle(session: string, input: string): Promise<string>;

@@ -13,10 +13,12 @@
 // other exception, or an answer that is not a string, crashes the turn (nothing is
 // written; the error names the exception, its stack is on stderr). HTTP:
 // the standard `fetch` (wasi:http): the host allows only the plugin's origins and
-// adds their keys itself. Build with guest-sdk/js/build.sh APP.js OUT.wasm.
+// adds their keys itself. `schedule` runs turns later on their own. Build with
+// guest-sdk/js/build.sh APP.js OUT.wasm.
 
-import * as wit from 'agent:state/agent-state@0.1.2';
-import * as output from 'agent:state/output@0.1.2';
+import * as wit from 'agent:state/agent-state@0.1.3';
+import * as output from 'agent:state/output@0.1.3';
+import * as witSchedule from 'agent:state/schedule@0.1.3';
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -135,6 +137,53 @@ export const values = {
     return Number(call(wit.increment, key, BigInt(delta)));
   },
 };
+
+const sessionId = (session) => (session instanceof Session ? session.id : session);
+const u64 = (n) => BigInt(Math.max(0, Math.round(n)));
+
+/**
+ * Turns that run later on their own (WIT agent:state/schedule, since 0.1.3).
+ *
+ * A schedule made by a turn is written with that turn's commit: a turn that throws
+ * (AgentError, StateError or anything else) schedules and cancels nothing. When it
+ * is due, the host runs a turn of its session with its input, once; a run that
+ * fails is retried with backoff up to the operator's `schedule_retries`. The due
+ * time must be 1 s to 366 days from now (else StateError 'invalid-argument');
+ * past the plugin's pending schedules or schedules per turn, 'quota-exceeded'. A
+ * session is a Session or its id.
+ */
+export const schedule = {
+  /** Runs a turn of `session` with `input` at `when` (unix ms, or a Date); returns
+   * the schedule's id (24 lowercase hex digits). */
+  at(session, when, input) {
+    const ms = when instanceof Date ? when.getTime() : Number(when);
+    return call(witSchedule.at, sessionId(session), u64(ms), input);
+  },
+  /** Runs a turn of `session` with `input` after `seconds` (counted in ms);
+   * returns the schedule's id. */
+  after(session, seconds, input) {
+    return call(witSchedule.after, sessionId(session), u64(seconds * 1000), input);
+  },
+  /** Cancels a pending schedule of the plugin; false if there is none with this id
+   * (it ran, was cancelled, or never was). */
+  cancel(id) {
+    return call(witSchedule.cancel, id);
+  },
+  /** The session's pending schedules, soonest first, this turn's own included:
+   * `{ id, session, atMs, input, attempts }`, `atMs` in unix ms. */
+  pending(session) {
+    return call(witSchedule.pending, sessionId(session)).map(scheduled);
+  },
+};
+
+/** A WIT `scheduled` record, with its time as a number. */
+const scheduled = ({ id, session, atMs, input, attempts }) => ({
+  id,
+  session,
+  atMs: Number(atMs),
+  input,
+  attempts,
+});
 
 /** The component's `handler` export from a turn function `(session, input) => string`
  * (or a Promise of one).

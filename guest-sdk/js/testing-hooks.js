@@ -13,7 +13,7 @@ const HOST = here('./testing-host.js');
 export async function resolve(specifier, context, next) {
   const mapped = MAPPED.get(specifier);
   if (mapped) return { url: mapped, shortCircuit: true };
-  if (/^agent:state\/(agent-state|output)@0\.1\.\d+$/.test(specifier)) {
+  if (/^agent:state\/(agent-state|output|schedule)@0\.1\.\d+$/.test(specifier)) {
     return { url: HOST, shortCircuit: true };
   }
   if (/^wasi:cli\/environment@0\.2\.\d+$/.test(specifier)) {

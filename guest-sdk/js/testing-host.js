@@ -1,6 +1,6 @@
 // The host, in memory, for a plugin's unit tests under plain node (see testing.js):
-// the functions of the WIT interfaces agent:state/agent-state, agent:state/output
-// and wasi:cli/environment's getEnvironment, with componentize-js's conventions
+// the functions of the WIT interfaces agent:state/agent-state, agent:state/output,
+// agent:state/schedule and wasi:cli/environment's getEnvironment, with componentize-js's conventions
 // (u64 and s64 as bigint, a WIT error thrown with its `payload`), answered by
 // the store of the turn running (or the default store outside a turn), with the
 // host's rules (host/src/state.rs, host/src/turn/).
@@ -13,6 +13,8 @@ export const LIMITS = Object.freeze({
   maxHistoryItems: 10000,
   maxTurnBytes: 8 << 20,
   maxValues: 10000,
+  minDelayMs: 1000,
+  maxDelayMs: 366 * 24 * 3600 * 1000,
 });
 
 const turns = new AsyncLocalStorage();
@@ -22,6 +24,8 @@ export class Memory {
   constructor({ defaultTtl, slidingTtl = false, keepVersions = 0, env = {} } = {}) {
     this.sessions = new Map(); // id -> { state, history, expires, kept }
     this.values = new Map(); // key -> { value, expires }
+    this.schedules = new Map(); // id -> { id, session, atMs, input, attempts }, pending
+    this.scheduledCount = 0; // schedules made so far (ids are made from it)
     this.defaultTtl = defaultTtl === undefined ? undefined : defaultTtl * 1000;
     this.slidingTtl = slidingTtl;
     this.keepVersions = keepVersions;
@@ -43,12 +47,14 @@ export class Memory {
   }
 
   snapshot() {
-    return structuredClone({ sessions: this.sessions, values: this.values });
+    const { sessions, values, schedules } = this;
+    return structuredClone({ sessions, values, schedules });
   }
 
   restore(snapshot) {
     this.sessions = snapshot.sessions;
     this.values = snapshot.values;
+    this.schedules = snapshot.schedules;
   }
 
   /** A commit: replaced documents are kept (keepVersions), new ones stamped. */
@@ -66,17 +72,19 @@ export class Memory {
     }
   }
 
-  /** Runs `fn` as this store's turn: every state call inside goes here. */
+  /** Runs `fn` as this store's turn: every state call inside goes here. `done(ok,
+   * answered)` ends it: committed if ok, with its schedules only if answered. */
   inTurn(fn) {
     this.expire();
     const before = this.snapshot();
     this.committed = before;
     this.turnBytes = 0;
     this.emitted = [];
-    const done = (ok) => {
+    const done = (ok, answered = ok) => {
       this.committed = undefined;
-      if (ok) this.commit(before);
-      else this.restore(before);
+      if (!ok) return this.restore(before);
+      if (!answered) this.schedules = before.schedules;
+      this.commit(before);
     };
     return { result: turns.run(this, fn), done };
   }
@@ -369,6 +377,49 @@ export function increment(k, delta) {
     if (sum < MIN || sum > MAX) fail('internal', 'the result would overflow a 64-bit integer');
     put(m, k, new TextEncoder().encode(sum.toString()), found?.expires);
     return sum;
+  });
+}
+
+/** Schedules in the order `pending` lists them: soonest first. */
+export const soonestFirst = (schedules) =>
+  [...schedules].sort((a, b) => a.atMs - b.atMs || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+
+function addSchedule(m, session, atMs, input) {
+  m.scheduledCount += 1;
+  const id = m.scheduledCount.toString(16).padStart(24, '0');
+  m.schedules.set(id, { id, session, atMs, input: String(input), attempts: 0 });
+  return id;
+}
+
+const inRange = (delayMs) => delayMs >= LIMITS.minDelayMs && delayMs <= LIMITS.maxDelayMs;
+
+export function at(sessionId, whenMs, input) {
+  return call((m) => {
+    checkName('session id', sessionId);
+    const when = Number(BigInt.asUintN(64, whenMs));
+    if (!inRange(when - m.now)) fail('invalid-argument', 'when-ms must be 1 s to 366 days from now');
+    return addSchedule(m, sessionId, when, input);
+  });
+}
+
+export function after(sessionId, delayMs, input) {
+  return call((m) => {
+    checkName('session id', sessionId);
+    const delay = Number(BigInt.asUintN(64, delayMs));
+    if (!inRange(delay)) fail('invalid-argument', 'delay-ms must be 1 s to 366 days');
+    return addSchedule(m, sessionId, m.now + delay, input);
+  });
+}
+
+export function cancel(id) {
+  return call((m) => m.schedules.delete(id));
+}
+
+export function pending(sessionId) {
+  return call((m) => {
+    checkName('session id', sessionId);
+    const own = [...m.schedules.values()].filter((s) => s.session === sessionId);
+    return soonestFirst(own).map((s) => ({ ...s, atMs: BigInt(s.atMs) }));
   });
 }
 

@@ -1,6 +1,6 @@
 // Types of agent-sdk/testing: unit tests of a plugin under plain node.
 
-import type { Handler, Json } from './agent-sdk';
+import type { Handler, Json, Scheduled } from './agent-sdk';
 
 export { AgentError, Session, StateError } from './agent-sdk';
 
@@ -27,6 +27,13 @@ export class Store {
   sessions(): string[];
   /** What the last turn emitted, chunk by chunk. */
   readonly emitted: string[];
+  /** The pending schedules of every session, soonest first. */
+  scheduled(): Scheduled[];
+  /** Runs the schedules due on the store's clock as turns of `handler`; one whose
+   * turn threw AgentError or StateError stays pending with one more attempt. */
+  runDue(
+    handler: Handler,
+  ): Promise<Array<{ scheduled: Scheduled; answer: string } | { scheduled: Scheduled; error: Error }>>;
   /** Moves the store's clock on by `seconds`. */
   advance(seconds: number): void;
 }

@@ -33,12 +33,16 @@
 //   (1 to 512 bytes, no control characters), as the same StateError kinds.
 // - sessions() lists committed sessions in byte order; emit() collects chunks
 //   (`store.emitted`); `env` is what wasi:cli/environment (Chat.fromEnv) reads.
-// Not here: turns running at once (the host retries their conflicts), quotas, and
-// the outbound allow-list: `fetch` (and Chat) is node's own, it reaches anything.
+// - Schedules (`schedule` of agent-sdk) are written with the turn's commit: a turn
+//   that throws schedules and cancels nothing. A due time must be 1 s to 366 days
+//   ahead on the store's clock; ids count up in 24 hex digits. `scheduled()` lists
+//   them and `runDue(handler)` runs the ones due (move the clock with advance).
+// Not here: turns running at once (the host retries their conflicts), quotas
+// (schedules' too), retry backoff, and the outbound allow-list: `fetch` (and Chat) is node's own, it reaches anything.
 
 import { register } from 'node:module';
 
-import { Memory, checkName, withMemory } from './testing-host.js';
+import { Memory, checkName, soonestFirst, withMemory } from './testing-host.js';
 
 register('./testing-hooks.js', import.meta.url);
 
@@ -77,7 +81,7 @@ export class Store {
     try {
       answer = await result;
     } catch (e) {
-      done(e instanceof AgentError || e instanceof StateError);
+      done(e instanceof AgentError || e instanceof StateError, false);
       throw e;
     } finally {
       this.#running = false;
@@ -116,6 +120,38 @@ export class Store {
   /** What the last turn emitted, chunk by chunk. */
   get emitted() {
     return [...this.#memory.emitted];
+  }
+
+  /** The pending schedules of every session, soonest first:
+   * `{ id, session, atMs, input, attempts }`. */
+  scheduled() {
+    return soonestFirst(this.#memory.schedules.values()).map((s) => ({ ...s }));
+  }
+
+  /** Runs the schedules due on the store's clock, soonest first, each as a turn of
+   * `handler` (run) in its session with its input, and returns them with what
+   * their turns answered or threw (AgentError, StateError; anything else is
+   * thrown): `[{ scheduled, answer }]` or `[{ scheduled, error }]`. One whose turn
+   * threw stays pending with one more attempt: the host retries it later (with
+   * backoff, up to `schedule_retries`); here the next runDue runs it again. */
+  async runDue(handler) {
+    const memory = this.#memory;
+    const due = this.scheduled().filter((s) => s.atMs <= memory.now);
+    const ran = [];
+    for (const { id } of due) {
+      const s = memory.schedules.get(id);
+      if (s === undefined) continue; // an earlier turn of these cancelled it
+      memory.schedules.delete(id);
+      try {
+        ran.push({ scheduled: { ...s }, answer: await this.run(handler, s.session, s.input) });
+      } catch (error) {
+        if (!(error instanceof AgentError || error instanceof StateError)) throw error;
+        s.attempts += 1;
+        memory.schedules.set(id, s);
+        ran.push({ scheduled: { ...s }, error });
+      }
+    }
+    return ran;
   }
 
   /** Moves the store's clock on: TTLs run out as if that many seconds had passed. */
