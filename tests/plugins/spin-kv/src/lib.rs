@@ -12,8 +12,8 @@ wit_bindgen::generate!({
     inline: "
         package test:spin-kv;
         world plugin {
-            import agent:state/agent-state@0.1.2;
-            export agent:state/handler@0.1.2;
+            import agent:state/agent-state@0.1.3;
+            export agent:state/handler@0.1.3;
         }
     ",
     path: "../../../wit",
