@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use agent_sdk::raw::agent::state::agent_state;
 use agent_sdk::{Agent, Error, Result, Session, StateError, schedule};
-use serde_json::json;
+use serde::Serialize;
 
 struct Remind;
 
@@ -74,12 +74,26 @@ fn kind_and_detail(e: StateError) -> String {
     }
 }
 
+/// A pending schedule as `pending` shows it, its fields in this order.
+#[derive(Serialize)]
+struct Pending {
+    id: String,
+    at_ms: u64,
+    input: String,
+    attempts: u32,
+}
+
 fn pending_json(pending: Vec<schedule::Scheduled>) -> String {
-    let list: Vec<_> = pending
+    let list: Vec<Pending> = pending
         .into_iter()
-        .map(|s| json!({"id": s.id, "at_ms": s.at_ms, "input": s.input, "attempts": s.attempts}))
+        .map(|s| Pending {
+            id: s.id,
+            at_ms: s.at_ms,
+            input: s.input,
+            attempts: s.attempts,
+        })
         .collect();
-    serde_json::Value::from(list).to_string()
+    serde_json::to_string(&list).expect("a list of plain records encodes")
 }
 
 agent_sdk::export_agent!(Remind);
