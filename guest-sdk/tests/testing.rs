@@ -375,6 +375,15 @@ fn a_failed_turn_schedules_nothing_and_a_failed_run_is_retried() -> Result<()> {
             schedule::pending(&Session::new("")),
             Err(Error::State(StateError::InvalidKey(_)))
         ));
+        assert!(matches!(
+            schedule::cancel("not-an-id"),
+            Err(Error::State(StateError::InvalidArgument(_)))
+        ));
+        let long = "x".repeat((64 << 10) + 1);
+        assert!(matches!(
+            schedule::after(s, Duration::from_secs(5), &long),
+            Err(Error::State(StateError::TooLarge(65536)))
+        ));
         // `at` takes unix ms on the store's clock: 60 s from now.
         let id = schedule::after(s, Duration::from_secs(30), "flaky")?;
         let at_ms = schedule::pending(s)?[0].at_ms + 30_000;

@@ -50,13 +50,14 @@
 //! - `emit` collects chunks ([`Store::emitted`]).
 //! - **Schedules** ([`crate::schedule`]) are written with the turn's commit: a
 //!   turn that returns `Err` (or panics) schedules and cancels nothing. A due time
-//!   must be 1 s to 366 days ahead on the store's clock; ids count up in 24 hex
-//!   digits. [`Store::scheduled`] lists them and [`Store::run_due`] runs the ones
-//!   due (move the clock with [`Store::advance`] first).
+//!   must be 1 s to 366 days ahead on the store's clock and an input at most 64
+//!   KiB; ids count up in 24 hex digits. [`Store::scheduled`] lists them and
+//!   [`Store::run_due`] runs the ones due (move the clock with [`Store::advance`]
+//!   first).
 //!
 //! Not here: conflicts between turns running at once (the host retries those; a
-//! test runs one turn at a time), quotas (schedules' too), retry backoff, and HTTP (`agent_sdk::http` and
-//! `agent_sdk::llm` need the host).
+//! test runs one turn at a time), quotas and the limit of schedules per turn,
+//! retry backoff, and HTTP (`agent_sdk::http` and `agent_sdk::llm` need the host).
 //!
 //! Each thread has a store of its own for [`run`] and [`store`] (libtest runs each
 //! test on its own thread); [`Store::new`] makes one you pass around.
