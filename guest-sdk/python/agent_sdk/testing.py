@@ -37,19 +37,20 @@ What the host does, for one plugin under one prefix:
   (`Store.emitted`).
 - Schedules (`agent_sdk.schedule`) are written with the turn's commit: a turn
   that raises schedules and cancels nothing. A due time must be 1 s to 366 days
-  ahead on the store's clock; ids count up in 24 hex digits. `Store.scheduled()`
-  lists them and `Store.run_due()` runs the ones due (move the clock with
-  `Store.advance` first).
+  ahead on the store's clock and an input at most 64 KiB; ids count up in 24 hex
+  digits. `Store.scheduled()` lists them and `Store.run_due()` runs the ones due
+  (move the clock with `Store.advance` first).
 
-Not here: turns running at once (the host retries their conflicts), quotas
-(schedules' too), retry backoff, and HTTP (`agent_sdk.http` and `agent_sdk.llm`
-need the host).
+Not here: turns running at once (the host retries their conflicts), quotas and
+the limit of schedules per turn, retry backoff, and HTTP (`agent_sdk.http` and
+`agent_sdk.llm` need the host).
 """
 
 from __future__ import annotations
 
 import copy
 import json
+import re
 import time
 from datetime import timedelta
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, Union
@@ -68,6 +69,7 @@ MAX_TURN_BYTES = 8 << 20
 MAX_VALUES = 10_000
 MIN_DELAY_MS = 1000
 MAX_DELAY_MS = 366 * 24 * 3600 * 1000
+MAX_SCHEDULE_INPUT = 64 << 10
 
 
 def _fail(error: Any) -> None:
@@ -417,23 +419,27 @@ class Store:
 
     def _at(self, session: str, when_ms: int, input: str) -> str:
         _check_name("session id", session)
-        if not MIN_DELAY_MS <= when_ms - self._now <= MAX_DELAY_MS:
-            _fail(_W.Error_InvalidArgument("when-ms must be 1 s to 366 days from now"))
-        return self._add_schedule(session, when_ms, input)
-
-    def _after(self, session: str, delay_ms: int, input: str) -> str:
-        _check_name("session id", session)
-        if not MIN_DELAY_MS <= delay_ms <= MAX_DELAY_MS:
-            _fail(_W.Error_InvalidArgument("delay-ms must be 1 s to 366 days"))
-        return self._add_schedule(session, self._now + delay_ms, input)
-
-    def _add_schedule(self, session: str, at_ms: int, input: str) -> str:
+        if when_ms < self._now + MIN_DELAY_MS:
+            away = when_ms - self._now
+            _fail(_W.Error_InvalidArgument(
+                f"a schedule must be due at least 1s from now (this one is {away} ms away)"
+            ))
+        if when_ms > self._now + MAX_DELAY_MS:
+            _fail(_W.Error_InvalidArgument("a schedule must be due at most 366 days from now"))
+        most = min(MAX_SCHEDULE_INPUT, MAX_VALUE)
+        if len(input.encode()) > most:
+            _fail(_W.Error_TooLarge(most))
         self._data.scheduled_count += 1
         id = f"{self._data.scheduled_count:024x}"
-        self._data.schedules[id] = _S.Scheduled(id, session, at_ms, input, 0)
+        self._data.schedules[id] = _S.Scheduled(id, session, when_ms, input, 0)
         return id
 
+    def _after(self, session: str, delay_ms: int, input: str) -> str:
+        return self._at(session, self._now + delay_ms, input)
+
     def _cancel(self, id: str) -> bool:
+        if not re.fullmatch("[0-9a-f]{24}", id):
+            _fail(_W.Error_InvalidArgument(f'"{id}" is not a schedule id (24 lowercase hex digits)'))
         return self._data.schedules.pop(id, None) is not None
 
     def _pending(self, session: str) -> List[Any]:

@@ -42,6 +42,8 @@ class RemindTest(unittest.TestCase):
         self.assertEqual(store.scheduled(), [])
         self.assertRegex(store.run("s", "remind 0 x"), "^error invalid-argument: ")
         self.assertRegex(store.run("s", "remind-at 0 x"), "^error invalid-argument: ")
+        self.assertRegex(store.run("s", "cancel not-an-id"), "^error invalid-argument: ")
+        self.assertEqual(store.run("s", "remind 5 " + "x" * 65536), "error too-large: 65536")
 
         store.run("s", "remind 5 fail")
         store.advance(5)
