@@ -1,7 +1,8 @@
 // The host, in memory, for a plugin's unit tests under plain node (see testing.js):
 // the functions of the WIT interfaces agent:state/agent-state, agent:state/output,
-// agent:state/schedule and wasi:cli/environment's getEnvironment, with componentize-js's conventions
-// (u64 and s64 as bigint, a WIT error thrown with its `payload`), answered by
+// agent:state/schedule and wasi:cli/environment's getEnvironment, with
+// componentize-js's conventions (u64 and s64 as bigint, a WIT error thrown with
+// its `payload`), answered by
 // the store of the turn running (or the default store outside a turn), with the
 // host's rules (host/src/state.rs, host/src/turn/).
 
@@ -15,6 +16,7 @@ export const LIMITS = Object.freeze({
   maxValues: 10000,
   minDelayMs: 1000,
   maxDelayMs: 366 * 24 * 3600 * 1000,
+  maxScheduleInput: 64 << 10,
 });
 
 const turns = new AsyncLocalStorage();
@@ -384,35 +386,37 @@ export function increment(k, delta) {
 export const soonestFirst = (schedules) =>
   [...schedules].sort((a, b) => a.atMs - b.atMs || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
 
-function addSchedule(m, session, atMs, input) {
-  m.scheduledCount += 1;
-  const id = m.scheduledCount.toString(16).padStart(24, '0');
-  m.schedules.set(id, { id, session, atMs, input: String(input), attempts: 0 });
-  return id;
-}
-
-const inRange = (delayMs) => delayMs >= LIMITS.minDelayMs && delayMs <= LIMITS.maxDelayMs;
-
 export function at(sessionId, whenMs, input) {
   return call((m) => {
     checkName('session id', sessionId);
     const when = Number(BigInt.asUintN(64, whenMs));
-    if (!inRange(when - m.now)) fail('invalid-argument', 'when-ms must be 1 s to 366 days from now');
-    return addSchedule(m, sessionId, when, input);
+    if (when < m.now + LIMITS.minDelayMs) {
+      const away = when - m.now;
+      fail('invalid-argument', `a schedule must be due at least 1s from now (this one is ${away} ms away)`);
+    }
+    if (when > m.now + LIMITS.maxDelayMs) {
+      fail('invalid-argument', 'a schedule must be due at most 366 days from now');
+    }
+    const most = Math.min(LIMITS.maxScheduleInput, LIMITS.maxValue);
+    if (new TextEncoder().encode(input).length > most) fail('too-large', BigInt(most));
+    m.scheduledCount += 1;
+    const id = m.scheduledCount.toString(16).padStart(24, '0');
+    m.schedules.set(id, { id, session: sessionId, atMs: when, input: String(input), attempts: 0 });
+    return id;
   });
 }
 
 export function after(sessionId, delayMs, input) {
-  return call((m) => {
-    checkName('session id', sessionId);
-    const delay = Number(BigInt.asUintN(64, delayMs));
-    if (!inRange(delay)) fail('invalid-argument', 'delay-ms must be 1 s to 366 days');
-    return addSchedule(m, sessionId, m.now + delay, input);
-  });
+  return at(sessionId, BigInt(Math.round(current().now)) + BigInt.asUintN(64, delayMs), input);
 }
 
 export function cancel(id) {
-  return call((m) => m.schedules.delete(id));
+  return call((m) => {
+    if (!/^[0-9a-f]{24}$/.test(id)) {
+      fail('invalid-argument', `${JSON.stringify(id)} is not a schedule id (24 lowercase hex digits)`);
+    }
+    return m.schedules.delete(id);
+  });
 }
 
 export function pending(sessionId) {

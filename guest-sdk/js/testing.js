@@ -35,10 +35,12 @@
 //   (`store.emitted`); `env` is what wasi:cli/environment (Chat.fromEnv) reads.
 // - Schedules (`schedule` of agent-sdk) are written with the turn's commit: a turn
 //   that throws schedules and cancels nothing. A due time must be 1 s to 366 days
-//   ahead on the store's clock; ids count up in 24 hex digits. `scheduled()` lists
-//   them and `runDue(handler)` runs the ones due (move the clock with advance).
-// Not here: turns running at once (the host retries their conflicts), quotas
-// (schedules' too), retry backoff, and the outbound allow-list: `fetch` (and Chat) is node's own, it reaches anything.
+//   ahead on the store's clock and an input at most 64 KiB; ids count up in 24 hex
+//   digits. `scheduled()` lists them and `runDue(handler)` runs the ones due (move
+//   the clock with advance).
+// Not here: turns running at once (the host retries their conflicts), quotas and
+// the limit of schedules per turn, retry backoff, and the outbound allow-list:
+// `fetch` (and Chat) is node's own, it reaches anything.
 
 import { register } from 'node:module';
 

@@ -44,6 +44,9 @@ test('a failed turn schedules nothing and a failed run is retried', async () => 
   assert.deepEqual(store.scheduled(), []);
   assert.match(await store.run(handler, 's', 'remind 0 x'), /^error invalid-argument: /);
   assert.match(await store.run(handler, 's', 'remind-at 0 x'), /^error invalid-argument: /);
+  assert.match(await store.run(handler, 's', 'cancel not-an-id'), /^error invalid-argument: /);
+  const long = `remind 5 ${'x'.repeat(65536)}`;
+  assert.equal(await store.run(handler, 's', long), 'error too-large: 65536');
 
   await store.run(handler, 's', 'remind 5 fail');
   store.advance(5);
