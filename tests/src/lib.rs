@@ -56,6 +56,12 @@ pub mod plugins {
     pub const JS_CHAT: &str = env!("PLUGIN_JS_CHAT");
     /// The notes example.
     pub const NOTES: &str = env!("PLUGIN_NOTES");
+    /// Schedules its own follow-up turns (`agent:state/schedule`; see its source).
+    pub const REMIND: &str = env!("PLUGIN_REMIND");
+    /// `remind` in Python.
+    pub const PY_REMIND: &str = env!("PLUGIN_PY_REMIND");
+    /// `remind` in JavaScript.
+    pub const JS_REMIND: &str = env!("PLUGIN_JS_REMIND");
 }
 
 /// Store options for tests: fail fast when Redis is down.
