@@ -39,7 +39,12 @@ fn cpu_seconds() -> f64 {
         .unwrap_or_default()
         .split_whitespace()
         .collect();
-    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
     // utime and stime are fields 14 and 15 of the whole line (11 and 12 here).
     (ticks(11) + ticks(12)) / 100.0
 }
@@ -113,8 +118,8 @@ fn main() {
             .iter()
             .map(|host| {
                 let runs = runs.clone();
-                let options = Scheduling::default()
-                    .on_run(move |run| runs.lock().unwrap().push(run.clone()));
+                let options =
+                    Scheduling::default().on_run(move |run| runs.lock().unwrap().push(run.clone()));
                 let host = host.clone();
                 tokio::spawn(async move { host.run_schedules(options).await })
             })
@@ -161,7 +166,9 @@ fn report(runs: &[ScheduleRun], count: u64, rate: u64, replicas: u64, cpu: f64, 
     lags.sort();
     let late = runs.iter().filter(|r| r.late).count();
     println!();
-    println!("| schedules | hosts | due per s | ran once | ran twice | lag p50 | lag p99 | lag max | late | CPU per turn | took |");
+    println!(
+        "| schedules | hosts | due per s | ran once | ran twice | lag p50 | lag p99 | lag max | late | CPU per turn | took |"
+    );
     println!("|---|---|---|---|---|---|---|---|---|---|---|");
     println!(
         "| {count} | {replicas} | {rate} | {} | {twice} | {} ms | {} ms | {} ms | {late} | {:.2} ms | {:.0} s |",
@@ -173,8 +180,13 @@ fn report(runs: &[ScheduleRun], count: u64, rate: u64, replicas: u64, cpu: f64, 
         elapsed.as_secs_f64(),
     );
     println!("runs by outcome: {outcomes:?}");
-    let met = by_id.len() as u64 == count && twice == 0 && percentile(&lags, 0.99) < Duration::from_secs(1);
-    println!("target (each once, lag p99 < 1 s): {}", if met { "met" } else { "NOT met" });
+    let met = by_id.len() as u64 == count
+        && twice == 0
+        && percentile(&lags, 0.99) < Duration::from_secs(1);
+    println!(
+        "target (each once, lag p99 < 1 s): {}",
+        if met { "met" } else { "NOT met" }
+    );
 }
 
 /// The floor: a bare loop claiming the same kind of schedules (the claim script
@@ -183,7 +195,9 @@ async fn floor(redis: &RedisServer, count: u64, rate: u64) {
     let store: Arc<dyn StateStore> = Arc::new(store(redis));
     let host = Host::builder().shared_store(store.clone()).build().unwrap();
     let config = PluginConfig::new("remind", "floor").with_quota(Quota::UNLIMITED);
-    host.load_plugin_file(config, plugins::REMIND).await.unwrap();
+    host.load_plugin_file(config, plugins::REMIND)
+        .await
+        .unwrap();
     let base = now_ms() + 2_000 + count * 1000 / 4_000;
     add_all(&host, count, rate, base).await;
     let ns = Namespace::new(DEFAULT_ROOT, "floor").unwrap();
@@ -194,7 +208,11 @@ async fn floor(redis: &RedisServer, count: u64, rate: u64) {
             .await
             .unwrap();
         let now = now_ms();
-        lags.extend(claimed.iter().map(|c| Duration::from_millis(now.saturating_sub(c.due_ms))));
+        lags.extend(
+            claimed
+                .iter()
+                .map(|c| Duration::from_millis(now.saturating_sub(c.due_ms))),
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     lags.sort();

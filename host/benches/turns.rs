@@ -176,7 +176,11 @@ impl StateStore for NullStore {
     async fn schedule(&self, _: &Namespace, _: &str) -> Result<Option<Schedule>, StoreError> {
         Ok(None)
     }
-    async fn session_schedules(&self, _: &Namespace, _: &Name) -> Result<Vec<Schedule>, StoreError> {
+    async fn session_schedules(
+        &self,
+        _: &Namespace,
+        _: &Name,
+    ) -> Result<Vec<Schedule>, StoreError> {
         Ok(Vec::new())
     }
     async fn count_schedules(&self, _: &Namespace) -> Result<u64, StoreError> {

@@ -325,10 +325,10 @@ fn inspect_shows_the_world_of_a_component() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     let shown = text(&out.stdout);
     assert!(
-        shown.contains("  agent:state/agent-state@0.1.2\n"),
+        shown.contains("  agent:state/agent-state@0.1.3\n"),
         "{shown}"
     );
-    assert!(shown.contains("  agent:state/handler@0.1.2\n"), "{shown}");
+    assert!(shown.contains("  agent:state/handler@0.1.3\n"), "{shown}");
     assert!(shown.contains("  wasi:cli/"), "{shown}");
     assert!(
         shown.ends_with("fits a world the host serves: yes\n"),

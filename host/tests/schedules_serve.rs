@@ -53,7 +53,12 @@ async fn listed(s: &Server) -> Vec<Value> {
 
 /// The value of the counter `line` (`name{labels}`) in `/metrics`, 0 if absent.
 async fn counter(s: &Server, line: &str) -> u64 {
-    let text = reqwest::get(s.url("/metrics")).await.unwrap().text().await.unwrap();
+    let text = reqwest::get(s.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     text.lines()
         .find_map(|l| l.strip_prefix(line)?.trim().parse().ok())
         .unwrap_or(0)
@@ -62,7 +67,10 @@ async fn counter(s: &Server, line: &str) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn schedules_over_http_run_once_across_two_servers() {
     let redis = RedisServer::start();
-    let servers = [Server::start(&config(&redis)), Server::start(&config(&redis))];
+    let servers = [
+        Server::start(&config(&redis)),
+        Server::start(&config(&redis)),
+    ];
     let [one, two] = &servers;
 
     let (status, body) = post(one, r#"{"input": "reminder: http", "delay": "1s"}"#).await;
@@ -131,7 +139,11 @@ async fn schedules_over_http_run_once_across_two_servers() {
         .args(["schedules", "alice"])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let printed: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(printed.len(), 2);
     assert!(printed.iter().all(|s| s["state"] == "done"), "{printed:?}");
@@ -141,6 +153,10 @@ async fn schedules_over_http_run_once_across_two_servers() {
         .args(["schedules", "alice", "--add", "later", "--delay", "1h"])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(listed(two).await.len(), 3);
 }

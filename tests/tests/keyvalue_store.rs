@@ -214,7 +214,7 @@ fn keyvalue_components_fit() {
     for import in [
         "wasi:keyvalue/store@0.2.0-draft2",
         "wasi:keyvalue/atomics@0.2.0-draft2",
-        "agent:state/agent-state@0.1.2",
+        "agent:state/agent-state@0.1.3",
     ] {
         assert!(
             report.imports.iter().any(|i| i == import),

@@ -110,15 +110,24 @@ async fn twenty_schedules_fire_once_each_across_two_hosts(backend: Backend) {
     }
     for (i, (session, id)) in ids.iter().enumerate() {
         let items = history(&hosts[1], session).await;
-        let reminders: Vec<_> = items.iter().filter(|i| i.starts_with("reminder: ")).collect();
+        let reminders: Vec<_> = items
+            .iter()
+            .filter(|i| i.starts_with("reminder: "))
+            .collect();
         assert_eq!(reminders, [&format!("reminder: number {i}")], "{session}");
         let kept = hosts[1].schedules("remind", session).await.unwrap();
         let done = kept.iter().find(|s| &s.id == id).unwrap();
-        assert_eq!(done.answer.as_deref(), Some(&*format!("got reminder: number {i}")));
+        assert_eq!(
+            done.answer.as_deref(),
+            Some(&*format!("got reminder: number {i}"))
+        );
         assert!(!done.late);
     }
     let runs = runs.lock().unwrap();
-    let done = runs.iter().filter(|r| r.outcome == RunOutcome::Done).count();
+    let done = runs
+        .iter()
+        .filter(|r| r.outcome == RunOutcome::Done)
+        .count();
     assert_eq!(done, 20, "{runs:?}");
     assert_eq!(hosts[0].pending_schedules("remind").await.unwrap(), 0);
 }
@@ -157,11 +166,19 @@ async fn schedules_are_cancelled_in_a_turn_and_by_the_operator(backend: Backend)
 
     let cancel = |id: String| {
         let host = host.clone();
-        async move { host.run_turn("remind", "s", &format!("cancel {id}")).await.unwrap() }
+        async move {
+            host.run_turn("remind", "s", &format!("cancel {id}"))
+                .await
+                .unwrap()
+        }
     };
     assert_eq!(cancel(a.clone()).await, "cancelled true");
     assert_eq!(cancel(a.clone()).await, "cancelled false");
-    assert!(cancel("not-an-id".into()).await.starts_with("error invalid-argument"));
+    assert!(
+        cancel("not-an-id".into())
+            .await
+            .starts_with("error invalid-argument")
+    );
     let pending = host.schedules("remind", "s").await.unwrap();
     assert_eq!(pending.iter().map(|s| &s.id).collect::<Vec<_>>(), [&b]);
 
@@ -187,7 +204,10 @@ async fn a_schedule_due_while_every_host_was_down_runs_late(backend: Backend) {
     let runs = host.run_due_schedules(&options).await;
     assert_eq!(runs.len(), 1, "{runs:?}");
     assert_eq!(runs[0].outcome, RunOutcome::Done);
-    assert!(runs[0].late && runs[0].lag >= Duration::from_millis(1_500), "{runs:?}");
+    assert!(
+        runs[0].late && runs[0].lag >= Duration::from_millis(1_500),
+        "{runs:?}"
+    );
     let kept = host.schedules("remind", "s").await.unwrap();
     assert_eq!(kept[0].id, added.id);
     assert_eq!(kept[0].state, ScheduleState::Done);
@@ -217,7 +237,14 @@ async fn a_failing_run_is_retried_then_kept_as_failed(backend: Backend) {
     );
     let kept = host.schedules("remind", "s").await.unwrap();
     assert_eq!(kept[0].attempts, 3);
-    assert!(kept[0].error.as_deref().unwrap().contains("reminder failed"), "{kept:?}");
+    assert!(
+        kept[0]
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("reminder failed"),
+        "{kept:?}"
+    );
     assert_eq!(host.pending_schedules("remind").await.unwrap(), 0);
 }
 
@@ -230,9 +257,14 @@ async fn the_limits_on_schedules_hold(backend: Backend) {
     }
     let third = host.run_turn("remind", "s", "remind 60 x").await.unwrap();
     assert!(third.starts_with("error quota-exceeded"), "{third}");
-    let api = host.add_schedule("remind", "t", now_ms() + 60_000, "x".into()).await;
+    let api = host
+        .add_schedule("remind", "t", now_ms() + 60_000, "x".into())
+        .await;
     assert!(
-        matches!(&api, Err(Error::Store(agent_host::StoreError::QuotaExceeded(_)))),
+        matches!(
+            &api,
+            Err(Error::Store(agent_host::StoreError::QuotaExceeded(_)))
+        ),
         "{api:?}"
     );
     assert_eq!(host.pending_schedules("remind").await.unwrap(), 2);
@@ -243,7 +275,9 @@ async fn the_limits_on_schedules_hold(backend: Backend) {
     let far = format!("remind-at {} x", now_ms() + 400 * 24 * 3600 * 1000);
     let far = host.run_turn("remind", "u", &far).await.unwrap();
     assert!(far.starts_with("error invalid-argument"), "{far}");
-    let past = host.add_schedule("remind", "u", now_ms() - 1, "x".into()).await;
+    let past = host
+        .add_schedule("remind", "u", now_ms() - 1, "x".into())
+        .await;
     assert!(matches!(past, Err(Error::Invalid(_))), "{past:?}");
     let big = host
         .add_schedule("remind", "u", now_ms() + 60_000, "x".repeat(65 << 10))
@@ -297,7 +331,12 @@ async fn a_claim_left_by_a_dead_host_runs_out_and_its_committed_turn_is_not_run_
     let mut stale = claimed[0].schedule.clone();
     stale.state = ScheduleState::Failed;
     let reported = store
-        .finish_schedule(&ns, &stale, "dead host", agent_host::store::Finish::Finished)
+        .finish_schedule(
+            &ns,
+            &stale,
+            "dead host",
+            agent_host::store::Finish::Finished,
+        )
         .await
         .unwrap();
     assert!(!reported);
@@ -314,7 +353,10 @@ async fn follow_up_in(plugin: &str) {
     let id = scheduled_id(&answer);
     assert_eq!(id.len(), 24, "{id}");
     let listed = host.run_turn("remind", "s", "pending").await.unwrap();
-    assert!(listed.contains(&id) && listed.contains("reminder: tea"), "{listed}");
+    assert!(
+        listed.contains(&id) && listed.contains("reminder: tea"),
+        "{listed}"
+    );
     let runs = Arc::new(Mutex::new(Vec::new()));
     let looping = {
         let (host, options) = (host.clone(), recording(&runs));

@@ -281,8 +281,12 @@ impl Host {
             }
         }
         match kind {
-            RunOutcome::Failed => tracing::warn!(plugin, id = %s.id, "a scheduled turn failed for good"),
-            _ => tracing::debug!(plugin, id = %s.id, ?kind, lag_ms = lag.as_millis() as u64, "scheduled turn ran"),
+            RunOutcome::Failed => {
+                tracing::warn!(plugin, id = %s.id, "a scheduled turn failed for good")
+            }
+            _ => {
+                tracing::debug!(plugin, id = %s.id, ?kind, lag_ms = lag.as_millis() as u64, "scheduled turn ran")
+            }
         }
         ScheduleRun {
             plugin: plugin.to_owned(),

@@ -30,7 +30,7 @@ pub struct ComponentReport {
 enum Role {
     /// WASI 0.2 (cli, clocks, filesystem, io, random, sockets): every world has it.
     Wasi,
-    /// `agent-state` and `output`.
+    /// `agent-state`, `output` and `schedule`.
     State,
     /// `wasi:http` (types, outgoing-handler).
     Http,
@@ -99,7 +99,7 @@ const PROVIDED: &[(&str, &str, &[&str], Role)] = &[
     (
         "agent:state",
         "0.1",
-        &["agent-state", "output"],
+        &["agent-state", "output", "schedule"],
         Role::State,
     ),
     (
@@ -367,7 +367,7 @@ mod tests {
     #[test]
     fn the_world_follows_the_imports() {
         let names = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        let handler = names(&["agent:state/handler@0.1.2"]);
+        let handler = names(&["agent:state/handler@0.1.3"]);
         let base = ["wasi:cli/stdout@0.2.3", "agent:state/agent-state@0.1.0"];
         assert_eq!(fits(&names(&base), &handler).unwrap(), "agent-plugin");
         let http = [&base[..], &["wasi:http/types@0.2.12"]].concat();

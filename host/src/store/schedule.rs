@@ -119,8 +119,10 @@ fn new_id(session: &Name) -> String {
 
 /// The bucket of a well-formed id (24 lowercase hex digits); `None` otherwise.
 pub fn bucket_of(id: &str) -> Option<u32> {
-    let well_formed =
-        id.len() == ID_LEN && id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    let well_formed = id.len() == ID_LEN
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
     if !well_formed {
         return None;
     }

@@ -144,10 +144,7 @@ impl Turn {
         &mut self,
         session: &Name,
     ) -> Result<Vec<Schedule>, StateError> {
-        let stored = self
-            .store
-            .session_schedules(&self.scope.ns, session)
-            .await;
+        let stored = self.store.session_schedules(&self.scope.ns, session).await;
         let stored = self.check(stored)?;
         let writes = &self.schedules.writes;
         let mut pending: Vec<Schedule> = stored

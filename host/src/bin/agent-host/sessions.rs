@@ -178,7 +178,10 @@ pub(crate) async fn sessions(args: SessionsArgs) -> anyhow::Result<()> {
                 };
                 let config = plugin_config(&file, &plugin)?;
                 let added = schedules::add(store, &ns, &config, &session, at, input).await?;
-                outln!("{}", serde_json::to_string_pretty(&views::schedule_json(&added))?)?;
+                outln!(
+                    "{}",
+                    serde_json::to_string_pretty(&views::schedule_json(&added))?
+                )?;
             } else if let Some(id) = cancel {
                 if !schedules::cancel(store, &ns, Some(&session), &id).await? {
                     anyhow::bail!("session {session:?} has no pending schedule {id:?}");

@@ -31,14 +31,14 @@ mod versions;
 mod writer;
 
 use self::expiring::{Records, event_key, live_range, push_events, record_key, stream_prefix};
+use self::schedules::Schedules;
 use self::tables::*;
 use self::usage::{Ledger, RECORD, entry_size};
-use self::schedules::Schedules;
 use self::writer::Writer;
 
 use super::{
-    Claimed, Commit, Entry, Finish, Schedule, KeyPage, ModelCount, Page, Periods, Snapshot, Spender, StateStore,
-    StoredVersion, Usage,
+    Claimed, Commit, Entry, Finish, KeyPage, ModelCount, Page, Periods, Schedule, Snapshot,
+    Spender, StateStore, StoredVersion, Usage,
 };
 use crate::error::StoreError;
 use crate::store::keys::{Name, Namespace};

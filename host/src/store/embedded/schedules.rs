@@ -111,7 +111,10 @@ impl<'t> Schedules<'t> {
                 ScheduleWrite::Add(s) => {
                     let record = s.to_json();
                     self.rows
-                        .insert(key(ns, &s.id).as_slice(), (s.at_ms, b"".as_slice(), record.as_slice()))
+                        .insert(
+                            key(ns, &s.id).as_slice(),
+                            (s.at_ms, b"".as_slice(), record.as_slice()),
+                        )
                         .map_err(internal)?;
                     self.due
                         .insert(timed_key(ns, s.at_ms, &s.id).as_slice(), ())
@@ -146,7 +149,11 @@ impl<'t> Schedules<'t> {
         let (lo, _) = prefixed(&ns_prefix(ns));
         let hi = timed_key(ns, now.saturating_add(1), "");
         let mut found = Vec::new();
-        for row in self.due.range(lo.as_slice()..hi.as_slice()).map_err(internal)? {
+        for row in self
+            .due
+            .range(lo.as_slice()..hi.as_slice())
+            .map_err(internal)?
+        {
             if found.len() >= limit as usize {
                 break;
             }
@@ -154,7 +161,11 @@ impl<'t> Schedules<'t> {
             let k = k.value().to_vec();
             let tail = &k[lo.len()..];
             let due = u64::from_be_bytes(tail[..8].try_into().unwrap_or_default());
-            found.push((k.clone(), due, String::from_utf8_lossy(&tail[8..]).into_owned()));
+            found.push((
+                k.clone(),
+                due,
+                String::from_utf8_lossy(&tail[8..]).into_owned(),
+            ));
         }
         let until = now.saturating_add(u64::try_from(lease.as_millis()).unwrap_or(u64::MAX));
         let mut claimed = Vec::with_capacity(found.len());
@@ -245,7 +256,9 @@ impl<'t> Schedules<'t> {
         }
         for (k, session, id) in drop {
             self.finished.remove(k.as_slice()).map_err(internal)?;
-            self.rows.remove(key(ns, &id).as_slice()).map_err(internal)?;
+            self.rows
+                .remove(key(ns, &id).as_slice())
+                .map_err(internal)?;
             self.by
                 .remove(by_key(ns, &session, &id).as_slice())
                 .map_err(internal)?;
@@ -259,7 +272,10 @@ fn count_due<T: ReadableTable<&'static [u8], ()>>(
     ns: &Namespace,
 ) -> Result<u64, StoreError> {
     let (lo, hi) = prefixed(&ns_prefix(ns));
-    Ok(table.range(lo.as_slice()..hi.as_slice()).map_err(internal)?.count() as u64)
+    Ok(table
+        .range(lo.as_slice()..hi.as_slice())
+        .map_err(internal)?
+        .count() as u64)
 }
 
 /// The record of a row, running ones marked so.

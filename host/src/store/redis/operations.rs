@@ -12,9 +12,8 @@ use super::scripts::{commit_invocation, now_ms};
 use crate::error::StoreError;
 use crate::store::keys::{Name, Namespace};
 use crate::store::{
-    Claimed, Finish, Schedule,
-    Commit, Entry, KeyPage, ModelCount, Page, Periods, Snapshot, Spender, StateStore,
-    StoredVersion, Usage,
+    Claimed, Commit, Entry, Finish, KeyPage, ModelCount, Page, Periods, Schedule, Snapshot,
+    Spender, StateStore, StoredVersion, Usage,
 };
 
 #[async_trait]

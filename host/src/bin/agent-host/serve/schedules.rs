@@ -89,17 +89,28 @@ async fn add(
 ) -> Result<Response, ApiError> {
     let Path((plugin, session)) = path?;
     let body: AddBody = body::json(&app, body).await?;
-    let invalid = |message: String| ApiError::new(StatusCode::BAD_REQUEST, "invalid_argument", message);
+    let invalid =
+        |message: String| ApiError::new(StatusCode::BAD_REQUEST, "invalid_argument", message);
     let at = match (body.at, body.delay) {
         (Some(at), None) => at,
         (None, Some(delay)) => {
-            let delay = humantime::parse_duration(&delay)
-                .map_err(|e| invalid(format!("delay {delay:?}: {e} (for example \"90s\", \"10m\", \"2h\")")))?;
+            let delay = humantime::parse_duration(&delay).map_err(|e| {
+                invalid(format!(
+                    "delay {delay:?}: {e} (for example \"90s\", \"10m\", \"2h\")"
+                ))
+            })?;
             now_ms().saturating_add(u64::try_from(delay.as_millis()).unwrap_or(u64::MAX))
         }
-        _ => return Err(invalid("give either \"delay\" (\"10m\") or \"at\" (unix ms)".into())),
+        _ => {
+            return Err(invalid(
+                "give either \"delay\" (\"10m\") or \"at\" (unix ms)".into(),
+            ));
+        }
     };
-    let added = app.host.add_schedule(&plugin, &session, at, body.input).await?;
+    let added = app
+        .host
+        .add_schedule(&plugin, &session, at, body.input)
+        .await?;
     let answer = json!({ "id": added.id, "at": added.at_ms });
     Ok((StatusCode::CREATED, Json(answer)).into_response())
 }
@@ -121,7 +132,11 @@ async fn cancel(
     _: Caller,
 ) -> Result<Response, ApiError> {
     let Path((plugin, session, id)) = path?;
-    match app.host.cancel_schedule(&plugin, Some(&session), &id).await? {
+    match app
+        .host
+        .cancel_schedule(&plugin, Some(&session), &id)
+        .await?
+    {
         true => Ok(StatusCode::NO_CONTENT.into_response()),
         false => Err(ApiError::new(
             StatusCode::NOT_FOUND,
@@ -152,7 +167,9 @@ impl ScheduleMetrics {
             pending: Family::default(),
             runs: Family::default(),
             late: Family::default(),
-            lag: Family::new_with_constructor(|| Histogram::new(exponential_buckets(0.01, 2.0, 14))),
+            lag: Family::new_with_constructor(|| {
+                Histogram::new(exponential_buckets(0.01, 2.0, 14))
+            }),
         };
         registry.register(
             "schedules_pending",

@@ -93,7 +93,9 @@ pub(super) async fn refresh_gauges(app: &App) {
                 let n = i64::try_from(n).unwrap_or(i64::MAX);
                 app.metrics.schedules.pending.get_or_create(&label).set(n);
             }
-            Err(e) => tracing::warn!(plugin = %id, error = %e, "schedules not counted for /metrics"),
+            Err(e) => {
+                tracing::warn!(plugin = %id, error = %e, "schedules not counted for /metrics")
+            }
         }
     }
     *refreshed = Some(Instant::now());
