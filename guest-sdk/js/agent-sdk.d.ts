@@ -59,8 +59,9 @@ export interface Scheduled {
   attempts: number;
 }
 
-/** Turns that run later on their own, written with the turn's commit (a turn that
- * throws schedules nothing). The due time must be 1 s to 366 days from now. */
+/** Turns that run later on their own, written with the turn's commit like its state
+ * writes (kept when it throws AgentError/StateError; a turn that throws anything
+ * else schedules nothing). The due time must be 1 s to 366 days from now. */
 export const schedule: {
   /** Runs a turn of `session` with `input` at `when` (unix ms, or a Date); returns its id. */
   at(session: Session | string, when: number | Date, input: string): string;

@@ -144,13 +144,16 @@ const u64 = (n) => BigInt(Math.max(0, Math.round(n)));
 /**
  * Turns that run later on their own (WIT agent:state/schedule, since 0.1.3).
  *
- * A schedule made by a turn is written with that turn's commit: a turn that throws
- * (AgentError, StateError or anything else) schedules and cancels nothing. When it
- * is due, the host runs a turn of its session with its input, once; a run that
- * fails is retried with backoff up to the operator's `schedule_retries`. The due
- * time must be 1 s to 366 days from now (else StateError 'invalid-argument');
- * past the plugin's pending schedules or schedules per turn, 'quota-exceeded'. A
- * session is a Session or its id.
+ * A schedule made by a turn is written with that turn's commit, like its state
+ * writes: a turn that answers or throws AgentError/StateError keeps its schedules
+ * and cancels (so a turn that hit a model's rate limit can throw its error and
+ * schedule its own retry); a turn that throws anything else, runs out of time or
+ * memory, or conflicts schedules and cancels nothing. When it is due, the host
+ * runs a turn of its session with its input, once; a run that fails is retried
+ * with backoff up to the operator's `schedule_retries`. The due time must be 1 s
+ * to 366 days from now (else StateError 'invalid-argument'); past the plugin's
+ * pending schedules or schedules per turn, 'quota-exceeded'. A session is a
+ * Session or its id.
  */
 export const schedule = {
   /** Runs a turn of `session` with `input` at `when` (unix ms, or a Date); returns

@@ -74,18 +74,17 @@ export class Memory {
     }
   }
 
-  /** Runs `fn` as this store's turn: every state call inside goes here. `done(ok,
-   * answered)` ends it: committed if ok, with its schedules only if answered. */
+  /** Runs `fn` as this store's turn: every state call inside goes here. `done(ok)`
+   * ends it: committed, schedules and cancels included, if ok; else put back. */
   inTurn(fn) {
     this.expire();
     const before = this.snapshot();
     this.committed = before;
     this.turnBytes = 0;
     this.emitted = [];
-    const done = (ok, answered = ok) => {
+    const done = (ok) => {
       this.committed = undefined;
       if (!ok) return this.restore(before);
-      if (!answered) this.schedules = before.schedules;
       this.commit(before);
     };
     return { result: turns.run(this, fn), done };

@@ -30,7 +30,8 @@ export class Store {
   /** The pending schedules of every session, soonest first. */
   scheduled(): Scheduled[];
   /** Runs the schedules due on the store's clock as turns of `handler`; one whose
-   * turn threw AgentError or StateError stays pending with one more attempt. */
+   * turn threw AgentError or StateError stays pending with one more attempt (and
+   * what that turn scheduled or cancelled is kept). */
   runDue(
     handler: Handler,
   ): Promise<Array<{ scheduled: Scheduled; answer: string } | { scheduled: Scheduled; error: Error }>>;

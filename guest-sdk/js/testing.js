@@ -33,8 +33,10 @@
 //   (1 to 512 bytes, no control characters), as the same StateError kinds.
 // - sessions() lists committed sessions in byte order; emit() collects chunks
 //   (`store.emitted`); `env` is what wasi:cli/environment (Chat.fromEnv) reads.
-// - Schedules (`schedule` of agent-sdk) are written with the turn's commit: a turn
-//   that throws schedules and cancels nothing. A due time must be 1 s to 366 days
+// - Schedules (`schedule` of agent-sdk) and cancels are written with the turn's
+//   commit, like its state writes: a turn that throws AgentError/StateError keeps
+//   them (so a plugin can answer an error and schedule its own retry); anything
+//   else thrown schedules and cancels nothing. A due time must be 1 s to 366 days
 //   ahead on the store's clock and an input at most 64 KiB; ids count up in 24 hex
 //   digits. `scheduled()` lists them and `runDue(handler)` runs the ones due (move
 //   the clock with advance).
@@ -65,7 +67,9 @@ export class Store {
     this.#memory = new Memory(options);
   }
 
-  /** Runs one turn of `handler` (what `agent(...)` returned) on `session`. */
+  /** Runs one turn of `handler` (what `agent(...)` returned) on `session`. Its
+   * writes, schedules and cancels included, are committed when it answers or
+   * throws AgentError/StateError. */
   async run(handler, session, input) {
     const turn = handler?.[TURN];
     if (typeof turn !== 'function') {
@@ -83,7 +87,7 @@ export class Store {
     try {
       answer = await result;
     } catch (e) {
-      done(e instanceof AgentError || e instanceof StateError, false);
+      done(e instanceof AgentError || e instanceof StateError);
       throw e;
     } finally {
       this.#running = false;
@@ -135,7 +139,9 @@ export class Store {
    * their turns answered or threw (AgentError, StateError; anything else is
    * thrown): `[{ scheduled, answer }]` or `[{ scheduled, error }]`. One whose turn
    * threw stays pending with one more attempt: the host retries it later (with
-   * backoff, up to `schedule_retries`); here the next runDue runs it again. */
+   * backoff, up to `schedule_retries`); here the next runDue runs it again. What
+   * that turn scheduled or cancelled is kept, as with any turn that throws
+   * AgentError or StateError. */
   async runDue(handler) {
     const memory = this.#memory;
     const due = this.scheduled().filter((s) => s.atMs <= memory.now);

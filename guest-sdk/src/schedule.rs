@@ -1,9 +1,12 @@
 //! Turns that run later on their own (WIT `agent:state/schedule`, since 0.1.3).
 //!
-//! A schedule made by a turn is written with that turn's commit: a turn that
-//! returns `Err`, crashes or conflicts schedules (and cancels) nothing. When it is
-//! due, the host runs a turn of its session with its input, once; a run that
-//! fails is retried with backoff up to the operator's `schedule_retries`.
+//! A schedule made by a turn is written with that turn's commit, like its state
+//! writes: a turn that returns `Ok` or `Err` keeps its schedules and cancels (so a
+//! turn that failed, on a model's rate limit say, can answer its error and
+//! schedule its own retry); a turn that panics, runs out of time or memory, or
+//! conflicts schedules (and cancels) nothing. When it is due, the host runs a turn
+//! of its session with its input, once; a run that fails is retried with backoff
+//! up to the operator's `schedule_retries`.
 //!
 //! ```no_run
 //! use std::time::Duration;

@@ -277,8 +277,9 @@ fn http_outside_a_component_is_an_error() {
 
 /// Reminders: `in SECONDS TEXT` schedules TEXT for later (and fails after it when
 /// TEXT is `then fail`), `cancel ID` cancels one; a reminder that comes back is
-/// noted in the history, and fails while it is `flaky` and the session has no
-/// state.
+/// noted in the history, fails while it is `flaky` and the session has no state,
+/// and when it is `limited` fails and schedules its own retry (`retried`, in 30
+/// s), as a plugin that hit a model's rate limit would.
 struct Remind;
 
 impl Agent for Remind {
@@ -299,6 +300,10 @@ impl Agent for Remind {
         if input == "flaky" && session.load::<bool>()?.is_none() {
             session.save(&true)?;
             return Err(Error::msg("not this time"));
+        }
+        if input == "limited" {
+            schedule::after(session, Duration::from_secs(30), "retried")?;
+            return Err(Error::msg("rate limited: retrying in 30 s"));
         }
         Ok(format!("reminded: {input}"))
     }
@@ -352,12 +357,56 @@ fn schedules_are_committed_with_their_turn_and_run_when_due() -> Result<()> {
 }
 
 #[test]
-fn a_failed_turn_schedules_nothing_and_a_failed_run_is_retried() -> Result<()> {
+fn a_failed_turn_keeps_its_schedules_and_cancels_and_a_panic_drops_them() -> Result<()> {
     let store = Store::new();
+    // A turn that returns `Err` commits what it scheduled, as its state writes...
     let error = store.run(Remind, "s", "in 5 then fail").unwrap_err();
     assert_eq!(error.to_string(), "failing after scheduling");
+    let made = store.scheduled();
+    assert_eq!(inputs(made.clone()), ["then fail"]);
+    // ...and what it cancelled.
+    let id = made[0].id.clone();
+    let error = turn(&store, "s", move |_| {
+        assert!(schedule::cancel(&id)?);
+        Err(Error::msg("failing after cancelling"))
+    })
+    .unwrap_err();
+    assert_eq!(error.to_string(), "failing after cancelling");
     assert!(store.scheduled().is_empty());
 
+    // A turn that panics (a trap, in a component) schedules and cancels nothing.
+    let kept = store.run(Remind, "s", "in 5 kept")?;
+    let crash = std::panic::catch_unwind(|| {
+        turn(&store, "s", move |s| {
+            schedule::after(s, Duration::from_secs(5), "lost")?;
+            assert!(schedule::cancel(&kept)?);
+            panic!("crashing after scheduling and cancelling");
+        })
+    });
+    assert!(crash.is_err());
+    assert_eq!(inputs(store.scheduled()), ["kept"]);
+
+    // A scheduled run that fails and schedules its own retry: the retry is kept,
+    // and the failed run stays pending with one more attempt.
+    let store = Store::new();
+    store.run(Remind, "s", "in 5 limited")?;
+    store.advance(Duration::from_secs(5));
+    let (scheduled, outcome) = store.run_due(Remind).remove(0);
+    assert_eq!(scheduled.attempts, 1);
+    assert_eq!(
+        outcome.unwrap_err().to_string(),
+        "rate limited: retrying in 30 s"
+    );
+    let pending = store.scheduled();
+    assert_eq!(inputs(pending.clone()), ["limited", "retried"]);
+    assert_eq!(pending[0].attempts, 1);
+    assert_eq!(pending[1].at_ms, pending[0].at_ms + 30_000);
+    Ok(())
+}
+
+#[test]
+fn schedule_calls_follow_the_host_and_a_failed_run_is_retried() -> Result<()> {
+    let store = Store::new();
     // The due time must be 1 s to 366 days ahead.
     for secs in ["0", "31622401"] {
         let error = store.run(Remind, "s", &format!("in {secs} x")).unwrap_err();
@@ -366,6 +415,7 @@ fn a_failed_turn_schedules_nothing_and_a_failed_run_is_retried() -> Result<()> {
             "{error}"
         );
     }
+    assert!(store.scheduled().is_empty());
     turn(&store, "s", |s| {
         assert!(matches!(
             schedule::at(s, 0, "past"),

@@ -10,10 +10,13 @@
             return f"in a minute ({id})"
         return f"reminder: {input}"
 
-A schedule made by a turn is written with that turn's commit: a turn that raises
-(`AgentError`, `StateError` or anything else) schedules and cancels nothing. When
-it is due, the host runs a turn of its session with its input, once; a run that
-fails is retried with backoff up to the operator's `schedule_retries`.
+A schedule made by a turn is written with that turn's commit, like its state
+writes: a turn that answers or raises `AgentError`/`StateError` keeps its
+schedules and cancels (so a turn that hit a model's rate limit can raise its
+error and schedule its own retry); a turn that raises anything else, runs out of
+time or memory, or conflicts schedules and cancels nothing. When it is due, the
+host runs a turn of its session with its input, once; a run that fails is
+retried with backoff up to the operator's `schedule_retries`.
 
 The due time must be 1 s to 366 days from now, else `StateError("invalid-argument")`;
 past the plugin's pending schedules or schedules per turn,

@@ -35,11 +35,13 @@ What the host does, for one plugin under one prefix:
   512 bytes, no control characters), as the same `StateError` kinds.
 - `sessions()` lists the committed sessions in order; `emit` collects chunks
   (`Store.emitted`).
-- Schedules (`agent_sdk.schedule`) are written with the turn's commit: a turn
-  that raises schedules and cancels nothing. A due time must be 1 s to 366 days
-  ahead on the store's clock and an input at most 64 KiB; ids count up in 24 hex
-  digits. `Store.scheduled()` lists them and `Store.run_due()` runs the ones due
-  (move the clock with `Store.advance` first).
+- Schedules (`agent_sdk.schedule`) and cancels are written with the turn's
+  commit, like its state writes: a turn that raises `AgentError`/`StateError`
+  keeps them (so a plugin can answer an error and schedule its own retry); any
+  other exception schedules and cancels nothing. A due time must be 1 s to 366
+  days ahead on the store's clock and an input at most 64 KiB; ids count up in
+  24 hex digits. `Store.scheduled()` lists them and `Store.run_due()` runs the
+  ones due (move the clock with `Store.advance` first).
 
 Not here: turns running at once (the host retries their conflicts), quotas and
 the limit of schedules per turn, retry backoff, and HTTP (`agent_sdk.http` and
@@ -152,7 +154,9 @@ class Store:
 
     def run(self, session: str, input: str, handler: Optional[Callable[..., Any]] = None) -> str:
         """Runs one turn of the plugin's `@agent` handler (or `handler`) on
-        `session` with `input`, as the host does, and returns its answer."""
+        `session` with `input`, as the host does, and returns its answer. Its
+        writes, schedules and cancels included, are committed when it answers or
+        raises `AgentError`/`StateError`."""
         import agent_sdk
 
         if handler is None:
@@ -176,8 +180,7 @@ class Store:
             if not isinstance(answer, str):
                 raise TypeError(agent_sdk._wrong_answer(answer))
         except (agent_sdk.AgentError, agent_sdk.StateError):
-            # The turn's writes are committed, its schedules and cancels are not.
-            self._data.schedules = (self._committed or _Data()).schedules
+            # The host's `err`: the turn's writes, schedules and cancels are committed.
             self._commit()
             raise
         except BaseException:
@@ -249,7 +252,8 @@ class Store:
         their turns answered or raised (`AgentError`, `StateError`; anything else
         is raised). One whose turn raised stays pending with one more attempt: the
         host retries it later (with backoff, up to `schedule_retries`); here the
-        next `run_due` runs it again."""
+        next `run_due` runs it again. What that turn scheduled or cancelled is
+        kept, as with any turn that raises `AgentError`/`StateError`."""
         import agent_sdk
 
         due = [s.id for s in _soonest_first(self._data.schedules.values()) if s.at_ms <= self._now]

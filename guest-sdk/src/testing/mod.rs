@@ -48,12 +48,13 @@
 //!   the same [`StateError`](crate::StateError)s.
 //! - `sessions()` lists the committed sessions in byte order, as the host does.
 //! - `emit` collects chunks ([`Store::emitted`]).
-//! - **Schedules** ([`crate::schedule`]) are written with the turn's commit: a
-//!   turn that returns `Err` (or panics) schedules and cancels nothing. A due time
-//!   must be 1 s to 366 days ahead on the store's clock and an input at most 64
-//!   KiB; ids count up in 24 hex digits. [`Store::scheduled`] lists them and
-//!   [`Store::run_due`] runs the ones due (move the clock with [`Store::advance`]
-//!   first).
+//! - **Schedules** ([`crate::schedule`]) and cancels are written with the turn's
+//!   commit, like its state writes: a turn that returns `Err` keeps them (so a
+//!   plugin can answer an error and schedule its own retry); a panic schedules
+//!   and cancels nothing. A due time must be 1 s to 366 days ahead on the store's
+//!   clock and an input at most 64 KiB; ids count up in 24 hex digits.
+//!   [`Store::scheduled`] lists them and [`Store::run_due`] runs the ones due
+//!   (move the clock with [`Store::advance`] first).
 //!
 //! Not here: conflicts between turns running at once (the host retries those; a
 //! test runs one turn at a time), quotas and the limit of schedules per turn,
@@ -172,9 +173,9 @@ impl Store {
     }
 
     /// Runs one turn: `A::handle` on `session` with `input`, as the host does.
-    /// Its writes are committed when it returns `Ok` or `Err`; if it panics,
-    /// nothing of it is written and the panic goes on. Chunks it emits are in
-    /// [`Store::emitted`] until the next turn.
+    /// Its writes, schedules and cancels included, are committed when it returns
+    /// `Ok` or `Err`; if it panics, nothing of it is written and the panic goes
+    /// on. Chunks it emits are in [`Store::emitted`] until the next turn.
     pub fn run<A: Agent>(&self, _agent: A, session: &str, input: &str) -> Result<String> {
         self.turn::<A>(session, input)
     }
@@ -201,9 +202,6 @@ impl Store {
         let committed = inner.committed.take().unwrap_or_default();
         match outcome {
             Ok(result) => {
-                if result.is_err() {
-                    inner.data.schedules = committed.schedules.clone();
-                }
                 let (now, config) = (inner.now, inner.config.clone());
                 memory::commit(&mut inner.data, &committed, &config, now);
                 result
@@ -272,7 +270,8 @@ impl Store {
     /// of `A` ([`Store::run`]) in its session with its input, and returns them
     /// with their turns' outcomes. One whose turn returns `Err` stays pending with
     /// one more attempt: the host retries it later (with backoff, up to
-    /// `schedule_retries`); here the next `run_due` runs it again.
+    /// `schedule_retries`); here the next `run_due` runs it again. What that turn
+    /// scheduled or cancelled is kept, as with any turn that returns `Err`.
     pub fn run_due<A: Agent>(&self, _agent: A) -> Vec<(Scheduled, Result<String>)> {
         let due: Vec<String> = {
             let inner = self.lock();

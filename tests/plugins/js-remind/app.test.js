@@ -8,6 +8,7 @@ import { test } from 'node:test';
 import { Store } from '../../../guest-sdk/js/testing.js';
 
 const { handler } = await import('./app.js');
+const { agent, schedule } = await import('agent-sdk');
 
 test('schedules are committed with their turn and run when due', async () => {
   const store = new Store();
@@ -35,13 +36,36 @@ test('schedules are committed with their turn and run when due', async () => {
   assert.deepEqual(store.scheduled(), []);
 });
 
-test('a failed turn schedules nothing and a failed run is retried', async () => {
+test('a failed turn keeps its schedules and a crash drops them', async () => {
   const store = new Store();
+  // AgentError is the host's `err`: what the turn scheduled is committed.
   await assert.rejects(store.run(handler, 's', 'remind-then-fail 5 x'), {
     name: 'AgentError',
     message: 'failing on purpose',
   });
+  const [made] = store.scheduled();
+  assert.deepEqual([made.session, made.input, made.attempts], ['s', 'reminder: x', 0]);
+
+  // Anything else thrown (a trap, in a component) schedules and cancels nothing.
+  const crash = agent({ name: 'crash' }, (session) => {
+    schedule.after(session, 5, 'lost');
+    schedule.cancel(made.id);
+    throw new RangeError('crashing after scheduling and cancelling');
+  });
+  await assert.rejects(store.run(crash, 's', 'crash'), { name: 'RangeError' });
+  assert.deepEqual(
+    store.scheduled().map((s) => s.input),
+    ['reminder: x'],
+  );
+
+  store.advance(5);
+  const [{ answer }] = await store.runDue(handler);
+  assert.equal(answer, 'got reminder: x');
   assert.deepEqual(store.scheduled(), []);
+});
+
+test('schedule errors, and a failed run is retried', async () => {
+  const store = new Store();
   assert.match(await store.run(handler, 's', 'remind 0 x'), /^error invalid-argument: /);
   assert.match(await store.run(handler, 's', 'remind-at 0 x'), /^error invalid-argument: /);
   assert.match(await store.run(handler, 's', 'cancel not-an-id'), /^error invalid-argument: /);

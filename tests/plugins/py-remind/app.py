@@ -1,7 +1,7 @@
 """Test plugin: schedules its own follow-up turns; the same as `remind` (Rust, whose
-doc says what each input does) and `js-remind`. Every turn first appends its input
-(its UTF-8 bytes, not JSON) to the history; a schedule call's `StateError` is the
-answer `error KIND: DETAIL`."""
+doc says what each input does; `remind-then-trap` is only there) and `js-remind`.
+Every turn first appends its input (its UTF-8 bytes, not JSON) to the history; a
+schedule call's `StateError` is the answer `error KIND: DETAIL`."""
 
 import json
 

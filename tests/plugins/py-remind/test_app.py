@@ -6,7 +6,7 @@ import json
 import unittest
 
 import app  # noqa: F401 - registers the @agent handler
-from agent_sdk import AgentError
+from agent_sdk import AgentError, schedule
 from agent_sdk.testing import Store
 
 
@@ -35,11 +35,32 @@ class RemindTest(unittest.TestCase):
         history = store.items("s", None)
         self.assertEqual((len(history), history[-1]), (6, b"reminder: sooner"))
 
-    def test_a_failed_turn_schedules_nothing_and_a_failed_run_is_retried(self):
+    def test_a_failed_turn_keeps_its_schedules_and_a_crash_drops_them(self):
         store = Store()
+        # AgentError is the host's `err`: what the turn scheduled is committed.
         with self.assertRaisesRegex(AgentError, "failing on purpose"):
             store.run("s", "remind-then-fail 5 x")
+        [made] = store.scheduled()
+        self.assertEqual((made.session, made.input, made.attempts), ("s", "reminder: x", 0))
+        self.assertEqual(store.items("s", None), [b"remind-then-fail 5 x"])
+
+        # Any other exception (a trap, in a component) schedules and cancels nothing.
+        def crash(session, input):
+            schedule.after(session, 5, "lost")
+            schedule.cancel(made.id)
+            raise RuntimeError("crashing after scheduling and cancelling")
+
+        with self.assertRaisesRegex(RuntimeError, "crashing"):
+            store.run("s", "crash", crash)
+        self.assertEqual([s.input for s in store.scheduled()], ["reminder: x"])
+
+        store.advance(5)
+        [(_, answer)] = store.run_due()
+        self.assertEqual(answer, "got reminder: x")
         self.assertEqual(store.scheduled(), [])
+
+    def test_schedule_errors_and_a_failed_run_is_retried(self):
+        store = Store()
         self.assertRegex(store.run("s", "remind 0 x"), "^error invalid-argument: ")
         self.assertRegex(store.run("s", "remind-at 0 x"), "^error invalid-argument: ")
         self.assertRegex(store.run("s", "cancel not-an-id"), "^error invalid-argument: ")

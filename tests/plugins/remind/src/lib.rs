@@ -1,9 +1,13 @@
 //! Test plugin: schedules its own follow-up turns; the same as `py-remind` and
-//! `js-remind`. Every turn first appends its input (its UTF-8 bytes) to the
-//! history, then:
+//! `js-remind` but for `remind-then-trap`. Every turn first appends its input (its
+//! UTF-8 bytes) to the history, then:
 //! - `remind SECONDS TEXT` schedules `reminder: TEXT` after SECONDS, `remind-at
 //!   UNIX_MS TEXT` at UNIX_MS, and answers `scheduled ID`;
-//! - `remind-then-fail SECONDS TEXT` schedules it, then fails (`failing on purpose`);
+//! - `remind-then-fail SECONDS TEXT` schedules it, then fails (`failing on purpose`):
+//!   the turn's `Err` is committed like an answer, so the schedule stays;
+//! - `remind-then-trap SECONDS TEXT` (only here, not in `py-remind` and
+//!   `js-remind`) schedules it, then panics (`trapping on purpose`): the trap
+//!   commits nothing, so nothing is scheduled;
 //! - `cancel ID` answers `cancelled true` or `cancelled false`;
 //! - `pending` answers the session's pending schedules as a JSON array of
 //!   `{"id", "at_ms", "input", "attempts"}`;
@@ -27,11 +31,15 @@ impl Agent for Remind {
         agent_state::append(session.id(), &[input.as_bytes().to_vec()])?;
         let (command, rest) = input.split_once(' ').unwrap_or((input, ""));
         let answer = match command {
-            "remind" | "remind-then-fail" => {
+            "remind" | "remind-then-fail" | "remind-then-trap" => {
                 let (seconds, text) = number_and_text(rest)?;
                 let made = schedule::after(session, Duration::from_secs(seconds), &text);
-                if command == "remind-then-fail" && made.is_ok() {
-                    return Err(Error::msg("failing on purpose"));
+                match command {
+                    "remind-then-fail" if made.is_ok() => {
+                        return Err(Error::msg("failing on purpose"));
+                    }
+                    "remind-then-trap" if made.is_ok() => panic!("trapping on purpose"),
+                    _ => {}
                 }
                 made.map(|id| format!("scheduled {id}"))
             }
