@@ -176,7 +176,7 @@ fn report(runs: &[ScheduleRun], count: u64, rate: u64, replicas: u64, cpu: f64, 
         percentile(&lags, 0.5).as_millis(),
         percentile(&lags, 0.99).as_millis(),
         lags.last().copied().unwrap_or_default().as_millis(),
-        cpu * 1e3 / runs.len().max(1) as f64,
+        cpu * 1e3 / lags.len().max(1) as f64,
         elapsed.as_secs_f64(),
     );
     println!("runs by outcome: {outcomes:?}");

@@ -15,7 +15,7 @@ use agent_host_tests::{Backend, conformance, eventually, load, plugins};
 
 conformance!(
     twenty_schedules_fire_once_each_across_two_hosts,
-    a_turn_that_fails_schedules_nothing,
+    a_trapped_turn_schedules_nothing_and_an_error_answer_keeps_its_schedule,
     schedules_are_cancelled_in_a_turn_and_by_the_operator,
     a_schedule_due_while_every_host_was_down_runs_late,
     a_failing_run_is_retried_then_kept_as_failed,
@@ -132,22 +132,27 @@ async fn twenty_schedules_fire_once_each_across_two_hosts(backend: Backend) {
     assert_eq!(hosts[0].pending_schedules("remind").await.unwrap(), 0);
 }
 
-async fn a_turn_that_fails_schedules_nothing(backend: Backend) {
+async fn a_trapped_turn_schedules_nothing_and_an_error_answer_keeps_its_schedule(
+    backend: Backend,
+) {
     let host = remind_host(&backend, remind()).await;
-    let failed = host.run_turn("remind", "s", "remind-then-fail 1 x").await;
+    let trapped = host.run_turn("remind", "s", "remind-then-trap 1 x").await;
+    assert!(matches!(&trapped, Err(TurnError::Trap { .. })), "{trapped:?}");
+    assert!(host.schedules("remind", "s").await.unwrap().is_empty());
+    assert_eq!(host.pending_schedules("remind").await.unwrap(), 0);
+    assert!(history(&host, "s").await.is_empty(), "a trap writes nothing");
+    // An error answer commits the turn's writes, its schedule among them (a plugin
+    // answers "try later" and schedules its own retry).
+    let failed = host.run_turn("remind", "s", "remind-then-fail 60 y").await;
     assert!(
         matches!(&failed, Err(TurnError::Plugin { message, .. }) if message.contains("failing on purpose")),
         "{failed:?}"
     );
-    assert!(host.schedules("remind", "s").await.unwrap().is_empty());
-    assert_eq!(host.pending_schedules("remind").await.unwrap(), 0);
-    // The same turn that succeeds schedules it.
-    let answer = host.run_turn("remind", "s", "remind 60 x").await.unwrap();
     let pending = host.schedules("remind", "s").await.unwrap();
     assert_eq!(pending.len(), 1);
-    assert_eq!(pending[0].id, scheduled_id(&answer));
-    assert_eq!(pending[0].input, "reminder: x");
+    assert_eq!(pending[0].input, "reminder: y");
     assert_eq!(pending[0].state, ScheduleState::Pending);
+    assert_eq!(history(&host, "s").await, ["remind-then-fail 60 y"]);
 }
 
 async fn schedules_are_cancelled_in_a_turn_and_by_the_operator(backend: Backend) {

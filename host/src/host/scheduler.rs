@@ -154,9 +154,18 @@ impl Host {
         let permits = Arc::new(Semaphore::new(options.max_running.max(1)));
         let mut running = JoinSet::new();
         loop {
-            self.claim_and_run(&options, &permits, &mut running).await;
+            let more = self.claim_and_run(&options, &permits, &mut running).await;
             while running.try_join_next().is_some() {}
-            tokio::time::sleep(options.poll).await;
+            // When this poll took all it could, the next starts as soon as a run
+            // ends (or after `poll`), not a whole poll later.
+            if more && !running.is_empty() {
+                tokio::select! {
+                    _ = running.join_next() => {}
+                    () = tokio::time::sleep(options.poll) => {}
+                }
+            } else {
+                tokio::time::sleep(options.poll).await;
+            }
         }
     }
 
@@ -169,24 +178,34 @@ impl Host {
         running.join_all().await
     }
 
+    /// Claims and starts what is due; true if it may have left due schedules
+    /// (it claimed as many as it could run).
     async fn claim_and_run(
         &self,
         options: &Scheduling,
         permits: &Arc<Semaphore>,
         running: &mut JoinSet<ScheduleRun>,
-    ) {
+    ) -> bool {
+        let mut more = false;
         let store = self.inner.store.clone();
         for plugin in self.plugins() {
-            let Ok(scope) = self.scope(&plugin) else {
+            let Some(loaded) = self.plugin(&plugin) else {
                 continue;
             };
+            let scope = &loaded.scope;
             let limits = &scope.config.limits;
             let attempts = self.inner.max_attempts.max(1);
             let lease = limits.deadline * attempts + Duration::from_secs(30);
             for bucket in 0..store.schedule_buckets() {
-                let free = permits.available_permits().min(options.batch as usize);
+                // No more than the plugin may run at once right now: a turn past
+                // its `max_concurrent_turns` would be refused as busy.
+                let free = permits
+                    .available_permits()
+                    .min(loaded.turns.available_permits())
+                    .min(options.batch as usize);
                 if free == 0 {
-                    return;
+                    more = true;
+                    break;
                 }
                 let claim = token();
                 let claimed = store
@@ -199,6 +218,7 @@ impl Host {
                         break;
                     }
                 };
+                more |= claimed.len() == free;
                 for due in claimed {
                     let Ok(permit) = permits.clone().try_acquire_owned() else {
                         break;
@@ -216,6 +236,7 @@ impl Host {
                 }
             }
         }
+        more
     }
 
     /// Runs one claimed schedule and reports how it went.
