@@ -98,9 +98,9 @@ fn main() {
                 .unwrap();
             hosts.push(host);
         }
-        // Every schedule is added before the first is due (assuming at least 4,000
+        // Every schedule is added before the first is due (assuming at least 20,000
         // adds a second; the report says if not).
-        let base = now_ms() + 2_000 + count * 1000 / 4_000;
+        let base = now_ms() + 2_000 + count * 1000 / 20_000;
         let adding = Instant::now();
         add_all(&hosts[0], count, rate, base).await;
         let added_at = now_ms();
@@ -198,7 +198,7 @@ async fn floor(redis: &RedisServer, count: u64, rate: u64) {
     host.load_plugin_file(config, plugins::REMIND)
         .await
         .unwrap();
-    let base = now_ms() + 2_000 + count * 1000 / 4_000;
+    let base = now_ms() + 2_000 + count * 1000 / 20_000;
     add_all(&host, count, rate, base).await;
     let ns = Namespace::new(DEFAULT_ROOT, "floor").unwrap();
     let mut lags = Vec::new();
