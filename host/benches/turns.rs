@@ -154,6 +154,9 @@ impl StateStore for NullStore {
     ) -> Result<(), StoreError> {
         Ok(())
     }
+    async fn drop_events(&self, _: &Namespace, _: &Name, _: &str) -> Result<(), StoreError> {
+        Ok(())
+    }
     async fn claim_schedules(
         &self,
         _: &Namespace,

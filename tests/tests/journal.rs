@@ -6,7 +6,9 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use agent_host::{AllowedOrigin, Host, PluginConfig};
+use agent_host::host::DEFAULT_ROOT;
+use agent_host::keys::{Name, Namespace};
+use agent_host::{AllowedOrigin, Host, Limits, PluginConfig, TurnError, TurnOptions};
 use agent_host_tests::{Backend, load, plugins};
 use axum::Router;
 use axum::body::Bytes;
@@ -123,6 +125,74 @@ async fn a_different_request_goes_out(backend: Backend) {
     assert_eq!(received, 3);
 }
 
+/// A turn with an idempotency key that got its model's answer, then ran out of
+/// time (held at a second server): its retry with the key, on another host,
+/// replays the kept answer instead of paying the model again, and commits; the
+/// kept journal is dropped.
+async fn a_keyed_retry_after_a_crash_replays_the_kept_answer(backend: Backend) {
+    let (model, gate) = (Held::start().await, Held::start().await);
+    // The model answers at once; the gate holds its first request for good.
+    model.release.add_permits(1);
+    let mut limits = Limits::default();
+    limits.deadline = std::time::Duration::from_secs(1);
+    let config = PluginConfig::new("p", "tenant-a")
+        .with_limits(limits)
+        .with_origin(AllowedOrigin::parse(&model.origin).unwrap())
+        .with_origin(AllowedOrigin::parse(&gate.origin).unwrap());
+    let hosts = [backend.host(), backend.host()];
+    for host in &hosts {
+        load(host, config.clone(), plugins::HOSTILE).await;
+    }
+    let input = format!(
+        "post-then-hold 10 {0}/model {1}/model",
+        model.origin, gate.origin
+    );
+    let keyed = || TurnOptions::idempotency_key("order-7");
+    let first = hosts[0].run_turn_with("p", "s", &input, keyed()).await;
+    assert!(
+        matches!(first, Err(TurnError::Deadline { .. })),
+        "{first:?}"
+    );
+    assert_eq!(model.received.load(Ordering::SeqCst), 1);
+    let retried = hosts[1]
+        .run_turn_with("p", "s", &input, keyed())
+        .await
+        .unwrap();
+    assert_eq!(retried.output, "200 answer 1 to 10 bytes");
+    assert!(
+        !retried.replayed,
+        "the plugin ran again, with the kept answer"
+    );
+    assert_eq!(
+        model.received.load(Ordering::SeqCst),
+        1,
+        "the model was paid twice"
+    );
+    assert_eq!(gate.received.load(Ordering::SeqCst), 2);
+    let ns = Namespace::new(DEFAULT_ROOT, "tenant-a").unwrap();
+    let session = Name::session("s").unwrap();
+    let id = "journal:".to_owned() + &hex_digest("order-7");
+    let gone = agent_host_tests::eventually(std::time::Duration::from_secs(5), || async {
+        let kept = backend
+            .store()
+            .read_events(&ns, &session, &id, 0)
+            .await
+            .unwrap();
+        kept.is_empty()
+    })
+    .await;
+    assert!(gone, "the kept journal outlived its committed turn");
+}
+
+/// The first 16 bytes of the SHA-256 of `key`, in hex (the kept journal's id).
+fn hex_digest(key: &str) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(key.as_bytes())[..16]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 macro_rules! on_every_store {
     ($($test:ident),* $(,)?) => {
         $(
@@ -147,3 +217,5 @@ on_every_store!(
     a_conflicted_turn_does_not_call_its_model_twice,
     a_different_request_goes_out,
 );
+
+agent_host_tests::conformance!(a_keyed_retry_after_a_crash_replays_the_kept_answer);

@@ -132,15 +132,19 @@ async fn twenty_schedules_fire_once_each_across_two_hosts(backend: Backend) {
     assert_eq!(hosts[0].pending_schedules("remind").await.unwrap(), 0);
 }
 
-async fn a_trapped_turn_schedules_nothing_and_an_error_answer_keeps_its_schedule(
-    backend: Backend,
-) {
+async fn a_trapped_turn_schedules_nothing_and_an_error_answer_keeps_its_schedule(backend: Backend) {
     let host = remind_host(&backend, remind()).await;
     let trapped = host.run_turn("remind", "s", "remind-then-trap 1 x").await;
-    assert!(matches!(&trapped, Err(TurnError::Trap { .. })), "{trapped:?}");
+    assert!(
+        matches!(&trapped, Err(TurnError::Trap { .. })),
+        "{trapped:?}"
+    );
     assert!(host.schedules("remind", "s").await.unwrap().is_empty());
     assert_eq!(host.pending_schedules("remind").await.unwrap(), 0);
-    assert!(history(&host, "s").await.is_empty(), "a trap writes nothing");
+    assert!(
+        history(&host, "s").await.is_empty(),
+        "a trap writes nothing"
+    );
     // An error answer commits the turn's writes, its schedule among them (a plugin
     // answers "try later" and schedules its own retry).
     let failed = host.run_turn("remind", "s", "remind-then-fail 60 y").await;

@@ -18,6 +18,7 @@ use crate::host::outcome::{deadline_error, stopped};
 use crate::host::reuse::Kept;
 use crate::host::sandbox;
 use crate::outbound::TurnTrail;
+use crate::outbound::journal_store::{KeptJournal, buffer_id};
 use crate::store::keys::Name;
 use crate::store::spend::ModelCount;
 use crate::turn::Turn;
@@ -207,6 +208,17 @@ impl Host {
                 Ok(None) => {
                     let shared = self.inner.store.clone();
                     holding = Some(Holding::new(claim, shared, &scope.ns, name));
+                    // What an earlier run of the key got from its requests
+                    // replays to this one (a host that died mid-turn).
+                    let kept = KeptJournal {
+                        store: self.inner.store.clone(),
+                        ns: scope.ns.clone(),
+                        session: name.clone(),
+                        id: buffer_id(&claim.key),
+                        ttl: scope.config.idempotency_ttl,
+                        appending: Default::default(),
+                    };
+                    spend.journal.keep_in(kept).await;
                 }
                 Ok(Some(output)) => {
                     let replayed = TurnAnswer {
@@ -224,6 +236,12 @@ impl Host {
             .await;
         if let (Some(claim), Err(_)) = (claim, &outcome) {
             claim.release(store, &scope.ns, name).await;
+        }
+        // A turn that committed (its answer, or the plugin's error) needs its
+        // journal no more; one that crashed keeps it for its retry.
+        let committed = matches!(&outcome, Ok(_) | Err(TurnError::Plugin { .. }));
+        if let (true, Some(kept)) = (committed, spend.journal.kept()) {
+            kept.drop_kept().await;
         }
         if let Some(holding) = holding {
             holding.finish();

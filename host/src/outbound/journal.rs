@@ -12,10 +12,14 @@
 //! `max_response_bytes` for all of a turn's answers together. Replay assumes the
 //! plugin sends the same requests given the same answers; a plugin whose request
 //! depends on the state that changed sends a different one, which goes out.
+//!
+//! A turn with an idempotency key also keeps its journal in the store
+//! (`journal_store`), so a retry of the key on another host replays it too.
 
 use std::collections::VecDeque;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -24,6 +28,8 @@ use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
 use sha2::{Digest, Sha256};
 use wasmtime_wasi_http::WasiBody;
+
+use super::journal_store::KeptJournal;
 
 /// What identifies a request: a digest of its method, URL, the headers the
 /// plugin set and its body.
@@ -106,6 +112,10 @@ struct Entry {
 pub(crate) struct Journal {
     state: Mutex<State>,
     max_bytes: u64,
+    /// Where its answers are kept too, for a turn with an idempotency key.
+    kept: OnceLock<KeptJournal>,
+    /// True once the store holds any of them.
+    in_store: AtomicBool,
 }
 
 struct State {
@@ -128,7 +138,38 @@ impl Journal {
                 bytes: 0,
             }),
             max_bytes,
+            kept: OnceLock::new(),
+            in_store: AtomicBool::new(false),
         }
+    }
+
+    /// Keeps the journal in the store from now on, starting from what an earlier
+    /// run of the turn kept there: its entries from the first slot on without a
+    /// gap, within the byte limit, replay as if this run had recorded them.
+    pub(crate) async fn keep_in(&self, kept: KeptJournal) {
+        let entries = kept.load().await;
+        self.in_store.store(!entries.is_empty(), Ordering::Relaxed);
+        let mut state = self.state();
+        for (slot, key, answer) in entries {
+            let size: u64 = answer.frames.iter().map(|f| f.len() as u64).sum();
+            if slot != state.entries.len() || state.bytes + size > self.max_bytes {
+                break;
+            }
+            state.bytes += size;
+            state.entries.push(Entry {
+                key,
+                answer: Some(answer),
+            });
+        }
+        drop(state);
+        let _ = self.kept.set(kept);
+    }
+
+    /// Where the journal is kept, if the store holds any of it.
+    pub(crate) fn kept(&self) -> Option<&KeptJournal> {
+        self.kept
+            .get()
+            .filter(|_| self.in_store.load(Ordering::Relaxed))
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
@@ -183,6 +224,12 @@ impl Journal {
         if let Some(entry) = state.entries.get_mut(slot)
             && entry.answer.is_none()
         {
+            // Only successes are kept for another run: a retry after a crash
+            // should not be told "rate limited" again.
+            if let (Some(kept), true) = (self.kept.get(), answer.status.is_success()) {
+                kept.keep(slot, &entry.key, &answer);
+                self.in_store.store(true, Ordering::Relaxed);
+            }
             entry.answer = Some(answer);
             state.bytes += size;
         }

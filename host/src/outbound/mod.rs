@@ -33,7 +33,8 @@
 //!   leaves.
 //! - The answers of a turn's requests are kept for its next attempt: a turn run
 //!   again after a conflict gets them again for the same requests instead of
-//!   paying again (`journal`).
+//!   paying again (`journal`); with an idempotency key they are kept in the
+//!   store too, for a retry on another host (`journal_store`).
 //! - Connections are kept alive between requests, per plugin and origin, never
 //!   shared across plugins, bounded (`pool`).
 //! - Redirects are not followed by the host: a plugin's client that follows one
@@ -45,6 +46,7 @@ mod check;
 mod connect;
 mod hooks;
 pub(crate) mod journal;
+pub(crate) mod journal_store;
 mod meter;
 mod pool;
 mod special;

@@ -511,6 +511,11 @@ pub trait StateStore: Send + Sync + 'static {
         from: u64,
     ) -> Result<Vec<Vec<u8>>, StoreError>;
 
+    /// Removes the buffer of stream `id` of `session`, and its bytes from the
+    /// namespace's usage (a buffer no longer needed, before it expires).
+    async fn drop_events(&self, ns: &Namespace, session: &Name, id: &str)
+    -> Result<(), StoreError>;
+
     /// Claims idempotency key `key` (printable ASCII, see
     /// `host::TurnOptions::idempotency_key`) of `session` for a turn: if the key
     /// holds nothing it now holds `claim` for `ttl` and the answer is `None`;

@@ -174,3 +174,26 @@ pub(super) fn push_events(
     }
     txn.commit().map_err(internal)
 }
+
+/// Removes every event of the stream whose keys start with `prefix`, and its
+/// count in the ledger.
+pub(super) fn drop_events(
+    txn: &redb::WriteTransaction,
+    ns: &Namespace,
+    prefix: &[u8],
+) -> Result<(), StoreError> {
+    let now = now_ms();
+    let (_, end) = prefixed(prefix);
+    let keys: Vec<Vec<u8>> = {
+        let table = txn.open_table(EXPIRING).map_err(internal)?;
+        let rows = table.range(prefix..end.as_slice()).map_err(internal)?;
+        rows.map(|row| row.map(|(k, _)| k.value().to_vec()))
+            .collect::<Result<_, _>>()
+            .map_err(internal)?
+    };
+    let mut records = Records::open(txn, now)?;
+    for k in keys {
+        records.remove(&k)?;
+    }
+    Ledger::open(txn, now)?.put(ns, RECORD, prefix, 0, 0)
+}

@@ -30,7 +30,9 @@ mod usage;
 mod versions;
 mod writer;
 
-use self::expiring::{Records, event_key, live_range, push_events, record_key, stream_prefix};
+use self::expiring::{
+    Records, drop_events, event_key, live_range, push_events, record_key, stream_prefix,
+};
 use self::schedules::Schedules;
 use self::tables::*;
 use self::usage::{Ledger, RECORD, entry_size};
@@ -425,6 +427,16 @@ impl StateStore for EmbeddedStore {
         );
         self.blocking(move |db| push_events(db, &ns, &session, &id, &prefix, &events, ttl))
             .await
+    }
+
+    async fn drop_events(
+        &self,
+        ns: &Namespace,
+        session: &Name,
+        id: &str,
+    ) -> Result<(), StoreError> {
+        let (prefix, ns) = (stream_prefix(ns, session, id), ns.clone());
+        self.write(move |txn| drop_events(txn, &ns, &prefix)).await
     }
 
     async fn read_events(

@@ -311,6 +311,15 @@ impl StateStore for RedisStore {
         self.range_events(ns, session, id, from).await
     }
 
+    async fn drop_events(
+        &self,
+        ns: &Namespace,
+        session: &Name,
+        id: &str,
+    ) -> Result<(), StoreError> {
+        self.drop_stream(ns, session, id).await
+    }
+
     async fn claim_idempotency(
         &self,
         ns: &Namespace,

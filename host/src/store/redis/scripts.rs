@@ -35,6 +35,8 @@ pub(super) struct Scripts {
     pub(super) quota: Script,
     /// Buffers a stream's events and counts them (`lua/stream_push.lua`).
     pub(super) stream_push: Script,
+    /// Drops a stream and its count (`lua/stream_drop.lua`).
+    pub(super) stream_drop: Script,
     /// Cluster: one shard of the usage ledger before a commit
     /// (`lua/cluster_usage.lua`).
     pub(super) usage_shard: Script,
@@ -65,6 +67,7 @@ impl Scripts {
             value_index: script(include_str!("lua/cluster_value_index.lua")),
             quota: script(include_str!("lua/cluster_quota.lua")),
             stream_push: script(include_str!("lua/stream_push.lua")),
+            stream_drop: script(include_str!("lua/stream_drop.lua")),
             usage_shard: script(include_str!("lua/cluster_usage.lua")),
             release: Script::new(include_str!("lua/idempotency_release.lua")),
             bucket_keys: Script::new(include_str!("lua/bucket_keys.lua")),

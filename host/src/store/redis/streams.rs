@@ -60,4 +60,23 @@ impl RedisStore {
         )
         .await
     }
+
+    pub(super) async fn drop_stream(
+        &self,
+        ns: &Namespace,
+        session: &Name,
+        id: &str,
+    ) -> Result<(), StoreError> {
+        let key = ns.stream_key(session, id);
+        let mut call = self.scripts.stream_drop.prepare_invoke();
+        usage_keys(&mut call, ns, self.session_shard(session));
+        call.arg(&key);
+        if let Conn::Cluster(_) = self.conn {
+            // The stream and the ledger are in different slots: delete, then count.
+            self.query::<i64>(redis::cmd("DEL").arg(&key)).await?;
+        } else {
+            call.key(&key);
+        }
+        self.invoke::<i64>(&call).await.map(drop)
+    }
 }

@@ -13,6 +13,10 @@
 //! - `post N URL`: a POST with a body of N bytes.
 //! - `send METHOD URL`: a request with that method and no body; answers `STATUS
 //!   BODY` (the body is what an echoing server sent back) or the error.
+//! - `post-then-hold N MODEL GATE`: a POST of N bytes to MODEL, then a chat
+//!   request whose message is `hold` to GATE (a server that holds it until
+//!   released), then saves and answers what MODEL said: a turn that can be kept in
+//!   flight after its model answered.
 //! - `env NAME`: the plugin's environment variable NAME, or `unset`.
 //! - `globals`: what this instance's statics held before the turn changed them:
 //!   a zeroed counter and one set to 7 (answers `1 8` in a fresh instance) and
@@ -168,6 +172,27 @@ impl Guest for Hostile {
                     Ok(r) => format!("{} {}", r.status(), r.text().unwrap_or_default()),
                     Err(e) => format!("error: {e}"),
                 };
+                let options = wit::SaveOptions {
+                    ttl_seconds: None,
+                    if_version: None,
+                };
+                wit::save(&session, said.as_bytes(), options).map_err(|e| format!("{e:?}"))?;
+                Ok(said)
+            }
+            "post-then-hold" => {
+                let mut urls = input.splitn(4, ' ').skip(2);
+                let (model, gate) = (
+                    urls.next().unwrap_or_default(),
+                    urls.next().unwrap_or_default(),
+                );
+                let body = vec![b'x'; arg(rest) as usize];
+                let said = match http::send("POST", model, &[], body) {
+                    Ok(r) => format!("{} {}", r.status(), r.text().unwrap_or_default()),
+                    Err(e) => format!("error: {e}"),
+                };
+                let hold = br#"{"messages":[{"role":"user","content":"hold"}]}"#.to_vec();
+                let json = [("content-type", "application/json")];
+                http::send("POST", gate, &json, hold).map_err(|e| format!("gate: {e}"))?;
                 let options = wit::SaveOptions {
                     ttl_seconds: None,
                     if_version: None,

@@ -360,6 +360,15 @@ impl StateStore for Metered {
         let call = self.inner.release_idempotency(ns, session, key, claim);
         self.time("release_idempotency", call).await
     }
+    async fn drop_events(
+        &self,
+        ns: &Namespace,
+        session: &Name,
+        id: &str,
+    ) -> Result<(), StoreError> {
+        self.time("drop_events", self.inner.drop_events(ns, session, id))
+            .await
+    }
     fn schedule_buckets(&self) -> u32 {
         self.inner.schedule_buckets()
     }
