@@ -123,7 +123,7 @@ async fn twenty_schedules_fire_once_each_across_two_hosts(backend: Backend) {
         );
         assert!(!done.late);
     }
-    let runs = runs.lock().unwrap();
+    let runs = runs.lock().unwrap().clone();
     let done = runs
         .iter()
         .filter(|r| r.outcome == RunOutcome::Done)

@@ -12,9 +12,12 @@ use crate::store::keys::{Name, Namespace};
 use crate::store::schedule::{KEEP_FINISHED, KEEP_FINISHED_MS};
 use crate::store::{Claimed, Finish, Schedule, ScheduleState, ScheduleWrite};
 
-/// `ns \0 id` -> (due at, unix ms, 0 = not pending; the claim of the host running
-/// it, empty = none; record).
-const ROWS: TableDefinition<&[u8], (u64, &[u8], &[u8])> = TableDefinition::new("schedules");
+/// A row of [`ROWS`]: due at (unix ms, 0 = not pending), the claim of the host
+/// running it (empty = none), the record.
+type Row = (u64, &'static [u8], &'static [u8]);
+
+/// `ns \0 id` -> [`Row`].
+const ROWS: TableDefinition<&[u8], Row> = TableDefinition::new("schedules");
 /// `ns \0 due-at (big-endian) id` -> (): pending ones by due time.
 const DUE: TableDefinition<&[u8], ()> = TableDefinition::new("schedules_due");
 /// `ns \0 session (encoded) / id` -> (): kept ones by session.
@@ -41,7 +44,7 @@ fn encoded(session: &str) -> Result<String, StoreError> {
 
 /// The schedule tables of one write transaction.
 pub(super) struct Schedules<'t> {
-    rows: Table<'t, &'static [u8], (u64, &'static [u8], &'static [u8])>,
+    rows: Table<'t, &'static [u8], Row>,
     due: Table<'t, &'static [u8], ()>,
     by: Table<'t, &'static [u8], ()>,
     finished: Table<'t, &'static [u8], &'static str>,
