@@ -40,8 +40,7 @@ pub(crate) struct KeptJournal {
 /// route never serves it.
 pub(crate) fn buffer_id(key: &str) -> String {
     let digest = Sha256::digest(key.as_bytes());
-    let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
-    format!("journal:{hex}")
+    format!("journal:{}", crate::store::token::hex(&digest[..16]))
 }
 
 impl KeptJournal {

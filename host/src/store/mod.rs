@@ -11,6 +11,7 @@ pub mod keys;
 pub mod redis;
 pub mod schedule;
 pub mod spend;
+pub(crate) mod token;
 
 use std::time::Duration;
 

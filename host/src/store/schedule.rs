@@ -113,7 +113,7 @@ impl Schedule {
 /// A new schedule id for `session`: its index bucket as the first hex digit, then
 /// 23 random ones.
 fn new_id(session: &Name) -> String {
-    let token = crate::turn::idempotency::token();
+    let token = crate::store::token::token();
     format!("{:x}{}", index_bucket(session), &token[..ID_LEN - 1])
 }
 

@@ -11,16 +11,17 @@
 //! little after its turn's deadline, so a host that died mid-turn does not hold a
 //! key for longer.
 
-use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 
 use crate::error::{StoreError, TurnError};
 use crate::store::keys::{Name, Namespace};
 use crate::store::{Commit, IdempotencyWrite, SessionCommit, StateStore};
+
+use crate::store::token::hex;
+pub(crate) use crate::store::token::token;
 
 /// Longest idempotency key, in bytes.
 pub const MAX_KEY_BYTES: usize = 255;
@@ -247,34 +248,6 @@ pub(crate) fn add_record(commit: &mut Commit, session: &Name, write: Idempotency
         idempotency: Some(write),
         ..SessionCommit::new(session.clone())
     });
-}
-
-/// 128 bits (hex) no other claim or stream has: a process-wide random seed (std's `RandomState`
-/// keys come from the OS), the time and a counter, hashed.
-pub(crate) fn token() -> String {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let seed = RandomState::new();
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let now = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_nanos();
-    let mut hasher = Sha256::new();
-    hasher.update(seed.hash_one((n, now, std::process::id())).to_le_bytes());
-    hasher.update(RandomState::new().hash_one(n).to_le_bytes());
-    hasher.update(n.to_le_bytes());
-    hasher.update(now.to_le_bytes());
-    hex(&hasher.finalize()[..16])
-}
-
-fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        out.push(char::from(DIGITS[usize::from(b >> 4)]));
-        out.push(char::from(DIGITS[usize::from(b & 15)]));
-    }
-    out
 }
 
 #[cfg(test)]

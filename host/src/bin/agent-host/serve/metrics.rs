@@ -19,7 +19,7 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 use super::model_metrics::ModelMetrics;
-use super::schedules::ScheduleMetrics;
+use super::schedule_metrics::ScheduleMetrics;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(super) struct TurnLabels {

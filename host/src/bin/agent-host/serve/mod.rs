@@ -26,8 +26,8 @@
 //! per-tenant turn limit, `usage.rs` the usage routes, `metrics.rs`,
 //! `model_metrics.rs` (the model calls' counters), `connections.rs` (capped and
 //! timed out), `signals.rs` (what stops the server), `workers.rs` (`--workers N`:
-//! one single-threaded process per core), `schedules.rs` (scheduled turns: routes,
-//! metrics, the loop that runs them). The tenants' model budgets are in
+//! one single-threaded process per core), `schedules.rs` (scheduled turns: routes
+//! and the loop that runs them) and `schedule_metrics.rs`. The tenants' model budgets are in
 //! `../budgets.rs`, shared with `agent-host usage`.
 
 mod api_error;
@@ -37,6 +37,7 @@ mod connections;
 mod metrics;
 mod model_metrics;
 mod routes;
+mod schedule_metrics;
 mod schedules;
 mod sessions;
 mod signals;

@@ -8,13 +8,11 @@
 //! | `GET .../sessions/{session}/schedules` | 200 `{"schedules": [...]}`: pending, running, finished in the last day |
 //! | `DELETE .../sessions/{session}/schedules/{id}` | 204; 404 `no_schedule` if none is pending |
 //!
-//! Metrics: `agent_host_schedules_pending{plugin}`, `agent_host_scheduled_runs_total{plugin,outcome}`
-//! (`done`, `retry`, `failed`, `deferred`, `lost`), `agent_host_scheduled_late_total{plugin}`
-//! and `agent_host_schedule_lag_seconds{plugin}` (due to started).
+//! Their metrics are in `schedule_metrics.rs`.
 
 use std::sync::Arc;
 
-use agent_host::{RunOutcome, ScheduleRun, Scheduling};
+use agent_host::Scheduling;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::rejection::PathRejection;
@@ -22,12 +20,6 @@ use axum::extract::{Json, Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, post};
-use prometheus_client::encoding::EncodeLabelSet;
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
-use prometheus_client::registry::Registry;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -35,7 +27,6 @@ use super::App;
 use super::api_error::ApiError;
 use super::auth::Caller;
 use super::body;
-use super::metrics::PluginLabel;
 use crate::views::{now_ms, schedule_json};
 
 /// The routes, added to the API's.
@@ -143,79 +134,5 @@ async fn cancel(
             "no_schedule",
             format!("session {session:?} has no pending schedule {id:?}"),
         )),
-    }
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct RunLabels {
-    plugin: String,
-    outcome: &'static str,
-}
-
-/// The scheduled turns' metrics.
-pub(super) struct ScheduleMetrics {
-    pub(super) pending: Family<PluginLabel, Gauge>,
-    runs: Family<RunLabels, Counter>,
-    late: Family<PluginLabel, Counter>,
-    lag: Family<PluginLabel, Histogram>,
-}
-
-impl ScheduleMetrics {
-    /// The metrics, registered in `registry`.
-    pub(super) fn register(registry: &mut Registry) -> Self {
-        let metrics = Self {
-            pending: Family::default(),
-            runs: Family::default(),
-            late: Family::default(),
-            lag: Family::new_with_constructor(|| {
-                Histogram::new(exponential_buckets(0.01, 2.0, 14))
-            }),
-        };
-        registry.register(
-            "schedules_pending",
-            "Pending scheduled turns by plugin (running ones included)",
-            metrics.pending.clone(),
-        );
-        registry.register(
-            "scheduled_runs",
-            "Runs of scheduled turns by plugin and outcome (done, retry, failed, deferred, lost)",
-            metrics.runs.clone(),
-        );
-        registry.register(
-            "scheduled_late",
-            "Scheduled turns that started long after they were due (every server was down or busy)",
-            metrics.late.clone(),
-        );
-        registry.register(
-            "schedule_lag_seconds",
-            "From when a scheduled turn was due to when it started",
-            metrics.lag.clone(),
-        );
-        metrics
-    }
-
-    fn run(&self, run: &ScheduleRun) {
-        let outcome = match run.outcome {
-            RunOutcome::Done => "done",
-            RunOutcome::Retry => "retry",
-            RunOutcome::Failed => "failed",
-            RunOutcome::Deferred => "deferred",
-            _ => "lost",
-        };
-        let plugin = PluginLabel {
-            plugin: run.plugin.clone(),
-        };
-        self.runs
-            .get_or_create(&RunLabels {
-                plugin: run.plugin.clone(),
-                outcome,
-            })
-            .inc();
-        if run.late {
-            self.late.get_or_create(&plugin).inc();
-        }
-        self.lag
-            .get_or_create(&plugin)
-            .observe(run.lag.as_secs_f64());
     }
 }

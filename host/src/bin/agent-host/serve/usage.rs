@@ -23,6 +23,7 @@ use super::App;
 use super::api_error::ApiError;
 use super::auth::Caller;
 use super::metrics::PluginLabel;
+use super::schedule_metrics::ScheduleLabel;
 use crate::views::{Spend, model_json, usage_json};
 
 /// How often `/metrics` (which needs no token) may make the store count usage.
@@ -89,7 +90,7 @@ pub(super) async fn refresh_gauges(app: &App) {
         }
         match app.host.pending_schedules(id).await {
             Ok(n) => {
-                let label = PluginLabel { plugin: id.clone() };
+                let label = ScheduleLabel { plugin: id.clone() };
                 let n = i64::try_from(n).unwrap_or(i64::MAX);
                 app.metrics.schedules.pending.get_or_create(&label).set(n);
             }
