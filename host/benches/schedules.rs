@@ -20,6 +20,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use agent_host::host::DEFAULT_ROOT;
 use agent_host::keys::Namespace;
+use agent_host::ops::schedules::Due;
 use agent_host::{Host, PluginConfig, Quota, RunOutcome, ScheduleRun, Scheduling, StateStore};
 use agent_host_tests::{RedisServer, plugins, store};
 use common::env_u64;
@@ -70,7 +71,7 @@ async fn add_all(host: &Host, count: u64, rate: u64, base: u64) {
                     }
                     let at = base + i * 1000 / rate;
                     let session = format!("s{}", i % 10_000);
-                    host.add_schedule("remind", &session, at, format!("reminder: {i}"))
+                    host.add_schedule("remind", &session, Due::At(at), format!("reminder: {i}"))
                         .await
                         .expect("add a schedule");
                 }

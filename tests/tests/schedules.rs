@@ -7,6 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use agent_host::host::DEFAULT_ROOT;
 use agent_host::keys::Namespace;
+use agent_host::ops::schedules::Due;
 use agent_host::{
     Error, Host, PluginConfig, Quota, RunOutcome, ScheduleRun, ScheduleState, Scheduling,
     TurnError, TurnOptions,
@@ -202,13 +203,13 @@ async fn schedules_are_cancelled_in_a_turn_and_by_the_operator(backend: Backend)
 
 async fn a_schedule_due_while_every_host_was_down_runs_late(backend: Backend) {
     let host = remind_host(&backend, remind()).await;
-    let at = now_ms() + 1_000;
+    let at = now_ms() + 1_500;
     let added = host
-        .add_schedule("remind", "s", at, "reminder: late".into())
+        .add_schedule("remind", "s", Due::At(at), "reminder: late".into())
         .await
         .unwrap();
     // No host runs schedules until well after it was due.
-    tokio::time::sleep(Duration::from_millis(2_600)).await;
+    tokio::time::sleep(Duration::from_millis(3_100)).await;
     let options = Scheduling::default().with_late_after(Duration::from_secs(1));
     let runs = host.run_due_schedules(&options).await;
     assert_eq!(runs.len(), 1, "{runs:?}");
@@ -229,7 +230,12 @@ async fn a_schedule_due_while_every_host_was_down_runs_late(backend: Backend) {
 async fn a_failing_run_is_retried_then_kept_as_failed(backend: Backend) {
     let host = remind_host(&backend, remind().with_schedule_retries(2)).await;
     let added = host
-        .add_schedule("remind", "s", now_ms() + 1_000, "reminder: fail".into())
+        .add_schedule(
+            "remind",
+            "s",
+            Due::After(Duration::from_secs(1)),
+            "reminder: fail".into(),
+        )
         .await
         .unwrap();
     let runs = Arc::new(Mutex::new(Vec::new()));
@@ -267,7 +273,12 @@ async fn the_limits_on_schedules_hold(backend: Backend) {
     let third = host.run_turn("remind", "s", "remind 60 x").await.unwrap();
     assert!(third.starts_with("error quota-exceeded"), "{third}");
     let api = host
-        .add_schedule("remind", "t", now_ms() + 60_000, "x".into())
+        .add_schedule(
+            "remind",
+            "t",
+            Due::After(Duration::from_secs(60)),
+            "x".into(),
+        )
         .await;
     assert!(
         matches!(
@@ -285,11 +296,16 @@ async fn the_limits_on_schedules_hold(backend: Backend) {
     let far = host.run_turn("remind", "u", &far).await.unwrap();
     assert!(far.starts_with("error invalid-argument"), "{far}");
     let past = host
-        .add_schedule("remind", "u", now_ms() - 1, "x".into())
+        .add_schedule("remind", "u", Due::At(now_ms() - 1), "x".into())
         .await;
     assert!(matches!(past, Err(Error::Invalid(_))), "{past:?}");
     let big = host
-        .add_schedule("remind", "u", now_ms() + 60_000, "x".repeat(65 << 10))
+        .add_schedule(
+            "remind",
+            "u",
+            Due::After(Duration::from_secs(60)),
+            "x".repeat(65 << 10),
+        )
         .await;
     assert!(matches!(big, Err(Error::Invalid(_))), "{big:?}");
 }
@@ -299,7 +315,12 @@ async fn a_claim_left_by_a_dead_host_runs_out_and_its_committed_turn_is_not_run_
 ) {
     let host = remind_host(&backend, remind()).await;
     let added = host
-        .add_schedule("remind", "s", now_ms() + 1_000, "reminder: once".into())
+        .add_schedule(
+            "remind",
+            "s",
+            Due::After(Duration::from_secs(1)),
+            "reminder: once".into(),
+        )
         .await
         .unwrap();
     // A host claims it for 3 s, runs its turn (which commits) and dies before it

@@ -22,7 +22,7 @@ use super::{Host, TurnOptions};
 use crate::config::Budget;
 use crate::error::{Error, TurnError};
 use crate::guest_text::escaped;
-use crate::ops::schedules;
+use crate::ops::schedules::{self, Due};
 use crate::store::{Claimed, Finish, Schedule, ScheduleState};
 use crate::turn::idempotency::token;
 use crate::turn::schedules::now_ms;
@@ -319,17 +319,17 @@ impl Host {
     }
 
     /// Adds a scheduled turn of `session` of plugin `plugin_id` with `input`, due
-    /// at `at_ms` (unix ms, 1 s to 366 days from now).
+    /// 1 s to 366 days from now.
     pub async fn add_schedule(
         &self,
         plugin_id: &str,
         session: &str,
-        at_ms: u64,
+        due: Due,
         input: String,
     ) -> Result<Schedule, Error> {
         let scope = self.scope(plugin_id)?;
         let store = self.inner.store.as_ref();
-        schedules::add(store, &scope.ns, &scope.config, session, at_ms, input).await
+        schedules::add(store, &scope.ns, &scope.config, session, due, input).await
     }
 
     /// The kept schedules of a session: pending, running, and finished in the last

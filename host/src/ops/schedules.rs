@@ -3,6 +3,8 @@
 //! cancel them. A plugin adds and cancels its own through the WIT interface
 //! `schedule`, in its turn's commit (see `turn::schedules`).
 
+use std::time::Duration;
+
 use crate::config::PluginConfig;
 use crate::error::{Error, StateError, StoreError};
 use crate::store::keys::{Name, Namespace};
@@ -10,18 +12,33 @@ use crate::store::schedule::{self, Schedule, ScheduleState, ScheduleWrite};
 use crate::store::{Commit, StateStore};
 use crate::turn::schedules::{check_due, check_input, now_ms};
 
-/// Adds a scheduled turn of `session` with `input`, due at `at_ms` (unix ms, 1 s
-/// to 366 days from now), within the plugin's quota of pending schedules.
+/// When a schedule is due.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Due {
+    /// At this time (unix ms).
+    At(u64),
+    /// This long from now.
+    After(Duration),
+}
+
+/// Adds a scheduled turn of `session` with `input`, due 1 s to 366 days from now,
+/// within the plugin's quota of pending schedules.
 pub async fn add(
     store: &dyn StateStore,
     ns: &Namespace,
     config: &PluginConfig,
     session: &str,
-    at_ms: u64,
+    due: Due,
     input: String,
 ) -> Result<Schedule, Error> {
     let session = Name::session(session).map_err(Error::Invalid)?;
     let now = now_ms();
+    let at_ms = match due {
+        Due::At(at) => at,
+        Due::After(delay) => {
+            now.saturating_add(u64::try_from(delay.as_millis()).unwrap_or(u64::MAX))
+        }
+    };
     check_due(at_ms, now).map_err(Error::Invalid)?;
     check_input(&input, config.limits.max_value_bytes).map_err(Error::Invalid)?;
     // Checked here too: on a Redis Cluster the commit does not count them.

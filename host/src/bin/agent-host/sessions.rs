@@ -171,13 +171,13 @@ pub(crate) async fn sessions(args: SessionsArgs) -> anyhow::Result<()> {
             cancel,
         } => {
             if let Some(input) = add {
-                let at = match (at, delay) {
-                    (Some(at), _) => at,
-                    (None, Some(d)) => views::now_ms().saturating_add(d.as_millis() as u64),
+                let due = match (at, delay) {
+                    (Some(at), _) => schedules::Due::At(at),
+                    (None, Some(d)) => schedules::Due::After(d.into()),
                     (None, None) => anyhow::bail!("give --delay or --at with --add"),
                 };
                 let config = plugin_config(&file, &plugin)?;
-                let added = schedules::add(store, &ns, &config, &session, at, input).await?;
+                let added = schedules::add(store, &ns, &config, &session, due, input).await?;
                 outln!(
                     "{}",
                     serde_json::to_string_pretty(&views::schedule_json(&added))?

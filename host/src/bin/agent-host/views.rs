@@ -160,10 +160,3 @@ pub(crate) fn schedule_json(s: &agent_host::Schedule) -> Value {
     }
     v
 }
-
-/// Now, in unix ms.
-pub(crate) fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}

@@ -13,6 +13,7 @@
 use std::sync::Arc;
 
 use agent_host::Scheduling;
+use agent_host::ops::schedules::Due;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::rejection::PathRejection;
@@ -27,7 +28,7 @@ use super::App;
 use super::api_error::ApiError;
 use super::auth::Caller;
 use super::body;
-use crate::views::{now_ms, schedule_json};
+use crate::views::schedule_json;
 
 /// The routes, added to the API's.
 pub(super) fn routes(router: Router<Arc<App>>) -> Router<Arc<App>> {
@@ -82,16 +83,13 @@ async fn add(
     let body: AddBody = body::json(&app, body).await?;
     let invalid =
         |message: String| ApiError::new(StatusCode::BAD_REQUEST, "invalid_argument", message);
-    let at = match (body.at, body.delay) {
-        (Some(at), None) => at,
-        (None, Some(delay)) => {
-            let delay = humantime::parse_duration(&delay).map_err(|e| {
-                invalid(format!(
-                    "delay {delay:?}: {e} (for example \"90s\", \"10m\", \"2h\")"
-                ))
-            })?;
-            now_ms().saturating_add(u64::try_from(delay.as_millis()).unwrap_or(u64::MAX))
-        }
+    let due = match (body.at, body.delay) {
+        (Some(at), None) => Due::At(at),
+        (None, Some(delay)) => Due::After(humantime::parse_duration(&delay).map_err(|e| {
+            invalid(format!(
+                "delay {delay:?}: {e} (for example \"90s\", \"10m\", \"2h\")"
+            ))
+        })?),
         _ => {
             return Err(invalid(
                 "give either \"delay\" (\"10m\") or \"at\" (unix ms)".into(),
@@ -100,7 +98,7 @@ async fn add(
     };
     let added = app
         .host
-        .add_schedule(&plugin, &session, at, body.input)
+        .add_schedule(&plugin, &session, due, body.input)
         .await?;
     let answer = json!({ "id": added.id, "at": added.at_ms });
     Ok((StatusCode::CREATED, Json(answer)).into_response())
