@@ -20,6 +20,7 @@ const PLUGINS: &[(&str, &str)] = &[
     ("kv-probe", "tests/plugins/kv-probe"),
     ("spin-kv", "tests/plugins/spin-kv"),
     ("remind", "tests/plugins/remind"),
+    ("mcp-probe", "tests/plugins/mcp-probe"),
     ("chat-memory", "examples/chat-memory"),
     ("notes", "examples/notes"),
     ("llm-chat", "examples/llm-chat"),
@@ -135,6 +136,20 @@ const SCRIPTED: &[Scripted] = &[
         script: "guest-sdk/js/build.sh",
         args: &["tests/plugins/js-remind/app.js"],
         sources: &["guest-sdk/js", "tests/plugins/js-remind"],
+        needs: "node and npm, and the npm registry for componentize-js",
+    },
+    Scripted {
+        name: "py-mcp-probe",
+        script: "guest-sdk/python/build.sh",
+        args: &["tests/plugins/py-mcp-probe", "app"],
+        sources: &["guest-sdk/python", "tests/plugins/py-mcp-probe"],
+        needs: "python3 with venv, and PyPI for componentize-py",
+    },
+    Scripted {
+        name: "js-mcp-probe",
+        script: "guest-sdk/js/build.sh",
+        args: &["tests/plugins/js-mcp-probe/app.js"],
+        sources: &["guest-sdk/js", "tests/plugins/js-mcp-probe"],
         needs: "node and npm, and the npm registry for componentize-js",
     },
 ];

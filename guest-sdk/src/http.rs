@@ -87,7 +87,7 @@ pub fn post_json<T: Serialize + ?Sized>(url: &str, body: &T) -> Result<Response>
 
 /// Outside a component (a plugin's native unit tests, `agent_sdk::testing`) there
 /// is no host to send a request: an error rather than a panic in WASI's stubs.
-fn no_host(method: &str, url: &str) -> Result<()> {
+pub(crate) fn no_host(method: &str, url: &str) -> Result<()> {
     if cfg!(target_arch = "wasm32") {
         return Ok(());
     }
@@ -198,7 +198,7 @@ pub fn send_lines(
     })
 }
 
-fn request(
+pub(crate) fn request(
     method: &str,
     url: &str,
     headers: &[(&str, &str)],
@@ -230,6 +230,6 @@ fn carries_body(method: &str) -> bool {
 }
 
 /// A URL for messages: its query may hold things that are nobody's business.
-fn without_query(url: &str) -> &str {
+pub(crate) fn without_query(url: &str) -> &str {
     url.split(['?', '#']).next().unwrap_or(url)
 }

@@ -40,6 +40,7 @@
 
 pub mod http;
 pub mod llm;
+pub mod mcp;
 pub mod schedule;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod testing;
@@ -98,6 +99,10 @@ pub enum Error {
     Message(String),
     /// An HTTP request failed (refused by the host, unreachable, a bad answer).
     Http(String),
+    /// An MCP server answered an error ([`mcp`]): a JSON-RPC error, an answer
+    /// that is not JSON-RPC, or a tool result marked `isError` (then the message
+    /// is the tool's text, as it is).
+    Mcp(String),
 }
 
 impl Error {
@@ -127,6 +132,7 @@ impl fmt::Display for Error {
             Self::Codec(m) => write!(f, "cannot encode or decode a value: {m}"),
             Self::Message(m) => f.write_str(m),
             Self::Http(m) => write!(f, "http: {m}"),
+            Self::Mcp(m) => write!(f, "mcp: {m}"),
         }
     }
 }

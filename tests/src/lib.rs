@@ -1,11 +1,13 @@
 //! Fixtures of the integration tests: real `redis-server` processes on free loopback
 //! ports ([`RedisServer`]), model servers (our axum fixture [`model_server`], a
 //! Python `http.server` stand-in [`python_model`], `nginx` in front of one
-//! [`nginx`]), the plugins under test built from source ([`plugins`]), and helpers
-//! to drive them through a [`Host`].
+//! [`nginx`]), an MCP server on the official Python SDK ([`mcp_server`]), the
+//! plugins under test built from source ([`plugins`]), and helpers to drive them
+//! through a [`Host`].
 
 pub mod cluster;
 pub mod load;
+pub mod mcp_server;
 pub mod model_server;
 pub mod nginx;
 pub mod python_model;
@@ -62,6 +64,13 @@ pub mod plugins {
     pub const PY_REMIND: &str = env!("PLUGIN_PY_REMIND");
     /// `remind` in JavaScript.
     pub const JS_REMIND: &str = env!("PLUGIN_JS_REMIND");
+    /// An MCP client (`agent_sdk::mcp`): `URL tools`, `URL call NAME JSONARGS` (see
+    /// its source).
+    pub const MCP_PROBE: &str = env!("PLUGIN_MCP_PROBE");
+    /// `mcp-probe` in Python (`agent_sdk.mcp`).
+    pub const PY_MCP_PROBE: &str = env!("PLUGIN_PY_MCP_PROBE");
+    /// `mcp-probe` in JavaScript (`agent-sdk/mcp`).
+    pub const JS_MCP_PROBE: &str = env!("PLUGIN_JS_MCP_PROBE");
 }
 
 /// Store options for tests: fail fast when Redis is down.
