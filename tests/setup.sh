@@ -38,6 +38,17 @@ if [ ! -x "$floor_venv/bin/python" ] || ! cmp -s "$floor_pins" "$floor_venv/requ
   cp "$floor_pins" "$floor_venv/requirements.txt"
 fi
 
+# The MCP test's client (tests/servers/mcp_client.py, host/tests/mcp_serve.rs): the
+# official MCP Python SDK, pinned, in a venv under target/ (same scheme as above).
+mcp_venv=target/mcp-venv
+mcp_pins=tests/servers/mcp_client.requirements.txt
+if [ ! -x "$mcp_venv/bin/python" ] || ! cmp -s "$mcp_pins" "$mcp_venv/requirements.txt"; then
+  echo "setup: installing the MCP client's packages into $mcp_venv" >&2
+  python3 -m venv "$mcp_venv"
+  "$mcp_venv/bin/pip" install --quiet --disable-pip-version-check -r "$mcp_pins"
+  cp "$mcp_pins" "$mcp_venv/requirements.txt"
+fi
+
 if ! command -v redis-server >/dev/null || ! command -v redis-cli >/dev/null; then
   echo "setup: installing redis-server" >&2
   sudo=""

@@ -12,6 +12,7 @@
 //! | `GET /v1/plugins/{plugin}/usage` | 200 what it keeps and spent on model calls |
 //! | `GET /v1/usage` | 200 what the caller's tenant spent on model calls |
 //! | `GET /v1/plugins` | 200 the plugins the token may call |
+//! | `POST /v1/mcp` | MCP (Streamable HTTP): a tool per plugin the token may call |
 //! | `GET /healthz` | 200, or 503 when the store does not answer |
 //! | `GET /metrics` | Prometheus text |
 //!
@@ -21,7 +22,8 @@
 //! is `{"error": {"kind", "message"}}` with a stable `kind` (`api_error.rs`).
 //!
 //! Layout: `routes.rs` the router, `sessions.rs` the session routes, `versions.rs`
-//! the kept versions' routes, `turns.rs` the turn route, `streams.rs` streamed
+//! the kept versions' routes, `turns.rs` the turn route (and how every turn is
+//! let in and run), `mcp.rs` the MCP server (plugins as tools), `streams.rs` streamed
 //! turns and their resumption, `body.rs` reading request bodies, `tenants.rs` the
 //! per-tenant turn limit, `usage.rs` the usage routes, `metrics.rs`,
 //! `model_metrics.rs` (the model calls' counters), `connections.rs` (capped and
@@ -34,6 +36,7 @@ mod api_error;
 mod auth;
 mod body;
 mod connections;
+mod mcp;
 mod metrics;
 mod model_metrics;
 mod routes;
