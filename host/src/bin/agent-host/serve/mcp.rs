@@ -23,8 +23,10 @@
 //!   the result. A conflict retry's restart is one with `_meta: {"restart": true}`.
 //!   As on the HTTP stream, the plugin never waits for the client: one that does
 //!   not keep up (256 chunks behind) gets no more chunks.
-//! - A client that cancels the call (`notifications/cancelled`) or goes away
-//!   drops its turn, which writes nothing, as an HTTP client that disconnects.
+//! - A call whose connection closes before its answer drops its turn (rmcp
+//!   cancels the request), which writes nothing, as for an HTTP client that
+//!   disconnects. A `notifications/cancelled` comes on a POST of its own and,
+//!   with no session, reaches no call.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -19,7 +19,8 @@
 //! `/v1` needs `Authorization: Bearer <token>` of a `[[token]]` that lists the plugin:
 //! 401 without a known token, 404 for a plugin the token may not call (as for one
 //! that does not exist), both before any body byte is read (`auth.rs`). Every error
-//! is `{"error": {"kind", "message"}}` with a stable `kind` (`api_error.rs`).
+//! is `{"error": {"kind", "message"}}` with a stable `kind` (`api_error.rs`);
+//! on `/v1/mcp`, past the token check and the body's limits, MCP's own errors.
 //!
 //! Layout: `routes.rs` the router, `sessions.rs` the session routes, `versions.rs`
 //! the kept versions' routes, `turns.rs` the turn route (and how every turn is
