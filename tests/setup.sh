@@ -38,10 +38,11 @@ if [ ! -x "$floor_venv/bin/python" ] || ! cmp -s "$floor_pins" "$floor_venv/requ
   cp "$floor_pins" "$floor_venv/requirements.txt"
 fi
 
-# The MCP server of the SDKs' MCP client tests (tests/servers/mcp_server.py): the
-# official MCP Python SDK, pinned, in a venv under target/ (the same check).
+# The official MCP Python SDK, pinned, in a venv under target/ (the same check): the
+# MCP server of the SDKs' MCP client tests (tests/servers/mcp_server.py) and the
+# client of serve's MCP endpoint (tests/servers/mcp_client.py).
 mcp_venv=target/mcp-venv
-mcp_pins=tests/servers/mcp_server.requirements.txt
+mcp_pins=tests/servers/mcp.requirements.txt
 if [ ! -x "$mcp_venv/bin/python" ] || ! cmp -s "$mcp_pins" "$mcp_venv/requirements.txt"; then
   echo "setup: installing the MCP SDK into $mcp_venv" >&2
   python3 -m venv "$mcp_venv"

@@ -1,5 +1,5 @@
 """An MCP server for the SDKs' MCP clients, written with the official Python SDK
-(`mcp==2.3.0`, pinned in mcp_server.requirements.txt; tests/setup.sh installs it
+(`mcp==2.3.0`, pinned in mcp.requirements.txt; tests/setup.sh installs it
 into target/mcp-venv). In mcp 2 FastMCP is `mcp.server.mcpserver.MCPServer`.
 
     target/mcp-venv/bin/python tests/servers/mcp_server.py [--json] [--page-size N]

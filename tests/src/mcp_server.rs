@@ -33,7 +33,7 @@ fn python() -> PathBuf {
         ok,
         "the MCP tests need the official MCP Python SDK (mcp==2.3.0) in {}: run tests/setup.sh \
          (or `python3 -m venv target/mcp-venv && target/mcp-venv/bin/pip install -r \
-         tests/servers/mcp_server.requirements.txt`)",
+         tests/servers/mcp.requirements.txt`)",
         python.display()
     );
     python

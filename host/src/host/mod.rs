@@ -443,6 +443,11 @@ impl Host {
         checkpoints::fork(store, &scope.ns, &scope.config, session, from_version, to).await
     }
 
+    /// What plugin `plugin_id` said about itself (`describe`) when it was loaded.
+    pub fn plugin_info(&self, plugin_id: &str) -> Option<PluginInfo> {
+        self.plugin(plugin_id).map(|p| p.info.clone())
+    }
+
     /// The wall-clock deadline of plugin `plugin_id`'s turns.
     pub fn plugin_deadline(&self, plugin_id: &str) -> Option<Duration> {
         self.plugin(plugin_id)

@@ -189,6 +189,8 @@ pub struct PluginSection {
     pub wasm: Spanned<PathBuf>,
     /// The key prefix of its state (the tenant).
     pub prefix: Spanned<String>,
+    /// What it is for, in a sentence: `serve` shows it to MCP clients.
+    pub description: Option<String>,
     /// Session lifetime after the last write; none: forever.
     #[serde(default, deserialize_with = "optional_duration")]
     pub default_ttl: Option<Duration>,

@@ -45,7 +45,7 @@ pub(super) async fn json<T: DeserializeOwned>(app: &App, body: Body) -> Result<T
 
 /// At most `max` bytes of `body`, read within `body_timeout`. A body that says
 /// up front it is bigger (`Content-Length`) is refused before any of it is read.
-async fn read(app: &App, body: Body, max: usize) -> Result<Bytes, ApiError> {
+pub(super) async fn read(app: &App, body: Body, max: usize) -> Result<Bytes, ApiError> {
     let too_large = || {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,

@@ -12,16 +12,19 @@
 //! | `GET /v1/plugins/{plugin}/usage` | 200 what it keeps and spent on model calls |
 //! | `GET /v1/usage` | 200 what the caller's tenant spent on model calls |
 //! | `GET /v1/plugins` | 200 the plugins the token may call |
+//! | `POST /v1/mcp` | MCP (Streamable HTTP): a tool per plugin the token may call |
 //! | `GET /healthz` | 200, or 503 when the store does not answer |
 //! | `GET /metrics` | Prometheus text |
 //!
 //! `/v1` needs `Authorization: Bearer <token>` of a `[[token]]` that lists the plugin:
 //! 401 without a known token, 404 for a plugin the token may not call (as for one
 //! that does not exist), both before any body byte is read (`auth.rs`). Every error
-//! is `{"error": {"kind", "message"}}` with a stable `kind` (`api_error.rs`).
+//! is `{"error": {"kind", "message"}}` with a stable `kind` (`api_error.rs`);
+//! on `/v1/mcp`, past the token check and the body's limits, MCP's own errors.
 //!
 //! Layout: `routes.rs` the router, `sessions.rs` the session routes, `versions.rs`
-//! the kept versions' routes, `turns.rs` the turn route, `streams.rs` streamed
+//! the kept versions' routes, `turns.rs` the turn route (and how every turn is
+//! let in and run), `mcp.rs` the MCP server (plugins as tools), `streams.rs` streamed
 //! turns and their resumption, `body.rs` reading request bodies, `tenants.rs` the
 //! per-tenant turn limit, `usage.rs` the usage routes, `metrics.rs`,
 //! `model_metrics.rs` (the model calls' counters), `connections.rs` (capped and
@@ -34,6 +37,7 @@ mod api_error;
 mod auth;
 mod body;
 mod connections;
+mod mcp;
 mod metrics;
 mod model_metrics;
 mod routes;

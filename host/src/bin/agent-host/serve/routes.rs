@@ -1,5 +1,6 @@
 //! The API's router: each resource's routes (`turns`, `streams`, `sessions`,
-//! `versions`, `schedules`, `usage`) behind the token check, the plugin list, health, metrics.
+//! `versions`, `schedules`, `usage`, and MCP's `mcp`) behind the token check, the
+//! plugin list, health, metrics.
 
 use std::sync::Arc;
 
@@ -26,6 +27,7 @@ pub(super) fn router(app: Arc<App>) -> Router {
     let api = super::sessions::routes(api);
     let api = super::versions::routes(api);
     let api = super::schedules::routes(api);
+    let api = super::mcp::routes(api, &app);
     let api = super::usage::routes(api)
         .route_layer(middleware::from_fn_with_state(app.clone(), auth::require));
     Router::new()
