@@ -62,6 +62,14 @@ pub mod plugins {
     pub const PY_REMIND: &str = env!("PLUGIN_PY_REMIND");
     /// `remind` in JavaScript.
     pub const JS_REMIND: &str = env!("PLUGIN_JS_REMIND");
+    /// A tool loop (add, divide, note) with its history kept (see its source).
+    pub const TOOLS_AGENT: &str = env!("PLUGIN_TOOLS_AGENT");
+    /// `tools-agent` in Python.
+    pub const PY_TOOLS_AGENT: &str = env!("PLUGIN_PY_TOOLS_AGENT");
+    /// `tools-agent` in JavaScript.
+    pub const JS_TOOLS_AGENT: &str = env!("PLUGIN_JS_TOOLS_AGENT");
+    /// The py-tools example: a Python agent with a calculator and notes.
+    pub const PY_TOOLS: &str = env!("PLUGIN_PY_TOOLS");
 }
 
 /// Store options for tests: fail fast when Redis is down.
