@@ -21,6 +21,7 @@ const PLUGINS: &[(&str, &str)] = &[
     ("spin-kv", "tests/plugins/spin-kv"),
     ("remind", "tests/plugins/remind"),
     ("mcp-probe", "tests/plugins/mcp-probe"),
+    ("tools-agent", "tests/plugins/tools"),
     ("chat-memory", "examples/chat-memory"),
     ("notes", "examples/notes"),
     ("llm-chat", "examples/llm-chat"),
@@ -96,6 +97,27 @@ struct Scripted {
 }
 
 const SCRIPTED: &[Scripted] = &[
+    Scripted {
+        name: "py-tools-agent",
+        script: "guest-sdk/python/build.sh",
+        args: &["tests/plugins/py-tools-agent", "app"],
+        sources: &["guest-sdk/python", "tests/plugins/py-tools-agent"],
+        needs: "python3 with venv, and PyPI for componentize-py",
+    },
+    Scripted {
+        name: "js-tools-agent",
+        script: "guest-sdk/js/build.sh",
+        args: &["tests/plugins/js-tools-agent/app.js"],
+        sources: &["guest-sdk/js", "tests/plugins/js-tools-agent"],
+        needs: "node and npm, and the npm registry for componentize-js",
+    },
+    Scripted {
+        name: "py-tools",
+        script: "guest-sdk/python/build.sh",
+        args: &["examples/py-tools", "app"],
+        sources: &["guest-sdk/python", "examples/py-tools"],
+        needs: "python3 with venv, and PyPI for componentize-py",
+    },
     Scripted {
         name: "py-chat",
         script: "guest-sdk/python/build.sh",

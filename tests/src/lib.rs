@@ -71,6 +71,14 @@ pub mod plugins {
     pub const PY_MCP_PROBE: &str = env!("PLUGIN_PY_MCP_PROBE");
     /// `mcp-probe` in JavaScript (`agent-sdk/mcp`).
     pub const JS_MCP_PROBE: &str = env!("PLUGIN_JS_MCP_PROBE");
+    /// A tool loop (add, divide, note) with its history kept (see its source).
+    pub const TOOLS_AGENT: &str = env!("PLUGIN_TOOLS_AGENT");
+    /// `tools-agent` in Python.
+    pub const PY_TOOLS_AGENT: &str = env!("PLUGIN_PY_TOOLS_AGENT");
+    /// `tools-agent` in JavaScript.
+    pub const JS_TOOLS_AGENT: &str = env!("PLUGIN_JS_TOOLS_AGENT");
+    /// The py-tools example: a Python agent with a calculator and notes.
+    pub const PY_TOOLS: &str = env!("PLUGIN_PY_TOOLS");
 }
 
 /// Store options for tests: fail fast when Redis is down.

@@ -7,6 +7,10 @@
 //! (`stream_options.include_usage`), in a stream's last chunk; and
 //! `POST /usage/{form}` answers a fixed usage in each form the host meters
 //! ([`USAGE_FORMS`]).
+//!
+//! A request with `tools` gets the tool mode's answer ([`tool_answer`]): tool
+//! calls, by rules the user's text sets, then a text quoting the tools' results;
+//! `tests/servers/chat_completions.py` answers the same.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -158,8 +162,35 @@ async fn complete(
         .and_then(|m| m["content"].as_str())
         .unwrap_or("");
     let mut content = format!("You said {last:?}; I saw {} messages.", messages.len());
+    let calls = match tool_answer(&request) {
+        Some(ToolAnswer::Calls(calls)) => Some(calls),
+        Some(ToolAnswer::Text(text)) => {
+            content = text;
+            None
+        }
+        None => None,
+    };
     if matches!(*shared.mode.lock().unwrap(), Mode::Empty) {
         content.clear();
+    }
+    if let Some(calls) = calls {
+        let said: Vec<&str> = calls
+            .iter()
+            .filter_map(|c| c["function"]["arguments"].as_str())
+            .collect();
+        let (input, output) = usage_of(messages.len(), &said.join(" "));
+        if request["stream"] == true {
+            let usage = request["stream_options"]["include_usage"] == true;
+            return streamed_calls(&calls, usage.then_some((input, output)));
+        }
+        return axum::Json(json!({
+            "id": "chatcmpl-test",
+            "object": "chat.completion",
+            "model": request["model"],
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": null, "tool_calls": calls}, "finish_reason": "tool_calls"}],
+            "usage": {"prompt_tokens": input, "completion_tokens": output, "total_tokens": input + output}
+        }))
+        .into_response();
     }
     let (input, output) = usage_of(messages.len(), &content);
     if request["stream"] == true {
@@ -192,6 +223,209 @@ fn streamed(content: &str, usage: Option<(u64, u64)>) -> Response {
         body.push_str(&format!("data: {piece}\n\n"));
         rest = &rest[end..];
     }
+    if let Some((input, output)) = usage {
+        let usage =
+            json!({"choices": [], "usage": {"prompt_tokens": input, "completion_tokens": output}});
+        body.push_str(&format!("data: {usage}\n\n"));
+    }
+    body.push_str("data: [DONE]\n\n");
+    ([(header::CONTENT_TYPE, "text/event-stream")], body).into_response()
+}
+
+/// What the tool mode answers: tool calls (OpenAI's `tool_calls` items), or the
+/// final text.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ToolAnswer {
+    /// `{"id", "type": "function", "function": {"name", "arguments"}}` each.
+    Calls(Vec<Value>),
+    /// The final answer.
+    Text(String),
+}
+
+/// Words of the user's text that steer the tool mode, not passed to a tool.
+const DIRECTIVES: [&str; 4] = ["forever", "unknown-tool", "bad-args", "parallel"];
+
+/// The tool mode's answer to `request`, `None` when it has no `tools`.
+///
+/// While the conversation since the last user message has had fewer rounds of
+/// tool calls than the text asks (`steps=N`, 1 by default; `forever`: no end),
+/// it calls the first tool whose name is a word of the text (else the first
+/// tool) with arguments taken from the text: its numbers, in order, for the
+/// `number` and `integer` properties sorted by name, the text (without these
+/// directives) for `string` ones. `unknown-tool` calls `no_such_tool`,
+/// `bad-args` sends `{not json`, `parallel` makes two calls; call ids are
+/// `call_{round}_{i}`. Then it answers `Tools said ["<result>", ...]; I saw <n>
+/// messages.` with the contents of the trailing `tool` messages.
+pub fn tool_answer(request: &Value) -> Option<ToolAnswer> {
+    let tools: Vec<&Value> = request["tools"]
+        .as_array()?
+        .iter()
+        .filter(|t| t["function"].is_object())
+        .collect();
+    if tools.is_empty() {
+        return None;
+    }
+    let messages = request["messages"].as_array().cloned().unwrap_or_default();
+    let last_user = messages.iter().rposition(|m| m["role"] == "user");
+    let text = last_user
+        .and_then(|i| messages[i]["content"].as_str())
+        .unwrap_or("");
+    let words: Vec<String> = text.split_whitespace().map(str::to_lowercase).collect();
+    let since = last_user.map_or(&messages[..], |i| &messages[i + 1..]);
+    let rounds = since
+        .iter()
+        .filter(|m| {
+            m["role"] == "assistant" && m["tool_calls"].as_array().is_some_and(|c| !c.is_empty())
+        })
+        .count();
+    let steps = words
+        .iter()
+        .find_map(|w| w.strip_prefix("steps="))
+        .map_or(1, |n| n.parse::<usize>().unwrap_or(0));
+    if words.iter().any(|w| w == "forever") || rounds < steps {
+        return Some(ToolAnswer::Calls(tool_calls(&tools, text, &words, rounds)));
+    }
+    let results: Vec<Value> = messages
+        .iter()
+        .rev()
+        .take_while(|m| m["role"] == "tool")
+        .map(|m| m["content"].clone())
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    Some(ToolAnswer::Text(format!(
+        "Tools said {}; I saw {} messages.",
+        Value::Array(results),
+        messages.len()
+    )))
+}
+
+fn tool_calls(tools: &[&Value], text: &str, words: &[String], rounds: usize) -> Vec<Value> {
+    let chosen = tools
+        .iter()
+        .find(|t| {
+            let name = t["function"]["name"].as_str().unwrap_or("").to_lowercase();
+            words.contains(&name)
+        })
+        .unwrap_or(&tools[0]);
+    let name = if words.iter().any(|w| w == "unknown-tool") {
+        "no_such_tool"
+    } else {
+        chosen["function"]["name"].as_str().unwrap_or("")
+    };
+    let plain: Vec<&str> = text
+        .split_whitespace()
+        .filter(|w| {
+            let w = w.to_lowercase();
+            !DIRECTIVES.contains(&w.as_str()) && !w.starts_with("steps=")
+        })
+        .collect();
+    let plain = plain.join(" ");
+    let mut numbers = numbers_in(&plain).into_iter();
+    let mut arguments = serde_json::Map::new();
+    if let Some(properties) = chosen["function"]["parameters"]["properties"].as_object() {
+        let mut keys: Vec<&String> = properties.keys().collect();
+        keys.sort();
+        for key in keys {
+            let value = match properties[key]["type"].as_str() {
+                Some(kind @ ("number" | "integer")) => {
+                    let raw = numbers.next().unwrap_or_else(|| "0".into());
+                    let float: f64 = raw.parse().unwrap_or(0.0);
+                    if kind == "integer" || !raw.contains('.') {
+                        json!(float.trunc() as i64)
+                    } else {
+                        json!(float)
+                    }
+                }
+                Some("boolean") => json!(true),
+                Some("array") => json!([]),
+                Some("object") => json!({}),
+                _ => json!(plain),
+            };
+            arguments.insert(key.clone(), value);
+        }
+    }
+    let encoded = if words.iter().any(|w| w == "bad-args") {
+        "{not json".to_string()
+    } else {
+        Value::Object(arguments).to_string()
+    };
+    let count = if words.iter().any(|w| w == "parallel") {
+        2
+    } else {
+        1
+    };
+    (0..count)
+        .map(|i| {
+            json!({
+                "id": format!("call_{rounds}_{i}"),
+                "type": "function",
+                "function": {"name": name, "arguments": encoded},
+            })
+        })
+        .collect()
+}
+
+/// The numbers in `text` (`-?[0-9]+(\.[0-9]+)?`), as written.
+fn numbers_in(text: &str) -> Vec<String> {
+    let chars: Vec<char> = text.chars().collect();
+    let mut found = Vec::new();
+    let mut i = 0;
+    while i < chars.len() {
+        let negative = chars[i] == '-' && chars.get(i + 1).is_some_and(char::is_ascii_digit);
+        if !(chars[i].is_ascii_digit() || negative) {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        i += 1;
+        while i < chars.len() && chars[i].is_ascii_digit() {
+            i += 1;
+        }
+        if i + 1 < chars.len() && chars[i] == '.' && chars[i + 1].is_ascii_digit() {
+            i += 1;
+            while i < chars.len() && chars[i].is_ascii_digit() {
+                i += 1;
+            }
+        }
+        found.push(chars[start..i].iter().collect());
+    }
+    found
+}
+
+/// Tool calls as OpenAI streams them: per call a first piece with its index, id
+/// and name, then its arguments in pieces of 5 characters; a chunk that ends
+/// with `finish_reason: "tool_calls"`, the usage if asked for, `[DONE]`.
+fn streamed_calls(calls: &[Value], usage: Option<(u64, u64)>) -> Response {
+    let mut body = String::new();
+    let mut event = |delta: Value, finish: Value| {
+        let chunk = json!({"choices": [{"index": 0, "delta": delta, "finish_reason": finish}]});
+        body.push_str(&format!("data: {chunk}\n\n"));
+    };
+    for (i, call) in calls.iter().enumerate() {
+        let first = json!({
+            "index": i, "id": call["id"], "type": "function",
+            "function": {"name": call["function"]["name"], "arguments": ""}
+        });
+        event(
+            json!({"role": "assistant", "content": null, "tool_calls": [first]}),
+            Value::Null,
+        );
+        let arguments: Vec<char> = call["function"]["arguments"]
+            .as_str()
+            .unwrap_or("")
+            .chars()
+            .collect();
+        for piece in arguments.chunks(5) {
+            let piece: String = piece.iter().collect();
+            event(
+                json!({"tool_calls": [{"index": i, "function": {"arguments": piece}}]}),
+                Value::Null,
+            );
+        }
+    }
+    event(json!({}), json!("tool_calls"));
     if let Some((input, output)) = usage {
         let usage =
             json!({"choices": [], "usage": {"prompt_tokens": input, "completion_tokens": output}});

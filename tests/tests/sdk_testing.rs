@@ -92,3 +92,25 @@ fn javascript_schedules_unit_tests_run_with_plain_node() {
         "{text}"
     );
 }
+
+/// The tool agents' unit tests (and `agent_sdk.llm`'s / `agent-sdk/llm`'s tool
+/// loop) against the Python model stand-in, which they start.
+#[test]
+fn python_tools_unit_tests_run_with_plain_python3() {
+    let (ok, text) = python_unit_tests("tests/plugins/py-tools-agent");
+    assert!(ok, "{text}");
+    assert!(
+        text.contains("Ran 6 tests") && text.contains("\nOK"),
+        "{text}"
+    );
+}
+
+#[test]
+fn javascript_tools_unit_tests_run_with_plain_node() {
+    let (ok, text) = node_unit_tests("tests/plugins/js-tools-agent/app.test.js");
+    assert!(ok, "{text}");
+    assert!(
+        text.contains("# pass 4") && text.contains("# fail 0"),
+        "{text}"
+    );
+}

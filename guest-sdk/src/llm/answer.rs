@@ -3,14 +3,50 @@
 //! line as it arrives. Which form came is seen from its first byte: a JSON
 //! completion starts with `{`, which no event-stream line can (it would be a
 //! field named `{...`, which the format ignores).
+//!
+//! An answer may call tools instead of (or besides) saying something: a whole
+//! completion carries `message.tool_calls`; a stream carries them in pieces,
+//! `delta.tool_calls[i]` by `index`, the first with the call's `id` and
+//! function `name`, the next ones with more of its `arguments`, assembled here.
 
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::{FunctionCall, ToolCall};
 use crate::{Error, Result};
 
+/// What the model answered: its text (maybe empty when it calls tools) and the
+/// tools it calls.
+#[derive(Debug, Default, PartialEq)]
+pub(super) struct Reply {
+    pub(super) text: String,
+    pub(super) tool_calls: Vec<ToolCall>,
+}
+
+impl Reply {
+    /// The text, for a caller that asked for text only: an answer without text
+    /// is an error, never an empty reply.
+    pub(super) fn into_text(self) -> Result<String> {
+        not_empty(self.text)
+    }
+
+    /// An answer with neither text nor a tool call is an error.
+    pub(super) fn checked(self) -> Result<Self> {
+        if self.tool_calls.is_empty() {
+            not_empty(self.text.clone())?;
+        }
+        Ok(self)
+    }
+}
+
 /// The text of a whole JSON completion (`choices[0].message.content`).
-pub(super) fn completion(body: &[u8]) -> Result<String> {
+#[cfg(test)]
+fn completion(body: &[u8]) -> Result<String> {
+    reply(body)?.into_text()
+}
+
+/// A whole JSON completion: its text and tool calls (`choices[0].message`).
+pub(super) fn reply(body: &[u8]) -> Result<Reply> {
     #[derive(Deserialize)]
     struct Completion {
         #[serde(default)]
@@ -30,21 +66,54 @@ pub(super) fn completion(body: &[u8]) -> Result<String> {
     if let Some(error) = completion.error {
         return Err(failed(&error));
     }
-    let text = completion
+    let message = completion
         .choices
         .into_iter()
         .next()
         .ok_or_else(|| Error::Http("the model answered no choice".into()))?
-        .message
-        .and_then(|m| m.content)
-        .unwrap_or_default();
-    not_empty(text)
+        .message;
+    let Some(message) = message else {
+        return Ok(Reply::default());
+    };
+    let tool_calls = message
+        .tool_calls
+        .unwrap_or_default()
+        .into_iter()
+        .enumerate()
+        .map(|(n, call)| {
+            let function = call.function.unwrap_or_default();
+            ToolCall::function(
+                call.id.unwrap_or_else(|| format!("call_{n}")),
+                function.name.unwrap_or_default(),
+                function.arguments.unwrap_or_default(),
+            )
+        })
+        .collect();
+    Ok(Reply {
+        text: message.content.unwrap_or_default(),
+        tool_calls,
+    })
 }
 
-/// A message or a delta: only its text matters here (a tool call has none).
+/// A message or a delta: its text and the tools it calls (or pieces of them).
 #[derive(Deserialize)]
 struct Content {
     content: Option<String>,
+    tool_calls: Option<Vec<CallPiece>>,
+}
+
+/// A tool call, or a piece of one in a stream (found by its `index`).
+#[derive(Deserialize)]
+struct CallPiece {
+    index: Option<usize>,
+    id: Option<String>,
+    function: Option<FunctionPiece>,
+}
+
+#[derive(Default, Deserialize)]
+struct FunctionPiece {
+    name: Option<String>,
+    arguments: Option<String>,
 }
 
 /// An answer read line by line, in either form.
@@ -58,6 +127,8 @@ pub(super) struct Answer {
     /// Events with data so far.
     events: usize,
     text: String,
+    /// The tool calls streamed so far, by their index.
+    calls: Vec<(usize, ToolCall)>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -110,13 +181,27 @@ impl Answer {
 
     /// The whole answer, once the body ended; a JSON completion's text goes to
     /// `piece` in one piece. An empty answer is an error.
-    pub(super) fn finish(mut self, piece: &mut impl FnMut(&str) -> Result<()>) -> Result<String> {
+    #[cfg(test)]
+    fn finish(self, piece: &mut impl FnMut(&str) -> Result<()>) -> Result<String> {
+        let reply = self.finish_reply(piece)?;
+        reply.into_text()
+    }
+
+    /// The whole answer with its tool calls, once the body ended; a JSON
+    /// completion's text goes to `piece` in one piece. An answer with neither
+    /// text nor a tool call is an error.
+    pub(super) fn finish_reply(
+        mut self,
+        piece: &mut impl FnMut(&str) -> Result<()>,
+    ) -> Result<Reply> {
         match self.form {
             None => Err(Error::Http("the model's answer is empty".into())),
             Some(Form::Json) => {
-                let text = completion(self.pending.as_bytes())?;
-                piece(&text)?;
-                Ok(text)
+                let reply = reply(self.pending.as_bytes())?.checked()?;
+                if !reply.text.is_empty() {
+                    piece(&reply.text)?;
+                }
+                Ok(reply)
             }
             Some(Form::Events) => {
                 self.dispatch(piece)?;
@@ -127,7 +212,12 @@ impl Answer {
                         self.first
                     )));
                 }
-                not_empty(self.text)
+                self.calls.sort_by_key(|(index, _)| *index);
+                Reply {
+                    text: self.text,
+                    tool_calls: self.calls.into_iter().map(|(_, call)| call).collect(),
+                }
+                .checked()
             }
         }
     }
@@ -166,14 +256,61 @@ impl Answer {
             return Err(failed(&error));
         }
         for choice in chunk.choices.into_iter().flatten() {
-            if let Some(text) = choice.delta.and_then(|d| d.content)
+            let Some(delta) = choice.delta else {
+                continue;
+            };
+            if let Some(text) = delta.content
                 && !text.is_empty()
             {
                 piece(&text)?;
                 self.text.push_str(&text);
             }
+            for call in delta.tool_calls.into_iter().flatten() {
+                self.call_piece(call);
+            }
         }
         Ok(())
+    }
+
+    /// Adds a piece of a streamed tool call: a new index starts a call, the next
+    /// pieces of that index add to its id, name and arguments.
+    fn call_piece(&mut self, piece: CallPiece) {
+        let index = piece.index.unwrap_or(self.calls.len());
+        let at = match self.calls.iter().position(|(i, _)| *i == index) {
+            Some(at) => at,
+            None => {
+                let id = format!("call_{index}");
+                self.calls
+                    .push((index, ToolCall::function(id, String::new(), String::new())));
+                self.calls.len() - 1
+            }
+        };
+        let call = &mut self.calls[at].1;
+        if let Some(id) = piece.id.filter(|id| !id.is_empty()) {
+            call.id = id;
+        }
+        if let Some(function) = piece.function {
+            // The name comes whole in the call's first piece; a server that says
+            // it again in the next ones is not taken to lengthen it.
+            if let Some(name) = function.name
+                && name != call.function.name
+            {
+                call.function.name.push_str(&name);
+            }
+            if let Some(arguments) = function.arguments {
+                call.function.arguments.push_str(&arguments);
+            }
+        }
+    }
+}
+
+impl ToolCall {
+    fn function(id: String, name: String, arguments: String) -> Self {
+        Self {
+            id,
+            kind: "function".into(),
+            function: FunctionCall { name, arguments },
+        }
     }
 }
 
@@ -299,5 +436,66 @@ mod tests {
         assert!(e.contains("overloaded"), "{e}");
         let (_, answer) = read("{\"error\":{\"message\":\"no such model\"}}");
         assert!(answer.unwrap_err().to_string().contains("no such model"));
+    }
+
+    /// Reads `body` as a reply with its tool calls; the pieces and the reply.
+    fn read_reply(body: &str) -> (Vec<String>, Result<Reply>) {
+        let mut pieces = Vec::new();
+        let mut answer = Answer::default();
+        let mut piece = |p: &str| {
+            pieces.push(p.to_string());
+            Ok(())
+        };
+        for line in body.split('\n') {
+            answer.line(line, &mut piece).unwrap();
+        }
+        let result = answer.finish_reply(&mut piece);
+        (pieces, result)
+    }
+
+    #[test]
+    fn streamed_tool_calls_are_assembled_by_index() {
+        let body = "data: {\"choices\":[{\"delta\":{\"role\":\"assistant\",\"content\":null,\"tool_calls\":[{\"index\":0,\"id\":\"call_a\",\"type\":\"function\",\"function\":{\"name\":\"add\",\"arguments\":\"\"}}]}}]}\n\n\
+                    data: {\"choices\":[{\"delta\":{\"tool_calls\":[{\"index\":0,\"function\":{\"arguments\":\"{\\\"a\\\":\"}}]}}]}\n\n\
+                    data: {\"choices\":[{\"delta\":{\"tool_calls\":[{\"index\":1,\"id\":\"call_b\",\"function\":{\"name\":\"note\",\"arguments\":\"{}\"}}]}}]}\n\n\
+                    data: {\"choices\":[{\"delta\":{\"tool_calls\":[{\"index\":0,\"function\":{\"arguments\":\" 2}\"}}]}}]}\n\n\
+                    data: {\"choices\":[{\"delta\":{},\"finish_reason\":\"tool_calls\"}]}\n\n\
+                    data: [DONE]\n\n";
+        let (pieces, reply) = read_reply(body);
+        assert!(pieces.is_empty(), "{pieces:?}");
+        let reply = reply.unwrap();
+        assert_eq!(reply.text, "");
+        let calls: Vec<_> = reply
+            .tool_calls
+            .iter()
+            .map(|c| {
+                (
+                    c.id.as_str(),
+                    c.function.name.as_str(),
+                    c.function.arguments.as_str(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            calls,
+            [("call_a", "add", "{\"a\": 2}"), ("call_b", "note", "{}")]
+        );
+        assert_eq!(reply.tool_calls[0].kind, "function");
+    }
+
+    #[test]
+    fn a_whole_completion_with_tool_calls() {
+        let body = "{\"choices\":[{\"message\":{\"role\":\"assistant\",\"content\":null,\"tool_calls\":[{\"id\":\"c1\",\"type\":\"function\",\"function\":{\"name\":\"add\",\"arguments\":\"{\\\"a\\\":1}\"}}]},\"finish_reason\":\"tool_calls\"}]}";
+        let (pieces, reply) = read_reply(body);
+        assert!(pieces.is_empty(), "{pieces:?}");
+        let reply = reply.unwrap();
+        assert_eq!(reply.tool_calls.len(), 1);
+        assert_eq!(reply.tool_calls[0].id, "c1");
+        assert_eq!(reply.tool_calls[0].function.arguments, "{\"a\":1}");
+        // Text only, it is an error: the caller did not offer tools.
+        assert!(completion(body.as_bytes()).is_err());
+        // Neither text nor a call.
+        let (_, reply) = read_reply("{\"choices\":[{\"message\":{\"content\":null}}]}");
+        assert!(reply.is_err());
     }
 }
