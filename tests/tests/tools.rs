@@ -211,11 +211,12 @@ async fn scenario(backend: Backend, server: Server, language: &str, wasm: &str) 
             "{id}"
         );
 
-        // Errors are the tools' results, told to the model; the turn goes on.
+        // Errors are the tools' results, told to the model; the turn goes on (each
+        // in a session of its own).
         let ask = |input: &'static str| {
             let (host, id) = (host.clone(), id.clone());
             async move {
-                turn(&host, &id, "bob", input, false)
+                turn(&host, &id, input, input, false)
                     .await
                     .unwrap_or_else(|e| panic!("{id}, {input:?}: {e}"))
                     .0
