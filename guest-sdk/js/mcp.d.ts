@@ -1,5 +1,7 @@
 // Types of agent-sdk/mcp (see mcp.js).
 
+import type { Tool } from './llm';
+
 /** The protocol version this client offers in `initialize`. */
 export const PROTOCOL_VERSION: string;
 
@@ -35,6 +37,13 @@ export class McpClient {
   readonly serverInfo?: { name: string; version: string; [key: string]: unknown };
   /** Every tool of the server (tools/list, following nextCursor). */
   tools(): Promise<McpTool[]>;
+  /**
+   * Every tool of the server as a Chat tool (for completeWithTools /
+   * streamWithTools): `prefix` (default '') before the name the model sees, e.g.
+   * 'mcp_' so they cannot clash with local tools; the handler calls the tool by
+   * its own name, and its McpError is told to the model as `error: ...`.
+   */
+  chatTools(options?: { prefix?: string }): Promise<Tool[]>;
   /** The text of the tool's result; throws McpError (toolError) for a result marked isError. */
   call(name: string, args?: Record<string, unknown>): Promise<string>;
   /** Any other request: its JSON-RPC result. */

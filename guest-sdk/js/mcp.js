@@ -8,6 +8,14 @@
 //   const tools = await client.tools();                  // [{ name, description, inputSchema }]
 //   const sum = await client.call('add', { a: 2, b: 3 }); // "5"
 //
+// To give a model the server's tools, client.chatTools() makes them Chat tools
+// ({ name, description, parameters, handler }) whose handlers call the server;
+// chatTools({ prefix: 'mcp_' }) puts a prefix before each name the model sees
+// (mcp_add), so they cannot clash with local tools:
+//
+//   const tools = [...(await client.chatTools({ prefix: 'mcp_' })), myTool];
+//   const reply = await Chat.fromEnv().completeWithTools(messages, tools);
+//
 // connect() sends `initialize` (offering PROTOCOL_VERSION) and then the
 // `notifications/initialized` notification; every later request carries the
 // Mcp-Session-Id the server gave (if any) and the MCP-Protocol-Version agreed on.
@@ -121,6 +129,23 @@ export class McpClient {
       if (typeof next !== 'string' || next === cursor) return tools;
       cursor = next;
     }
+  }
+
+  /**
+   * Every tool of the server (tools()) as a Chat tool for completeWithTools /
+   * streamWithTools: { name: prefix + its name, description, parameters: its
+   * inputSchema, handler }, the handler calling the tool by its own name
+   * (call()). A tool's error (an McpError) is the handler's, which the loop tells
+   * the model (`error: ...`). Costs one request per page of tools/list, and one
+   * per call the model makes.
+   */
+  async chatTools({ prefix = '' } = {}) {
+    return (await this.tools()).map(({ name, description, inputSchema }) => ({
+      name: prefix + name,
+      description,
+      parameters: inputSchema,
+      handler: (args) => this.call(name, args),
+    }));
   }
 
   /**

@@ -14,6 +14,20 @@
 //! # Ok(()) }
 //! ```
 //!
+//! To give a model the server's tools, [`Client::chat_tools`] (or
+//! [`Client::chat_tools_prefixed`], so they cannot clash with local tools) makes
+//! them [`llm::Tool`]s whose handlers call the server:
+//!
+//! ```no_run
+//! # fn run() -> agent_sdk::Result<()> {
+//! use agent_sdk::llm::{Chat, Message};
+//! let client = agent_sdk::mcp::connect("https://tools.example.com/mcp")?;
+//! let mut tools = client.chat_tools_prefixed("mcp_")?; // mcp_add, ...
+//! let mut messages = vec![Message::user("add 2 and 3")];
+//! let reply = Chat::from_env()?.complete_with_tools(&mut messages, &mut tools)?;
+//! # Ok(()) }
+//! ```
+//!
 //! [`connect`] sends `initialize` (offering protocol version
 //! [`PROTOCOL_VERSION`]) and then the `notifications/initialized` notification;
 //! every later request carries the `Mcp-Session-Id` the server gave (if it gave
@@ -37,7 +51,7 @@ use serde_json::{Value, json};
 use wstd::http::Client as HttpClient;
 
 use crate::http::{no_host, without_query};
-use crate::{Error, Result};
+use crate::{Error, Result, llm};
 
 /// The protocol version this client offers in `initialize`.
 pub const PROTOCOL_VERSION: &str = "2025-11-25";
@@ -168,6 +182,40 @@ impl Client {
             }));
         }
         Ok(text)
+    }
+
+    /// Every tool of the server ([`Client::tools`]) as a tool for
+    /// [`llm::Chat::complete_with_tools`] / [`llm::Chat::stream_with_tools`]:
+    /// same name, description and schema, and a handler that calls it
+    /// ([`Client::call`]). A tool's error (a result marked `isError`, a JSON-RPC
+    /// error, a failed request) is the handler's error, which the loop tells the
+    /// model (`error: mcp: ...`). Costs one request per page of `tools/list`, and
+    /// one per call the model makes.
+    pub fn chat_tools(&self) -> Result<Vec<llm::Tool<'static>>> {
+        self.chat_tools_prefixed("")
+    }
+
+    /// [`Client::chat_tools`] with `prefix` before each name the model sees
+    /// (`"mcp_"`: `add` is offered as `mcp_add`), so that they cannot clash with
+    /// local tools; the server is called with the tool's own name.
+    pub fn chat_tools_prefixed(&self, prefix: &str) -> Result<Vec<llm::Tool<'static>>> {
+        Ok(self.as_chat_tools(self.tools()?, prefix))
+    }
+
+    fn as_chat_tools(&self, tools: Vec<McpTool>, prefix: &str) -> Vec<llm::Tool<'static>> {
+        tools
+            .into_iter()
+            .map(|tool| {
+                let client = self.clone();
+                let name = tool.name;
+                llm::Tool::new(
+                    format!("{prefix}{name}"),
+                    tool.description,
+                    tool.input_schema,
+                    move |args| client.call(&name, args),
+                )
+            })
+            .collect()
     }
 
     /// Any other request (`resources/list`, `prompts/get`...): its JSON-RPC
@@ -610,6 +658,43 @@ mod tests {
         assert_eq!(tools[0].description, "Adds.");
         assert_eq!(tools[1].description, "");
         assert_eq!(tools[1].input_schema, json!({"type": "object"}));
+    }
+
+    #[test]
+    fn chat_tools_keep_the_schema_prefix_the_name_and_call_the_server() {
+        let client = Client {
+            inner: Arc::new(Inner {
+                url: "http://127.0.0.1:1/mcp".into(),
+                session: None,
+                version: PROTOCOL_VERSION.into(),
+                server: Value::Null,
+                next_id: AtomicU64::new(1),
+            }),
+        };
+        let listed: Vec<McpTool> = serde_json::from_value(json!([
+            {"name": "add", "description": "Adds.", "inputSchema": {"type": "object", "properties": {"a": {"type": "number"}}}},
+            {"name": "bare"},
+        ]))
+        .unwrap();
+        let plain = client.as_chat_tools(listed.clone(), "");
+        assert_eq!(plain[0].name(), "add");
+        let mut tools = client.as_chat_tools(listed, "mcp_");
+        assert_eq!(tools.len(), 2);
+        assert_eq!(tools[0].name(), "mcp_add");
+        assert_eq!(tools[0].description(), "Adds.");
+        assert_eq!(
+            tools[0].parameters(),
+            &json!({"type": "object", "properties": {"a": {"type": "number"}}})
+        );
+        assert_eq!(tools[1].name(), "mcp_bare");
+        assert_eq!(tools[1].parameters(), &json!({"type": "object"}));
+        // The handler calls the server (here, outside a component: no host).
+        match tools[0].call(json!({"a": 1})) {
+            Err(Error::Http(m)) => assert!(m.contains("no host"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+        // A request id was taken: the call went through the client.
+        assert_eq!(client.inner.next_id.load(Ordering::Relaxed), 2);
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { Events, McpError, outcome, responseTo, resultText, statusError } from '../mcp.js';
+import { Events, McpClient, McpError, outcome, responseTo, resultText, statusError } from '../mcp.js';
 
 test('notifications and priming events are skipped wherever the stream is cut', () => {
   const stream =
@@ -58,4 +58,47 @@ test('the text of a result', () => {
   };
   assert.equal(resultText(result), 'one\n[image image/png]\ntwo\n[resource file:///b]');
   assert.equal(resultText({ content: [], structuredContent: { result: 5 } }), '{"result":5}');
+});
+
+// A client whose requests are answered here: a listing, then calls.
+function fakeClient() {
+  const client = new McpClient('http://127.0.0.1:1/mcp');
+  client.sent = [];
+  client.request = async (method, params) => {
+    client.sent.push([method, params]);
+    if (method === 'tools/list') {
+      return {
+        tools: [
+          { name: 'add', description: 'Adds.', inputSchema: { type: 'object', properties: { a: {} } } },
+          { name: 'bare' },
+        ],
+      };
+    }
+    if (params.name === 'bare') return { content: [{ type: 'text', text: 'no such thing' }], isError: true };
+    return { content: [{ type: 'text', text: '5' }] };
+  };
+  return client;
+}
+
+test('chatTools are the server tools, prefixed, calling it', async () => {
+  const client = fakeClient();
+  const tools = await client.chatTools({ prefix: 'mcp_' });
+  assert.deepEqual(
+    tools.map((t) => t.name),
+    ['mcp_add', 'mcp_bare'],
+  );
+  assert.equal(tools[0].description, 'Adds.');
+  assert.deepEqual(tools[0].parameters, { type: 'object', properties: { a: {} } });
+  assert.deepEqual(tools[1].parameters, { type: 'object' });
+  assert.equal(await tools[0].handler({ a: 2, b: 3 }), '5');
+  assert.deepEqual(client.sent.at(-1), ['tools/call', { name: 'add', arguments: { a: 2, b: 3 } }]);
+  assert.deepEqual(
+    (await client.chatTools()).map((t) => t.name),
+    ['add', 'bare'],
+  );
+});
+
+test('a chatTools error is the handler error', async () => {
+  const tools = await fakeClient().chatTools({ prefix: 'mcp_' });
+  await assert.rejects(tools[1].handler({}), (e) => e instanceof McpError && e.toolError && e.message === 'no such thing');
 });

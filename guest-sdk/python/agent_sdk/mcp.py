@@ -10,6 +10,14 @@ never holds them.
         print(tool.name, tool.description)
     total = client.call("add", {"a": 2, "b": 3})     # "5"
 
+To give a model the server's tools, `client.chat_tools()` makes them
+`agent_sdk.llm.Tool`s whose handlers call the server; `chat_tools("mcp_")` puts
+a prefix before each name the model sees (`mcp_add`), so they cannot clash with
+local tools:
+
+    tools = client.chat_tools("mcp_") + [my_tool]
+    reply = Chat.from_env().complete_with_tools(messages, tools)
+
 `connect` sends `initialize` (offering `PROTOCOL_VERSION`) and then the
 `notifications/initialized` notification; every later request carries the
 `Mcp-Session-Id` the server gave (if any) and the `MCP-Protocol-Version` agreed
@@ -29,9 +37,12 @@ from __future__ import annotations
 
 import itertools
 import json
-from typing import Any, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 
 from . import http
+
+if TYPE_CHECKING:
+    from . import llm
 
 __all__ = ["PROTOCOL_VERSION", "Client", "McpError", "McpTool", "connect"]
 
@@ -141,6 +152,21 @@ class Client:
         if isinstance(result, dict) and result.get("isError") is True:
             raise McpError(text or f"the tool {name} failed without saying why")
         return text
+
+    def chat_tools(self, prefix: str = "") -> "List[llm.Tool]":
+        """Every tool of the server (`tools()`) as an `agent_sdk.llm.Tool` for
+        `Chat.complete_with_tools` / `stream_with_tools`: same description and
+        schema, `prefix` before the name the model sees (e.g. "mcp_", so they
+        cannot clash with local tools), and a handler that calls the tool by its
+        own name (`call`). A tool's error (`McpError`, `HttpError`) is the
+        handler's, which the loop tells the model (`error: ...`). Costs one
+        request per page of `tools/list`, and one per call the model makes."""
+        from . import llm
+
+        def handler(name: str):
+            return lambda args: self.call(name, args)
+
+        return [llm.Tool(prefix + t.name, t.description, t.input_schema, handler(t.name)) for t in self.tools()]
 
     def request(self, method: str, params: Optional[Dict[str, Any]] = None) -> Any:
         """Any other request (`resources/list`, `prompts/get`...): its JSON-RPC

@@ -73,5 +73,51 @@ class Results(unittest.TestCase):
         self.assertIn("no host", str(caught.exception))
 
 
+class ChatTools(unittest.TestCase):
+    def client(self):
+        """A client whose requests are answered here: a listing, then calls."""
+        client = mcp.Client("http://127.0.0.1:1/mcp")
+        client.sent = []
+
+        def request(method, params=None):
+            client.sent.append((method, params))
+            if method == "tools/list":
+                return {
+                    "tools": [
+                        {"name": "add", "description": "Adds.", "inputSchema": {"type": "object", "properties": {"a": {}}}},
+                        {"name": "bare"},
+                    ]
+                }
+            if params["name"] == "bare":
+                return {"content": [{"type": "text", "text": "no such thing"}], "isError": True}
+            return {"content": [{"type": "text", "text": "5"}]}
+
+        client.request = request
+        return client
+
+    def test_the_tools_are_the_servers_prefixed_and_call_it(self):
+        from agent_sdk import llm
+
+        client = self.client()
+        tools = client.chat_tools("mcp_")
+        self.assertTrue(all(isinstance(t, llm.Tool) for t in tools))
+        self.assertEqual([t.name for t in tools], ["mcp_add", "mcp_bare"])
+        self.assertEqual(tools[0].description, "Adds.")
+        self.assertEqual(tools[0].parameters, {"type": "object", "properties": {"a": {}}})
+        self.assertEqual(tools[1].parameters, {"type": "object"})
+        self.assertEqual(tools[0].call({"a": 2, "b": 3}), "5")
+        self.assertEqual(client.sent[-1], ("tools/call", {"name": "add", "arguments": {"a": 2, "b": 3}}))
+        self.assertEqual([t.name for t in client.chat_tools()], ["add", "bare"])
+
+    def test_a_tool_error_is_told_to_the_model(self):
+        from agent_sdk import llm
+
+        tools = self.client().chat_tools("mcp_")
+        call = {"id": "c1", "type": "function", "function": {"name": "mcp_bare", "arguments": "{}"}}
+        self.assertEqual(llm._run_call(tools, call), "error: no such thing")
+        with self.assertRaises(mcp.McpError):
+            tools[1].call({})
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -6,12 +6,15 @@
 // a call is not cut from its results, go to the model with the next input. The
 // answer is streamed unless MODEL_STREAM = "false"; a failed model (or one that
 // calls tools 8 times without answering) is the error "the model is unavailable
-// (...)", and the history is left as it was.
+// (...)", and the history is left as it was. With MCP_URL set, the tools of that
+// MCP server come first, prefixed mcp_ (mcp_add...); an MCP server that cannot be
+// reached is the error "the MCP server is unavailable (...)".
 //
 // Build: guest-sdk/js/build.sh tests/plugins/js-tools-agent/app.js js_tools_agent.wasm
 
 import { AgentError, agent, emit } from 'agent-sdk';
 import { Chat, trimHistory } from 'agent-sdk/llm';
+import { mcp } from 'agent-sdk/mcp';
 import { getEnvironment } from 'wasi:cli/environment@0.2.12';
 
 const CONTEXT = 40;
@@ -61,14 +64,24 @@ export const handler = agent({ name: 'js-tools-agent', version: '0.1.0' }, async
   const history = trimHistory(session.last(CONTEXT), { maxItems: CONTEXT });
   const messages = [{ role: 'system', content: SYSTEM }, ...history, { role: 'user', content: input }];
   const start = messages.length - 1;
+  const tools = [];
+  if (env('MCP_URL')) {
+    try {
+      const client = await mcp.connect(env('MCP_URL'));
+      tools.push(...(await client.chatTools({ prefix: 'mcp_' })));
+    } catch (e) {
+      throw new AgentError(`the MCP server is unavailable (${e.message ?? e})`);
+    }
+  }
+  tools.push(add, divide, note);
   let reply;
   try {
     const chat = Chat.fromEnv();
     if (env('MODEL_STREAM') === 'false') {
-      reply = await chat.completeWithTools(messages, [add, divide, note]);
+      reply = await chat.completeWithTools(messages, tools);
       emit(reply);
     } else {
-      reply = await chat.streamWithTools(messages, [add, divide, note]);
+      reply = await chat.streamWithTools(messages, tools);
     }
   } catch (e) {
     throw new AgentError(`the model is unavailable (${e.message ?? e})`);

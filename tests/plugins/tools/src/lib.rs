@@ -7,6 +7,9 @@
 //! the next input. The answer is streamed unless `MODEL_STREAM = "false"`; a
 //! failed model (or one that calls tools 8 times without answering) is the
 //! error "the model is unavailable (...)", and the history is left as it was.
+//! With `MCP_URL` set, the tools of that MCP server come first, prefixed `mcp_`
+//! (`mcp_add`...); an MCP server that cannot be reached is the error "the MCP
+//! server is unavailable (...)".
 
 use agent_sdk::llm::{Chat, Message, Tool, trim_history};
 use agent_sdk::{Agent, Error, Result, Session};
@@ -72,7 +75,13 @@ impl Agent for ToolsAgent {
         messages.extend_from_slice(trim_history(&history, CONTEXT as usize, None));
         messages.push(Message::user(input));
         let start = messages.len() - 1;
-        let mut tools = [add, divide, note];
+        let mut tools: Vec<Tool<'_>> = match std::env::var("MCP_URL") {
+            Ok(url) if !url.is_empty() => agent_sdk::mcp::connect(&url)
+                .and_then(|client| client.chat_tools_prefixed("mcp_"))
+                .map_err(|e| Error::msg(format!("the MCP server is unavailable ({e})")))?,
+            _ => Vec::new(),
+        };
+        tools.extend([add, divide, note]);
         let chat = Chat::from_env()?;
         let reply = if std::env::var("MODEL_STREAM").is_ok_and(|v| v == "false") {
             chat.complete_with_tools(&mut messages, &mut tools)
