@@ -8,10 +8,14 @@
 //! a tool's error, an unknown tool and arguments that are not JSON told to the
 //! model; a model that never stops calling tools failing after 8 requests and
 //! storing nothing; the calls and results kept in the history for the next turn,
-//! and the `note` tool's state with them (`cargo test -p agent-host-tests --test
-//! tools`; needs python3).
+//! and the `note` tool's state with them. With `MCP_URL`, each agent offers the
+//! tools of an MCP server written with the official Python SDK
+//! (`tests/servers/mcp_server.py`) first, prefixed `mcp_`, through the SDKs'
+//! `chat_tools` / `chatTools` (`cargo test -p agent-host-tests --test tools`;
+//! needs python3, and target/mcp-venv for the MCP tests: see tests/setup.sh).
 
 use agent_host::{AllowedOrigin, Host, Limits, PluginConfig, TurnError, TurnEvent, TurnOptions};
+use agent_host_tests::mcp_server::McpServer;
 use agent_host_tests::model_server::{ModelServer, Recorded};
 use agent_host_tests::python_model::PythonModel;
 use agent_host_tests::{Backend, load, plugins};
@@ -293,6 +297,132 @@ async fn py_tools_example(backend: Backend, server: Server) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn py_tools_example_on_the_embedded_store() {
     py_tools_example(Backend::embedded(), axum().await).await;
+}
+
+/// With `MCP_URL`, the agent in `wasm` offers the MCP server's tools (listed a
+/// page of one at a time) before its own, prefixed `mcp_`, and the model's call
+/// of `mcp_add` goes to the server as `add`.
+async fn mcp_tools(language: &str, wasm: &str) {
+    let host = Backend::embedded().cached_host();
+    let model = ModelServer::start().await;
+    let mcp = McpServer::start();
+    let id = format!("{language}-mcp");
+    let config = PluginConfig::new(&id, &id)
+        .with_limits(Limits::default())
+        .with_env(vec![
+            ("MODEL_URL".into(), format!("{}/v1", model.origin())),
+            ("MODEL".into(), "small".into()),
+            ("MODEL_STREAM".into(), "false".into()),
+            ("MCP_URL".into(), mcp.url()),
+        ])
+        .with_origin(AllowedOrigin::parse(&model.origin()).unwrap())
+        .with_origin(AllowedOrigin::parse(&mcp.origin()).unwrap());
+    load(&host, config, wasm).await;
+
+    // No tool's name in the text: the fixture calls the first tool offered,
+    // which is the MCP server's add.
+    let before = model.requests().len();
+    let (output, _) = turn(&host, &id, "alice", "2 plus 3", false)
+        .await
+        .unwrap_or_else(|e| panic!("{id}: {e}"));
+    assert_eq!(output, said(&["5"], 4), "{id}");
+    let sent: Vec<Value> = model.requests()[before..]
+        .iter()
+        .map(Recorded::json)
+        .collect();
+    assert_eq!(sent.len(), 2, "{id}: a call, then the answer: {sent:?}");
+    let names: Vec<&str> = sent[0]["tools"]
+        .as_array()
+        .expect("tools in the request")
+        .iter()
+        .map(|t| t["function"]["name"].as_str().unwrap_or("?"))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "mcp_add",
+            "mcp_fail",
+            "mcp_refuse",
+            "mcp_headers",
+            "add",
+            "divide",
+            "note"
+        ],
+        "{id}: the MCP server's tools first, prefixed"
+    );
+    let offered = &sent[0]["tools"][0]["function"];
+    assert_eq!(
+        offered["description"], "Adds two integers.",
+        "{id}: {offered}"
+    );
+    assert_eq!(
+        offered["parameters"]["properties"]["a"]["type"], "integer",
+        "{id}: the server's schema, as it gave it: {offered}"
+    );
+    let stored = history(&host, &id, "alice").await;
+    assert_eq!(
+        roles(&stored),
+        ["user", "assistant", "tool", "assistant"],
+        "{id}: {stored:?}"
+    );
+    assert_eq!(
+        stored[1]["tool_calls"][0]["function"],
+        json!({"name": "mcp_add", "arguments": "{\"a\":2,\"b\":3}"}),
+        "{id}: {stored:?}"
+    );
+    assert_eq!(
+        stored[2],
+        json!({"role": "tool", "tool_call_id": stored[1]["tool_calls"][0]["id"], "content": "5"}),
+        "{id}"
+    );
+    assert_eq!(
+        stored[3],
+        json!({"role": "assistant", "content": output}),
+        "{id}"
+    );
+
+    // The calls are the server's: its headers tool saw the session it gave...
+    let (output, _) = turn(&host, &id, "bob", "mcp_headers please", false)
+        .await
+        .unwrap_or_else(|e| panic!("{id}: {e}"));
+    let stored = history(&host, &id, "bob").await;
+    assert_eq!(
+        stored[1]["tool_calls"][0]["function"]["name"], "mcp_headers",
+        "{id}: {stored:?}"
+    );
+    let seen: Value = serde_json::from_str(stored[2]["content"].as_str().unwrap_or(""))
+        .unwrap_or_else(|e| panic!("{id}: the headers tool answers JSON ({e}): {output}"));
+    assert!(seen["mcp-session-id"].is_string(), "{id}: {seen}");
+    assert!(seen["mcp-protocol-version"].is_string(), "{id}: {seen}");
+
+    // ...and its tool error (isError) is told to the model.
+    let (output, _) = turn(&host, &id, "carol", "mcp_fail now", false)
+        .await
+        .unwrap_or_else(|e| panic!("{id}: {e}"));
+    assert!(
+        output.starts_with("Tools said [\"error: ")
+            && output.ends_with("the tool failed on purpose\"]; I saw 4 messages."),
+        "{id}: {output}"
+    );
+}
+
+mod mcp {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn rust() {
+        mcp_tools("rust", plugins::TOOLS_AGENT).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn python() {
+        mcp_tools("python", plugins::PY_TOOLS_AGENT).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn javascript() {
+        mcp_tools("javascript", plugins::JS_TOOLS_AGENT).await;
+    }
 }
 
 /// One test per language, store and server: `LANGUAGE::SERVER_on_STORE`.
