@@ -351,12 +351,21 @@ async fn a_claim_left_by_a_dead_host_runs_out_and_its_committed_turn_is_not_run_
     // Then another host does: the turn's key answers, the plugin does not run again.
     let runs = Arc::new(Mutex::new(Vec::new()));
     let looping = {
-        let (host, options) = (host.clone(), recording(&runs));
+        let options = recording(&runs).with_late_after(Duration::from_secs(2));
+        let host = host.clone();
         tokio::spawn(async move { host.run_schedules(options).await })
     };
     assert!(until_state(&host, "s", &added.id, ScheduleState::Done).await);
     looping.abort();
     assert_eq!(history(&host, "s").await, ["reminder: once"]);
+    // Its lag counts from when it was due, not from when the dead host's claim ran
+    // out: the takeover is late.
+    let took_over = runs.lock().unwrap().clone();
+    assert_eq!(took_over.len(), 1, "{took_over:?}");
+    assert!(
+        took_over[0].late && took_over[0].lag >= Duration::from_secs(3),
+        "{took_over:?}"
+    );
     // The dead host's report comes too late and changes nothing.
     let mut stale = claimed[0].schedule.clone();
     stale.state = ScheduleState::Failed;

@@ -248,7 +248,10 @@ impl Host {
         options: &Scheduling,
     ) -> ScheduleRun {
         let started = now_ms();
-        let lag = Duration::from_millis(started.saturating_sub(due.due_ms));
+        // When it was due: its time (moved by a retry), even when this run takes
+        // over a claim that ran out after its host died.
+        let due_ms = due.due_ms.min(due.schedule.at_ms);
+        let lag = Duration::from_millis(started.saturating_sub(due_ms));
         let late = lag > options.late_after;
         let mut s = due.schedule;
         s.started_ms = Some(started);
@@ -270,6 +273,7 @@ impl Host {
             }
             Err(e) if deferred(&e) => {
                 let again = now_ms() + options.poll.as_millis() as u64 * 5 + 1000;
+                s.at_ms = again;
                 (Finish::Again(again), RunOutcome::Deferred)
             }
             Err(e) => {
@@ -282,6 +286,7 @@ impl Host {
                     let shift = (s.attempts - 1).min(16);
                     let wait = (options.retry_backoff * (1 << shift)).min(Duration::from_secs(300));
                     let again = now_ms() + wait.as_millis() as u64;
+                    s.at_ms = again;
                     (Finish::Again(again), RunOutcome::Retry)
                 }
             }

@@ -27,10 +27,15 @@ pub(crate) fn now_ms() -> u64 {
 /// Checks that `at_ms` is [`MIN_DELAY`] to [`MAX_DELAY`] from `now_ms`.
 pub(crate) fn check_due(at_ms: u64, now_ms: u64) -> Result<(), StateError> {
     let (min, max) = (MIN_DELAY.as_millis() as u64, MAX_DELAY.as_millis() as u64);
+    if at_ms <= now_ms {
+        return Err(StateError::InvalidArgument(format!(
+            "a schedule must be due at least 1s from now ({at_ms} is in the past; now is {now_ms}, unix ms)"
+        )));
+    }
     if at_ms < now_ms.saturating_add(min) {
         return Err(StateError::InvalidArgument(format!(
             "a schedule must be due at least 1s from now (this one is {} ms away)",
-            at_ms as i128 - now_ms as i128
+            at_ms - now_ms
         )));
     }
     if at_ms > now_ms.saturating_add(max) {
