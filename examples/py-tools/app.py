@@ -1,5 +1,7 @@
 """An agent in Python that uses tools: a calculator and notes kept in the
-session. The model (any OpenAI-compatible server) decides when to call them;
+session, and, when `MCP_URL` is set, every tool of that MCP server (listed in the
+plugin's config: its `env` and an `[[plugin.outbound]]` origin). The model (any
+OpenAI-compatible server) decides when to call them;
 `Chat.stream_with_tools` runs the calls and sends the results back until the
 model answers. The whole exchange (the user's message, the calls, their results,
 the answer) goes into the session's history, so the next turn's model sees what
@@ -10,7 +12,7 @@ Build: guest-sdk/python/build.sh examples/py-tools app target/py_tools.wasm
 
 import os
 
-from agent_sdk import AgentError, Handler, Session, agent, emit
+from agent_sdk import AgentError, Handler, Session, agent, emit, mcp
 from agent_sdk.http import HttpError
 from agent_sdk.llm import Chat, tool, trim_history
 
@@ -66,14 +68,17 @@ def handle(session: Session, input: str) -> str:
     start = len(messages) - 1
     tools = [calculate, save_note, list_notes]
     try:
+        if os.environ.get("MCP_URL"):
+            # The server's tools first, named mcp_<name> so they cannot clash.
+            tools = mcp.connect(os.environ["MCP_URL"]).chat_tools(prefix="mcp_") + tools
         chat = Chat.from_env()
         if os.environ.get("MODEL_STREAM") == "false":
             reply = chat.complete_with_tools(messages, tools)
             emit(reply)
         else:
             reply = chat.stream_with_tools(messages, tools)
-    except HttpError as e:
-        raise AgentError(f"the model is unavailable ({e})")
+    except (HttpError, mcp.McpError) as e:
+        raise AgentError(f"the model or the MCP server is unavailable ({e})")
     # messages[start:]: the user's message, each call and result, the answer.
     session.append(*messages[start:])
     return reply
