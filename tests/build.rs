@@ -86,113 +86,90 @@ fn main() {
 }
 
 /// A plugin in another language, built by its SDK's script (which installs the
-/// pinned toolchain under `target/` when it is missing): name, script, the
-/// script's arguments before the output file, the sources it reads, what it needs.
+/// pinned toolchain under `target/` when it is missing).
 struct Scripted {
     name: &'static str,
-    script: &'static str,
-    args: &'static [&'static str],
-    sources: &'static [&'static str],
-    needs: &'static str,
+    /// Python: the directory of `app.py`; JavaScript: the entry file.
+    source: &'static str,
+    python: bool,
+}
+
+impl Scripted {
+    const fn python(name: &'static str, dir: &'static str) -> Self {
+        Self {
+            name,
+            source: dir,
+            python: true,
+        }
+    }
+
+    const fn javascript(name: &'static str, file: &'static str) -> Self {
+        Self {
+            name,
+            source: file,
+            python: false,
+        }
+    }
+
+    /// The SDK's build script, its arguments before the output file, the SDK's
+    /// sources, and what it needs.
+    fn how(&self) -> (&'static str, Vec<&'static str>, &'static str, &'static str) {
+        match self.python {
+            true => (
+                "guest-sdk/python/build.sh",
+                vec![self.source, "app"],
+                "guest-sdk/python",
+                "python3 with venv, and PyPI for componentize-py",
+            ),
+            false => (
+                "guest-sdk/js/build.sh",
+                vec![self.source],
+                "guest-sdk/js",
+                "node and npm, and the npm registry for componentize-js",
+            ),
+        }
+    }
 }
 
 const SCRIPTED: &[Scripted] = &[
-    Scripted {
-        name: "py-tools-agent",
-        script: "guest-sdk/python/build.sh",
-        args: &["tests/plugins/py-tools-agent", "app"],
-        sources: &["guest-sdk/python", "tests/plugins/py-tools-agent"],
-        needs: "python3 with venv, and PyPI for componentize-py",
-    },
-    Scripted {
-        name: "js-tools-agent",
-        script: "guest-sdk/js/build.sh",
-        args: &["tests/plugins/js-tools-agent/app.js"],
-        sources: &["guest-sdk/js", "tests/plugins/js-tools-agent"],
-        needs: "node and npm, and the npm registry for componentize-js",
-    },
-    Scripted {
-        name: "py-tools",
-        script: "guest-sdk/python/build.sh",
-        args: &["examples/py-tools", "app"],
-        sources: &["guest-sdk/python", "examples/py-tools"],
-        needs: "python3 with venv, and PyPI for componentize-py",
-    },
-    Scripted {
-        name: "py-chat",
-        script: "guest-sdk/python/build.sh",
-        args: &["examples/py-chat", "app"],
-        sources: &["guest-sdk/python", "examples/py-chat"],
-        needs: "python3 with venv, and PyPI for componentize-py",
-    },
-    Scripted {
-        name: "js-chat",
-        script: "guest-sdk/js/build.sh",
-        args: &["examples/js-chat/app.js"],
-        sources: &["guest-sdk/js", "examples/js-chat"],
-        needs: "node and npm, and the npm registry for componentize-js",
-    },
-    Scripted {
-        name: "py-errors",
-        script: "guest-sdk/python/build.sh",
-        args: &["tests/plugins/py-errors", "app"],
-        sources: &["guest-sdk/python", "tests/plugins/py-errors"],
-        needs: "python3 with venv, and PyPI for componentize-py",
-    },
-    Scripted {
-        name: "js-errors",
-        script: "guest-sdk/js/build.sh",
-        args: &["tests/plugins/js-errors/app.js"],
-        sources: &["guest-sdk/js", "tests/plugins/js-errors"],
-        needs: "node and npm, and the npm registry for componentize-js",
-    },
-    Scripted {
-        name: "py-remind",
-        script: "guest-sdk/python/build.sh",
-        args: &["tests/plugins/py-remind", "app"],
-        sources: &["guest-sdk/python", "tests/plugins/py-remind"],
-        needs: "python3 with venv, and PyPI for componentize-py",
-    },
-    Scripted {
-        name: "js-remind",
-        script: "guest-sdk/js/build.sh",
-        args: &["tests/plugins/js-remind/app.js"],
-        sources: &["guest-sdk/js", "tests/plugins/js-remind"],
-        needs: "node and npm, and the npm registry for componentize-js",
-    },
-    Scripted {
-        name: "py-mcp-probe",
-        script: "guest-sdk/python/build.sh",
-        args: &["tests/plugins/py-mcp-probe", "app"],
-        sources: &["guest-sdk/python", "tests/plugins/py-mcp-probe"],
-        needs: "python3 with venv, and PyPI for componentize-py",
-    },
-    Scripted {
-        name: "js-mcp-probe",
-        script: "guest-sdk/js/build.sh",
-        args: &["tests/plugins/js-mcp-probe/app.js"],
-        sources: &["guest-sdk/js", "tests/plugins/js-mcp-probe"],
-        needs: "node and npm, and the npm registry for componentize-js",
-    },
+    Scripted::python("py-tools-agent", "tests/plugins/py-tools-agent"),
+    Scripted::javascript("js-tools-agent", "tests/plugins/js-tools-agent/app.js"),
+    Scripted::python("py-tools", "examples/py-tools"),
+    Scripted::python("py-chat", "examples/py-chat"),
+    Scripted::javascript("js-chat", "examples/js-chat/app.js"),
+    Scripted::python("py-errors", "tests/plugins/py-errors"),
+    Scripted::javascript("js-errors", "tests/plugins/js-errors/app.js"),
+    Scripted::python("py-remind", "tests/plugins/py-remind"),
+    Scripted::javascript("js-remind", "tests/plugins/js-remind/app.js"),
+    Scripted::python("py-mcp-probe", "tests/plugins/py-mcp-probe"),
+    Scripted::javascript("js-mcp-probe", "tests/plugins/js-mcp-probe/app.js"),
 ];
 
 fn build_scripted(root: &Path, target: &Path) {
     for plugin in SCRIPTED {
-        for source in plugin.sources {
+        let (script, args, sdk, needs) = plugin.how();
+        // A JavaScript plugin's sources are its entry file's directory.
+        let own = Path::new(plugin.source);
+        let own = if plugin.python {
+            own
+        } else {
+            own.parent().unwrap_or(own)
+        };
+        for source in [Path::new(sdk), own] {
             println!("cargo:rerun-if-changed={}", root.join(source).display());
         }
         let out = target.join(format!("{}.wasm", plugin.name.replace('-', "_")));
-        let status = Command::new(root.join(plugin.script))
+        let status = Command::new(root.join(script))
             .current_dir(root)
-            .args(plugin.args)
+            .args(&args)
             .arg(&out)
             .status()
-            .unwrap_or_else(|e| panic!("cannot run {}: {e}", plugin.script));
+            .unwrap_or_else(|e| panic!("cannot run {script}: {e}"));
         if !status.success() {
             panic!(
-                "building the plugin {} with {} failed ({status}). It needs {} \
+                "building the plugin {} with {script} failed ({status}). It needs {needs} \
                  (tests/setup.sh installs the toolchain).",
-                plugin.name, plugin.script, plugin.needs
+                plugin.name
             );
         }
         let var = format!("PLUGIN_{}", plugin.name.replace('-', "_").to_uppercase());
