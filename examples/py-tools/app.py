@@ -14,7 +14,7 @@ import os
 
 from agent_sdk import AgentError, Handler, Session, agent, emit, mcp
 from agent_sdk.http import HttpError
-from agent_sdk.llm import Chat, tool, trim_history
+from agent_sdk.llm import Chat, MaxStepsError, tool, trim_history
 
 __all__ = ["Handler"]
 
@@ -77,6 +77,8 @@ def handle(session: Session, input: str) -> str:
             emit(reply)
         else:
             reply = chat.stream_with_tools(messages, tools)
+    except MaxStepsError as e:
+        raise AgentError(f"the model kept calling tools ({e})")
     except (HttpError, mcp.McpError) as e:
         raise AgentError(f"the model or the MCP server is unavailable ({e})")
     # messages[start:]: the user's message, each call and result, the answer.
