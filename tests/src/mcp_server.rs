@@ -4,7 +4,6 @@
 //! with event streams or (`json`) plain JSON, its tools listed in pages of one. It
 //! runs as a process of that venv's `python`, killed on drop.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
@@ -70,19 +69,7 @@ impl McpServer {
         let mut child = command
             .spawn()
             .unwrap_or_else(|e| panic!("cannot run {} ({e})", python.display()));
-        // The script prints its port once it listens: no polling.
-        let mut line = String::new();
-        let stdout = child.stdout.take().expect("piped stdout");
-        let read = BufReader::new(stdout).read_line(&mut line);
-        let port = match (read, line.trim().parse::<u16>()) {
-            (Ok(_), Ok(port)) => port,
-            _ => {
-                let _ = child.kill();
-                let _ = child.wait();
-                let stderr = std::fs::read_to_string(&errors).unwrap_or_default();
-                panic!("{SCRIPT} did not start (it printed {line:?}): {stderr}");
-            }
-        };
+        let port = crate::python_model::printed_port(&mut child, SCRIPT, &errors);
         Self {
             child,
             port,

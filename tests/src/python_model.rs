@@ -3,7 +3,6 @@
 //! `Content-Length` only, as many small model servers and proxies do. It runs as
 //! a `python3` process on a free loopback port, in a temp dir, killed on drop.
 
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 
@@ -57,19 +56,7 @@ impl PythonModel {
                  (Debian: `apt-get install python3`)"
             )
         });
-        // The script prints its port once it listens: no polling.
-        let mut line = String::new();
-        let stdout = child.stdout.take().expect("piped stdout");
-        let read = BufReader::new(stdout).read_line(&mut line);
-        let port = match (read, line.trim().parse::<u16>()) {
-            (Ok(_), Ok(port)) => port,
-            _ => {
-                let _ = child.kill();
-                let _ = child.wait();
-                let stderr = std::fs::read_to_string(&errors).unwrap_or_default();
-                panic!("{SCRIPT} did not start (it printed {line:?}): {stderr}");
-            }
-        };
+        let port = crate::python_model::printed_port(&mut child, SCRIPT, &errors);
         Self {
             child,
             port,
@@ -117,5 +104,28 @@ impl Drop for PythonModel {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// The port a child server prints on its first line of stdout once it listens
+/// (no polling); kills it and panics with its stderr (the file `errors`) if it
+/// prints anything else.
+pub fn printed_port(
+    child: &mut std::process::Child,
+    script: &str,
+    errors: &std::path::Path,
+) -> u16 {
+    use std::io::{BufRead, BufReader};
+    let mut line = String::new();
+    let stdout = child.stdout.take().expect("piped stdout");
+    let read = BufReader::new(stdout).read_line(&mut line);
+    match (read, line.trim().parse::<u16>()) {
+        (Ok(_), Ok(port)) => port,
+        _ => {
+            let _ = child.kill();
+            let _ = child.wait();
+            let stderr = std::fs::read_to_string(errors).unwrap_or_default();
+            panic!("{script} did not start (it printed {line:?}): {stderr}");
+        }
     }
 }
