@@ -149,7 +149,9 @@ fn deferred(e: &TurnError) -> bool {
 
 impl Host {
     /// Runs the due scheduled turns of the loaded plugins, polling every
-    /// `options.poll`, until the future is dropped. Runs in flight then go on.
+    /// `options.poll`, until the future is dropped. Dropping it stops the runs in
+    /// flight too: their claims run out and a host running schedules then runs
+    /// them (a turn that had committed answers from its idempotency record).
     pub async fn run_schedules(&self, options: Scheduling) {
         let permits = Arc::new(Semaphore::new(options.max_running.max(1)));
         let mut running = JoinSet::new();
