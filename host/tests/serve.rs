@@ -282,6 +282,14 @@ async fn on_redis_a_store_outage_is_a_503_and_passes() {
     );
     let (status, body) = get(&s, None, "/healthz").await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    // Liveness does not depend on the store; readiness does, and says why.
+    let (status, body) = get(&s, None, "/livez").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = get(&s, None, "/readyz").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    let reason = body["reason"].as_str().unwrap();
+    assert!(reason.starts_with("the store does not answer"), "{body}");
+    assert!(!reason.contains(PASSWORD), "{body}");
     let (status, body) = get(&s, Some(TOKEN_A), "/v1/plugins/chat/sessions/alice").await;
     assert_eq!(
         (status, kind(&body)),
@@ -294,6 +302,12 @@ async fn on_redis_a_store_outage_is_a_503_and_passes() {
     })
     .await;
     assert!(back, "healthz not ok 10 s after Redis came back");
+    let (status, body) = get(&s, None, "/readyz").await;
+    assert_eq!(
+        (status, &body["status"]),
+        (StatusCode::OK, &json!("ready")),
+        "{body}"
+    );
     let (status, body) = turn(&s, TOKEN_A, "chat", "alice", "back again").await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert!(

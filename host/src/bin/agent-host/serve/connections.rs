@@ -4,7 +4,7 @@
 //! ## Behavior
 //! - At most `max_connections` connections are served. Beyond it up to
 //!   [`RESERVE`] more are accepted, each with a short [`RESERVE_TIMEOUT`], and
-//!   answer `/healthz` and `/metrics` only (anything else: 503 `busy`); when the
+//!   answer `/healthz`, `/livez`, `/readyz` and `/metrics` only (anything else: 503 `busy`); when the
 //!   reserve is full its oldest connection is closed for the new one. So a flood
 //!   of connections cannot keep a health probe out.
 //! - A connection waiting for a request is closed after `idle_timeout`; once a
@@ -168,7 +168,10 @@ fn connection(
 
 /// The paths a reserve connection answers.
 fn is_probe(request: &Request<Incoming>) -> bool {
-    matches!(request.uri().path(), "/healthz" | "/metrics")
+    matches!(
+        request.uri().path(),
+        "/healthz" | "/livez" | "/readyz" | "/metrics"
+    )
 }
 
 fn reserve_refusal() -> Response<Body> {

@@ -32,6 +32,8 @@ pub(super) fn router(app: Arc<App>) -> Router {
         .route_layer(middleware::from_fn_with_state(app.clone(), auth::require));
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/livez", get(livez))
+        .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .merge(api)
         .fallback(not_found)
@@ -68,6 +70,34 @@ async fn healthz(State(app): State<Arc<App>>) -> Response {
         Err(e) => (
             StatusCode::SERVICE_UNAVAILABLE,
             axum::Json(json!({"status": "unavailable", "store": e.to_string()})),
+        )
+            .into_response(),
+    }
+}
+
+/// The process answers: never depends on the store (a liveness probe that does
+/// would restart every replica during a store outage).
+async fn livez() -> Response {
+    axum::Json(json!({"status": "ok"})).into_response()
+}
+
+/// Ready for turns: every configured plugin is loaded and the store answers; 503
+/// with the reason otherwise.
+async fn readyz(State(app): State<Arc<App>>) -> Response {
+    let loaded = app.host.plugins().len();
+    let configured = app.config.plugins.len();
+    let reason = match app.host.store().ping().await {
+        Err(e) => Some(format!("the store does not answer: {e}")),
+        Ok(()) if loaded < configured => {
+            Some(format!("{loaded} of {configured} plugins are loaded"))
+        }
+        Ok(()) => None,
+    };
+    match reason {
+        None => axum::Json(json!({"status": "ready", "plugins": loaded})).into_response(),
+        Some(reason) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(json!({"status": "not_ready", "reason": reason})),
         )
             .into_response(),
     }
