@@ -23,6 +23,7 @@ use crate::config::Budget;
 use crate::error::{Error, TurnError};
 use crate::guest_text::escaped;
 use crate::ops::schedules::{self, Due};
+use crate::store::schedule::KEEP_ANSWER_BYTES;
 use crate::store::{Claimed, Finish, Schedule, ScheduleState};
 use crate::turn::idempotency::token;
 use crate::turn::schedules::now_ms;
@@ -133,6 +134,20 @@ pub struct ScheduleRun {
     pub late: bool,
     /// How it went.
     pub outcome: RunOutcome,
+}
+
+/// The part of a run's answer its record keeps: at most [`KEEP_ANSWER_BYTES`]
+/// (cut on a character boundary), so the finished schedules a plugin's bucket
+/// keeps stay small whatever its `max_output`.
+fn kept_answer(mut answer: String) -> String {
+    if answer.len() > KEEP_ANSWER_BYTES {
+        let mut end = KEEP_ANSWER_BYTES;
+        while !answer.is_char_boundary(end) {
+            end -= 1;
+        }
+        answer.truncate(end);
+    }
+    answer
 }
 
 /// Errors that say nothing about the plugin: the run is put back, not failed.
@@ -263,13 +278,13 @@ impl Host {
             turn = turn.with_tenant(tenant, budget);
         }
         let outcome = self.run_turn_with(plugin, &s.session, &s.input, turn).await;
-        let retries = self
-            .scope(plugin)
-            .map_or(0, |scope| scope.config.schedule_retries);
+        // `None` if the plugin was unloaded meanwhile: nothing to report to.
+        let scope = self.scope(plugin).ok();
+        let retries = scope.as_ref().map_or(0, |s| s.config.schedule_retries);
         let (finish, mut kind) = match outcome {
             Ok(answer) => {
                 s.state = ScheduleState::Done;
-                s.answer = Some(answer.output);
+                s.answer = Some(kept_answer(answer.output));
                 s.error = None;
                 (Finish::Finished, RunOutcome::Done)
             }
@@ -293,7 +308,7 @@ impl Host {
                 }
             }
         };
-        if let Ok(scope) = self.scope(plugin) {
+        if let Some(scope) = &scope {
             match self
                 .inner
                 .store
@@ -362,5 +377,20 @@ impl Host {
     pub async fn pending_schedules(&self, plugin_id: &str) -> Result<u64, Error> {
         let scope = self.scope(plugin_id)?;
         Ok(self.inner.store.count_schedules(&scope.ns).await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_kept_answer_is_cut_on_a_character_boundary() {
+        assert_eq!(kept_answer("short".into()), "short");
+        // 'é' is two bytes: the cut falls inside the last one and steps back.
+        let long = format!("{}é", "a".repeat(KEEP_ANSWER_BYTES - 1));
+        let kept = kept_answer(long);
+        assert_eq!(kept.len(), KEEP_ANSWER_BYTES - 1);
+        assert!(kept.chars().all(|c| c == 'a'));
     }
 }

@@ -26,6 +26,10 @@ pub const ID_LEN: usize = 24;
 /// Finished schedules (done or failed) a bucket keeps for listing, newest first.
 pub const KEEP_FINISHED: u64 = 1_000;
 
+/// Most bytes of a run's answer a finished schedule keeps (1,000 of them per
+/// bucket at most: 16 MiB).
+pub const KEEP_ANSWER_BYTES: usize = 16 << 10;
+
 /// How long a finished schedule is kept for listing.
 pub const KEEP_FINISHED_MS: u64 = 24 * 3600 * 1000;
 
@@ -68,7 +72,7 @@ pub struct Schedule {
     /// Its last run started long after it was due (every host was down, or busy).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub late: bool,
-    /// The answer of the turn that ran it (done), cut to the plugin's output limit.
+    /// The answer of the turn that ran it (done), its first [`KEEP_ANSWER_BYTES`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub answer: Option<String>,
     /// Why its last run failed.
