@@ -209,7 +209,8 @@ impl Host {
                     let shared = self.inner.store.clone();
                     holding = Some(Holding::new(claim, shared, &scope.ns, name));
                     // What an earlier run of the key got from its requests
-                    // replays to this one (a host that died mid-turn).
+                    // replays to this one (a host that died mid-turn), read
+                    // when the turn sends its first request.
                     let kept = KeptJournal {
                         store: self.inner.store.clone(),
                         ns: scope.ns.clone(),
@@ -218,7 +219,7 @@ impl Host {
                         ttl: scope.config.idempotency_ttl,
                         appending: Default::default(),
                     };
-                    spend.journal.keep_in(kept).await;
+                    spend.journal.keep_in(kept);
                 }
                 Ok(Some(output)) => {
                     let replayed = TurnAnswer {

@@ -236,6 +236,7 @@ impl WasiHttpHooks for OutboundHooks {
                     return Err(error);
                 }
             };
+            journal.load_kept().await;
             let slot = match journal.replay_or_reserve(request_key) {
                 Ok(answer) => {
                     tracing::debug!(

@@ -116,6 +116,8 @@ pub(crate) struct Journal {
     kept: OnceLock<KeptJournal>,
     /// True once the store holds any of them.
     in_store: AtomicBool,
+    /// Set once what an earlier run kept was read (`load_kept`).
+    loaded: tokio::sync::OnceCell<()>,
 }
 
 struct State {
@@ -140,29 +142,42 @@ impl Journal {
             max_bytes,
             kept: OnceLock::new(),
             in_store: AtomicBool::new(false),
+            loaded: tokio::sync::OnceCell::new(),
         }
     }
 
-    /// Keeps the journal in the store from now on, starting from what an earlier
-    /// run of the turn kept there: its entries from the first slot on without a
-    /// gap, within the byte limit, replay as if this run had recorded them.
-    pub(crate) async fn keep_in(&self, kept: KeptJournal) {
-        let entries = kept.load().await;
-        self.in_store.store(!entries.is_empty(), Ordering::Relaxed);
-        let mut state = self.state();
-        for (slot, key, answer) in entries {
-            let size: u64 = answer.frames.iter().map(|f| f.len() as u64).sum();
-            if slot != state.entries.len() || state.bytes + size > self.max_bytes {
-                break;
-            }
-            state.bytes += size;
-            state.entries.push(Entry {
-                key,
-                answer: Some(answer),
-            });
-        }
-        drop(state);
+    /// Keeps the journal in the store from now on. What an earlier run of the
+    /// turn kept there is read when the turn sends its first request
+    /// ([`Journal::load_kept`]): a turn that sends none costs no store read.
+    pub(crate) fn keep_in(&self, kept: KeptJournal) {
         let _ = self.kept.set(kept);
+    }
+
+    /// Before the turn's first request (once; concurrent requests wait for it):
+    /// the entries an earlier run kept, from the first slot on without a gap and
+    /// within the byte limit, replay as if this run had recorded them.
+    pub(super) async fn load_kept(&self) {
+        let Some(kept) = self.kept.get() else {
+            return;
+        };
+        self.loaded
+            .get_or_init(|| async {
+                let entries = kept.load().await;
+                self.in_store.store(!entries.is_empty(), Ordering::Relaxed);
+                let mut state = self.state();
+                for (slot, key, answer) in entries {
+                    let size: u64 = answer.frames.iter().map(|f| f.len() as u64).sum();
+                    if slot != state.entries.len() || state.bytes + size > self.max_bytes {
+                        break;
+                    }
+                    state.bytes += size;
+                    state.entries.push(Entry {
+                        key,
+                        answer: Some(answer),
+                    });
+                }
+            })
+            .await;
     }
 
     /// Where the journal is kept, if the store holds any of it.
