@@ -66,8 +66,8 @@ pub use config::{Budget, Limits, Meter, PluginConfig, Price, Pricing, Quota};
 pub use config_file::ConfigFile;
 pub use error::{CrashCause, Error, StateError, StoreError, TurnError};
 pub use host::{
-    Host, HostBuilder, HostStats, ModelSpend, PluginInfo, RunOutcome, ScheduleRun, Scheduling,
-    SessionSnapshot, TurnAnswer, TurnOptions,
+    Host, HostBuilder, HostStats, ModelSpend, PluginInfo, PreparedPlugin, RunOutcome, ScheduleRun,
+    Scheduling, SessionSnapshot, TurnAnswer, TurnOptions,
 };
 pub use ops::inspect::{ComponentReport, inspect_component};
 pub use outbound::{

@@ -18,7 +18,7 @@ pub use self::pricing::{Price, Pricing};
 pub use crate::store::Quota;
 
 /// The configuration of one plugin.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
 pub struct PluginConfig {
     /// The id the host knows the plugin by (letters, digits, `_ . - /`).
@@ -241,7 +241,7 @@ impl PluginConfig {
 /// Per-plugin limits. Every one is enforced by the host; a guest that reaches one
 /// gets a typed error (or is stopped, for memory and time) and the operator a log
 /// line.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Limits {
     /// Linear memory of one instance, in bytes. Default 64 MiB.

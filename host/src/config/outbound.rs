@@ -2,7 +2,7 @@
 //! headers the host adds to them (the policy; `crate::outbound` carries it out).
 
 /// What a plugin may reach over HTTP. Default: nothing.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Outbound {
     /// The origins requests may go to.
@@ -52,7 +52,7 @@ pub enum OutboundError {
 
 /// One allowed origin: `scheme://host[:port]`, and the headers the host adds to
 /// every request to it.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct AllowedOrigin {
     /// `http` or `https` (`*` origins match both).
@@ -213,7 +213,7 @@ fn valid_name(name: &str) -> bool {
 }
 
 /// A header the host adds to a plugin's requests; its value is never shown.
-#[derive(Clone)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct SecretHeader {
     pub(crate) name: http::HeaderName,
     pub(crate) value: http::HeaderValue,

@@ -1,7 +1,6 @@
 //! [`Host`]: loaded plugins, the store, and running turns.
 
 use std::collections::HashMap;
-use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -13,6 +12,7 @@ use wasmtime::component::Linker;
 mod builder;
 pub(crate) mod cores;
 pub(crate) mod outcome;
+mod plugins;
 pub(crate) mod reuse;
 pub(crate) mod sandbox;
 mod scheduler;
@@ -22,17 +22,14 @@ mod turns;
 pub use crate::ops::admin::SessionSnapshot;
 pub use crate::store::keys::DEFAULT_ROOT;
 pub use builder::HostBuilder;
+pub use plugins::PreparedPlugin;
 pub use scheduler::{RunOutcome, ScheduleRun, Scheduling};
 pub use spend::ModelSpend;
 pub use turns::{TurnAnswer, TurnOptions};
 
 use self::sandbox::TurnCtx;
-use crate::config::PluginConfig;
-use crate::error::{Error, TurnError};
+use crate::error::Error;
 use crate::guest::bindings::AgentPluginPre;
-use crate::guest::state::StateCtx;
-use crate::guest_text::escaped;
-use crate::host::outcome::{deadline_error, stopped};
 use crate::host::reuse::IdleInstances;
 use crate::ops::admin;
 use crate::ops::cache;
@@ -42,8 +39,6 @@ use crate::outbound::{
 };
 use crate::store::keys::Name;
 use crate::store::{Page, Quota, StateStore, StoredVersion, Usage};
-use crate::turn::Turn;
-use crate::turn::prefetch::PrefetchTail;
 use crate::turn::scope::PluginScope;
 use crate::turn::session_locks::SessionLocks;
 
@@ -177,129 +172,6 @@ impl Host {
         &self.inner.store
     }
 
-    /// Reads, compiles and loads the plugin at `path` (see [`Host::load_plugin`]).
-    pub async fn load_plugin_file(
-        &self,
-        config: PluginConfig,
-        path: impl AsRef<Path>,
-    ) -> Result<PluginInfo, Error> {
-        let path = path.as_ref();
-        let bytes = tokio::fs::read(path).await.map_err(|e| Error::Plugin {
-            id: config.id.clone(),
-            reason: format!("cannot read {}: {e}", path.display()),
-        })?;
-        self.load_plugin(config, bytes).await
-    }
-
-    /// Compiles a plugin component, checks that it fits the `agent-plugin` world,
-    /// asks it to describe itself, and makes it available as `config.id` (replacing a
-    /// plugin loaded before under that id).
-    pub async fn load_plugin(
-        &self,
-        config: PluginConfig,
-        wasm: Vec<u8>,
-    ) -> Result<PluginInfo, Error> {
-        self.check_config(&config)?;
-        let id = config.id.clone();
-        let plugin_err = |reason: String| Error::Plugin {
-            id: id.clone(),
-            reason,
-        };
-        let engine = self.inner.engine.clone();
-        let cache = self.inner.cache.clone();
-        let (component, origin, compile_time) =
-            tokio::task::spawn_blocking(move || cache::compile(&engine, &wasm, cache.as_ref()))
-                .await
-                .map_err(|e| plugin_err(format!("compile task failed: {e}")))?
-                .map_err(|e| plugin_err(format!("not a valid component: {e}")))?;
-        let instance_pre = self
-            .inner
-            .linker
-            .instantiate_pre(&component)
-            .map_err(|e| plugin_err(format!("cannot be linked: {e:#}")))?;
-        let pre = AgentPluginPre::new(instance_pre)
-            .map_err(|e| plugin_err(format!("does not export the agent-plugin world: {e:#}")))?;
-        let from_cache = origin == cache::Origin::Cached;
-        self.install(config, pre, from_cache, compile_time).await
-    }
-
-    /// Loads the component of the loaded plugin `id` again under `config` (another
-    /// id, prefix, limits...), without compiling it, and asks it to describe
-    /// itself again. `id` stays loaded unless `config.id` is `id`, which replaces it.
-    pub async fn reload_plugin(&self, id: &str, config: PluginConfig) -> Result<PluginInfo, Error> {
-        self.check_config(&config)?;
-        let loaded = self
-            .plugin(id)
-            .ok_or_else(|| Error::UnknownPlugin(id.to_string()))?;
-        let info = &loaded.info;
-        let (from_cache, compile_time) = (info.from_cache, info.compile_time);
-        self.install(config, loaded.pre.clone(), from_cache, compile_time)
-            .await
-    }
-
-    fn check_config(&self, config: &PluginConfig) -> Result<(), Error> {
-        config.namespace(&self.inner.root)?;
-        if config.limits.memory_bytes > self.inner.max_instance_memory {
-            return Err(Error::Config(format!(
-                "plugin {}: limits.memory_bytes {} is over the host's max_instance_memory {}",
-                config.id, config.limits.memory_bytes, self.inner.max_instance_memory
-            )));
-        }
-        Ok(())
-    }
-
-    /// Makes the linked component `pre` available as `config.id`, once it has
-    /// described itself.
-    async fn install(
-        &self,
-        config: PluginConfig,
-        pre: AgentPluginPre<TurnCtx>,
-        from_cache: bool,
-        compile_time: Duration,
-    ) -> Result<PluginInfo, Error> {
-        let ns = config.namespace(&self.inner.root)?;
-        let id = config.id.clone();
-        let scope = Arc::new(PluginScope {
-            config,
-            ns,
-            prefetch: PrefetchTail::default(),
-        });
-        let mut info = self
-            .describe(&scope, &pre)
-            .await
-            .map_err(|e| Error::Plugin {
-                id: id.clone(),
-                reason: format!("describe failed: {e}"),
-            })?;
-        info.from_cache = from_cache;
-        info.compile_time = compile_time;
-        let limits = &scope.config.limits;
-        let turns = Arc::new(Semaphore::new(limits.max_concurrent_turns as usize));
-        let idle = IdleInstances::new(scope.config.instance_reuse, limits.max_concurrent_turns);
-        let plugin = Plugin {
-            scope,
-            pre,
-            info,
-            turns,
-            idle,
-        };
-        tracing::info!(
-            plugin = %id,
-            name = %plugin.info.name,
-            version = %plugin.info.version,
-            from_cache = plugin.info.from_cache,
-            compile_ms = compile_time.as_secs_f64() * 1e3,
-            "plugin loaded"
-        );
-        let info = plugin.info.clone();
-        self.inner
-            .plugins
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(id, Arc::new(plugin));
-        Ok(info)
-    }
-
     /// The ids of the loaded plugins.
     pub fn plugins(&self) -> Vec<String> {
         let plugins = self.inner.plugins.read().unwrap_or_else(|p| p.into_inner());
@@ -327,37 +199,6 @@ impl Host {
     fn plugin(&self, id: &str) -> Option<Arc<Plugin>> {
         let plugins = self.inner.plugins.read().unwrap_or_else(|p| p.into_inner());
         plugins.get(id).cloned()
-    }
-
-    async fn describe(
-        &self,
-        scope: &Arc<PluginScope>,
-        pre: &AgentPluginPre<TurnCtx>,
-    ) -> Result<PluginInfo, TurnError> {
-        let deadline = Instant::now() + scope.config.limits.deadline;
-        let state = StateCtx::new(Turn::new(scope.clone(), self.inner.store.clone()), None);
-        let outbound = self.turn_outbound(scope, deadline, &self.turn_trail(scope, None));
-        let (mut store, output) = sandbox::turn_store(&self.inner.engine, outbound, state);
-        let call = async {
-            let instance = pre.instantiate_async(&mut store).await?;
-            instance
-                .agent_state_handler()
-                .call_describe(&mut store)
-                .await
-        };
-        let result = tokio::time::timeout_at(deadline.into(), call).await;
-        output.log(&scope.config.id);
-        sandbox::log_refusals(&store, &scope.config.id);
-        match result {
-            Ok(Ok(info)) => Ok(PluginInfo {
-                name: escaped(&info.name, DESCRIBE_BYTES),
-                version: escaped(&info.version, DESCRIBE_BYTES),
-                from_cache: false,
-                compile_time: Duration::ZERO,
-            }),
-            Ok(Err(e)) => Err(stopped(scope, &store, &output, e)),
-            Err(_) => Err(deadline_error(scope)),
-        }
     }
 
     /// A session's state, recent history and TTL, without running the plugin.
@@ -446,6 +287,11 @@ impl Host {
     /// What plugin `plugin_id` said about itself (`describe`) when it was loaded.
     pub fn plugin_info(&self, plugin_id: &str) -> Option<PluginInfo> {
         self.plugin(plugin_id).map(|p| p.info.clone())
+    }
+
+    /// The config plugin `plugin_id` is loaded with.
+    pub fn plugin_config(&self, plugin_id: &str) -> Option<crate::PluginConfig> {
+        self.plugin(plugin_id).map(|p| p.scope.config.clone())
     }
 
     /// The wall-clock deadline of plugin `plugin_id`'s turns.

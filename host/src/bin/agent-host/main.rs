@@ -6,10 +6,12 @@
 //! usage in, and
 //! `out.rs` how the commands print (a closed stdout ends them quietly). `new.rs`
 //! and `build.rs` make and build plugin projects (`project.rs` finds one,
-//! `toolchain.rs` installs the Python and JavaScript build tools).
+//! `toolchain.rs` installs the Python and JavaScript build tools). `check.rs` checks
+//! a config file without serving.
 
 mod budgets;
 mod build;
+mod check;
 mod new;
 mod out;
 mod project;
@@ -61,6 +63,10 @@ enum Command {
     Run(Box<RunArgs>),
     /// Serve the plugins of a config file over HTTP.
     Serve(ServeArgs),
+    /// Check a config file without serving: it parses, its secrets are set, every
+    /// plugin compiles and fits, the store answers. One line per problem; exit 0
+    /// only if there is none.
+    Check(CheckArgs),
     /// The sessions of a configured plugin: list, show, delete, versions, rollback,
     /// fork, and what the plugin keeps against its quota.
     Sessions(SessionsArgs),
@@ -91,6 +97,16 @@ struct ServeArgs {
     /// docs/operators.md).
     #[arg(long, env = "AGENT_HOST_WORKERS", value_parser = clap::value_parser!(u32).range(1..=1024))]
     workers: Option<u32>,
+    /// Check the config as `agent-host check` does, and exit instead of serving.
+    #[arg(long)]
+    check: bool,
+}
+
+#[derive(clap::Args)]
+struct CheckArgs {
+    /// The config file (TOML; see examples/agent-host.toml).
+    #[arg(long, short, env = "AGENT_HOST_CONFIG")]
+    config: PathBuf,
 }
 
 #[derive(clap::Args)]
@@ -154,9 +170,11 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Run(args) => run::run(*args).await,
+            Command::Serve(args) if args.check => check::check(&args.config).await,
             Command::Serve(args) => {
                 serve::serve(args.config, args.listen, args.workers, globals).await
             }
+            Command::Check(args) => check::check(&args.config).await,
             Command::Sessions(args) => sessions::sessions(args).await,
             Command::Usage(args) => usage::usage(args).await,
             Command::Inspect(args) => inspect(&args.plugin),

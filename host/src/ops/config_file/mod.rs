@@ -1,6 +1,6 @@
 //! The operator's config file (TOML): how the host is backed (`[store]`, `[server]`),
-//! what each plugin may do (`[[plugin]]`), and who may call which plugin
-//! (`[[token]]`).
+//! what each plugin may do (`[[plugin]]`), who may call which plugin
+//! (`[[token]]`), and who may reload the config (`[[admin]]`).
 //!
 //! ```toml
 //! [store]
@@ -29,6 +29,7 @@
 //! `64MiB`, and relative paths are relative to the file. Every error names the
 //! file, line and column, and never shows a secret.
 
+mod admin;
 mod budget;
 mod outbound;
 mod quota;
@@ -47,6 +48,7 @@ use crate::config::{Price, Pricing};
 use crate::error::Error;
 use crate::store::{EmbeddedStore, RedisOptions, RedisStore, StateStore};
 
+pub use self::admin::AdminSection;
 pub use self::budget::BudgetSection;
 pub use self::outbound::OutboundSection;
 pub use self::quota::QuotaSection;
@@ -68,8 +70,13 @@ pub struct ConfigFile {
     pub plugins: Vec<PluginSection>,
     /// The API tokens.
     pub tokens: Vec<TokenSection>,
+    /// The operator's tokens for `/admin`.
+    pub admins: Vec<AdminSection>,
     /// Prices of model tokens by model name (`[pricing]`).
     pub prices: BTreeMap<String, Price>,
+    /// Where the file's lines end, for positions (`ConfigFile::place`); not its
+    /// text, which may hold secrets.
+    newlines: Vec<usize>,
 }
 
 #[derive(Deserialize)]
@@ -83,6 +90,8 @@ struct Raw {
     plugins: Vec<PluginSection>,
     #[serde(default, rename = "token")]
     tokens: Vec<TokenSection>,
+    #[serde(default, rename = "admin")]
+    admins: Vec<Spanned<AdminSection>>,
     #[serde(default)]
     pricing: BTreeMap<String, Spanned<PriceSection>>,
 }
@@ -147,7 +156,9 @@ impl ConfigFile {
             server: raw.server,
             plugins: raw.plugins,
             tokens: raw.tokens,
+            admins: Vec::new(),
             prices,
+            newlines: text.match_indices('\n').map(|(i, _)| i).collect(),
         };
         // A budget in dollars with nothing priced would never refuse anything.
         let in_usd = file
@@ -291,26 +302,58 @@ impl ConfigFile {
                 ));
             }
         }
+        for admin in raw.admins {
+            let start = admin.span().start;
+            let mut admin = admin.into_inner();
+            admin
+                .resolve(&env, |reason| place(start, reason))
+                .map_err(Error::Config)?;
+            if admin.unresolved.is_none() && !secrets.insert(admin.secret().to_string()) {
+                return Err(at(
+                    start,
+                    &format!(
+                        "admin {:?}: its secret is used by another token; give it its own",
+                        admin.name
+                    ),
+                ));
+            }
+            file.admins.push(admin);
+        }
         Ok(file)
     }
 
-    /// Fails if a token's `secret_env` variable was not set when the file was read
-    /// (the server needs every secret; the admin commands need none).
+    /// Fails if a `secret_env` or `${env:...}` variable was not set when the file
+    /// was read (the server needs every secret; the admin commands need none).
     pub fn require_secrets(&self) -> Result<(), Error> {
+        match self.missing_secrets().into_iter().next() {
+            Some(reason) => Err(Error::Config(reason)),
+            None => Ok(()),
+        }
+    }
+
+    /// Every `secret_env` or `${env:...}` variable that was not set when the file
+    /// was read, each as `file:line:column: what`.
+    pub fn missing_secrets(&self) -> Vec<String> {
+        let tokens = self.tokens.iter().filter_map(|t| t.unresolved.clone());
+        let admins = self.admins.iter().filter_map(|a| a.unresolved.clone());
         let outbound = self
             .plugins
             .iter()
             .flat_map(|p| &p.outbound)
-            .find_map(|o| o.unresolved.clone());
-        match self
-            .tokens
-            .iter()
-            .find_map(|t| t.unresolved.clone())
-            .or(outbound)
-        {
-            Some(reason) => Err(Error::Config(reason)),
-            None => Ok(()),
-        }
+            .filter_map(|o| o.unresolved.clone());
+        tokens.chain(admins).chain(outbound).collect()
+    }
+
+    /// `file:line:column` of byte `offset` of the file (a span's start).
+    pub fn place(&self, offset: usize) -> String {
+        let line = self.newlines.partition_point(|&n| n < offset);
+        let start = if line == 0 {
+            0
+        } else {
+            self.newlines[line - 1] + 1
+        };
+        let column = offset.saturating_sub(start) + 1;
+        format!("{}:{}:{column}", self.path.display(), line + 1)
     }
 
     /// The `[pricing]` table as the host uses it.

@@ -1,5 +1,6 @@
 //! The sections of the config file as serde reads them: `[store]`, `[server]`,
-//! `[[plugin]]` (with its `limits`) and `[[token]]`, with their defaults and units.
+//! `[[plugin]]` (with its `limits`) and `[[token]]`, with their defaults and units
+//! (`[[admin]]` is in `admin.rs`).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -20,7 +21,7 @@ use super::quota::QuotaSection;
 use crate::store::RedisOptions;
 
 /// `[store]`: where state lives.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct StoreSection {
@@ -72,7 +73,7 @@ impl Default for StoreSection {
 }
 
 /// `[server]`: the HTTP server of `agent-host serve`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct ServerSection {
@@ -132,6 +133,12 @@ pub struct ServerSection {
     /// --workers`). Default 1: one multi-threaded process.
     #[serde(default = "default_workers")]
     pub workers: u32,
+    /// At start, a plugin that fails to load (cannot be read, compiled or
+    /// described) is logged and left out, and the others are served, instead of
+    /// stopping the start. `GET /admin/config` lists it with the reason.
+    /// Default false.
+    #[serde(default)]
+    pub start_with_failed_plugins: bool,
 }
 
 impl Default for ServerSection {
@@ -152,6 +159,7 @@ impl Default for ServerSection {
             workers: default_workers(),
             stream_ttl: default_stream_ttl(),
             stream_buffer: default_stream_buffer(),
+            start_with_failed_plugins: false,
         }
     }
 }
@@ -313,7 +321,7 @@ impl TokenSection {
 }
 
 /// A string that is never printed: its `Debug` says `"<set>"`.
-#[derive(Clone, Deserialize)]
+#[derive(Clone, Deserialize, PartialEq, Eq)]
 #[serde(transparent)]
 pub struct Secret(pub(super) String);
 

@@ -16,7 +16,7 @@ pub(super) const MAX_JSON_BODY: usize = 64 << 10;
 
 /// The turn's input: at most `max_input` bytes of UTF-8.
 pub(super) async fn input(app: &App, body: Body) -> Result<String, ApiError> {
-    let max = usize::try_from(app.config.server.max_input.as_u64()).unwrap_or(usize::MAX);
+    let max = usize::try_from(app.loaded().config.server.max_input.as_u64()).unwrap_or(usize::MAX);
     let bytes = read(app, body, max).await?;
     String::from_utf8(bytes.into()).map_err(|e| {
         ApiError::new(
@@ -56,7 +56,7 @@ pub(super) async fn read(app: &App, body: Body, max: usize) -> Result<Bytes, Api
     if body.size_hint().lower() > max as u64 {
         return Err(too_large());
     }
-    let timeout = app.config.server.body_timeout;
+    let timeout = app.loaded().config.server.body_timeout;
     match tokio::time::timeout(timeout, axum::body::to_bytes(body, max)).await {
         Ok(Ok(bytes)) => Ok(bytes),
         Ok(Err(e)) if is_length_limit(&e) => Err(too_large()),

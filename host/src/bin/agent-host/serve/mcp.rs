@@ -96,7 +96,7 @@ fn max_body(app: &App) -> usize {
 }
 
 fn max_input(app: &App) -> usize {
-    usize::try_from(app.config.server.max_input.as_u64()).unwrap_or(usize::MAX)
+    usize::try_from(app.loaded().config.server.max_input.as_u64()).unwrap_or(usize::MAX)
 }
 
 /// Reads the request's body within `body_timeout` and [`max_body`] (408 and 413
@@ -144,8 +144,8 @@ struct Mcp {
 impl Mcp {
     /// The plugins `caller` may call, by tool name (ids sorted: of two that share
     /// a name, the first keeps it).
-    fn tools_of(&self, caller: Caller) -> BTreeMap<String, String> {
-        let token = &self.app.config.tokens[caller.0];
+    fn tools_of(&self, caller: &Caller) -> BTreeMap<String, String> {
+        let token = caller.token();
         let mut tools = BTreeMap::new();
         for plugin in self
             .app
@@ -168,12 +168,10 @@ impl Mcp {
             .plugin_info(plugin)
             .map(|info| format!("{} {}", info.name, info.version))
             .unwrap_or_default();
-        let configured = self
-            .app
+        let loaded = self.app.loaded();
+        let configured = loaded
             .config
-            .plugins
-            .iter()
-            .find(|p| p.id.get_ref() == plugin)
+            .plugin(plugin)
             .and_then(|p| p.description.as_deref());
         let description = match configured {
             Some(text) => format!("{text} ({described})"),
@@ -192,7 +190,7 @@ impl Mcp {
         let caller = caller(&ctx)?;
         // A plugin the token may not call is no tool, as one that does not exist.
         let plugin = self
-            .tools_of(caller)
+            .tools_of(&caller)
             .remove(request.name.as_ref())
             .ok_or_else(|| {
                 ErrorData::invalid_params(
@@ -221,7 +219,7 @@ impl Mcp {
                 format!("the input is over the limit of {max} bytes"),
             )));
         }
-        let mut admitted = match turns::admit(&self.app, caller, &plugin, options) {
+        let mut admitted = match turns::admit(&self.app, &caller, &plugin, options) {
             Ok(admitted) => admitted,
             Err(busy) => return Ok(failed(busy)),
         };
@@ -265,7 +263,7 @@ impl ServerHandler for Mcp {
     ) -> Result<ListToolsResult, ErrorData> {
         let caller = caller(&ctx)?;
         let tools = self
-            .tools_of(caller)
+            .tools_of(&caller)
             .into_iter()
             .map(|(name, plugin)| self.tool(name, &plugin))
             .collect();
@@ -286,7 +284,7 @@ fn caller(ctx: &RequestContext<RoleServer>) -> Result<Caller, ErrorData> {
     ctx.extensions
         .get::<axum::http::request::Parts>()
         .and_then(|parts| parts.extensions.get::<Caller>())
-        .copied()
+        .cloned()
         .ok_or_else(|| ErrorData::internal_error("no caller: the token was not checked", None))
 }
 

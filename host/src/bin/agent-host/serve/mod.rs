@@ -14,7 +14,9 @@
 //! | `GET /v1/plugins` | 200 the plugins the token may call |
 //! | `POST /v1/mcp` | MCP (Streamable HTTP): a tool per plugin the token may call |
 //! | `GET /healthz` | 200, or 503 when the store does not answer |
+//! | `GET /livez`, `GET /readyz` | the probes: the process answers; ready for turns |
 //! | `GET /metrics` | Prometheus text |
+//! | `POST /admin/reload`, `GET /admin/config` | the operator's, with an `[[admin]]` token |
 //!
 //! `/v1` needs `Authorization: Bearer <token>` of a `[[token]]` that lists the plugin:
 //! 401 without a known token, 404 for a plugin the token may not call (as for one
@@ -28,18 +30,23 @@
 //! turns and their resumption, `body.rs` reading request bodies, `tenants.rs` the
 //! per-tenant turn limit, `usage.rs` the usage routes, `metrics.rs`,
 //! `model_metrics.rs` (the model calls' counters), `connections.rs` (capped and
-//! timed out), `signals.rs` (what stops the server), `workers.rs` (`--workers N`:
+//! timed out), `signals.rs` (what stops the server, and SIGHUP), `loaded.rs` (the
+//! config as served), `reload.rs` (loading plugins, at start and on a reload),
+//! `admin.rs` (the operator's routes), `workers.rs` (`--workers N`:
 //! one single-threaded process per core), `schedules.rs` (scheduled turns: routes
 //! and the loop that runs them) and `schedule_metrics.rs`. The tenants' model budgets are in
 //! `../budgets.rs`, shared with `agent-host usage`.
 
+mod admin;
 mod api_error;
 mod auth;
 mod body;
 mod connections;
+mod loaded;
 mod mcp;
 mod metrics;
 mod model_metrics;
+mod reload;
 mod routes;
 mod schedule_metrics;
 mod schedules;
@@ -54,7 +61,7 @@ pub(crate) mod workers;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
 use agent_host::config_file::ConfigFile;
@@ -63,25 +70,37 @@ use anyhow::Context;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::Histogram;
 
-use self::auth::digest;
+use self::loaded::Loaded;
 use self::metrics::{Metered, Metrics, OpLabel, latency_histogram};
-use self::tenants::TenantLimits;
-use crate::budgets::TokenBudgets;
 
 struct App {
     host: Host,
-    /// SHA-256 of each token's secret, and the token's entry index.
-    tokens: Vec<([u8; 32], usize)>,
-    /// The turns each tenant has in flight, for those with a limit.
-    tenants: TenantLimits,
-    /// Each token's tenant and the tenant's model budget.
-    budgets: TokenBudgets,
-    config: ConfigFile,
     metrics: Arc<Metrics>,
+    /// The config file.
+    path: PathBuf,
+    /// The config as served now; a reload replaces it whole.
+    loaded: RwLock<Arc<Loaded>>,
+    /// One reload at a time.
+    reloading: tokio::sync::Mutex<()>,
 }
 
-/// Loads the config, compiles the plugins, and serves until SIGTERM, SIGHUP or
-/// Ctrl-C, then lets the turns in flight finish (up to `server.shutdown_grace`).
+impl App {
+    /// The config as served now (a request takes it once).
+    fn loaded(&self) -> Arc<Loaded> {
+        self.loaded
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn replace(&self, loaded: Loaded) {
+        *self.loaded.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(loaded);
+    }
+}
+
+/// Loads the config, compiles the plugins, and serves until SIGTERM or Ctrl-C,
+/// then lets the turns in flight finish (up to `server.shutdown_grace`). SIGHUP
+/// reloads the config (`reload.rs`).
 pub(crate) async fn serve(
     config: PathBuf,
     listen: Option<SocketAddr>,
@@ -126,23 +145,7 @@ pub(crate) async fn serve(
         .on_outbound(move |event| observed.outbound(event))
         .on_model_call(move |call| model_calls.model.call(call))
         .build()?;
-    let (mut compiled, mut cached) = (0, 0);
-    for plugin in &config.plugins {
-        let info = host
-            .load_plugin_file(plugin.config(), plugin.wasm.get_ref())
-            .await?;
-        if info.from_cache {
-            cached += 1;
-        } else {
-            compiled += 1;
-        }
-    }
-    let tokens = config
-        .tokens
-        .iter()
-        .enumerate()
-        .map(|(i, t)| (digest(t.secret()), i))
-        .collect();
+    let path = config.path.clone();
     let listen = listen.unwrap_or(config.server.listen);
     let grace = config.server.shutdown_grace;
     let max_connections = config.server.max_connections as usize;
@@ -150,16 +153,28 @@ pub(crate) async fn serve(
         header: config.server.header_timeout,
         idle: config.server.idle_timeout,
     };
+    let (loaded, report) = reload::load(&host, config, None)
+        .await
+        .map_err(|refused| anyhow::anyhow!("{refused}"))?;
+    let reload::Report {
+        compiled,
+        cached,
+        failed,
+        ..
+    } = report;
+    for (plugin, reason) in &failed {
+        tracing::error!(%plugin, %reason, "started without this plugin (start_with_failed_plugins)");
+    }
     let app = Arc::new(App {
         host,
-        tokens,
-        tenants: TenantLimits::new(&config.tokens),
-        budgets: TokenBudgets::new(&config.tokens),
         metrics,
-        config,
+        path,
+        loaded: RwLock::new(Arc::new(loaded)),
+        reloading: tokio::sync::Mutex::new(()),
     });
     schedules::start(&app);
-    let router = routes::router(app);
+    let app_for_worker = app.clone();
+    let router = routes::router(app.clone());
     warn_if_few_files(max_connections);
     let listener = match worker {
         Some(_) => workers::listener(listen),
@@ -169,7 +184,8 @@ pub(crate) async fn serve(
     let addr = listener.local_addr()?;
     // From before the address is announced, a signal stops the server the orderly
     // way (during the start, with nothing in flight, its default action is fine).
-    let signals = signals::Signals::install()?;
+    let (signals, hangups) = signals::Signals::install()?;
+    reloads(&app, hangups);
     let startup_ms = started.elapsed().as_secs_f64() * 1e3;
     tracing::info!(%addr, startup_ms, compiled, cached, worker, "listening");
     // On stdout for scripts and tests: the address actually bound (port 0 picks
@@ -181,7 +197,7 @@ pub(crate) async fn serve(
         match worker {
             Some(_) => tokio::select! {
                 () = signals.recv() => {}
-                () = workers::supervisor_gone() => tracing::info!("the supervisor asks to stop"),
+                () = workers::supervisor_gone(app_for_worker) => tracing::info!("the supervisor asks to stop"),
             },
             None => signals.recv().await,
         }
@@ -201,6 +217,18 @@ pub(crate) async fn serve(
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Reloads the config at each SIGHUP (a worker of `--workers` also when its
+/// supervisor says so, see `workers.rs`).
+fn reloads(app: &Arc<App>, mut hangups: signals::Hangups) {
+    let app = app.clone();
+    tokio::spawn(async move {
+        while hangups.recv().await {
+            // Failures are logged; the old config keeps serving.
+            let _ = reload::reload(&app, "SIGHUP").await;
+        }
+    });
 }
 
 /// Warns when the process may open fewer files than the connections it accepts

@@ -1,6 +1,6 @@
 //! The API's router: each resource's routes (`turns`, `streams`, `sessions`,
 //! `versions`, `schedules`, `usage`, and MCP's `mcp`) behind the token check, the
-//! plugin list, health, metrics.
+//! plugin list, health, metrics, and the operator's `admin` routes behind theirs.
 
 use std::sync::Arc;
 
@@ -36,6 +36,7 @@ pub(super) fn router(app: Arc<App>) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .merge(api)
+        .merge(super::admin::routes(&app))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(app)
@@ -54,7 +55,7 @@ async fn method_not_allowed() -> ApiError {
 }
 
 async fn list_plugins(State(app): State<Arc<App>>, caller: Caller) -> Result<Response, ApiError> {
-    let token = &app.config.tokens[caller.0];
+    let token = caller.token();
     let plugins: Vec<String> = app
         .host
         .plugins()
@@ -81,11 +82,13 @@ async fn livez() -> Response {
     axum::Json(json!({"status": "ok"})).into_response()
 }
 
-/// Ready for turns: every configured plugin is loaded and the store answers; 503
-/// with the reason otherwise.
+/// Ready for turns: every configured plugin is loaded (but those the config lets
+/// fail, `start_with_failed_plugins`, which the answer lists) and the store
+/// answers; 503 with the reason otherwise.
 async fn readyz(State(app): State<Arc<App>>) -> Response {
+    let served = app.loaded();
     let loaded = app.host.plugins().len();
-    let configured = app.config.plugins.len();
+    let configured = served.config.plugins.len() - served.failed.len();
     let reason = match app.host.store().ping().await {
         Err(e) => Some(format!("the store does not answer: {e}")),
         Ok(()) if loaded < configured => {
@@ -94,7 +97,8 @@ async fn readyz(State(app): State<Arc<App>>) -> Response {
         Ok(()) => None,
     };
     match reason {
-        None => axum::Json(json!({"status": "ready", "plugins": loaded})).into_response(),
+        None => axum::Json(json!({"status": "ready", "plugins": loaded, "failed": served.failed}))
+            .into_response(),
         Some(reason) => (
             StatusCode::SERVICE_UNAVAILABLE,
             axum::Json(json!({"status": "not_ready", "reason": reason})),

@@ -44,18 +44,16 @@ pub(super) fn routes(router: Router<Arc<App>>) -> Router<Arc<App>> {
 }
 
 /// Runs the due scheduled turns of `app`'s plugins until the server stops, each
-/// for the tenant of the first `[[token]]` that may call its plugin.
+/// for the tenant of the first `[[token]]` that may call its plugin (in the
+/// config served when the run starts: a reload applies to the next runs).
 pub(super) fn start(app: &Arc<App>) {
     let tenants = app.clone();
     let observed = app.clone();
     let options = Scheduling::default()
         .with_tenants(move |plugin| {
-            let index = tenants
-                .config
-                .tokens
-                .iter()
-                .position(|t| t.allows(plugin))?;
-            let (tenant, budget) = tenants.budgets.of(index);
+            let loaded = tenants.loaded();
+            let index = loaded.config.tokens.iter().position(|t| t.allows(plugin))?;
+            let (tenant, budget) = loaded.budgets.of(index);
             Some((tenant.to_owned(), budget))
         })
         .on_run(move |run| observed.metrics.schedules.run(run));

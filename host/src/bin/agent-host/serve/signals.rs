@@ -1,31 +1,31 @@
-//! The signals that stop `serve`: SIGTERM (what a service manager sends), SIGINT
-//! (Ctrl-C) and SIGHUP. SIGHUP asks a daemon to reload its config; there is no
-//! reload yet, so it stops the server the same orderly way (the turns in flight
-//! finish) and says so, rather than let the signal's default action kill the
-//! process at once.
+//! The signals of `serve`: SIGTERM (what a service manager sends) and SIGINT
+//! (Ctrl-C) stop the server the orderly way (the turns in flight finish); SIGHUP
+//! reloads the config file (`reload.rs`), as daemons do.
 
 use anyhow::Context;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
-/// The handlers, installed: from then on these signals no longer kill the
+/// The stop handlers, installed: from then on these signals no longer kill the
 /// process.
 pub(super) struct Signals {
     term: Signal,
     interrupt: Signal,
-    hangup: Signal,
 }
 
+/// The SIGHUP handler, installed.
+pub(super) struct Hangups(Signal);
+
 impl Signals {
-    /// Installs the handlers (inside the Tokio runtime).
-    pub(super) fn install() -> anyhow::Result<Self> {
+    /// Installs the handlers (inside the Tokio runtime), SIGHUP's included.
+    pub(super) fn install() -> anyhow::Result<(Self, Hangups)> {
         let install = |kind: SignalKind, name: &str| {
             signal(kind).with_context(|| format!("installing the {name} handler"))
         };
-        Ok(Self {
+        let signals = Self {
             term: install(SignalKind::terminate(), "SIGTERM")?,
             interrupt: install(SignalKind::interrupt(), "SIGINT")?,
-            hangup: install(SignalKind::hangup(), "SIGHUP")?,
-        })
+        };
+        Ok((signals, Hangups(install(SignalKind::hangup(), "SIGHUP")?)))
     }
 
     /// Completes at the first of them, once it is logged.
@@ -33,9 +33,17 @@ impl Signals {
         tokio::select! {
             _ = self.term.recv() => tracing::info!("SIGTERM"),
             _ = self.interrupt.recv() => tracing::info!("SIGINT"),
-            _ = self.hangup.recv() => {
-                tracing::warn!("SIGHUP: shutting down; reload is not supported yet");
-            }
         }
+    }
+}
+
+impl Hangups {
+    /// Waits for the next SIGHUP; false if no more can come.
+    pub(super) async fn recv(&mut self) -> bool {
+        let got = self.0.recv().await.is_some();
+        if got {
+            tracing::info!("SIGHUP: reloading the config");
+        }
+        got
     }
 }

@@ -96,7 +96,7 @@ pub(super) async fn turn(app: Arc<App>, turn: Turn, span: tracing::Span) -> Resp
     let options = options.with_stream(events);
     let id = agent_host::output::new_stream_id();
     let opened = vec![OPENED.to_vec()];
-    let ttl = app.config.server.stream_ttl;
+    let ttl = app.loaded().config.server.stream_ttl;
     if let Err(e) = app
         .host
         .append_stream_events(&plugin, &session, &id, opened, ttl)
@@ -168,7 +168,8 @@ async fn record(
     id: String,
     mut frames: mpsc::Receiver<Bytes>,
 ) {
-    let server = &app.config.server;
+    let loaded = app.loaded();
+    let server = &loaded.config.server;
     let (ttl, max) = (server.stream_ttl, server.stream_buffer.as_u64());
     let max = usize::try_from(max).unwrap_or(usize::MAX);
     let mut batch = Vec::new();
@@ -331,7 +332,7 @@ async fn resume(
     let idle_limit = app
         .host
         .plugin_deadline(&plugin)
-        .unwrap_or(app.config.server.stream_ttl)
+        .unwrap_or(app.loaded().config.server.stream_ttl)
         + Duration::from_secs(30);
     let (frames, to_client) = mpsc::channel(FRAMES);
     tokio::spawn(async move {

@@ -11,6 +11,9 @@
 //!   streamed turn stays counted after its client leaves, since it runs on.
 //! - A turn past the limit fails at once with 503 `busy` (and `Retry-After`);
 //!   nothing waits in a queue.
+//! - A reload keeps a tenant's count when its limit did not change, so the turns
+//!   in flight across a reload are counted once; a changed limit starts a new
+//!   count (the turns in flight under the old one are not in it).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -20,7 +23,6 @@ use axum::http::StatusCode;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::api_error::ApiError;
-use super::auth::Caller;
 
 /// The tenants' counts, by token index.
 pub(super) struct TenantLimits {
@@ -40,8 +42,9 @@ pub(super) struct TenantTurn {
 }
 
 impl TenantLimits {
-    /// One count per tenant that has a limit on any of its tokens.
-    pub(super) fn new(tokens: &[TokenSection]) -> Self {
+    /// One count per tenant that has a limit on any of its tokens; a tenant
+    /// whose limit is the same in `previous` keeps its count.
+    pub(super) fn new(tokens: &[TokenSection], previous: Option<&TenantLimits>) -> Self {
         let mut max: HashMap<&str, u32> = HashMap::new();
         for token in tokens {
             if let Some(n) = token.max_concurrent_turns {
@@ -53,7 +56,14 @@ impl TenantLimits {
         let limits: HashMap<&str, Limit> = max
             .into_iter()
             .map(|(tenant, max)| {
-                let running = Arc::new(Semaphore::new(max as usize));
+                let kept = previous
+                    .into_iter()
+                    .flat_map(|p| p.by_token.iter().flatten())
+                    .find(|l| l.tenant == tenant && l.max == max);
+                let running = match kept {
+                    Some(limit) => limit.running.clone(),
+                    None => Arc::new(Semaphore::new(max as usize)),
+                };
                 let tenant_name = tenant.to_string();
                 (
                     tenant,
@@ -72,10 +82,10 @@ impl TenantLimits {
         Self { by_token }
     }
 
-    /// Counts a turn of `caller`'s tenant, or 503 `busy` if it has as many in
+    /// Counts a turn of the tenant of token `token`, or 503 `busy` if it has as many in
     /// flight as it may.
-    pub(super) fn start(&self, caller: Caller) -> Result<TenantTurn, ApiError> {
-        let Some(limit) = self.by_token.get(caller.0).and_then(Option::as_ref) else {
+    pub(super) fn start(&self, token: usize) -> Result<TenantTurn, ApiError> {
+        let Some(limit) = self.by_token.get(token).and_then(Option::as_ref) else {
             return Ok(TenantTurn { _permit: None });
         };
         match limit.running.clone().try_acquire_owned() {

@@ -43,7 +43,7 @@ async fn turn(
     let Path((plugin, session)) = path?;
     let options = turn_options(&headers)?;
     let input = body::input(&app, body).await?;
-    let admitted = admit(&app, caller, &plugin, options)?;
+    let admitted = admit(&app, &caller, &plugin, options)?;
     if streams::wanted(&headers) {
         let Admitted {
             options,
@@ -85,14 +85,14 @@ pub(super) struct Admitted {
 /// many turns as it may.
 pub(super) fn admit(
     app: &App,
-    caller: Caller,
+    caller: &Caller,
     plugin: &str,
     options: TurnOptions,
 ) -> Result<Admitted, ApiError> {
     // Run for the caller's tenant: its model calls count against its budget.
-    let (tenant, budget) = app.budgets.of(caller.0);
+    let (tenant, budget) = caller.tenant_budget();
     let options = options.with_tenant(tenant, budget);
-    let counted = match app.tenants.start(caller) {
+    let counted = match caller.loaded.tenants.start(caller.index) {
         Ok(counted) => counted,
         Err(busy) => {
             // Counted like the plugin's own `busy`, for a plugin that exists (a
@@ -107,7 +107,7 @@ pub(super) fn admit(
         }
     };
     // The span records the tenant when it is made: no copy of it per request.
-    let tenant = app.config.tokens[caller.0].tenant.get_ref();
+    let tenant = caller.token().tenant.get_ref();
     let span = tracing::info_span!("request", tenant = %tenant);
     Ok(Admitted {
         options,

@@ -48,9 +48,9 @@ async fn usage(
 }
 
 async fn tenant_usage(State(app): State<Arc<App>>, caller: Caller) -> Result<Response, ApiError> {
-    let (tenant, budget) = app.budgets.of(caller.0);
+    let (tenant, budget) = caller.tenant_budget();
     let spend = Spend::from(app.host.tenant_model_usage(tenant, budget).await?);
-    let token = &app.config.tokens[caller.0];
+    let token = caller.token();
     let mut plugins = serde_json::Map::new();
     for plugin in app.host.plugins().into_iter().filter(|p| token.allows(p)) {
         let model = Spend::from(app.host.model_usage(&plugin).await?);
@@ -71,8 +71,8 @@ pub(super) async fn refresh_gauges(app: &App) {
     if refreshed.is_some_and(|at| at.elapsed() < GAUGES_FRESH_FOR) {
         return;
     }
-    for plugin in &app.config.plugins {
-        let id = plugin.id.get_ref();
+    for id in app.host.plugins() {
+        let id = &id;
         match app.host.usage(id).await {
             Ok((usage, _)) => {
                 let label = PluginLabel { plugin: id.clone() };

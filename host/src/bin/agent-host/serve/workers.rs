@@ -16,8 +16,12 @@
 //! supervisor prints `listening on ...`.
 //!
 //! A worker stops when its standard input closes: the supervisor closes it on
-//! SIGTERM, SIGINT or SIGHUP, and the kernel closes it if the supervisor dies, so
-//! no worker outlives it. A worker that stops by itself stops the others and the
+//! SIGTERM or SIGINT, and the kernel closes it if the supervisor dies, so no
+//! worker outlives it. On SIGHUP the supervisor writes `reload` to each worker's
+//! standard input, and each reloads the config; a worker asked to reload by
+//! `POST /admin/reload` prints `reload-all` on its standard output once it has,
+//! and the supervisor has every worker reload (the one that asked finds nothing
+//! changed). A worker that stops by itself stops the others and the
 //! supervisor exits with an error, for the service manager to restart it all.
 //!
 //! What is per worker: `/metrics` (each worker counts its own turns, labelled
@@ -28,10 +32,14 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Stdio;
 
+use std::sync::Arc;
+
 use agent_host::config_file::ConfigFile;
 use anyhow::Context;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, Command};
+
+use super::{App, reload};
 
 /// Set in a worker's environment: its number, from 1.
 const WORKER: &str = "AGENT_HOST_WORKER";
@@ -58,12 +66,31 @@ fn shared_socket(addr: SocketAddr) -> std::io::Result<tokio::net::TcpSocket> {
     Ok(socket)
 }
 
-/// Completes when the supervisor closes this worker's standard input (or dies).
-pub(super) async fn supervisor_gone() {
-    let mut stdin = tokio::io::stdin();
-    let mut buf = [0u8; 64];
-    while matches!(stdin.read(&mut buf).await, Ok(n) if n > 0) {}
+/// Completes when the supervisor closes this worker's standard input (or dies);
+/// until then reloads `app`'s config at each `reload` line.
+pub(super) async fn supervisor_gone(app: Arc<App>) {
+    let mut lines = BufReader::new(tokio::io::stdin()).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        if line == RELOAD {
+            let app = app.clone();
+            // Failures are logged; the old config keeps serving.
+            tokio::spawn(async move { reload::reload(&app, "the supervisor (SIGHUP)").await });
+        }
+    }
 }
+
+/// In a worker, asks the supervisor to have every worker reload (after
+/// `POST /admin/reload` reloaded this one); nothing elsewhere.
+pub(super) fn reload_the_others() {
+    if number().is_some() {
+        crate::out::line_or_ignore(format_args!("{RELOAD_ALL}"));
+    }
+}
+
+/// The line that asks a worker to reload, and the one a worker prints to have
+/// them all reload.
+const RELOAD: &str = "reload";
+const RELOAD_ALL: &str = "reload-all";
 
 /// Runs `workers` workers until a signal, then stops them the orderly way.
 pub(super) async fn supervise(
@@ -84,13 +111,14 @@ pub(super) async fn supervise(
     // Held until the end: port 0 picks one port, which stays ours.
     let reserved = shared_socket(wanted).with_context(|| format!("listening on {wanted}"))?;
     let addr = reserved.local_addr()?;
-    let signals = super::signals::Signals::install()?;
+    let (signals, mut hangups) = super::signals::Signals::install()?;
+    let (reload_tx, mut reloads) = tokio::sync::mpsc::unbounded_channel();
     let exe = std::env::current_exe().context("finding this program to start the workers")?;
     // Each worker's stdin (closed: stop) and its end, reported here.
     let (ended_tx, mut ended) = tokio::sync::mpsc::unbounded_channel();
     let mut stdins = Vec::new();
     for n in 1..=workers {
-        match start(&exe, &globals, &config, addr, n).await {
+        match start(&exe, &globals, &config, addr, n, reload_tx.clone()).await {
             Ok(mut child) => {
                 stdins.push(child.stdin.take());
                 let ended_tx = ended_tx.clone();
@@ -108,15 +136,21 @@ pub(super) async fn supervise(
     drop(ended_tx);
     tracing::info!(%addr, workers, "listening");
     crate::out::line_or_ignore(format_args!("listening on http://{addr}"));
-    let result = tokio::select! {
-        () = signals.recv() => {
-            tracing::info!("stopping the workers: they finish the turns in flight");
-            Ok(())
+    let stopped = signals.recv();
+    tokio::pin!(stopped);
+    let result = loop {
+        tokio::select! {
+            () = &mut stopped => {
+                tracing::info!("stopping the workers: they finish the turns in flight");
+                break Ok(());
+            }
+            Some((n, status)) = ended.recv() => break Err(anyhow::anyhow!(
+                "worker {n} stopped by itself ({}); stopped the others",
+                describe(status)
+            )),
+            true = hangups.recv() => tell_all(&mut stdins).await,
+            Some(()) = reloads.recv() => tell_all(&mut stdins).await,
         }
-        Some((n, status)) = ended.recv() => Err(anyhow::anyhow!(
-            "worker {n} stopped by itself ({}); stopped the others",
-            describe(status)
-        )),
     };
     stop(stdins, &mut ended).await;
     drop(reserved);
@@ -125,12 +159,23 @@ pub(super) async fn supervise(
 }
 
 /// Starts worker `n` and waits until it listens.
+/// Has every worker reload its config.
+async fn tell_all(stdins: &mut [Option<tokio::process::ChildStdin>]) {
+    for stdin in stdins.iter_mut().flatten() {
+        let line = format!("{RELOAD}\n");
+        if let Err(e) = stdin.write_all(line.as_bytes()).await {
+            tracing::warn!(error = %e, "a worker was not told to reload");
+        }
+    }
+}
+
 async fn start(
     exe: &Path,
     globals: &[String],
     config: &Path,
     addr: SocketAddr,
     n: u32,
+    reload_all: tokio::sync::mpsc::UnboundedSender<()>,
 ) -> anyhow::Result<Child> {
     let mut child = Command::new(exe)
         .args(globals)
@@ -162,7 +207,13 @@ async fn start(
         }
     }
     // Nothing more is expected on its stdout; drained so it never blocks.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    tokio::spawn(async move {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if line == RELOAD_ALL {
+                let _ = reload_all.send(());
+            }
+        }
+    });
     Ok(child)
 }
 
