@@ -2,6 +2,8 @@
 //! is "hold" waits until the test releases it, and the test learns when it
 //! arrived, so a turn can be kept in flight without sleeping. Other requests are
 //! answered at once. Its answers are event streams, as the llm-chat example asks.
+//! A model named `v...` is named in the answer (`You said "x". [v2]`), so a test
+//! can tell which config of a plugin a turn ran with.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -90,8 +92,11 @@ async fn complete(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
         let mut released = shared.released.clone();
         let _ = released.wait_for(|r| *r).await;
     }
-    let piece =
-        json!({"choices": [{"index": 0, "delta": {"content": format!("You said {last:?}.")}}]});
+    let text = match request["model"].as_str().filter(|m| m.starts_with('v')) {
+        Some(model) => format!("You said {last:?}. [{model}]"),
+        None => format!("You said {last:?}."),
+    };
+    let piece = json!({"choices": [{"index": 0, "delta": {"content": text}}]});
     let body = format!("data: {piece}\n\ndata: [DONE]\n\n");
     ([(header::CONTENT_TYPE, "text/event-stream")], body).into_response()
 }
