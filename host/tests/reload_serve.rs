@@ -409,3 +409,69 @@ async fn a_failed_plugin_stops_the_start_unless_the_config_allows_it() {
     let (status, body) = turn(&s, TOKEN_A, "llm", "s", "x").await;
     assert_eq!(status, StatusCode::OK, "{body}");
 }
+
+/// With `--workers 2`, a reload asked of one worker, and SIGHUP sent to the
+/// supervisor, reach every worker: soon every turn, whichever worker takes it,
+/// runs the new config.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_worker_reloads() {
+    let gate = Gate::start().await;
+    gate.release();
+    let redis = RedisServer::start();
+    let store = format!("url = \"{}\"", redis.url());
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("agent-host.toml");
+    std::fs::write(
+        dir.path().join("llm.wasm"),
+        std::fs::read(plugins::LLM_CHAT).unwrap(),
+    )
+    .unwrap();
+    let config_of = |model| Version {
+        model,
+        counter: false,
+        token_b: false,
+        extra: "workers = 2",
+    };
+    std::fs::write(&path, config(&gate, &store, &config_of("v1"))).unwrap();
+    let s = Server::spawn(dir, &path, &[("TEST_ADMIN_TOKEN", ADMIN)], &[]);
+    // Each call is a new connection, which the kernel gives either worker.
+    let all_on = |model: &'static str| {
+        let s = &s;
+        async move {
+            eventually(Duration::from_secs(30), || async {
+                let mut all = true;
+                for n in 0..16 {
+                    let (status, body) = turn(s, TOKEN_A, "llm", &format!("w{n}"), "x").await;
+                    assert_eq!(status, StatusCode::OK, "{body}");
+                    all &= version(&body["output"]) == model;
+                }
+                all
+            })
+            .await
+        }
+    };
+    assert!(all_on("v1").await);
+
+    std::fs::write(&path, config(&gate, &store, &config_of("v2"))).unwrap();
+    let (status, body) = reload(&s).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(
+        all_on("v2").await,
+        "not every worker reloaded:\n{}",
+        s.log()
+    );
+
+    std::fs::write(&path, config(&gate, &store, &config_of("v3"))).unwrap();
+    let hup = std::process::Command::new("/usr/bin/kill")
+        .arg("-HUP")
+        .arg(s.child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(hup.success());
+    assert!(
+        all_on("v3").await,
+        "SIGHUP did not reach every worker:\n{}",
+        s.log()
+    );
+    s.stop();
+}

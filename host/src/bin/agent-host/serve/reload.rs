@@ -102,7 +102,7 @@ pub(super) async fn load(
                     info,
                 };
                 plugins.insert(id, record);
-                prepared.push(plugin);
+                prepared.push(*plugin);
             }
             Err(reason) => {
                 tracing::error!(plugin = %id, %reason, "plugin not loaded");
@@ -133,7 +133,7 @@ pub(super) async fn load(
 
 enum Prepared {
     Unchanged,
-    New(PreparedPlugin, String),
+    New(Box<PreparedPlugin>, String),
 }
 
 /// The plugin of `section` ready to install, or `Unchanged` when `before` is it.
@@ -159,7 +159,7 @@ async fn prepare(
         agent_host::Error::Plugin { reason, .. } => reason,
         other => other.to_string(),
     })?;
-    Ok(Prepared::New(plugin, digest))
+    Ok(Prepared::New(Box::new(plugin), digest))
 }
 
 /// Reads the config file again and applies it to `app`; `why` says what asked
