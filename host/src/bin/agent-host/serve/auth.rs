@@ -14,18 +14,13 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use sha2::{Digest, Sha256};
 
 use agent_host::Budget;
 use agent_host::config_file::TokenSection;
 
 use super::App;
 use super::api_error::ApiError;
-use super::loaded::Loaded;
-
-pub(super) fn digest(secret: &str) -> [u8; 32] {
-    Sha256::digest(secret.as_bytes()).into()
-}
+use super::loaded::{Loaded, digest};
 
 /// The caller of a `/v1` request: its `[[token]]` in the config that was served
 /// when the request came (see `loaded.rs`), put in the request by [`require`].

@@ -9,7 +9,8 @@ use std::time::SystemTime;
 use agent_host::PluginInfo;
 use agent_host::config_file::{ConfigFile, TokenSection};
 
-use super::auth::digest;
+use sha2::{Digest, Sha256};
+
 use super::tenants::TenantLimits;
 use crate::budgets::TokenBudgets;
 
@@ -28,6 +29,12 @@ pub(super) struct Loaded {
     /// The plugins of this config that are not loaded, and why (only with
     /// `server.start_with_failed_plugins`).
     pub(super) failed: BTreeMap<String, String>,
+}
+
+/// SHA-256 of a token's secret: tokens are compared by digest, so the time a
+/// comparison takes says nothing about the secrets.
+pub(super) fn digest(secret: &str) -> [u8; 32] {
+    Sha256::digest(secret.as_bytes()).into()
 }
 
 /// What the server knows of a loaded plugin besides what the host keeps.
