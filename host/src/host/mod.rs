@@ -12,6 +12,7 @@ use wasmtime::component::Linker;
 mod builder;
 pub(crate) mod cores;
 pub(crate) mod outcome;
+mod pace;
 mod plugins;
 pub(crate) mod reuse;
 pub(crate) mod sandbox;
@@ -127,6 +128,8 @@ struct Plugin {
     turns: Arc<Semaphore>,
     /// Instances kept between turns (`PluginConfig::instance_reuse`).
     idle: IdleInstances,
+    /// Its turns in flight, held to what the cores carry at their cost.
+    pace: Arc<pace::Pace>,
 }
 
 /// What a plugin says about itself (`describe`), and how it was loaded.

@@ -229,6 +229,7 @@ impl Host {
             info,
             turns,
             idle,
+            pace: Arc::default(),
         };
         Ok(PreparedPlugin { plugin })
     }

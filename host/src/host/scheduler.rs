@@ -156,6 +156,7 @@ fn deferred(e: &TurnError) -> bool {
         e,
         TurnError::Busy { .. }
             | TurnError::Overloaded { .. }
+            | TurnError::AtCapacity { .. }
             | TurnError::InProgress { .. }
             | TurnError::StoreUnavailable { .. }
             | TurnError::Store { .. }
