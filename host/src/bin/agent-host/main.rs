@@ -7,9 +7,11 @@
 //! `out.rs` how the commands print (a closed stdout ends them quietly). `new.rs`
 //! and `build.rs` make and build plugin projects (`project.rs` finds one,
 //! `toolchain.rs` installs the Python and JavaScript build tools).
+//! `completions.rs` prints the shells' completion scripts.
 
 mod budgets;
 mod build;
+mod completions;
 mod new;
 mod out;
 mod project;
@@ -75,6 +77,9 @@ enum Command {
     New(new::NewArgs),
     /// Build the plugin project in a directory into DIR/target/NAME.wasm.
     Build(build::BuildArgs),
+    /// Print the shell completion script for bash, zsh or fish (e.g.
+    /// `agent-host completions bash > /etc/bash_completion.d/agent-host`).
+    Completions(completions::CompletionsArgs),
 }
 
 #[derive(clap::Args)]
@@ -162,6 +167,7 @@ fn main() -> ExitCode {
             Command::Inspect(args) => inspect(&args.plugin),
             Command::New(args) => new::new(args),
             Command::Build(args) => build::build(args),
+            Command::Completions(args) => completions::completions(args),
         }
     });
     match result {
