@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use agent_host::ConfigFile;
+use agent_host_tests::plugins;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_agent-host");
 
@@ -163,7 +164,14 @@ fn the_dockerfile_builds_in_one_stage_and_runs_as_a_user_in_another() {
 
 #[test]
 fn the_sample_deploy_config_loads() {
-    let file = ConfigFile::load(&deploy_dir().join("agent-host.toml")).unwrap();
+    // The plugin file it names is the operator's; the chat example stands in.
+    let config = read("agent-host.toml");
+    let wasm = "/etc/agent-host/plugins/chat_memory.wasm";
+    assert!(config.contains(wasm), "{config}");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("agent-host.toml");
+    std::fs::write(&path, config.replace(wasm, plugins::CHAT_MEMORY)).unwrap();
+    let file = ConfigFile::load(&path).unwrap();
     assert!(file.plugin("chat").is_some());
 }
 
