@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what a fresh machine of this kind lacks to build and test agent-host:
-# the pinned Rust toolchain's wasm32-wasip2 target, redis-server (with redis-cli) and
-# nginx (a reverse proxy in front of a model server, tests/tests/model_servers.rs).
+# the pinned Rust toolchain's wasm32-wasip2 target, redis-server (with redis-cli),
+# nginx (a reverse proxy in front of a model server, tests/tests/model_servers.rs)
+# and systemd's systemd-analyze (host/tests/deploy_files.rs verifies the unit).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -66,4 +67,14 @@ if ! command -v nginx >/dev/null && [ ! -x /usr/sbin/nginx ]; then
   if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq nginx >/dev/null
+fi
+
+# `systemd-analyze verify` checks examples/deploy/agent-host.service; only the tool
+# is used, no service is started.
+if ! command -v systemd-analyze >/dev/null; then
+  echo "setup: installing systemd (systemd-analyze)" >&2
+  sudo=""
+  if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq systemd >/dev/null
 fi

@@ -67,6 +67,18 @@ pub enum StoreError {
     /// Anything else the store reported.
     #[error("store error: {0}")]
     Internal(String),
+    /// The embedded store's file is open in another process: redb lets one
+    /// process at a time open a file (a running `agent-host serve` holds its
+    /// store's), and the other gets this at open, never later. It names the file
+    /// (never a secret), so it is for the operator, not a guest.
+    #[error(
+        "the store file {} is open in another process (one process at a time may open an embedded store)",
+        path.display()
+    )]
+    InUse {
+        /// The store file.
+        path: std::path::PathBuf,
+    },
 }
 
 impl StoreError {

@@ -130,6 +130,16 @@ async fn versions_rollback_and_fork_over_http_and_the_cli() {
     let (ok, out, err) = sessions(&["versions", "alice", "--version", "2"]);
     assert!(ok, "{err}");
     let shown: Value = serde_json::from_str(&out).unwrap();
+    // The CLI shows the JSON document as JSON; the HTTP API (and --raw) as its
+    // stored text.
+    let stored = two["state"].as_str().unwrap();
+    assert_eq!(
+        shown["state"],
+        serde_json::from_str::<Value>(stored).unwrap()
+    );
+    let (ok, out, err) = sessions(&["versions", "alice", "--version", "2", "--raw"]);
+    assert!(ok, "{err}");
+    let shown: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(shown["state"], two["state"]);
     let (ok, out, err) = sessions(&["rollback", "alice", "--to", "3"]);
     assert!(ok, "{err}");

@@ -258,6 +258,10 @@ impl agent_state::Host for StateCtx {
                 WitError::Internal(e.to_string())
             }
             StateError::Store(StoreError::Internal(msg)) => WitError::Internal(msg),
+            // Only an open gives it, never a call of a guest; the path stays out.
+            StateError::Store(StoreError::InUse { .. }) => {
+                WitError::Unavailable("the store file is open in another process".into())
+            }
         })
     }
 }

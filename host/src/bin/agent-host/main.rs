@@ -7,11 +7,13 @@
 //! `out.rs` how the commands print (a closed stdout ends them quietly). `new.rs`
 //! and `build.rs` make and build plugin projects (`project.rs` finds one,
 //! `toolchain.rs` installs the Python and JavaScript build tools). `check.rs` checks
-//! a config file without serving.
+//! a config file without serving; `completions.rs` prints the shells' completion
+//! scripts.
 
 mod budgets;
 mod build;
 mod check;
+mod completions;
 mod new;
 mod out;
 mod project;
@@ -81,6 +83,9 @@ enum Command {
     New(new::NewArgs),
     /// Build the plugin project in a directory into DIR/target/NAME.wasm.
     Build(build::BuildArgs),
+    /// Print the shell completion script for bash, zsh or fish (e.g.
+    /// `agent-host completions bash > /etc/bash_completion.d/agent-host`).
+    Completions(completions::CompletionsArgs),
 }
 
 #[derive(clap::Args)]
@@ -180,6 +185,7 @@ fn main() -> ExitCode {
             Command::Inspect(args) => inspect(&args.plugin),
             Command::New(args) => new::new(args),
             Command::Build(args) => build::build(args),
+            Command::Completions(args) => completions::completions(args),
         }
     });
     match result {

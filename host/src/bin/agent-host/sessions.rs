@@ -1,10 +1,13 @@
 //! `agent-host sessions`: the sessions of a configured plugin, read and changed
-//! in its store without running it.
+//! in its store without running it. While a `serve` holds an embedded store's
+//! file, each command says which route of the HTTP API does the same instead.
 
 use agent_host::config_file::ConfigFile;
 use agent_host::ops::schedules;
-use agent_host::{Periods, PluginConfig, admin, checkpoints};
+use agent_host::store::StateStore;
+use agent_host::{Periods, PluginConfig, StoreError, admin, checkpoints};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use clap::Subcommand;
@@ -35,10 +38,15 @@ pub(crate) enum SessionsAction {
         #[arg(long)]
         limit: Option<u64>,
     },
-    /// A session as JSON: state, version, history, TTL.
+    /// A session as JSON: state, version, history, TTL. The state and history
+    /// items that are JSON are shown as JSON values; the others as text, listed in
+    /// "not_json".
     Show {
         /// The session id.
         session: String,
+        /// Show the stored documents as text (JSON strings), as the HTTP API does.
+        #[arg(long)]
+        raw: bool,
     },
     /// Delete a session (state and history).
     Delete {
@@ -50,9 +58,13 @@ pub(crate) enum SessionsAction {
     Versions {
         /// The session id.
         session: String,
-        /// Show this version's document.
+        /// Show this version's document (as `show` shows a state).
         #[arg(long)]
         version: Option<u64>,
+        /// With --version: the document as text (a JSON string), as the HTTP API
+        /// shows it.
+        #[arg(long, requires = "version")]
+        raw: bool,
     },
     /// Write a kept version's document as the session's new version (nothing is
     /// erased); prints the new version number.
@@ -110,7 +122,7 @@ pub(crate) async fn sessions(args: SessionsArgs) -> anyhow::Result<()> {
     let ns = file.namespace(&plugin)?;
     let limits = file.plugin(&plugin).map(|p| p.config().limits);
     let page_size = limits.map_or(1000, |l| l.max_items_per_call);
-    let store = file.open_store()?;
+    let store = open_store(&file, &args.action.route(&plugin))?;
     let store = store.as_ref();
     match args.action {
         SessionsAction::List { after, limit } => {
@@ -129,12 +141,15 @@ pub(crate) async fn sessions(args: SessionsArgs) -> anyhow::Result<()> {
                 }
             }
         }
-        SessionsAction::Show { session } => {
+        SessionsAction::Show { session, raw } => {
             let snapshot = admin::inspect(store, &ns, &session, page_size).await?;
             if !snapshot.exists {
                 anyhow::bail!("plugin {plugin} has no session {session:?}");
             }
-            let body = views::session_json(&session, &snapshot);
+            let mut body = views::session_json(&session, &snapshot);
+            if !raw {
+                body = views::decoded(body, &views::Stored::session(&snapshot));
+            }
             outln!("{}", serde_json::to_string_pretty(&body)?)?;
         }
         SessionsAction::Delete { session } => {
@@ -143,11 +158,18 @@ pub(crate) async fn sessions(args: SessionsArgs) -> anyhow::Result<()> {
             }
             outln!("deleted {session}")?;
         }
-        SessionsAction::Versions { session, version } => {
+        SessionsAction::Versions {
+            session,
+            version,
+            raw,
+        } => {
             let body = match version {
                 None => views::versions_json(&checkpoints::versions(store, &ns, &session).await?),
                 Some(v) => match checkpoints::load_version(store, &ns, &session, v).await? {
-                    Some(found) => views::version_json(&found),
+                    Some(found) if raw => views::version_json(&found),
+                    Some(found) => {
+                        views::decoded(views::version_json(&found), &views::Stored::version(&found))
+                    }
                     None => anyhow::bail!("session {session:?} has no version {v}"),
                 },
             };
@@ -208,6 +230,46 @@ pub(crate) async fn sessions(args: SessionsArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+impl SessionsAction {
+    /// The HTTP API's route that does what this command does.
+    fn route(&self, plugin: &str) -> String {
+        let base = format!("/v1/plugins/{plugin}/sessions");
+        match self {
+            Self::List { .. } => format!("GET {base}"),
+            Self::Show { session, .. } => format!("GET {base}/{session}"),
+            Self::Delete { session } => format!("DELETE {base}/{session}"),
+            Self::Versions {
+                session,
+                version: None,
+                ..
+            } => format!("GET {base}/{session}/versions"),
+            Self::Versions {
+                session,
+                version: Some(v),
+                ..
+            } => format!("GET {base}/{session}/versions/{v}"),
+            Self::Rollback { session, .. } => format!("POST {base}/{session}/rollback"),
+            Self::Fork { session, .. } => format!("POST {base}/{session}/fork"),
+            Self::Schedules { session, .. } => format!("{base}/{session}/schedules"),
+            Self::Usage => format!("GET /v1/plugins/{plugin}/usage"),
+        }
+    }
+}
+
+/// The config file's store. When another process (a running `serve`) holds the
+/// embedded store's file, the error says so and names `route`, the HTTP API's
+/// way to do the same through that server.
+pub(crate) fn open_store(file: &ConfigFile, route: &str) -> anyhow::Result<Arc<dyn StateStore>> {
+    match file.open_store() {
+        Err(agent_host::Error::Store(StoreError::InUse { path })) => anyhow::bail!(
+            "the store file {} is open in another process (a running `agent-host serve`?): \
+             stop it, or use the server's HTTP API: {route} with a tenant token (docs/http-api.md)",
+            path.display()
+        ),
+        store => Ok(store?),
+    }
 }
 
 /// The configuration the file gives `plugin`.

@@ -38,7 +38,11 @@ pub(crate) async fn usage(args: UsageArgs) -> anyhow::Result<()> {
     {
         anyhow::bail!("the config file has no plugin {plugin:?}");
     }
-    let store = file.open_store()?;
+    let route = match &args.plugin {
+        Some(plugin) => format!("GET /v1/plugins/{plugin}/usage and GET /v1/usage"),
+        None => "GET /v1/usage".to_string(),
+    };
+    let store = crate::sessions::open_store(&file, &route)?;
     let store = store.as_ref();
     // One moment for every figure, so all of them are of the same day.
     let periods = Periods::at(SystemTime::now());

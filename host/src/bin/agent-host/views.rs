@@ -1,6 +1,7 @@
 //! The JSON the CLI prints and the HTTP API answers for sessions, their kept
 //! versions, their scheduled turns, and what a plugin or tenant uses: one shape
-//! for both.
+//! for both. The CLI alone shows stored documents that are JSON as JSON values
+//! ([`decoded`]); the HTTP API keeps the stored text, as it always has.
 
 use agent_host::checkpoints::VersionInfo;
 use agent_host::store::StoredVersion;
@@ -17,6 +18,65 @@ pub(crate) fn session_json(session: &str, s: &SessionSnapshot) -> serde_json::Va
         "history": s.history.iter().map(|i| bytes_json(i)).collect::<Vec<_>>(),
         "ttl_ms": s.ttl.map(|t| t.as_millis() as u64),
     })
+}
+
+/// `body` (a [`session_json`] or [`version_json`]) with its stored documents
+/// (`state`, each `history` item) that are JSON shown as those JSON values, for
+/// the CLI. A document that is not JSON (a plugin may store any bytes) stays as
+/// [`bytes_json`] shows it, a string or `{"hex": ...}`, and its JSON Pointer is
+/// listed in `"not_json"` (`["/state", "/history/2"]`; absent when every document
+/// is JSON), so a stored JSON string `"hi"` and the stored text `hi`, both shown as
+/// `"hi"`, are told apart. Numbers are read as 64-bit integers or floats: one
+/// beyond that is rounded here (`--raw` shows the stored text).
+pub(crate) fn decoded(mut body: Value, stored: &Stored<'_>) -> Value {
+    let mut not_json = Vec::new();
+    let mut decode = |bytes: &[u8], pointer: String| match serde_json::from_slice(bytes) {
+        Ok(value) => value,
+        Err(_) => {
+            not_json.push(pointer);
+            bytes_json(bytes)
+        }
+    };
+    if let Some(state) = stored.state {
+        body["state"] = decode(state, "/state".into());
+    }
+    if let Some(history) = stored.history {
+        body["history"] = history
+            .iter()
+            .enumerate()
+            .map(|(i, item)| decode(item, format!("/history/{i}")))
+            .collect();
+    }
+    if !not_json.is_empty() {
+        body["not_json"] = json!(not_json);
+    }
+    body
+}
+
+/// The stored documents [`decoded`] shows as JSON.
+pub(crate) struct Stored<'a> {
+    /// The state document, if there is one.
+    pub(crate) state: Option<&'a [u8]>,
+    /// The history items, if the body has them.
+    pub(crate) history: Option<&'a [Vec<u8>]>,
+}
+
+impl<'a> Stored<'a> {
+    /// A session's state and history.
+    pub(crate) fn session(s: &'a SessionSnapshot) -> Self {
+        Self {
+            state: s.state.as_ref().map(|e| e.value.as_slice()),
+            history: Some(&s.history),
+        }
+    }
+
+    /// A kept version's state.
+    pub(crate) fn version(v: &'a StoredVersion) -> Self {
+        Self {
+            state: Some(&v.value),
+            history: None,
+        }
+    }
 }
 
 /// Stored bytes as JSON: the text when it is UTF-8 (what the SDK writes), otherwise

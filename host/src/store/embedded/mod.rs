@@ -10,7 +10,7 @@
 //! - Expired sessions and values read as absent at once and are removed from the
 //!   file by later commits and listings (an expiry index, like the Redis store's).
 //! - One process opens a file at a time (redb locks it); a second host on the same
-//!   file gets a clear error at start, not a corrupted file.
+//!   file gets [`StoreError::InUse`] at start, not a corrupted file.
 //! - Store calls run on Tokio's blocking pool, so a slow disk never stalls a turn's
 //!   executor thread.
 
@@ -67,7 +67,12 @@ impl EmbeddedStore {
         let failed = |e: &dyn std::fmt::Display| {
             StoreError::Unavailable(format!("cannot open {}: {e}", path.display()))
         };
-        let db = Database::create(&path).map_err(|e| failed(&e))?;
+        let db = Database::create(&path).map_err(|e| match e {
+            // Another process holds the file's lock (with this redb or another).
+            redb::DatabaseError::DatabaseAlreadyOpen
+            | redb::DatabaseError::LockProtocolMismatch => StoreError::InUse { path: path.clone() },
+            e => failed(&e),
+        })?;
         // Every table exists from the start, so readers never meet a missing one.
         let txn = db.begin_write().map_err(|e| failed(&e))?;
         txn.open_table(STATE).map_err(|e| failed(&e))?;
@@ -585,6 +590,7 @@ mod tests {
     use std::time::Duration;
 
     use super::{EmbeddedStore, META};
+    use crate::error::StoreError;
     use crate::store::keys::{Name, Namespace};
     use crate::store::{Commit, Expiry, ExpiryChange, SessionCommit, StateChange, StateStore};
     use redb::{ReadableDatabase, ReadableTableMetadata};
@@ -608,6 +614,22 @@ mod tests {
             }],
             ..Commit::default()
         }
+    }
+
+    #[test]
+    fn a_file_open_elsewhere_is_named_in_the_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.redb");
+        let first = EmbeddedStore::open(&path).unwrap();
+        let err = EmbeddedStore::open(&path).unwrap_err();
+        assert_eq!(err, StoreError::InUse { path: path.clone() });
+        assert!(
+            err.to_string().contains(&path.display().to_string()),
+            "{err}"
+        );
+        // Once the first lets go, it opens.
+        drop(first);
+        EmbeddedStore::open(&path).unwrap();
     }
 
     #[tokio::test]
