@@ -296,7 +296,7 @@ impl Host {
             return (Err(overloaded), 0);
         }
         // Past what the cores carry at this plugin's cost, refused too.
-        let paced = match plugin.pace.start(plugin_id, inner.cores.running()) {
+        let paced = match plugin.pace.start(plugin_id, &inner.cores) {
             Ok(paced) => paced,
             Err(at_capacity) => {
                 tracing::debug!(
