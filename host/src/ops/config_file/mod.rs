@@ -1,6 +1,6 @@
 //! The operator's config file (TOML): how the host is backed (`[store]`, `[server]`),
-//! what each plugin may do (`[[plugin]]`), and who may call which plugin
-//! (`[[token]]`).
+//! what each plugin may do (`[[plugin]]`), who may call which plugin
+//! (`[[token]]`), and where traces go (`[telemetry]`, `telemetry.rs`).
 //!
 //! ```toml
 //! [store]
@@ -33,6 +33,7 @@ mod budget;
 mod outbound;
 mod quota;
 mod sections;
+mod telemetry;
 #[cfg(test)]
 mod tests;
 
@@ -53,6 +54,7 @@ pub use self::quota::QuotaSection;
 pub use self::sections::{
     LimitsSection, PluginSection, Secret, ServerSection, StoreSection, TokenSection,
 };
+pub use self::telemetry::TelemetrySection;
 
 /// A parsed and checked config file.
 #[derive(Debug)]
@@ -70,6 +72,8 @@ pub struct ConfigFile {
     pub tokens: Vec<TokenSection>,
     /// Prices of model tokens by model name (`[pricing]`).
     pub prices: BTreeMap<String, Price>,
+    /// Where `serve` sends traces (`[telemetry]`).
+    pub telemetry: TelemetrySection,
 }
 
 #[derive(Deserialize)]
@@ -85,6 +89,8 @@ struct Raw {
     tokens: Vec<TokenSection>,
     #[serde(default)]
     pricing: BTreeMap<String, Spanned<PriceSection>>,
+    #[serde(default)]
+    telemetry: TelemetrySection,
 }
 
 /// One model's line of `[pricing]`: `"gpt-4o-mini" = { input = 0.15, output = 0.6 }`,
@@ -148,7 +154,11 @@ impl ConfigFile {
             plugins: raw.plugins,
             tokens: raw.tokens,
             prices,
+            telemetry: raw.telemetry,
         };
+        if let Some((offset, problem)) = file.telemetry.problem() {
+            return Err(at(offset, &problem));
+        }
         // A budget in dollars with nothing priced would never refuse anything.
         let in_usd = file
             .plugins

@@ -30,7 +30,8 @@
 //! `model_metrics.rs` (the model calls' counters), `connections.rs` (capped and
 //! timed out), `signals.rs` (what stops the server), `workers.rs` (`--workers N`:
 //! one single-threaded process per core), `schedules.rs` (scheduled turns: routes
-//! and the loop that runs them) and `schedule_metrics.rs`. The tenants' model budgets are in
+//! and the loop that runs them) and `schedule_metrics.rs`; `trace_context.rs`
+//! continues a caller's trace (`traceparent`). The tenants' model budgets are in
 //! `../budgets.rs`, shared with `agent-host usage`.
 
 mod api_error;
@@ -47,6 +48,7 @@ mod sessions;
 mod signals;
 mod streams;
 mod tenants;
+mod trace_context;
 mod turns;
 mod usage;
 mod versions;
