@@ -294,3 +294,76 @@ async fn a_turn_continues_the_callers_trace_with_its_store_and_model_calls_and_n
     }
     assert!(everything.contains("agent-host-test"), "no service.name");
 }
+
+/// With `sample_ratio = 0` the traces that start here are dropped, a caller's
+/// sampled trace is kept (parent-based), and the spans still waiting in the batch
+/// are sent when the server stops; with `--workers 2`, by whichever worker ran
+/// the turn.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sampling_follows_the_caller_and_stopping_sends_what_is_left() {
+    let (otlp, received) = receiver().await;
+    let redis = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("agent-host.toml");
+    let config = format!(
+        r#"
+[store]
+url = "{redis}"
+
+[server]
+listen = "127.0.0.1:0"
+
+[telemetry]
+otlp_endpoint = "{otlp}"
+sample_ratio = 0
+
+[[plugin]]
+id = "chat"
+wasm = "{wasm}"
+prefix = "tenant-a"
+
+[[token]]
+tenant = "a"
+secret = "{TOKEN_A}"
+plugins = ["chat"]
+"#,
+        wasm = plugins::CHAT_MEMORY,
+        redis = redis.url(),
+    );
+    std::fs::write(&path, config).unwrap();
+    let env = [
+        // Nothing is sent on a schedule during this test: only the flush at the end.
+        ("OTEL_BSP_SCHEDULE_DELAY", "600000"),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", ""),
+        ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", ""),
+        ("OTEL_SDK_DISABLED", ""),
+    ];
+    // Each worker (single-threaded) exports its own spans.
+    let s = Server::spawn(dir, &path, &env, &["--workers", "2"]);
+    let client = reqwest::Client::new();
+    let url = s.url("/v1/plugins/chat/sessions/s1/turns");
+    let unsampled = client.post(&url).bearer_auth(TOKEN_A).body("one");
+    assert_eq!(unsampled.send().await.unwrap().status(), StatusCode::OK);
+    let sampled = client
+        .post(&url)
+        .bearer_auth(TOKEN_A)
+        .header("traceparent", format!("00-{TRACE_ID}-{CALLER_SPAN}-01"))
+        .body("two");
+    assert_eq!(sampled.send().await.unwrap().status(), StatusCode::OK);
+    assert!(received.spans().is_empty(), "sent before the schedule");
+
+    // The server exits only after its exporter sent what it held.
+    s.stop();
+    let spans = received.spans();
+    let turns: Vec<&Span> = spans.iter().filter(|s| s.name == "turn").collect();
+    assert_eq!(turns.len(), 1, "{turns:#?}");
+    assert_eq!(hex(&turns[0].trace_id), TRACE_ID);
+    assert_eq!(hex(&turns[0].parent_span_id), CALLER_SPAN);
+    assert!(
+        spans
+            .iter()
+            .filter(|s| s.name == "store")
+            .all(|s| s.trace_id == turns[0].trace_id && s.parent_span_id == turns[0].span_id),
+        "{spans:#?}"
+    );
+}

@@ -168,7 +168,9 @@ impl Telemetry {
     /// on `runtime`, which drives it while a blocking thread waits.
     pub(crate) fn shutdown(self, runtime: &tokio::runtime::Runtime) {
         let provider = self.provider;
-        let done = runtime.block_on(tokio::task::spawn_blocking(move || provider.shutdown()));
+        let done = runtime.block_on(async move {
+            tokio::task::spawn_blocking(move || provider.shutdown()).await
+        });
         match done {
             Ok(Ok(())) => {}
             Ok(Err(e)) => tracing::warn!(error = %e, "traces not all sent at shutdown"),
