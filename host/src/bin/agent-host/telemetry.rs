@@ -145,9 +145,11 @@ impl Telemetry {
             .with_resource(resource)
             .build();
         opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
-        let only_traces = tracing_subscriber::filter::filter_fn(|meta| {
-            meta.is_span() && meta.target() == agent_host::trace::TARGET
-        });
+        // Decided once per call site (a filter function would be asked at every
+        // event of every level). The target has spans only: no log line becomes a
+        // span event.
+        let only_traces = tracing_subscriber::filter::Targets::new()
+            .with_target(agent_host::trace::TARGET, tracing::Level::TRACE);
         let layer = tracing_opentelemetry::layer()
             .with_tracer(provider.tracer("agent-host"))
             // The library reads the current span's context from OpenTelemetry's

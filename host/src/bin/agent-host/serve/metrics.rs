@@ -205,9 +205,9 @@ impl Metered {
         let started = Instant::now();
         // A span in traces for a call of a traced request or turn, none for the
         // probes' and the schedule loop's calls (each would be a trace).
-        let traced = opentelemetry::trace::TraceContextExt::has_active_span(
-            &opentelemetry::Context::current(),
-        );
+        let traced = opentelemetry::Context::map_current(|cx| {
+            opentelemetry::trace::TraceContextExt::has_active_span(cx)
+        });
         let span = match traced {
             true => tracing::info_span!(target: agent_host::trace::TARGET, "store", op),
             false => tracing::Span::none(),
