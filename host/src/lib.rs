@@ -27,8 +27,9 @@
 //! - [`store`]: the [`StateStore`] trait, its backends ([`RedisStore`],
 //!   [`EmbeddedStore`]), the key layout ([`keys`]), scheduled turns
 //!   ([`store::schedule`]) and the model spend counters.
-//! - [`error`] and `guest_text` (plugin-written text made safe for logs): used by
-//!   every layer.
+//! - [`error`], `guest_text` (plugin-written text made safe for logs) and
+//!   [`trace`] (the spans meant for traces, the trace context of outbound
+//!   requests): used by every layer.
 //!
 //! # Example
 //! ```no_run
@@ -56,6 +57,7 @@ pub mod host;
 pub mod ops;
 pub mod outbound;
 pub mod store;
+pub mod trace;
 mod turn;
 
 pub use guest::output;

@@ -16,7 +16,7 @@ const LAYERS: &[&[&str]] = &[
     &["config"],
     &["store"],
     &["error"],
-    &["guest_text"],
+    &["guest_text", "trace"],
 ];
 
 /// The module path of a file under `host/src` (`ops/config_file/mod.rs` ->

@@ -70,6 +70,9 @@ pub(crate) struct Emitter {
     chunks: u64,
     max_bytes: u64,
     max_chunks: u64,
+    /// The span in traces of what the attempt streamed (`crate::trace`), from its
+    /// first chunk to the attempt's end.
+    span: Option<tracing::Span>,
 }
 
 impl Emitter {
@@ -82,6 +85,7 @@ impl Emitter {
             chunks: 0,
             max_bytes: limits.max_emit_bytes,
             max_chunks: limits.max_emit_chunks,
+            span: None,
         }
     }
 
@@ -101,8 +105,25 @@ impl Emitter {
         }
         (self.bytes, self.chunks) = (bytes, self.chunks + 1);
         if let Some(to) = &self.to {
+            if self.span.is_none() {
+                self.span = Some(tracing::info_span!(
+                    target: crate::trace::TARGET,
+                    "emit",
+                    chunks = tracing::field::Empty,
+                    bytes = tracing::field::Empty,
+                ));
+            }
             to.send(TurnEvent::Chunk(chunk));
         }
         Ok(())
+    }
+}
+
+impl Drop for Emitter {
+    fn drop(&mut self) {
+        if let Some(span) = &self.span {
+            span.record("chunks", self.chunks);
+            span.record("bytes", self.bytes);
+        }
     }
 }

@@ -129,6 +129,21 @@ impl Host {
             session = %session,
             outcome = tracing::field::Empty
         );
+        // The trace's own span (`crate::trace`): the session's digest, never its name.
+        let traced = tracing::info_span!(
+            target: crate::trace::TARGET,
+            "turn",
+            plugin = %plugin_id,
+            tenant = options.tenant.as_ref().map(|(t, _)| t.as_str()),
+            session.digest = tracing::field::Empty,
+            outcome = tracing::field::Empty,
+            attempts = tracing::field::Empty,
+            otel.status_code = tracing::field::Empty,
+        );
+        if !traced.is_disabled() {
+            let digest = crate::trace::session_digest(plugin.scope.ns.base(), session);
+            traced.record("session.digest", digest);
+        }
         let started = Instant::now();
         let claim = options
             .idempotency_key
@@ -145,17 +160,21 @@ impl Host {
                 stream.as_ref(),
                 &spend,
             )
+            .instrument(traced.clone())
             .instrument(span.clone())
             .await;
         let elapsed_us = started.elapsed().as_micros() as u64;
-        span.record(
-            "outcome",
-            match &outcome {
-                Ok(answer) if answer.replayed => "replayed",
-                Ok(_) => "ok",
-                Err(e) => e.kind(),
-            },
-        );
+        let kind = match &outcome {
+            Ok(answer) if answer.replayed => "replayed",
+            Ok(_) => "ok",
+            Err(e) => e.kind(),
+        };
+        span.record("outcome", kind);
+        traced.record("outcome", kind);
+        traced.record("attempts", attempts);
+        if outcome.is_err() {
+            traced.record("otel.status_code", "error");
+        }
         span.in_scope(|| match &outcome {
             Ok(answer) if answer.replayed => tracing::info!(elapsed_us, "turn replayed"),
             Ok(answer) => tracing::info!(

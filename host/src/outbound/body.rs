@@ -47,6 +47,9 @@ impl<B> Drop for LimitedBody<B> {
                 ms = sent.started.elapsed().as_millis() as u64,
                 "outbound request"
             );
+            // The request's span in traces ends with its body.
+            sent.span.record("bytes.received", done.bytes);
+            sent.span.in_scope(|| {});
         }
     }
 }

@@ -7,6 +7,8 @@ use std::sync::atomic::AtomicU64;
 use std::time::Instant;
 
 use http_body_util::BodyExt;
+use tracing::Instrument;
+use tracing::field::Empty;
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
 use super::body::{Done, GuestBody, LimitedBody};
@@ -77,10 +79,16 @@ pub(super) struct Sent {
     pub(super) path: String,
     pub(super) started: Instant,
     observer: Option<OutboundObserver>,
+    /// The request's span in traces (`crate::trace`).
+    pub(super) span: tracing::Span,
 }
 
 impl Sent {
     fn report(&self, outcome: &'static str) {
+        self.span.record("outcome", outcome);
+        if !matches!(outcome, "ok" | "replayed") {
+            self.span.record("otel.status_code", "error");
+        }
         if let Some(observer) = &self.observer {
             observer(&OutboundEvent {
                 plugin: self.plugin.clone(),
@@ -133,9 +141,25 @@ impl WasiHttpHooks for OutboundHooks {
             tls,
         } = Target::of(&uri);
         let allowed = config.outbound.find(&scheme, &host, port).cloned();
+        let origin = escaped(&format!("{scheme}://{host}:{port}"), LOG_FIELD_BYTES);
+        // Origin and method only: a path or query may hold a key.
+        let span = tracing::info_span!(
+            target: crate::trace::TARGET,
+            "outbound",
+            otel.kind = "client",
+            origin = %origin,
+            method = %request.method(),
+            status = Empty,
+            outcome = Empty,
+            bytes.sent = Empty,
+            bytes.received = Empty,
+            model.input_tokens = Empty,
+            model.output_tokens = Empty,
+            otel.status_code = Empty,
+        );
         let sent = Sent {
             plugin: config.id.clone(),
-            origin: escaped(&format!("{scheme}://{host}:{port}"), LOG_FIELD_BYTES),
+            origin,
             label: allowed
                 .as_ref()
                 .map_or_else(|| "denied".to_string(), |o| o.as_str().to_string()),
@@ -143,6 +167,7 @@ impl WasiHttpHooks for OutboundHooks {
             path: escaped(uri.path(), LOG_FIELD_BYTES),
             started: Instant::now(),
             observer: self.turn.observer.clone(),
+            span,
         };
         let Some(allowed) = allowed else {
             return sent.refuse(
@@ -195,6 +220,10 @@ impl WasiHttpHooks for OutboundHooks {
                 .headers_mut()
                 .insert(secret.name.clone(), secret.value.clone());
         }
+        // The model gateway's trace joins ours, under this request's span (after
+        // the journal's key: a retried turn's same request stays the same).
+        sent.span
+            .in_scope(|| crate::trace::inject(request.headers_mut()));
         let sent_bytes = Arc::new(AtomicU64::new(0));
         let request = request.map(|body| {
             LimitedBody {
@@ -219,7 +248,8 @@ impl WasiHttpHooks for OutboundHooks {
             port,
             literal: allowed.is_literal(),
         };
-        Box::new(async move {
+        let span = sent.span.clone();
+        let send_it = async move {
             let (request, request_key) = match keyed(request, head).await {
                 Ok(keyed) => keyed,
                 Err(error) => {
@@ -292,12 +322,18 @@ impl WasiHttpHooks for OutboundHooks {
             };
             sent.report("ok");
             let status = response.status().as_u16();
+            sent.span.record("status", status);
+            sent.span.record(
+                "bytes.sent",
+                sent_bytes.load(std::sync::atomic::Ordering::Relaxed),
+            );
             let content_type = response
                 .headers()
                 .get(http::header::CONTENT_TYPE)
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_string);
             let label = sent.label.clone();
+            let traced = sent.span.clone();
             let (parts, body) = response.into_parts();
             let recording = Recording {
                 inner: body,
@@ -332,13 +368,15 @@ impl WasiHttpHooks for OutboundHooks {
                         spend,
                         origin: label,
                         sent: sent_bytes,
+                        span: traced,
                     }
                     .boxed_unsync()
                 }),
                 None => response,
             };
             Ok((response, io))
-        })
+        };
+        Box::new(send_it.instrument(span))
     }
 }
 

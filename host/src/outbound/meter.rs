@@ -246,6 +246,8 @@ pub(super) struct Metered<B> {
     pub(super) origin: String,
     /// Bytes of the request body sent (for an estimate).
     pub(super) sent: Arc<std::sync::atomic::AtomicU64>,
+    /// The request's span in traces, which gets the tokens.
+    pub(super) span: tracing::Span,
 }
 
 impl<B> Metered<B> {
@@ -253,6 +255,8 @@ impl<B> Metered<B> {
         if let Some(reader) = self.reader.take() {
             let sent = self.sent.load(std::sync::atomic::Ordering::Relaxed);
             let (count, model) = reader.finish(sent);
+            self.span.record("model.input_tokens", count.input_tokens);
+            self.span.record("model.output_tokens", count.output_tokens);
             self.spend.record(&self.origin, model, count);
         }
     }

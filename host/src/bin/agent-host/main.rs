@@ -8,7 +8,7 @@
 //! and `build.rs` make and build plugin projects (`project.rs` finds one,
 //! `toolchain.rs` installs the Python and JavaScript build tools). `check.rs` checks
 //! a config file without serving; `completions.rs` prints the shells' completion
-//! scripts.
+//! scripts; `telemetry.rs` exports `serve`'s traces when they are on.
 
 mod budgets;
 mod build;
@@ -20,6 +20,7 @@ mod project;
 mod run;
 mod serve;
 mod sessions;
+mod telemetry;
 mod toolchain;
 mod usage;
 mod views;
@@ -30,7 +31,9 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
+use tracing_subscriber::{EnvFilter, Layer as _};
 
 use crate::run::RunArgs;
 use crate::sessions::SessionsArgs;
@@ -145,15 +148,6 @@ fn main() -> ExitCode {
         (1, _) => "info",
         _ => "debug",
     };
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    let logs = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal());
-    match cli.log_format {
-        LogFormat::Human => logs.init(),
-        LogFormat::Json => logs.json().flatten_event(true).init(),
-    }
     // A `serve` worker is single-threaded (serve/workers.rs).
     let runtime = match serve::workers::number() {
         Some(_) => tokio::runtime::Builder::new_current_thread()
@@ -172,6 +166,38 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // Traces of `serve`, when they are on; the exporter is a task of the runtime.
+    let traces = match &cli.command {
+        Command::Serve(args) => {
+            let _inside = runtime.enter();
+            telemetry::Settings::of_serve(&args.config, args.workers, |name| {
+                std::env::var(name).ok()
+            })
+            .and_then(|settings| settings.map(telemetry::Telemetry::start).transpose())
+        }
+        _ => Ok(None),
+    };
+    let (telemetry, trace_layer) = match traces {
+        Ok(Some((telemetry, layer))) => (Some(telemetry), Some(layer)),
+        Ok(None) => (None, None),
+        Err(e) => {
+            let _ = writeln!(std::io::stderr(), "error: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    // The spans meant for traces stay out of the logs (agent_host::trace).
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new(default))
+        .add_directive("agent_host::trace=off".parse().expect("a valid directive"));
+    let logs = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
+    let logs: telemetry::BoxedLayer = match cli.log_format {
+        LogFormat::Human => logs.with_filter(filter).boxed(),
+        LogFormat::Json => logs.json().flatten_event(true).with_filter(filter).boxed(),
+    };
+    let layers: Vec<telemetry::BoxedLayer> = std::iter::once(logs).chain(trace_layer).collect();
+    tracing_subscriber::registry().with(layers).init();
     let result = runtime.block_on(async {
         match cli.command {
             Command::Run(args) => run::run(*args).await,
@@ -188,6 +214,9 @@ fn main() -> ExitCode {
             Command::Completions(args) => completions::completions(args),
         }
     });
+    if let Some(telemetry) = telemetry {
+        telemetry.shutdown(&runtime);
+    }
     match result {
         Ok(()) => ExitCode::SUCCESS,
         // The reader of stdout took what it wanted (`| head`): nothing went wrong.

@@ -1,6 +1,7 @@
 //! The operator's config file (TOML): how the host is backed (`[store]`, `[server]`),
 //! what each plugin may do (`[[plugin]]`), who may call which plugin
-//! (`[[token]]`), and who may reload the config (`[[admin]]`).
+//! (`[[token]]`), who may reload the config (`[[admin]]`), and where traces go
+//! (`[telemetry]`, `telemetry.rs`).
 //!
 //! ```toml
 //! [store]
@@ -34,6 +35,7 @@ mod budget;
 mod outbound;
 mod quota;
 mod sections;
+mod telemetry;
 #[cfg(test)]
 mod tests;
 
@@ -55,6 +57,7 @@ pub use self::quota::QuotaSection;
 pub use self::sections::{
     LimitsSection, PluginSection, Secret, ServerSection, StoreSection, TokenSection,
 };
+pub use self::telemetry::TelemetrySection;
 
 /// A parsed and checked config file.
 #[derive(Debug)]
@@ -77,6 +80,8 @@ pub struct ConfigFile {
     /// Where the file's lines end, for positions (`ConfigFile::place`); not its
     /// text, which may hold secrets.
     newlines: Vec<usize>,
+    /// Where `serve` sends traces (`[telemetry]`).
+    pub telemetry: TelemetrySection,
 }
 
 #[derive(Deserialize)]
@@ -94,6 +99,8 @@ struct Raw {
     admins: Vec<Spanned<AdminSection>>,
     #[serde(default)]
     pricing: BTreeMap<String, Spanned<PriceSection>>,
+    #[serde(default)]
+    telemetry: TelemetrySection,
 }
 
 /// One model's line of `[pricing]`: `"gpt-4o-mini" = { input = 0.15, output = 0.6 }`,
@@ -159,7 +166,11 @@ impl ConfigFile {
             admins: Vec::new(),
             prices,
             newlines: text.match_indices('\n').map(|(i, _)| i).collect(),
+            telemetry: raw.telemetry,
         };
+        if let Some((offset, problem)) = file.telemetry.problem() {
+            return Err(at(offset, &problem));
+        }
         // A budget in dollars with nothing priced would never refuse anything.
         let in_usd = file
             .plugins

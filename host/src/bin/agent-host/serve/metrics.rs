@@ -17,6 +17,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+use tracing::Instrument;
 
 use super::model_metrics::ModelMetrics;
 use super::schedule_metrics::ScheduleMetrics;
@@ -202,7 +203,16 @@ pub(super) struct Metered {
 impl Metered {
     async fn time<T>(&self, op: &str, call: impl Future<Output = T>) -> T {
         let started = Instant::now();
-        let out = call.await;
+        // A span in traces for a call of a traced request or turn, none for the
+        // probes' and the schedule loop's calls (each would be a trace).
+        let traced = opentelemetry::Context::map_current(|cx| {
+            opentelemetry::trace::TraceContextExt::has_active_span(cx)
+        });
+        let span = match traced {
+            true => tracing::info_span!(target: agent_host::trace::TARGET, "store", op),
+            false => tracing::Span::none(),
+        };
+        let out = call.instrument(span).await;
         self.seconds
             .get_or_create(&OpLabel { op: op.into() })
             .observe(started.elapsed().as_secs_f64());

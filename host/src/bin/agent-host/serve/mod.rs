@@ -34,7 +34,8 @@
 //! config as served), `reload.rs` (loading plugins, at start and on a reload),
 //! `admin.rs` (the operator's routes), `workers.rs` (`--workers N`:
 //! one single-threaded process per core), `schedules.rs` (scheduled turns: routes
-//! and the loop that runs them) and `schedule_metrics.rs`. The tenants' model budgets are in
+//! and the loop that runs them) and `schedule_metrics.rs`; `trace_context.rs`
+//! continues a caller's trace (`traceparent`). The tenants' model budgets are in
 //! `../budgets.rs`, shared with `agent-host usage`.
 
 mod admin;
@@ -54,6 +55,7 @@ mod sessions;
 mod signals;
 mod streams;
 mod tenants;
+mod trace_context;
 mod turns;
 mod usage;
 mod versions;

@@ -14,7 +14,7 @@
 //!   applies (a plugin loaded before keeps its old version).
 //! - Turns in flight finish on the version they started on; new turns get the
 //!   new one. Tokens, tenants' limits and budgets change for new requests.
-//! - `[store]`, `[pricing]` and the `[server]` settings the server was started
+//! - `[store]`, `[pricing]`, `[telemetry]` and the `[server]` settings the server was started
 //!   with (listen, workers, connections, cache, instance slots...) need a
 //!   restart: a reload that changes them says so, and keeps serving with the
 //!   old ones. `max_input`, `body_timeout`, `stream_ttl`, `stream_buffer` apply.
@@ -213,6 +213,9 @@ fn restart_needed(old: &ConfigFile, new: &ConfigFile) -> Vec<String> {
     }
     if old.prices != new.prices {
         changed.push("[pricing]".to_string());
+    }
+    if old.telemetry != new.telemetry {
+        changed.push("[telemetry]".to_string());
     }
     let (o, n): (&ServerSection, &ServerSection) = (&old.server, &new.server);
     let fixed = [

@@ -39,6 +39,7 @@ pub(super) fn router(app: Arc<App>) -> Router {
         .merge(super::admin::routes(&app))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn(super::trace_context::continue_trace))
         .with_state(app)
 }
 

@@ -30,6 +30,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use http_body::Frame;
+use opentelemetry::context::FutureExt as _;
 use serde_json::json;
 use tokio::sync::mpsc;
 use tracing::Instrument;
@@ -111,7 +112,8 @@ pub(super) async fn turn(app: Arc<App>, turn: Turn, span: tracing::Span) -> Resp
         id.clone(),
         to_store,
     );
-    tokio::spawn(recorder.instrument(span.clone()));
+    // The caller's trace goes on in the tasks (`trace_context.rs`).
+    tokio::spawn(recorder.instrument(span.clone()).with_current_context());
     let task = async move {
         let started = Instant::now();
         let mut writer = Writer {
@@ -135,7 +137,7 @@ pub(super) async fn turn(app: Arc<App>, turn: Turn, span: tracing::Span) -> Resp
         record_turn(&app, plugin.clone(), &outcome, started);
         writer.end(outcome);
     };
-    tokio::spawn(task.instrument(span));
+    tokio::spawn(task.instrument(span).with_current_context());
     let mut response = event_stream(to_client);
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert(STREAM_ID, value);
