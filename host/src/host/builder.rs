@@ -75,11 +75,8 @@ impl HostBuilder {
     /// How long guest code may wait in line for a core before a new turn is
     /// refused with [`TurnError::Overloaded`](crate::TurnError::Overloaded) (HTTP
     /// 503 `busy`), so that past what the CPU can carry callers learn it at once
-    /// and the turns admitted keep their latency. It also paces each plugin: a
-    /// plugin may have as many turns in flight as the cores carry at what its
-    /// recent turns cost, each allowed to wait this long in line; past that a new
-    /// turn is refused with [`TurnError::AtCapacity`](crate::TurnError::AtCapacity)
-    /// (HTTP 503 `busy`). Default 100 ms; zero never refuses.
+    /// and the turns admitted keep their latency. Default 100 ms; zero never
+    /// refuses.
     pub fn max_queue_delay(mut self, delay: Duration) -> Self {
         self.max_queue_delay = delay;
         self

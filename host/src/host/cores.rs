@@ -111,12 +111,6 @@ impl Cores {
         self.running
     }
 
-    /// How long guest code may wait in line before new turns are refused (zero:
-    /// never).
-    pub(crate) fn max_delay(&self) -> Duration {
-        self.max_delay
-    }
-
     /// `work` polled only while holding a core. `computing` is set by the guest's
     /// epoch callback when it yields only to let others run (so the core is
     /// kept), and cleared here. What it spends on and waiting for a core adds to

@@ -8,11 +8,6 @@
 //! new turn only makes all of them slower: a Python turn costs milliseconds of
 //! CPU, so a thousand waiting on their model, woken together, queue for seconds
 //! (measured: p99 4.6 s for a 1 s model at 1,024 connections, BENCHMARKS.md).
-//! A turn may wait for cores as long as the host's `max_queue_delay` (100 ms by
-//! default) says guest code may wait in line, so the limit is
-//! `cores × 0.8 × (own + max_queue_delay) / cpu`: a burst of cheap, quick turns
-//! is not refused for being more than their few milliseconds would need, and a
-//! host that never refuses (`max_queue_delay` 0) paces nothing.
 //!
 //! Both figures are averages of the plugin's last turns (`cpu`: the time its
 //! guest held a core, `cores.rs`; `own`: its wall-clock time but the time it
@@ -25,9 +20,9 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use super::cores::{CoreTime, Cores};
+use super::cores::CoreTime;
 use crate::error::TurnError;
 
 /// Turns a plugin runs before its limit applies.
@@ -62,8 +57,8 @@ pub(crate) struct Paced {
 impl Pace {
     /// Counts a new turn of `plugin`, or refuses it when the plugin has as many
     /// in flight as `cores` can carry at its cost.
-    pub(crate) fn start(self: &Arc<Self>, plugin: &str, cores: &Cores) -> Result<Paced, TurnError> {
-        let limit = self.limit(cores.running(), cores.max_delay());
+    pub(crate) fn start(self: &Arc<Self>, plugin: &str, cores: u32) -> Result<Paced, TurnError> {
+        let limit = self.limit(cores);
         let admitted = self
             .in_flight
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
@@ -88,10 +83,9 @@ impl Pace {
         self.in_flight.load(Ordering::Relaxed)
     }
 
-    /// How many turns may be in flight on `cores` when each may wait `slack` for
-    /// them; `None`: no limit (yet).
-    pub(crate) fn limit(&self, cores: u32, slack: Duration) -> Option<u32> {
-        if slack.is_zero() || self.samples.load(Ordering::Relaxed) < WARM_UP {
+    /// How many turns may be in flight on `cores`; `None`: no limit yet.
+    pub(crate) fn limit(&self, cores: u32) -> Option<u32> {
+        if self.samples.load(Ordering::Relaxed) < WARM_UP {
             return None;
         }
         let cpu = self.cpu_us.load(Ordering::Relaxed);
@@ -100,8 +94,7 @@ impl Pace {
             return None;
         }
         let cores = f64::from(cores.max(1));
-        let within = own as f64 + slack.as_micros() as f64;
-        let limit = cores * UTILIZATION * within / cpu as f64;
+        let limit = cores * UTILIZATION * own as f64 / cpu as f64;
         // Never below two turns per core: a plugin that computes all the time
         // still gets its cores.
         Some((limit.min(f64::from(u32::MAX)) as u32).max(2 * cores as u32))
@@ -147,8 +140,6 @@ impl Drop for Paced {
 mod tests {
     use super::*;
 
-    const SLACK: Duration = Duration::from_millis(100);
-
     fn warmed(cpu_us: u64, own_us: u64) -> Arc<Pace> {
         let pace = Arc::new(Pace::default());
         for _ in 0..WARM_UP {
@@ -159,69 +150,51 @@ mod tests {
 
     #[test]
     fn a_costly_plugin_is_held_to_what_the_cores_carry() {
-        // 11 ms of CPU per 1 s turn (+ 100 ms in line) on 2 cores:
-        // 2 × 0.8 × 1.1 s / 11 ms = 160 in flight.
-        let pace = warmed(11_000, 1_000_000);
-        assert_eq!(pace.limit(2, SLACK), Some(160));
-        let cores = Cores::new(2, SLACK);
-        let turns: Vec<Paced> = (0..160)
-            .map(|_| pace.start("py", &cores).unwrap())
-            .collect();
-        let refused = pace
-            .start("py", &cores)
-            .err()
-            .expect("the 161st is refused");
+        // 10 ms of CPU per 1 s turn on 2 cores: 2 × 0.8 × 100 = 160 in flight.
+        let pace = warmed(10_000, 1_000_000);
+        assert_eq!(pace.limit(2), Some(160));
+        let turns: Vec<Paced> = (0..160).map(|_| pace.start("py", 2).unwrap()).collect();
+        let refused = pace.start("py", 2).err().expect("the 161st is refused");
         assert_eq!(refused.kind(), "busy");
         assert!(refused.to_string().contains("160 turns"), "{refused}");
-        assert!(refused.to_string().contains("11.0 ms"), "{refused}");
+        assert!(refused.to_string().contains("10.0 ms"), "{refused}");
         drop(turns);
         assert_eq!(pace.in_flight(), 0);
-        assert!(
-            pace.start("py", &cores).is_ok(),
-            "room again once they ended"
-        );
+        assert!(pace.start("py", 2).is_ok(), "room again once they ended");
     }
 
     #[test]
     fn a_cheap_plugin_is_not_limited_below_any_socket_count() {
-        // 0.2 ms of guest CPU per 1 s turn: 8,800 on 2 cores.
-        assert_eq!(warmed(200, 1_000_000).limit(2, SLACK), Some(8_800));
-        // A burst of quick turns (2 ms, 0.3 ms of CPU) may wait 100 ms in line.
-        assert_eq!(warmed(300, 2_000).limit(2, SLACK), Some(544));
+        // 0.2 ms of guest CPU per 1 s turn: 8,000 on 2 cores.
+        assert_eq!(warmed(200, 1_000_000).limit(2), Some(8_000));
     }
 
     #[test]
-    fn no_limit_before_the_warm_up_without_cpu_or_without_a_queue_delay() {
+    fn no_limit_before_the_warm_up_nor_without_cpu() {
         let pace = Arc::new(Pace::default());
         for _ in 0..WARM_UP - 1 {
             pace.record(1_000_000, 10_000, 0);
         }
-        assert_eq!(pace.limit(2, SLACK), None);
+        assert_eq!(pace.limit(2), None);
         let idle = Arc::new(Pace::default());
         for _ in 0..WARM_UP {
             idle.record(1_000_000, 0, 0);
         }
-        assert_eq!(
-            idle.limit(2, SLACK),
-            None,
-            "turns that never ran guest code"
-        );
-        let costly = warmed(11_000, 1_000_000);
-        assert_eq!(costly.limit(2, Duration::ZERO), None, "max_queue_delay 0");
+        assert_eq!(idle.limit(2), None, "turns that never ran guest code");
     }
 
     #[test]
     fn an_overload_does_not_raise_the_limit() {
-        let pace = warmed(11_000, 1_000_000);
+        let pace = warmed(10_000, 1_000_000);
         // Turns stretched to 5 s by waiting 4.5 s for a core: `own` is kept.
         for _ in 0..100 {
-            pace.record(5_000_000, 11_000, 4_500_000);
+            pace.record(5_000_000, 10_000, 4_500_000);
         }
-        assert_eq!(pace.limit(2, SLACK), Some(160));
+        assert_eq!(pace.limit(2), Some(160));
     }
 
     #[test]
     fn a_plugin_that_computes_all_the_time_keeps_two_turns_per_core() {
-        assert_eq!(warmed(1_000_000, 1_000_000).limit(2, SLACK), Some(4));
+        assert_eq!(warmed(1_000_000, 1_000_000).limit(2), Some(4));
     }
 }

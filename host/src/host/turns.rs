@@ -315,7 +315,7 @@ impl Host {
             return (Err(overloaded), 0);
         }
         // Past what the cores carry at this plugin's cost, refused too.
-        let paced = match plugin.pace.start(plugin_id, &inner.cores) {
+        let paced = match plugin.pace.start(plugin_id, inner.cores.running()) {
             Ok(paced) => paced,
             Err(at_capacity) => {
                 tracing::debug!(
