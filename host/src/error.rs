@@ -191,21 +191,6 @@ pub enum TurnError {
         /// `max_queue_delay`, in milliseconds.
         limit_ms: u64,
     },
-    /// The plugin has as many turns in flight as the host's cores can carry at
-    /// what its turns cost (Little's law on its recent turns: their CPU against
-    /// their wall-clock time), so a new one is refused before it starts rather
-    /// than slow down every turn in flight; try again later. Nothing was run.
-    #[error(
-        "plugin {plugin} has {in_flight} turns in flight, as many as the host's cores carry at {cpu_ms:.1} ms of CPU per turn; try again"
-    )]
-    AtCapacity {
-        /// Plugin id.
-        plugin: String,
-        /// Its turns in flight.
-        in_flight: u32,
-        /// The CPU one of its turns costs, on average, in milliseconds.
-        cpu_ms: f64,
-    },
     /// The plugin trapped (a panic, an uncaught exception, an abort, a bad memory
     /// access...). Nothing of the turn was written. The message names what
     /// happened (see [`CrashCause`]), says where the plugin's whole stderr is, and
@@ -322,7 +307,7 @@ impl TurnError {
             Self::Store { .. } => "store",
             Self::Deadline { .. } => "deadline",
             Self::MemoryLimit { .. } => "memory_limit",
-            Self::Busy { .. } | Self::Overloaded { .. } | Self::AtCapacity { .. } => "busy",
+            Self::Busy { .. } | Self::Overloaded { .. } => "busy",
             Self::Trap { .. } => "trap",
             Self::OutputTooLarge { .. } => "output_too_large",
             Self::InvalidIdempotencyKey(_) => "invalid_idempotency_key",

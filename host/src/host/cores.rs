@@ -38,28 +38,9 @@ pub(crate) const SLICE: Duration = Duration::from_millis(20);
 
 /// The host's cores, shared by every plugin's turns.
 pub(crate) struct Cores {
-    running: u32,
     permits: Arc<Semaphore>,
     line: Arc<Line>,
     max_delay: Duration,
-}
-
-/// What one turn spent on a core and waiting for one (for its plugin's pace,
-/// `pace.rs`), in microseconds.
-#[derive(Default)]
-pub(crate) struct CoreTime {
-    held_us: AtomicU64,
-    waited_us: AtomicU64,
-}
-
-impl CoreTime {
-    /// Time on a core, and time waiting for one.
-    pub(crate) fn spent(&self) -> (u64, u64) {
-        (
-            self.held_us.load(Ordering::Relaxed),
-            self.waited_us.load(Ordering::Relaxed),
-        )
-    }
 }
 
 /// Who waits for a core, and for how long the last one did.
@@ -77,7 +58,6 @@ impl Cores {
     /// line's delay is over `max_delay` (zero: never refused).
     pub(crate) fn new(running: u32, max_delay: Duration) -> Self {
         Self {
-            running: running.max(1),
             permits: Arc::new(Semaphore::new(running.max(1) as usize)),
             line: Arc::default(),
             max_delay,
@@ -106,28 +86,16 @@ impl Cores {
         Duration::from_micros(self.line.delay_us.load(Ordering::Relaxed))
     }
 
-    /// The guest polls that may run at once.
-    pub(crate) fn running(&self) -> u32 {
-        self.running
-    }
-
     /// `work` polled only while holding a core. `computing` is set by the guest's
     /// epoch callback when it yields only to let others run (so the core is
-    /// kept), and cleared here. What it spends on and waiting for a core adds to
-    /// `time`.
-    pub(crate) fn run<F: Future>(
-        &self,
-        work: F,
-        computing: Arc<AtomicBool>,
-        time: Arc<CoreTime>,
-    ) -> OnCore<F> {
+    /// kept), and cleared here.
+    pub(crate) fn run<F: Future>(&self, work: F, computing: Arc<AtomicBool>) -> OnCore<F> {
         OnCore {
             permits: self.permits.clone(),
             line: self.line.clone(),
             acquire: None,
             held: None,
             computing,
-            time,
             work: Box::pin(work),
         }
     }
@@ -144,7 +112,6 @@ pub(crate) struct OnCore<F> {
     /// The permit held across compute yields, and since when.
     held: Option<(OwnedSemaphorePermit, Instant)>,
     computing: Arc<AtomicBool>,
-    time: Arc<CoreTime>,
     work: Pin<Box<F>>,
 }
 
@@ -197,7 +164,6 @@ impl<F: Future> OnCore<F> {
         self.acquire = None;
         self.line.waiting.fetch_sub(1, Ordering::Relaxed);
         self.line.delay_us.store(waited, Ordering::Relaxed);
-        self.time.waited_us.fetch_add(waited, Ordering::Relaxed);
         self.held = Some((permit, Instant::now()));
         self.poll_work(cx)
     }
@@ -212,11 +178,8 @@ impl<F: Future> OnCore<F> {
             .held
             .as_ref()
             .is_some_and(|(_, since)| since.elapsed() < SLICE);
-        if (done.is_ready() || !computing || !within_slice)
-            && let Some((_, since)) = self.held.take()
-        {
-            let held = since.elapsed().as_micros() as u64;
-            self.time.held_us.fetch_add(held, Ordering::Relaxed);
+        if done.is_ready() || !computing || !within_slice {
+            self.held = None;
         }
         done
     }
@@ -238,8 +201,7 @@ mod tests {
     async fn a_waiter_that_gives_up_leaves_the_line() {
         let cores = Cores::new(1, Duration::from_millis(1));
         let holder = cores.permits.clone().try_acquire_owned().unwrap();
-        let waiter =
-            tokio::spawn(cores.run(std::future::pending::<()>(), Arc::default(), Arc::default()));
+        let waiter = tokio::spawn(cores.run(std::future::pending::<()>(), Arc::default()));
         while cores.waiting() == 0 {
             tokio::task::yield_now().await;
         }

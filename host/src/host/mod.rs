@@ -12,7 +12,6 @@ use wasmtime::component::Linker;
 mod builder;
 pub(crate) mod cores;
 pub(crate) mod outcome;
-mod pace;
 mod plugins;
 pub(crate) mod reuse;
 pub(crate) mod sandbox;
@@ -128,8 +127,6 @@ struct Plugin {
     turns: Arc<Semaphore>,
     /// Instances kept between turns (`PluginConfig::instance_reuse`).
     idle: IdleInstances,
-    /// Its turns in flight, held to what the cores carry at their cost.
-    pace: Arc<pace::Pace>,
 }
 
 /// What a plugin says about itself (`describe`), and how it was loaded.

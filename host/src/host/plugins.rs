@@ -229,7 +229,6 @@ impl Host {
             info,
             turns,
             idle,
-            pace: Arc::default(),
         };
         Ok(PreparedPlugin { plugin })
     }

@@ -156,7 +156,6 @@ fn deferred(e: &TurnError) -> bool {
         e,
         TurnError::Busy { .. }
             | TurnError::Overloaded { .. }
-            | TurnError::AtCapacity { .. }
             | TurnError::InProgress { .. }
             | TurnError::StoreUnavailable { .. }
             | TurnError::Store { .. }

@@ -14,7 +14,6 @@ use crate::error::{StoreError, TurnError};
 use crate::guest::output::{Stream, TurnEvent};
 use crate::guest::state::StateCtx;
 use crate::guest_text::{LOG_FIELD_BYTES, escaped};
-use crate::host::cores::CoreTime;
 use crate::host::outcome::{deadline_error, stopped};
 use crate::host::reuse::Kept;
 use crate::host::sandbox;
@@ -314,28 +313,11 @@ impl Host {
             );
             return (Err(overloaded), 0);
         }
-        // Past what the cores carry at this plugin's cost, refused too.
-        let paced = match plugin.pace.start(plugin_id, inner.cores.running()) {
-            Ok(paced) => paced,
-            Err(at_capacity) => {
-                tracing::debug!(
-                    in_flight = plugin.pace.in_flight(),
-                    "the plugin has as many turns as the cores carry; refused"
-                );
-                return (Err(at_capacity), 0);
-            }
-        };
         let mut attempt = 1;
         loop {
             inner.stats.attempts.fetch_add(1, Ordering::Relaxed);
             match self
-                .attempt(
-                    plugin,
-                    name,
-                    input,
-                    deadline,
-                    (claim, stream, spend, &paced.time),
-                )
+                .attempt(plugin, name, input, deadline, (claim, stream, spend))
                 .await
             {
                 Err(Attempt::Conflict) => {
@@ -372,12 +354,7 @@ impl Host {
         session: &Name,
         input: &str,
         deadline: Instant,
-        (claim, stream, spend, core_time): (
-            Option<&Claim>,
-            Option<&Arc<Stream>>,
-            &TurnTrail,
-            &Arc<CoreTime>,
-        ),
+        (claim, stream, spend): (Option<&Claim>, Option<&Arc<Stream>>, &TurnTrail),
     ) -> Result<Result<String, TurnError>, Attempt> {
         let scope = &plugin.scope;
         let plugin_id = scope.config.id.as_str();
@@ -414,7 +391,7 @@ impl Host {
         };
         // The epoch stops guest code at the deadline; this stops a turn that is
         // waiting on the store at that moment.
-        let call = self.inner.cores.run(call, computing, core_time.clone());
+        let call = self.inner.cores.run(call, computing);
         let result = tokio::time::timeout_at(deadline.into(), call).await;
         output.log(plugin_id);
         sandbox::log_refusals(&store, plugin_id);

@@ -60,8 +60,7 @@ impl From<TurnError> for ApiError {
             TurnError::Plugin { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             TurnError::StoreUnavailable { .. }
             | TurnError::Busy { .. }
-            | TurnError::Overloaded { .. }
-            | TurnError::AtCapacity { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            | TurnError::Overloaded { .. } => StatusCode::SERVICE_UNAVAILABLE,
             TurnError::Conflict { .. } | TurnError::InProgress { .. } => StatusCode::CONFLICT,
             TurnError::Deadline { .. } => StatusCode::GATEWAY_TIMEOUT,
             TurnError::InvalidIdempotencyKey(_) => StatusCode::BAD_REQUEST,
