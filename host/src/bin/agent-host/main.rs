@@ -200,10 +200,12 @@ fn main() -> ExitCode {
                 LogFormat::Human => logs.with_filter(filter).boxed(),
                 LogFormat::Json => logs.json().flatten_event(true).with_filter(filter).boxed(),
             };
-            tracing_subscriber::registry().with(vec![logs, traces]).init();
+            tracing_subscriber::registry()
+                .with(vec![logs, traces])
+                .init();
         }
         // Without, the filter is the subscriber's: what it leaves out is never
-        // built (per-layer filtering cost a Rust turn 0.3 ms of CPU, BENCHMARKS.md).
+        // built (per-layer filtering cost a Rust turn ~0.17 ms of CPU, BENCHMARKS.md).
         None => {
             let logs = tracing_subscriber::fmt()
                 .with_env_filter(filter)
