@@ -196,6 +196,27 @@ fn completions_name_the_commands_in_each_shell() {
             let status = Command::new("bash").arg("-n").arg(&path).status();
             let status = status.expect("bash runs");
             assert!(status.success(), "bash -n rejects the script");
+            // And it completes: a subcommand's flags after `agent-host serve --`.
+            for (words, expected) in [
+                ("agent-host se", "sessions"),
+                ("agent-host serve --", "--config"),
+            ] {
+                let split: Vec<&str> = words.split(' ').collect();
+                let (cur, prev) = (split[split.len() - 1], split[split.len() - 2]);
+                let line = format!(
+                    "source {}; COMP_WORDS=({words}); COMP_CWORD={}; \
+                     _agent__host agent-host {cur} {prev}; printf '%s\\n' \"${{COMPREPLY[@]}}\"",
+                    path.display(),
+                    split.len() - 1,
+                );
+                let out = Command::new("bash").args(["-c", &line]).output().unwrap();
+                let offered = String::from_utf8_lossy(&out.stdout);
+                assert!(
+                    offered.lines().any(|w| w == expected),
+                    "{words:?}: no {expected} in {offered:?} ({})",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
         }
     }
     let out = Command::new(BINARY)

@@ -39,7 +39,9 @@ fn config(gate: &Gate, store: &str, v: &Version) -> String {
         String::new()
     };
     let token_b = if v.token_b {
-        format!("[[token]]\ntenant = \"b\"\nsecret = \"{TOKEN_B}\"\nplugins = [\"llm\"]\n")
+        // Read from a file at each load: a token added by a reload.
+        "[[token]]\ntenant = \"b\"\nsecret_file = \"token-b.secret\"\nplugins = [\"llm\"]\n"
+            .to_string()
     } else {
         String::new()
     };
@@ -198,7 +200,9 @@ async fn reload_under_load(store: &str) {
     let (status, _) = turn(&s, TOKEN_B, "llm", "b", "hi").await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "no token b yet");
 
-    // v2: llm's config changes, counter is added, token b too.
+    // v2: llm's config changes, counter is added, token b too (its secret in a
+    // file written now, after the start).
+    std::fs::write(path.with_file_name("token-b.secret"), format!("{TOKEN_B}\n")).unwrap();
     let before = admin_config(&s).await;
     let llm_digest = digest_of(&before, "llm").expect("llm is listed");
     write(config(

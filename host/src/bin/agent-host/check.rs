@@ -3,7 +3,9 @@
 //! sees that every `secret_env` and `${env:...}` is set, compiles (or takes from
 //! the cache) every plugin, checks it fits a world the host serves and describes
 //! itself, and connects to the store. One line per problem, `file:line:column:
-//! what` where the file says it; exit 0 only when there is none.
+//! what` where the file says it; exit 0 only when there is none. An embedded
+//! store file held by a running server is said so, and is no problem: the way
+//! to change a running server is to check its new config, then reload.
 
 use std::path::Path;
 use std::time::Duration;
@@ -21,12 +23,17 @@ pub(crate) async fn check(path: &Path) -> anyhow::Result<()> {
     // A file that does not parse has one problem, which already names its place.
     let config = ConfigFile::load(path)?;
     let mut problems = config.missing_secrets();
+    // What `serve` refuses to start with, in `[telemetry]` or `OTEL_*`.
+    if let Err(e) = crate::telemetry::Settings::from(&config, |name| std::env::var(name).ok()) {
+        problems.push(format!("{}: [telemetry]: {e:#}", config.path.display()));
+    }
     if config.tokens.is_empty() {
         problems.push(format!(
             "{}: no [[token]]: `serve` would refuse every request to a plugin",
             config.path.display()
         ));
     }
+    let mut store_state = "the store answers";
     let store = match config.open_store() {
         Ok(store) => {
             match tokio::time::timeout(STORE_WAIT, store.ping()).await {
@@ -38,6 +45,17 @@ pub(crate) async fn check(path: &Path) -> anyhow::Result<()> {
                 )),
             }
             Some(store)
+        }
+        // The embedded store's file is held by the server this config runs:
+        // that is no problem of the config (check, then reload).
+        Err(agent_host::Error::Store(agent_host::StoreError::InUse { path })) => {
+            outln!(
+                "{}: [store]: not checked: {} is open in a running server",
+                config.path.display(),
+                path.display()
+            )?;
+            store_state = "the store is in use by a running server";
+            None
         }
         Err(e) => {
             problems.push(store_problem(&config, &e.to_string()));
@@ -77,12 +95,20 @@ pub(crate) async fn check(path: &Path) -> anyhow::Result<()> {
             Err(e) => problems.push(format!("{place}: plugin {id:?}: {e}")),
         }
     }
+    for (a, b, prefix) in config.shared_prefixes() {
+        outln!(
+            "{}: note: plugins {a:?} and {b:?} share prefix {prefix:?}: they read and write \
+             the same sessions and values and share one quota; give each its own prefix \
+             unless that is meant",
+            config.path.display()
+        )?;
+    }
     for problem in &problems {
         outln!("{problem}")?;
     }
     if problems.is_empty() {
         outln!(
-            "{}: ok ({plugins} plugins load, the store answers)",
+            "{}: ok ({plugins} plugins load, {store_state})",
             config.path.display()
         )?;
         return Ok(());

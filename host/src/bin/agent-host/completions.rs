@@ -23,5 +23,17 @@ pub(crate) fn completions(args: CompletionsArgs) -> anyhow::Result<()> {
         "agent-host",
         &mut script,
     );
-    out::chunk(&String::from_utf8(script)?)
+    let mut script = String::from_utf8(script)?;
+    if matches!(args.shell, Shell::Bash) {
+        script = bash_fixed(&script);
+    }
+    out::chunk(&script)
+}
+
+/// clap_complete 4.6 names a hyphenated program's subcommands one way where it
+/// sets them (`agent__host__subcmd__serve`) and another in the `case` that offers
+/// their flags (`agent__subcmd__host__subcmd__serve`), so bash completed nothing
+/// after a subcommand (clap-rs/clap#6421): the second is made the first.
+fn bash_fixed(script: &str) -> String {
+    script.replace("agent__subcmd__host", "agent__host")
 }

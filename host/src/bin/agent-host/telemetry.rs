@@ -65,7 +65,9 @@ impl Settings {
         Self::from(&file, env)
     }
 
-    fn from(
+    /// The settings `file` and the environment `env` give (`None`: traces off),
+    /// or why they cannot be used (`agent-host check` reports it too).
+    pub(crate) fn from(
         file: &ConfigFile,
         env: impl Fn(&str) -> Option<String>,
     ) -> anyhow::Result<Option<Self>> {

@@ -11,6 +11,9 @@
 
 use serde::Deserialize;
 
+use std::path::{Path, PathBuf};
+
+use super::secret_source::{self, Source};
 use super::sections::Secret;
 
 /// One `[[admin]]`.
@@ -27,6 +30,10 @@ pub struct AdminSection {
     /// The environment variable that holds the token.
     #[serde(default)]
     pub secret_env: Option<String>,
+    /// A file that holds the token, read at each load; relative to the config
+    /// file.
+    #[serde(default)]
+    pub secret_file: Option<PathBuf>,
     /// Why the secret is missing (its variable is not set), with the position.
     #[serde(skip)]
     pub(super) unresolved: Option<String>,
@@ -38,31 +45,28 @@ impl AdminSection {
         self.secret.as_ref().map_or("", Secret::expose)
     }
 
-    /// Resolves `secret_env` with `env` and checks the secret; `place` turns a
+    /// Resolves the secret (`secret_source.rs`) and checks it; `place` turns a
     /// reason into one that names the section's position.
     pub(super) fn resolve(
         &mut self,
+        dir: &Path,
         env: &impl Fn(&str) -> Option<String>,
         place: impl Fn(&str) -> String,
     ) -> Result<(), String> {
         let name = self.name.clone();
-        match (&self.secret, &self.secret_env) {
-            (Some(_), None) => {}
-            (None, Some(var)) => match env(var) {
-                Some(value) if !value.is_empty() => self.secret = Some(Secret(value)),
-                // As for `[[token]]`: only the server needs it (`require_secrets`).
-                _ => {
-                    self.unresolved = Some(place(&format!(
-                        "admin {name:?}: environment variable {var} is not set"
-                    )));
-                    return Ok(());
-                }
-            },
-            _ => {
-                return Err(place(&format!(
-                    "admin {name:?}: give exactly one of secret and secret_env"
-                )));
+        let given = (
+            self.secret.as_ref(),
+            self.secret_env.as_deref(),
+            self.secret_file.as_deref(),
+        );
+        match secret_source::resolve(&format!("admin {name:?}"), given, dir, env) {
+            Ok(Source::Found(secret)) => self.secret = Some(secret),
+            // As for `[[token]]`: only the server needs it (`require_secrets`).
+            Ok(Source::Missing(reason)) => {
+                self.unresolved = Some(place(&reason));
+                return Ok(());
             }
+            Err(reason) => return Err(place(&reason)),
         }
         if self.secret().len() < 16 {
             return Err(place(&format!(

@@ -34,6 +34,7 @@ mod admin;
 mod budget;
 mod outbound;
 mod quota;
+mod secret_source;
 mod sections;
 mod telemetry;
 #[cfg(test)]
@@ -49,6 +50,8 @@ use toml::Spanned;
 use crate::config::{Price, Pricing};
 use crate::error::Error;
 use crate::store::{EmbeddedStore, RedisOptions, RedisStore, StateStore};
+
+use self::secret_source::Source;
 
 pub use self::admin::AdminSection;
 pub use self::budget::BudgetSection;
@@ -265,25 +268,17 @@ impl ConfigFile {
         for token in &mut file.tokens {
             let start = token.tenant.span().start;
             let tenant = token.tenant.get_ref().clone();
-            match (&token.secret, &token.secret_env) {
-                (Some(_), None) => {}
-                (None, Some(var)) => match env(var) {
-                    Some(value) if !value.is_empty() => token.secret = Some(Secret(value)),
-                    // Only the server needs the secrets (see `require_secrets`); the
-                    // admin commands read the same file without them.
-                    _ => {
-                        token.unresolved = Some(place(
-                            start,
-                            &format!("token of {tenant:?}: environment variable {var} is not set"),
-                        ));
-                    }
-                },
-                _ => {
-                    return Err(at(
-                        start,
-                        &format!("token of {tenant:?}: give exactly one of secret and secret_env"),
-                    ));
-                }
+            let given = (
+                token.secret.as_ref(),
+                token.secret_env.as_deref(),
+                token.secret_file.as_deref(),
+            );
+            match secret_source::resolve(&format!("token of {tenant:?}"), given, dir, &env) {
+                Ok(Source::Found(secret)) => token.secret = Some(secret),
+                // Only the server needs the secrets (see `require_secrets`); the
+                // admin commands read the same file without them.
+                Ok(Source::Missing(reason)) => token.unresolved = Some(place(start, &reason)),
+                Err(reason) => return Err(at(start, &reason)),
             }
             if token.unresolved.is_some() {
                 // Checked by `require_secrets`.
@@ -317,7 +312,7 @@ impl ConfigFile {
             let start = admin.span().start;
             let mut admin = admin.into_inner();
             admin
-                .resolve(&env, |reason| place(start, reason))
+                .resolve(dir, &env, |reason| place(start, reason))
                 .map_err(Error::Config)?;
             if admin.unresolved.is_none() && !secrets.insert(admin.secret().to_string()) {
                 return Err(at(
@@ -410,6 +405,27 @@ impl ConfigFile {
             .plugin(id)
             .ok_or_else(|| Error::UnknownPlugin(id.to_string()))?;
         plugin.config().namespace(&self.store.root)
+    }
+
+    /// Pairs of plugins with different component files that share a `prefix`,
+    /// as `(first id, second id, prefix)`: they read and write the same sessions
+    /// and values and count against one quota. Legal (a tenant's agents may
+    /// share its data), but seldom meant.
+    pub fn shared_prefixes(&self) -> Vec<(String, String, String)> {
+        let mut shared = Vec::new();
+        for (i, a) in self.plugins.iter().enumerate() {
+            for b in &self.plugins[i + 1..] {
+                if a.prefix.get_ref() == b.prefix.get_ref() && a.wasm.get_ref() != b.wasm.get_ref()
+                {
+                    shared.push((
+                        a.id.get_ref().clone(),
+                        b.id.get_ref().clone(),
+                        a.prefix.get_ref().clone(),
+                    ));
+                }
+            }
+        }
+        shared
     }
 
     /// The plugin with id `id`.

@@ -21,7 +21,7 @@ use super::quota::QuotaSection;
 use crate::store::RedisOptions;
 
 /// `[store]`: where state lives.
-#[derive(Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct StoreSection {
@@ -73,7 +73,7 @@ impl Default for StoreSection {
 }
 
 /// `[server]`: the HTTP server of `agent-host serve`.
-#[derive(Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct ServerSection {
@@ -289,6 +289,10 @@ pub struct TokenSection {
     /// The environment variable that holds the token.
     #[serde(default)]
     pub secret_env: Option<String>,
+    /// A file that holds the token, read at each load (a reload picks up a new
+    /// one); relative to the config file.
+    #[serde(default)]
+    pub secret_file: Option<PathBuf>,
     /// Plugin ids it may call; `"*"` for all.
     pub plugins: Vec<Spanned<String>>,
     /// Turns its tenant may have in flight at once on one server, across all its

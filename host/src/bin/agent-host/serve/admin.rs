@@ -3,7 +3,7 @@
 //! | method and path | |
 //! |---|---|
 //! | `POST /admin/reload` | reloads the config file (`reload.rs`): 200 what changed; 400 `invalid_config` with every problem, and nothing changed |
-//! | `GET /admin/config` | 200 what is loaded: plugins (ids, component digests, load times), failed plugins, tenants; never a secret |
+//! | `GET /admin/config` | 200 what is loaded: plugins (ids, component digests, load times), failed plugins, tenants, settings the file changed that wait for a restart; never a secret |
 //!
 //! With `serve --workers N`, a reload asked of one worker reloads it and then
 //! every worker (through the supervisor, as SIGHUP does); the answer is that
@@ -95,6 +95,7 @@ async fn config(State(app): State<Arc<App>>, _: Admin) -> Response {
         "failed": loaded.failed,
         "tokens": tokens,
         "admins": admins,
+        "restart_needed": app.started.restart_needed(&loaded.config),
     }))
     .into_response()
 }

@@ -84,6 +84,8 @@ struct App {
     loaded: RwLock<Arc<Loaded>>,
     /// One reload at a time.
     reloading: tokio::sync::Mutex<()>,
+    /// What only a restart changes, as it was at the start.
+    started: reload::Started,
 }
 
 impl App {
@@ -155,6 +157,7 @@ pub(crate) async fn serve(
         header: config.server.header_timeout,
         idle: config.server.idle_timeout,
     };
+    let started = reload::Started::of(&config);
     let (loaded, report) = reload::load(&host, config, None)
         .await
         .map_err(|refused| anyhow::anyhow!("{refused}"))?;
@@ -173,6 +176,7 @@ pub(crate) async fn serve(
         path,
         loaded: RwLock::new(Arc::new(loaded)),
         reloading: tokio::sync::Mutex::new(()),
+        started,
     });
     schedules::start(&app);
     let app_for_worker = app.clone();

@@ -24,7 +24,10 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use agent_host::config_file::{ConfigFile, PluginSection, ServerSection};
+use agent_host::Price;
+use agent_host::config_file::{
+    ConfigFile, PluginSection, ServerSection, StoreSection, TelemetrySection,
+};
 use agent_host::{Host, PreparedPlugin};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -46,7 +49,8 @@ pub(super) struct Report {
     /// Plugins that failed to load, and why (only kept with
     /// `start_with_failed_plugins`; otherwise they fail the load).
     pub(super) failed: BTreeMap<String, String>,
-    /// Changed settings that apply only at the next start.
+    /// Settings of the file that differ from those the server was started with
+    /// (they apply only at the next start).
     pub(super) restart_needed: Vec<String>,
     /// Plugins compiled, and taken from the cache.
     #[serde(skip)]
@@ -72,6 +76,15 @@ pub(super) async fn load(
     config: ConfigFile,
     previous: Option<&Loaded>,
 ) -> Result<(Loaded, Report), Refused> {
+    for (a, b, prefix) in config.shared_prefixes() {
+        tracing::warn!(
+            first = %a,
+            second = %b,
+            %prefix,
+            "two plugins share a prefix: they read and write the same sessions and values \
+             and share one quota"
+        );
+    }
     let mut report = Report::default();
     let mut prepared: Vec<PreparedPlugin> = Vec::new();
     let mut plugins = BTreeMap::new();
@@ -124,9 +137,6 @@ pub(super) async fn load(
         .map(String::as_str)
         .collect();
     report.removed = host.install_plugins(prepared, &removed);
-    if let Some(previous) = previous {
-        report.restart_needed = restart_needed(&previous.config, &config);
-    }
     let failed = report.failed.clone();
     Ok((Loaded::new(config, plugins, failed, previous), report))
 }
@@ -183,7 +193,8 @@ pub(super) async fn reload(app: &Arc<App>, why: &str) -> Result<Report, Refused>
     }
     .await;
     match outcome {
-        Ok((loaded, report)) => {
+        Ok((loaded, mut report)) => {
+            report.restart_needed = app.started.restart_needed(&loaded.config);
             app.replace(loaded);
             for setting in &report.restart_needed {
                 tracing::warn!(%setting, "changed, but applies only at the next start");
@@ -205,8 +216,33 @@ pub(super) async fn reload(app: &Arc<App>, why: &str) -> Result<Report, Refused>
     }
 }
 
+/// The settings the server runs with since its start, which only a restart
+/// changes.
+pub(super) struct Started {
+    store: StoreSection,
+    server: ServerSection,
+    prices: BTreeMap<String, Price>,
+    telemetry: TelemetrySection,
+}
+
+impl Started {
+    pub(super) fn of(config: &ConfigFile) -> Self {
+        Self {
+            store: config.store.clone(),
+            server: config.server.clone(),
+            prices: config.prices.clone(),
+            telemetry: config.telemetry.clone(),
+        }
+    }
+
+    /// The settings of `new` that differ from those the server runs with.
+    pub(super) fn restart_needed(&self, new: &ConfigFile) -> Vec<String> {
+        restart_needed(self, new)
+    }
+}
+
 /// The settings changed from `old` to `new` that only a restart applies.
-fn restart_needed(old: &ConfigFile, new: &ConfigFile) -> Vec<String> {
+fn restart_needed(old: &Started, new: &ConfigFile) -> Vec<String> {
     let mut changed = Vec::new();
     if old.store != new.store {
         changed.push("[store]".to_string());
