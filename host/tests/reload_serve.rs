@@ -202,7 +202,11 @@ async fn reload_under_load(store: &str) {
 
     // v2: llm's config changes, counter is added, token b too (its secret in a
     // file written now, after the start).
-    std::fs::write(path.with_file_name("token-b.secret"), format!("{TOKEN_B}\n")).unwrap();
+    std::fs::write(
+        path.with_file_name("token-b.secret"),
+        format!("{TOKEN_B}\n"),
+    )
+    .unwrap();
     let before = admin_config(&s).await;
     let llm_digest = digest_of(&before, "llm").expect("llm is listed");
     write(config(

@@ -248,19 +248,31 @@ fn a_secret_file_is_read_at_each_load_relative_to_the_config() {
     let file = load().unwrap();
     let missing = file.missing_secrets();
     assert_eq!(missing.len(), 2, "{missing:?}");
-    assert!(missing[0].contains("cannot read secret_file"), "{missing:?}");
+    assert!(
+        missing[0].contains("cannot read secret_file"),
+        "{missing:?}"
+    );
     assert!(missing[0].contains("agent-host.toml:7:"), "{missing:?}");
     std::fs::create_dir(dir.path().join("secrets")).unwrap();
     std::fs::write(dir.path().join("secrets/a"), "a-token-from-a-file-0123\n").unwrap();
-    std::fs::write(dir.path().join("secrets/admin"), "admin-token-from-a-file-01\n").unwrap();
+    std::fs::write(
+        dir.path().join("secrets/admin"),
+        "admin-token-from-a-file-01\n",
+    )
+    .unwrap();
     let file = load().unwrap();
     assert!(file.missing_secrets().is_empty());
     assert_eq!(file.tokens[0].secret(), "a-token-from-a-file-0123");
     assert_eq!(file.admins[0].secret(), "admin-token-from-a-file-01");
-    let both = text.replace("secret_file = \"secrets/a\"", "secret_file = \"secrets/a\"\nsecret = \"x\"");
+    let both = text.replace(
+        "secret_file = \"secrets/a\"",
+        "secret_file = \"secrets/a\"\nsecret = \"x\"",
+    );
     let refused = ConfigFile::parse(&config, &both, None, |_| None).unwrap_err();
     assert!(
-        refused.to_string().contains("exactly one of secret, secret_env and secret_file"),
+        refused
+            .to_string()
+            .contains("exactly one of secret, secret_env and secret_file"),
         "{refused}"
     );
 }

@@ -157,7 +157,7 @@ pub(crate) async fn serve(
         header: config.server.header_timeout,
         idle: config.server.idle_timeout,
     };
-    let started = reload::Started::of(&config);
+    let at_start = reload::Started::of(&config);
     let (loaded, report) = reload::load(&host, config, None)
         .await
         .map_err(|refused| anyhow::anyhow!("{refused}"))?;
@@ -176,7 +176,7 @@ pub(crate) async fn serve(
         path,
         loaded: RwLock::new(Arc::new(loaded)),
         reloading: tokio::sync::Mutex::new(()),
-        started,
+        started: at_start,
     });
     schedules::start(&app);
     let app_for_worker = app.clone();

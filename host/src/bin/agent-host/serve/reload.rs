@@ -237,43 +237,39 @@ impl Started {
 
     /// The settings of `new` that differ from those the server runs with.
     pub(super) fn restart_needed(&self, new: &ConfigFile) -> Vec<String> {
-        restart_needed(self, new)
+        let old = self;
+        let mut changed = Vec::new();
+        if old.store != new.store {
+            changed.push("[store]".to_string());
+        }
+        if old.prices != new.prices {
+            changed.push("[pricing]".to_string());
+        }
+        if old.telemetry != new.telemetry {
+            changed.push("[telemetry]".to_string());
+        }
+        let (o, n): (&ServerSection, &ServerSection) = (&old.server, &new.server);
+        let fixed = [
+            ("listen", o.listen != n.listen),
+            ("workers", o.workers != n.workers),
+            ("max_connections", o.max_connections != n.max_connections),
+            ("header_timeout", o.header_timeout != n.header_timeout),
+            ("idle_timeout", o.idle_timeout != n.idle_timeout),
+            ("shutdown_grace", o.shutdown_grace != n.shutdown_grace),
+            ("cache_dir", o.cache_dir != n.cache_dir),
+            ("cache_max", o.cache_max != n.cache_max),
+            ("instance_slots", o.instance_slots != n.instance_slots),
+            ("keep_resident", o.keep_resident != n.keep_resident),
+            ("max_queue_delay", o.max_queue_delay != n.max_queue_delay),
+        ];
+        changed.extend(
+            fixed
+                .iter()
+                .filter(|(_, differs)| *differs)
+                .map(|(name, _)| format!("[server] {name}")),
+        );
+        changed
     }
-}
-
-/// The settings changed from `old` to `new` that only a restart applies.
-fn restart_needed(old: &Started, new: &ConfigFile) -> Vec<String> {
-    let mut changed = Vec::new();
-    if old.store != new.store {
-        changed.push("[store]".to_string());
-    }
-    if old.prices != new.prices {
-        changed.push("[pricing]".to_string());
-    }
-    if old.telemetry != new.telemetry {
-        changed.push("[telemetry]".to_string());
-    }
-    let (o, n): (&ServerSection, &ServerSection) = (&old.server, &new.server);
-    let fixed = [
-        ("listen", o.listen != n.listen),
-        ("workers", o.workers != n.workers),
-        ("max_connections", o.max_connections != n.max_connections),
-        ("header_timeout", o.header_timeout != n.header_timeout),
-        ("idle_timeout", o.idle_timeout != n.idle_timeout),
-        ("shutdown_grace", o.shutdown_grace != n.shutdown_grace),
-        ("cache_dir", o.cache_dir != n.cache_dir),
-        ("cache_max", o.cache_max != n.cache_max),
-        ("instance_slots", o.instance_slots != n.instance_slots),
-        ("keep_resident", o.keep_resident != n.keep_resident),
-        ("max_queue_delay", o.max_queue_delay != n.max_queue_delay),
-    ];
-    changed.extend(
-        fixed
-            .iter()
-            .filter(|(_, differs)| *differs)
-            .map(|(name, _)| format!("[server] {name}")),
-    );
-    changed
 }
 
 fn hex(bytes: &[u8]) -> String {
