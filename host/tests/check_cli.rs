@@ -2,6 +2,8 @@
 //! (exit 0); a bad one gets one line per problem, each naming its place in the
 //! file, and exit 1, without starting a server or showing a secret.
 
+mod support;
+
 use std::process::{Command, Output};
 
 use agent_host_tests::{RedisServer, plugins};
@@ -87,7 +89,16 @@ fn a_bad_config_gets_one_line_per_problem_with_its_place() {
     assert!(line_with("plugin \"garbage\"").starts_with(&format!("{path}:11:")));
     assert!(line_with("plugin \"core\"").starts_with(&format!("{path}:16:")));
     assert!(line_with("[store]").contains("does not answer"));
-    assert_eq!(lines.len(), 4, "the good plugin is no problem:\n{stdout}");
+    // Three plugins with different components on one prefix: noted, no problem.
+    let (notes, problems): (Vec<&&str>, Vec<&&str>) =
+        lines.iter().partition(|l| l.contains(": note: "));
+    assert_eq!(notes.len(), 3, "{stdout}");
+    assert!(notes[0].contains("share prefix \"a\""), "{stdout}");
+    assert_eq!(
+        problems.len(),
+        4,
+        "the good plugin is no problem:\n{stdout}"
+    );
     assert!(stderr.contains("4 problems"), "{stderr}");
     assert!(
         !format!("{stdout}{stderr}").contains("hunter2"),
@@ -107,4 +118,34 @@ fn a_file_that_does_not_parse_names_its_line() {
         stderr.contains(&format!("{}:2:", config.display())),
         "{stderr}"
     );
+}
+
+/// What `serve` refuses, `check` finds (an `https` trace endpoint); and the store
+/// file of the running server is no problem: check, then reload.
+#[test]
+fn check_agrees_with_serve_and_with_a_running_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("agent-host.toml");
+    let base = format!(
+        "[store]\npath = \"state.redb\"\n\n[server]\nlisten = \"127.0.0.1:0\"\n\n\
+         [[plugin]]\nid = \"counter\"\nwasm = \"{}\"\nprefix = \"a\"\n\n\
+         [[token]]\ntenant = \"a\"\nsecret = \"{}\"\nplugins = [\"counter\"]\n",
+        plugins::COUNTER,
+        support::TOKEN_A
+    );
+    let https = format!("{base}\n[telemetry]\notlp_endpoint = \"https://collector.example\"\n");
+    std::fs::write(&config, https).unwrap();
+    let out = check(&["check"], &config, &[]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("[telemetry]"), "{stdout}");
+
+    std::fs::write(&config, &base).unwrap();
+    let server = support::Server::spawn(dir, &config, &[], &[]);
+    let out = check(&["check"], &config, &[]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    assert!(stdout.contains("not checked"), "{stdout}");
+    assert!(stdout.contains("in use by a running server"), "{stdout}");
+    drop(server);
 }
