@@ -122,7 +122,8 @@ pub(super) async fn load(
                 if let Some(before) = before {
                     plugins.insert(id.clone(), before.clone());
                 }
-                problems.push(format!("plugin {id:?}: {reason}"));
+                let place = config.place(section.wasm.span().start);
+                problems.push(format!("{place}: plugin {id:?}: {reason}"));
                 report.failed.insert(id, reason);
             }
         }
@@ -179,9 +180,10 @@ pub(super) async fn reload(app: &Arc<App>, why: &str) -> Result<Report, Refused>
     tracing::info!(why, path = %app.path.display(), "reloading the config");
     let outcome = async {
         let config = ConfigFile::load(&app.path).map_err(|e| Refused(vec![e.to_string()]))?;
-        config
-            .require_secrets()
-            .map_err(|e| Refused(vec![e.to_string()]))?;
+        let missing = config.missing_secrets();
+        if !missing.is_empty() {
+            return Err(Refused(missing));
+        }
         if config.tokens.is_empty() {
             return Err(Refused(vec![format!(
                 "{}: no [[token]]: every request to a plugin would be refused; add one",
