@@ -93,9 +93,10 @@ pub(super) async fn load(
         let id = section.id.get_ref().clone();
         let before = previous.and_then(|p| p.plugins.get(&id));
         match prepare(host, section, before).await {
-            Ok(Prepared::Unchanged) => {
+            // Unchanged only when it was loaded before.
+            Ok(Prepared::Unchanged(before)) => {
                 report.unchanged.push(id.clone());
-                plugins.insert(id, before.cloned().expect("unchanged means loaded"));
+                plugins.insert(id, before);
             }
             Ok(Prepared::New(plugin, digest)) => {
                 let info = plugin.info().clone();
@@ -143,11 +144,12 @@ pub(super) async fn load(
 }
 
 enum Prepared {
-    Unchanged,
+    Unchanged(LoadedPlugin),
     New(Box<PreparedPlugin>, String),
 }
 
-/// The plugin of `section` ready to install, or `Unchanged` when `before` is it.
+/// The plugin of `section` ready to install, or `Unchanged` (with its record)
+/// when `before` is it.
 async fn prepare(
     host: &Host,
     section: &PluginSection,
@@ -162,7 +164,12 @@ async fn prepare(
     let config = section.config();
     let same_file = before.is_some_and(|b| b.digest == digest);
     let result = match host.plugin_config(id) {
-        Some(loaded) if same_file && loaded == config => return Ok(Prepared::Unchanged),
+        Some(loaded) if same_file && loaded == config => {
+            if let Some(before) = before {
+                return Ok(Prepared::Unchanged(before.clone()));
+            }
+            host.prepare_reconfigured(id, config).await
+        }
         Some(_) if same_file => host.prepare_reconfigured(id, config).await,
         _ => host.prepare_plugin(config, wasm).await,
     };
