@@ -180,6 +180,9 @@ async fn a_turn_continues_the_callers_trace_with_its_store_and_model_calls_and_n
         ("OTEL_SERVICE_NAME", ""),
     ];
     let s = Server::spawn(dir, &path, &env, &[]);
+    // The start says that traces are on and where they go.
+    assert!(s.log().contains("traces on"), "{}", s.log());
+    assert!(s.log().contains("sample_ratio"), "{}", s.log());
 
     let client = reqwest::Client::new();
     let turn_url = s.url(&format!("/v1/plugins/llm-chat/sessions/{SESSION}/turns"));

@@ -173,13 +173,20 @@ fn main() -> ExitCode {
             telemetry::Settings::of_serve(&args.config, args.workers, |name| {
                 std::env::var(name).ok()
             })
-            .and_then(|settings| settings.map(telemetry::Telemetry::start).transpose())
+            .and_then(|settings| {
+                settings
+                    .map(|settings| {
+                        let summary = settings.summary();
+                        telemetry::Telemetry::start(settings).map(|(t, layer)| (t, layer, summary))
+                    })
+                    .transpose()
+            })
         }
         _ => Ok(None),
     };
-    let (telemetry, trace_layer) = match traces {
-        Ok(Some((telemetry, layer))) => (Some(telemetry), Some(layer)),
-        Ok(None) => (None, None),
+    let (telemetry, trace_layer, traces_to) = match traces {
+        Ok(Some((telemetry, layer, summary))) => (Some(telemetry), Some(layer), Some(summary)),
+        Ok(None) => (None, None, None),
         Err(e) => {
             let _ = writeln!(std::io::stderr(), "error: {e:#}");
             return ExitCode::FAILURE;
@@ -216,6 +223,9 @@ fn main() -> ExitCode {
                 LogFormat::Json => logs.json().flatten_event(true).init(),
             }
         }
+    }
+    if let Some(summary) = traces_to {
+        tracing::info!(%summary, "traces on");
     }
     let result = runtime.block_on(async {
         match cli.command {

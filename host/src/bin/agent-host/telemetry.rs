@@ -46,6 +46,19 @@ const ENDPOINT_VARS: [&str; 2] = [
 ];
 
 impl Settings {
+    /// Where traces go and how many, for the start's log line (an endpoint
+    /// never holds credentials: one with a user or password is refused).
+    pub(crate) fn summary(&self) -> String {
+        let endpoint = self
+            .traces_url
+            .as_deref()
+            .unwrap_or("the OTEL_EXPORTER_OTLP_* endpoint");
+        format!(
+            "to {endpoint}, sample_ratio {}, service {}",
+            self.sample_ratio, self.service_name
+        )
+    }
+
     /// The settings of `serve --config config`, or `None` when traces are off or
     /// this process is a `--workers` supervisor. A file that does not load gives
     /// `None` too: `serve` reads it again and reports why.
