@@ -222,8 +222,12 @@ impl WasiHttpHooks for OutboundHooks {
         }
         // The model gateway's trace joins ours, under this request's span (after
         // the journal's key: a retried turn's same request stays the same).
-        sent.span
-            .in_scope(|| crate::trace::inject(request.headers_mut()));
+        // Only when a trace layer listens (the span is enabled): otherwise there
+        // is no context to pass on, and every request would look it up.
+        if !sent.span.is_disabled() {
+            sent.span
+                .in_scope(|| crate::trace::inject(request.headers_mut()));
+        }
         let sent_bytes = Arc::new(AtomicU64::new(0));
         let request = request.map(|body| {
             LimitedBody {

@@ -205,13 +205,14 @@ impl Metered {
         let started = Instant::now();
         // A span in traces for a call of a traced request or turn, none for the
         // probes' and the schedule loop's calls (each would be a trace).
-        let traced = opentelemetry::Context::map_current(|cx| {
-            opentelemetry::trace::TraceContextExt::has_active_span(cx)
-        });
-        let span = match traced {
-            true => tracing::info_span!(target: agent_host::trace::TARGET, "store", op),
-            false => tracing::Span::none(),
-        };
+        // Without traces the span is disabled at its call site, and the current
+        // context is not looked up at every store call.
+        let span = tracing::info_span!(target: agent_host::trace::TARGET, "store", op);
+        let traced = !span.is_disabled()
+            && opentelemetry::Context::map_current(|cx| {
+                opentelemetry::trace::TraceContextExt::has_active_span(cx)
+            });
+        let span = if traced { span } else { tracing::Span::none() };
         let out = call.instrument(span).await;
         self.seconds
             .get_or_create(&OpLabel { op: op.into() })

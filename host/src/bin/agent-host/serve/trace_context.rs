@@ -13,6 +13,10 @@ use opentelemetry::trace::TraceContextExt as _;
 
 /// The middleware (`routes.rs`).
 pub(super) async fn continue_trace(request: Request, next: Next) -> Response {
+    // Without a trace layer (traces off), no request looks up the propagator.
+    if !tracing::enabled!(target: agent_host::trace::TARGET, tracing::Level::INFO) {
+        return next.run(request).await;
+    }
     let parent = opentelemetry::global::get_text_map_propagator(|propagator| {
         propagator.extract(&Headers(request.headers()))
     });
