@@ -27,7 +27,9 @@
 //! warm-up. Per row: turns/s (answered 200) and its ratio to the ideal C / delay,
 //! p50 and p99 of those turns, the server process's CPU and its Redis's CPU per
 //! such turn, the server's peak resident memory and (peak - memory before the row)
-//! / C, and the other answers by status and error kind. `AGENT_BENCH_ONLY` (comma
+//! / C, both as RSS and as PSS (a page shared by n mappings, as a component's
+//! memory image is by its instances, counts 1/n in each: what the server adds to
+//! the machine's memory), and the other answers by status and error kind. `AGENT_BENCH_ONLY` (comma
 //! separated: rust, python, js, floor-rust, floor-python) picks the servers. Serve's
 //! settings: `AGENT_BENCH_WORKERS` (`[server] workers`, default 1),
 //! `AGENT_BENCH_REUSE` (the plugin's `instance_reuse`, default off),
@@ -54,7 +56,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
-use process::{RssPeak, Server};
+use process::{Memory, MemoryPeak, Server};
 use tokio::time::Instant;
 
 const TOKEN: &str = "bench-token-0123456789abcdef";
@@ -196,7 +198,7 @@ async fn run(settings: Settings) {
     println!(
         "model: {} words streamed over {} ms (ideal turns/s = C / {:.3} s); {} s per row \
          after a {} s warm-up; a new session per turn; turns/s, p50, p99 and CPU per turn \
-         count the turns answered 200 in the window (p50 and p99: of those begun in it); CPU and RSS of the server's processes; \
+         count the turns answered 200 in the window (p50 and p99: of those begun in it); CPU and memory (RSS, and PSS: a shared page split among its mappings) of the server's processes; \
          serve: workers = {}, instance_reuse = {}, max_queue_delay = {}\n",
         model_server::WORDS.len(),
         settings.delay.as_millis(),
@@ -210,9 +212,9 @@ async fn run(settings: Settings) {
             .map_or_else(|| "default".to_string(), |ms| format!("{ms} ms")),
     );
     println!(
-        "| server | C | turns/s | / ideal | p50 | p99 | CPU/turn | Redis CPU/turn | RSS peak | RSS/in-flight | errors |"
+        "| server | C | turns/s | / ideal | p50 | p99 | CPU/turn | Redis CPU/turn | RSS peak | RSS/in-flight | PSS/in-flight | errors |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
     let largest = settings.connections.iter().max().copied().unwrap_or(1);
     let sessions = Arc::new(AtomicU64::new(0));
     let mut messages = BTreeMap::new();
@@ -344,8 +346,11 @@ struct Row {
     p99: Duration,
     cpu_per_turn: Duration,
     redis_per_turn: Duration,
-    rss_peak_kib: u64,
+    /// The server's peak resident memory (both ways) during the row.
+    peak: Memory,
+    /// (peak - resident memory before the row) / C, each way.
     rss_per_turn_kib: f64,
+    pss_per_turn_kib: f64,
     /// "status kind" -> answers in the window.
     errors: BTreeMap<String, u64>,
     /// "status kind" -> the first message seen.
@@ -373,8 +378,8 @@ async fn drive(
     sessions: &Arc<AtomicU64>,
 ) -> Row {
     let pid = server.pid();
-    let rss_before = process::rss_kib(pid);
-    let peak = RssPeak::start(pid);
+    let before = process::memory(pid);
+    let peak = MemoryPeak::start(pid);
     let start = Instant::now();
     let (from, to) = (start + WARM_UP, start + WARM_UP + settings.seconds);
     let workers: Vec<_> = (0..c)
@@ -435,7 +440,7 @@ async fn drive(
             all.messages.entry(kind).or_insert(message);
         }
     }
-    let rss_peak_kib = peak.stop().await;
+    let peak = peak.stop().await;
     all.latencies.sort_unstable();
     let ok = all.answered;
     let timed = all.latencies.len();
@@ -452,8 +457,9 @@ async fn drive(
         p99: at(0.99),
         cpu_per_turn: per_turn(cpu),
         redis_per_turn: per_turn(redis_cpu),
-        rss_peak_kib,
-        rss_per_turn_kib: rss_peak_kib.saturating_sub(rss_before) as f64 / c as f64,
+        peak,
+        rss_per_turn_kib: peak.rss.saturating_sub(before.rss) as f64 / c as f64,
+        pss_per_turn_kib: peak.pss.saturating_sub(before.pss) as f64 / c as f64,
         errors: all.errors,
         messages: all.messages,
     }
@@ -474,15 +480,16 @@ impl Row {
                 .join(", "),
         };
         println!(
-            "| {server} | {c} | {:.1} | {:.2} | {:.0} ms | {:.0} ms | {:.2} ms | {:.0} us | {} | {} | {errors} |",
+            "| {server} | {c} | {:.1} | {:.2} | {:.0} ms | {:.0} ms | {:.2} ms | {:.0} us | {} | {} | {} | {errors} |",
             self.turns_per_s,
             self.turns_per_s / ideal,
             ms(self.p50),
             ms(self.p99),
             ms(self.cpu_per_turn),
             self.redis_per_turn.as_secs_f64() * 1e6,
-            kib(self.rss_peak_kib as f64),
+            kib(self.peak.rss as f64),
             kib(self.rss_per_turn_kib),
+            kib(self.pss_per_turn_kib),
         );
     }
 }

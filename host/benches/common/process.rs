@@ -104,9 +104,40 @@ pub fn cpu(pid: u32) -> Duration {
     tree(pid).into_iter().map(cpu_of).sum()
 }
 
-/// Resident memory of process `pid` and its children in KiB.
-pub fn rss_kib(pid: u32) -> u64 {
-    tree(pid).into_iter().map(rss_of).sum()
+/// Resident memory of process `pid` and its children.
+pub fn memory(pid: u32) -> Memory {
+    tree(pid)
+        .into_iter()
+        .map(memory_of)
+        .fold(Memory::default(), Memory::add)
+}
+
+/// Resident memory in KiB, two ways.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Memory {
+    /// Every page mapped counts whole in each mapping (`Rss`): a page of a
+    /// component's memory image, shared by every instance of it, counts once per
+    /// instance.
+    pub rss: u64,
+    /// A page shared by n mappings counts 1/n in each (`Pss`): what the process
+    /// adds to the machine's memory.
+    pub pss: u64,
+}
+
+impl Memory {
+    fn add(self, other: Memory) -> Memory {
+        Memory {
+            rss: self.rss + other.rss,
+            pss: self.pss + other.pss,
+        }
+    }
+
+    fn max(self, other: Memory) -> Memory {
+        Memory {
+            rss: self.rss.max(other.rss),
+            pss: self.pss.max(other.pss),
+        }
+    }
 }
 
 /// User + system CPU of process `pid` so far (`/proc/PID/stat` fields 14 and 15,
@@ -129,43 +160,50 @@ fn cpu_of(pid: u32) -> Duration {
     Duration::from_millis((ticks(11) + ticks(12)) * 10)
 }
 
-/// Resident memory of process `pid` in KiB (`VmRSS`; 0 once it is gone).
-fn rss_of(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
+/// Resident memory of process `pid` (`/proc/PID/smaps_rollup`; 0 once it is gone).
+fn memory_of(pid: u32) -> Memory {
+    let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap_or_default();
+    let field = |name: &str| {
+        rollup
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0)
+    };
+    Memory {
+        rss: field("Rss:"),
+        pss: field("Pss:"),
+    }
 }
 
-/// The highest resident memory of a process, sampled every 100 ms until stopped.
-pub struct RssPeak {
+/// The highest resident memory of a process (each way on its own), sampled every
+/// 100 ms until stopped.
+pub struct MemoryPeak {
     stop: tokio::sync::oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<u64>,
+    task: tokio::task::JoinHandle<Memory>,
 }
 
-impl RssPeak {
+impl MemoryPeak {
     pub fn start(pid: u32) -> Self {
         let (stop, mut stopped) = tokio::sync::oneshot::channel();
         let task = tokio::spawn(async move {
-            let mut peak = 0;
+            let mut peak = Memory::default();
             let mut tick = tokio::time::interval(Duration::from_millis(100));
             loop {
-                peak = peak.max(rss_kib(pid));
+                peak = peak.max(memory(pid));
                 tokio::select! {
                     _ = tick.tick() => {}
-                    _ = &mut stopped => break peak.max(rss_kib(pid)),
+                    _ = &mut stopped => break peak.max(memory(pid)),
                 }
             }
         });
         Self { stop, task }
     }
 
-    /// The peak in KiB.
-    pub async fn stop(self) -> u64 {
+    /// The peaks.
+    pub async fn stop(self) -> Memory {
         let _ = self.stop.send(());
-        self.task.await.expect("the RSS sampler panicked")
+        self.task.await.expect("the memory sampler panicked")
     }
 }
 
