@@ -1,4 +1,4 @@
-"""HTTP requests from a plugin, over `wasi:http` (componentize-py's `poll_loop`).
+"""HTTP requests from a plugin, over `wasi:http`.
 
 The host decides which origins a plugin may reach (deny by default) and adds the
 credentials an origin needs itself, after the request leaves the plugin: a plugin
@@ -10,27 +10,34 @@ never holds an API key. A refused request raises `HttpError` naming
     reply = http.post_json("https://api.example.com/v1/things", {"name": "x"})
     if reply.ok:
         data = reply.json()
+
+A request blocks the plugin until its answer (or the next piece of a streamed one)
+arrives, with `wasi:io`'s blocking calls: the host runs other turns meanwhile. No
+`asyncio` event loop is made per request (componentize-py's `poll_loop` made one),
+which cost a Python turn of a streamed model answer about a fifth of its CPU.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 from typing import Any, Callable, List, Optional, Sequence, Tuple
 from urllib.parse import urlsplit
 
 if sys.platform == "wasi":
-    import poll_loop
-    from componentize_py_types import Err
+    from componentize_py_types import Err, Ok
+    from wit_world.imports import outgoing_handler
+    from wit_world.imports.streams import StreamError_Closed
     from wit_world.imports.types import (
         Fields,
+        IncomingBody,
         Method_Delete,
         Method_Get,
         Method_Other,
         Method_Patch,
         Method_Post,
         Method_Put,
+        OutgoingBody,
         OutgoingRequest,
         Scheme_Http,
         Scheme_Https,
@@ -40,7 +47,8 @@ else:
     # imports, and a request raises HttpError, as there is no host to send it.
     from agent_sdk._native import _Err as Err
 
-    poll_loop = None
+    outgoing_handler = None
+    Ok = StreamError_Closed = IncomingBody = OutgoingBody = None
     Fields = OutgoingRequest = Method_Other = Scheme_Http = Scheme_Https = None
     Method_Get = Method_Post = Method_Put = Method_Delete = Method_Patch = None
 
@@ -103,7 +111,7 @@ def post_json(url: str, body: Any, headers: Sequence[Tuple[str, str]] = ()) -> R
 
 def send(method: str, url: str, headers: Sequence[Tuple[str, str]] = (), body: bytes = b"") -> Response:
     """Sends a request and reads the whole response."""
-    return _run(method, url, _send(method, url, headers, body))
+    return _run(method, url, lambda: _send(method, url, headers, body))
 
 
 def send_lines(
@@ -117,28 +125,66 @@ def send_lines(
     (without its line end), as the lines arrive (a server-sent event stream);
     returns the status. A status that is not a success raises `HttpError` with
     the body's first bytes instead."""
-    return _run(method, url, _send_lines(method, url, headers, body, line))
+    return _run(method, url, lambda: _send_lines(method, url, headers, body, line))
 
 
-def _run(method: str, url: str, work: Any) -> Any:
-    if poll_loop is None:
-        work.close()
-        where = url.split("?")[0]
+def _run(method: str, url: str, work: Callable[[], Any]) -> Any:
+    """Runs `work` (which sends a request), a failure of `wasi:http` as `HttpError`."""
+    where = url.split("?")[0]
+    if outgoing_handler is None:
         raise HttpError(
             f"{method} {where}: no host to send it to outside a component (in a unit "
             "test, replace the call, e.g. unittest.mock.patch.object(Chat, 'complete'))"
         )
-    loop = poll_loop.PollLoop()
-    asyncio.set_event_loop(loop)
     try:
-        return loop.run_until_complete(work)
+        return work()
     except Err as e:
-        where = url.split("?")[0]
         raise HttpError(f"{method} {where}: {e.value}") from None
 
 
-async def _start(method: str, url: str, headers: Sequence[Tuple[str, str]], body: bytes) -> Any:
-    """Sends the request; its incoming response."""
+# The most bytes read from a response body at once.
+READ_SIZE = 16 * 1024
+# The most bytes one blocking write may take (wasi:io's limit).
+WRITE_SIZE = 4096
+
+
+class Body:
+    """A response body, read as its pieces arrive. `close` drops one not read to
+    its end: its stream first, then the body (a child resource dropped after its
+    parent traps the component)."""
+
+    def __init__(self, body: Any):
+        self.body = body
+        self.stream = body.stream()
+
+    def next(self) -> Optional[bytes]:
+        """The next piece, waiting for it; None at the end."""
+        while self.stream is not None:
+            try:
+                piece = self.stream.blocking_read(READ_SIZE)
+            except Err as e:
+                if not isinstance(e.value, StreamError_Closed):
+                    raise
+                self.stream.__exit__(None, None, None)
+                self.stream = None
+                IncomingBody.finish(self.body).__exit__(None, None, None)
+                self.body = None
+                return None
+            if piece:
+                return piece
+        return None
+
+    def close(self) -> None:
+        if self.stream is not None:
+            self.stream.__exit__(None, None, None)
+            self.stream = None
+        if self.body is not None:
+            self.body.__exit__(None, None, None)
+            self.body = None
+
+
+def _start(method: str, url: str, headers: Sequence[Tuple[str, str]], body: bytes) -> Any:
+    """Sends the request; its incoming response, once its head has arrived."""
     parts = urlsplit(url)
     fields = [(n, v.encode()) for n, v in headers]
     # The body is all here, so its length is known: say it. Without it the body
@@ -152,52 +198,83 @@ async def _start(method: str, url: str, headers: Sequence[Tuple[str, str]], body
     request.set_scheme(Scheme_Https() if parts.scheme == "https" else Scheme_Http())
     request.set_authority(parts.netloc)
     request.set_path_with_query(parts.path + (f"?{parts.query}" if parts.query else "") or "/")
-    sink = poll_loop.Sink(request.body())
-    response = asyncio.ensure_future(poll_loop.send(request))
-    if body:
-        await sink.send(body)
-    sink.close()
-    return await response
+    outgoing = request.body()
+    with outgoing_handler.handle(request, None) as future:
+        _write(outgoing, body)
+        while True:
+            answer = future.get()
+            if answer is not None:
+                break
+            with future.subscribe() as ready:
+                ready.block()
+    if isinstance(answer, Ok):
+        if isinstance(answer.value, Ok):
+            return answer.value.value
+        raise answer.value
+    raise answer
 
 
-async def _send(method: str, url: str, headers: Sequence[Tuple[str, str]], body: bytes) -> Response:
-    incoming = await _start(method, url, headers, body)
+def _write(outgoing: Any, body: bytes) -> None:
+    """Writes the request's body and ends it. A write the host refuses stops it:
+    the request has failed, and its response says why."""
+    stream = outgoing.write()
+    try:
+        for at in range(0, len(body), WRITE_SIZE):
+            stream.blocking_write_and_flush(body[at : at + WRITE_SIZE])
+    except Err:
+        pass
+    finally:
+        stream.__exit__(None, None, None)
+    try:
+        OutgoingBody.finish(outgoing, None)
+    except Err:
+        pass
+
+
+def _send(method: str, url: str, headers: Sequence[Tuple[str, str]], body: bytes) -> Response:
+    incoming = _start(method, url, headers, body)
     status = incoming.status()
     received = [(n, v.decode(errors="replace")) for n, v in incoming.headers().entries()]
-    stream = poll_loop.Stream(incoming.consume())
+    stream = Body(incoming.consume())
     chunks = []
-    while True:
-        chunk = await stream.next()
-        if chunk is None:
-            return Response(status, received, b"".join(chunks))
-        chunks.append(chunk)
+    try:
+        while True:
+            chunk = stream.next()
+            if chunk is None:
+                return Response(status, received, b"".join(chunks))
+            chunks.append(chunk)
+    finally:
+        stream.close()
 
 
-async def _send_lines(
+def _send_lines(
     method: str, url: str, headers: Sequence[Tuple[str, str]], body: bytes, line: Callable[[str], None]
 ) -> int:
-    incoming = await _start(method, url, headers, body)
+    incoming = _start(method, url, headers, body)
     status = incoming.status()
     ok = 200 <= status < 300
-    stream = poll_loop.Stream(incoming.consume())
+    stream = Body(incoming.consume())
     pending = bytearray()
-    while True:
-        chunk = await stream.next()
-        if chunk is None:
-            break
-        if not ok:
-            # Only the start of an error body is kept, for the message.
-            pending += chunk[: max(0, 1024 - len(pending))]
-            continue
-        # Only the new bytes are searched: a long line costs its length once.
-        last = chunk.rfind(b"\n")
-        if last < 0:
-            pending += chunk
-            continue
-        pending += chunk[:last]
-        for text in pending.split(b"\n"):
-            line(text.decode(errors="replace").rstrip("\r"))
-        pending = bytearray(chunk[last + 1 :])
+    try:
+        while True:
+            chunk = stream.next()
+            if chunk is None:
+                break
+            if not ok:
+                # Only the start of an error body is kept, for the message.
+                pending += chunk[: max(0, 1024 - len(pending))]
+                continue
+            # Only the new bytes are searched: a long line costs its length once.
+            last = chunk.rfind(b"\n")
+            if last < 0:
+                pending += chunk
+                continue
+            pending += chunk[:last]
+            for text in pending.split(b"\n"):
+                line(text.decode(errors="replace").rstrip("\r"))
+            pending = bytearray(chunk[last + 1 :])
+    finally:
+        stream.close()
     if not ok:
         start = pending.decode(errors="replace")[:200]
         raise HttpError(f"the server answered {status} ({start})")

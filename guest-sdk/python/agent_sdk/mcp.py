@@ -188,27 +188,27 @@ class Client:
             if self.session_id:
                 headers.append(("mcp-session-id", self.session_id))
         body = json.dumps(message).encode()
-        status, session, reply, error_body = http._run("POST", self.url, _post(self.url, headers, body, id))
+        status, session, reply, error_body = http._run("POST", self.url, lambda: _post(self.url, headers, body, id))
         if not 200 <= status < 300:
             raise _status_error(method, status, error_body, self.session_id is not None)
         return reply, session
 
 
-async def _post(url: str, headers: List[Tuple[str, str]], body: bytes, id: Optional[int]):
+def _post(url: str, headers: List[Tuple[str, str]], body: bytes, id: Optional[int]):
     """Sends one JSON-RPC message and reads until its response: a JSON body whole,
     an event stream event by event, left once the response is in. (status,
     session id, response or None, start of an error body)."""
-    incoming = await http._start("POST", url, headers, body)
+    incoming = http._start("POST", url, headers, body)
     status = incoming.status()
     received = {n.lower(): v.decode(errors="replace") for n, v in incoming.headers().entries()}
     session = received.get("mcp-session-id")
     events = received.get("content-type", "").strip().lower().startswith("text/event-stream")
     ok = 200 <= status < 300
-    stream = http.poll_loop.Stream(incoming.consume())
+    stream = http.Body(incoming.consume())
     whole = bytearray()
     parser = _Events()
     while True:
-        chunk = await stream.next()
+        chunk = stream.next()
         if chunk is None:
             break
         if not ok:
@@ -220,7 +220,7 @@ async def _post(url: str, headers: List[Tuple[str, str]], body: bytes, id: Optio
                 reply = _response_to(id, data) if id is not None else None
                 if reply is not None:
                     # Left here: a server may keep the stream open after it.
-                    _close(stream)
+                    stream.close()
                     return status, session, reply, ""
     if not ok:
         return status, session, None, whole.decode(errors="replace")
@@ -241,17 +241,6 @@ async def _post(url: str, headers: List[Tuple[str, str]], body: bytes, id: Optio
     if reply is None:
         raise McpError(f"the MCP server's answer is not the JSON-RPC response to request {id}: {text[:200]}")
     return status, session, reply, ""
-
-
-def _close(stream: Any) -> None:
-    """Drops a body not read to its end: its stream first, then the body (a child
-    resource dropped after its parent traps the component)."""
-    if stream.stream is not None:
-        stream.stream.__exit__(None, None, None)
-        stream.stream = None
-    if stream.body is not None:
-        stream.body.__exit__(None, None, None)
-        stream.body = None
 
 
 def _status_error(method: str, status: int, body: str, in_session: bool) -> Exception:
