@@ -212,7 +212,7 @@ async fn run(settings: Settings) {
             .map_or_else(|| "default".to_string(), |ms| format!("{ms} ms")),
     );
     println!(
-        "| server | C | turns/s | / ideal | p50 | p99 | CPU/turn | Redis CPU/turn | RSS peak | RSS/in-flight | PSS/in-flight | errors |"
+        "| server | C | turns/s | / ideal | p50 | p99 | CPU/turn | Redis CPU/turn | peak RSS / PSS | RSS/in-flight | PSS/in-flight | errors |"
     );
     println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
     let largest = settings.connections.iter().max().copied().unwrap_or(1);
@@ -480,7 +480,7 @@ impl Row {
                 .join(", "),
         };
         println!(
-            "| {server} | {c} | {:.1} | {:.2} | {:.0} ms | {:.0} ms | {:.2} ms | {:.0} us | {} | {} | {} | {errors} |",
+            "| {server} | {c} | {:.1} | {:.2} | {:.0} ms | {:.0} ms | {:.2} ms | {:.0} us | {} / {} | {} | {} | {errors} |",
             self.turns_per_s,
             self.turns_per_s / ideal,
             ms(self.p50),
@@ -488,6 +488,7 @@ impl Row {
             ms(self.cpu_per_turn),
             self.redis_per_turn.as_secs_f64() * 1e6,
             kib(self.peak.rss as f64),
+            kib(self.peak.pss as f64),
             kib(self.rss_per_turn_kib),
             kib(self.pss_per_turn_kib),
         );

@@ -131,7 +131,11 @@ async fn talk(server: Server, streams: bool, language: &str, wasm: &str) {
             assert_eq!(messages[2 * n + 1]["content"], input, "{id}, turn {n}");
             if n == 1 {
                 assert_eq!(messages[2]["content"], replies[0], "{id}: the history");
-                assert!(request.body.len() > 2 * 4096, "{id}: {}", request.body.len());
+                assert!(
+                    request.body.len() > 2 * 4096,
+                    "{id}: {}",
+                    request.body.len()
+                );
             }
             assert_eq!(sent["model"], "small", "{id}");
             assert_eq!(sent["stream"] == true, stream, "{id}: {sent}");

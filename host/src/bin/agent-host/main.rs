@@ -25,6 +25,12 @@ mod toolchain;
 mod usage;
 mod views;
 
+// mimalloc instead of glibc's malloc: serve's CPU per Rust turn 1.07-1.10 ->
+// 0.81-0.82 ms (BENCHMARKS.md, agents bench at C=256, same run). Only the binary:
+// a service that embeds the library keeps its own allocator.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
