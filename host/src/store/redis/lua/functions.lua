@@ -74,12 +74,14 @@ local function session_apply(st, hi, id, ve, x, now)
   end
   local pops = tonumber(ARGV[x + 7])
   if pops > 0 then redis.call('RPOP', hi, pops) end
-  -- Lua's unpack refuses about 8,000 values at once: push in batches.
+  -- Lua's unpack refuses about 8,000 values at once: push in batches. RPUSH
+  -- answers the history's length.
+  local length
   for first = x + 14, x + 13 + n, 1000 do
-    redis.call('RPUSH', hi, unpack(ARGV, first, math.min(first + 999, x + 13 + n)))
+    length = redis.call('RPUSH', hi, unpack(ARGV, first, math.min(first + 999, x + 13 + n)))
   end
   if keep > 0 and op == 'put' then
-    redis.call('HSET', st, 'at', now, 'hl', redis.call('LLEN', hi))
+    redis.call('HSET', st, 'at', now, 'hl', length or redis.call('LLEN', hi))
   end
   local p1, p2 = session_expiry(st, hi, ARGV[x + 8])
   if keep > 0 then versions_follow(ve, p1, p2) end
@@ -231,8 +233,28 @@ end
 -- key plus OVERHEAD.
 local OVERHEAD = 64
 
+-- What a ledger records, read once per script run: a commit asks for the same
+-- entry up to three times (its size now, its growth, the record after the writes).
+-- Every write below keeps this copy in step. One table per ledger (`u`).
+local recorded = {}
+
+local function usage_copy(u)
+  local copy = recorded[u]
+  if copy == nil then
+    copy = {}
+    recorded[u] = copy
+  end
+  return copy
+end
+
 local function usage_recorded(u, member)
-  return tonumber(redis.call('HGET', u.sizes, member) or '0')
+  local copy = usage_copy(u)
+  local held = copy[member]
+  if held == nil then
+    held = tonumber(redis.call('HGET', u.sizes, member) or '0')
+    copy[member] = held
+  end
+  return held
 end
 
 -- The bytes an entry counts while it lives: 0 if it is absent or has expired.
@@ -248,11 +270,15 @@ local function usage_put(u, zset, member, bytes, score)
   if bytes > 0 and score then
     redis.call('HSET', u.sizes, member, bytes)
     redis.call('ZADD', zset, score, member)
+    usage_copy(u)[member] = bytes
   else
     redis.call('HDEL', u.sizes, member)
     redis.call('ZREM', zset, member)
+    usage_copy(u)[member] = 0
   end
-  if delta ~= 0 then redis.call('HINCRBY', u.sizes, '', delta) end
+  if delta ~= 0 then
+    usage_copy(u)[''] = redis.call('HINCRBY', u.sizes, '', delta)
+  end
 end
 
 -- Removes up to n expired entries of each set from the ledger.
@@ -265,7 +291,9 @@ local function usage_prune(u, now, n)
       for i = 1, #sizes do freed = freed + tonumber(sizes[i] or '0') end
       redis.call('ZREM', zset, unpack(old))
       redis.call('HDEL', u.sizes, unpack(old))
-      if freed ~= 0 then redis.call('HINCRBY', u.sizes, '', -freed) end
+      local copy = usage_copy(u)
+      for i = 1, #old do copy[old[i]] = 0 end
+      if freed ~= 0 then copy[''] = redis.call('HINCRBY', u.sizes, '', -freed) end
     end
   end
 end
