@@ -267,11 +267,38 @@ export class Chat {
       throw new ModelError(`POST ${this.baseUrl}/chat/completions: ${e?.message ?? e}`, { cause: e });
     }
     if (!response.ok) {
-      const text = await response.text().catch(() => '');
+      const text = await startOfBody(response);
       throw new ModelError(`the model answered ${response.status} (${start(text)})`);
     }
     return response;
   }
+}
+
+/** The first KiB of an error answer's body: the rest is not waited for (it may
+ * stream on until the turn's deadline). */
+async function startOfBody(response) {
+  if (!response.body) return '';
+  const reader = response.body.getReader();
+  const pieces = [];
+  let size = 0;
+  try {
+    while (size < 1024) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      pieces.push(value);
+      size += value.length;
+    }
+  } catch {
+    // What was read is enough for the message.
+  }
+  reader.cancel().catch(() => {});
+  const bytes = new Uint8Array(size);
+  let at = 0;
+  for (const piece of pieces) {
+    bytes.set(piece, at);
+    at += piece.length;
+  }
+  return new TextDecoder().decode(bytes.subarray(0, 1024));
 }
 
 function parse(text, what) {

@@ -165,9 +165,13 @@ pub fn send_lines(
                 continue;
             };
             if !(200..300).contains(&status) {
-                // Only the start of an error body is kept, for the message.
+                // Only the start of an error body is kept, for the message; the
+                // rest is not waited for (it may stream on until the deadline).
                 let room = 1024usize.saturating_sub(pending.len());
                 pending.extend_from_slice(&data[..data.len().min(room)]);
+                if pending.len() >= 1024 {
+                    break;
+                }
                 continue;
             }
             // Only the new bytes are searched: a long line costs its length once.

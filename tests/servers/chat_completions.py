@@ -21,7 +21,11 @@ a tool that does not exist, `bad-args` sends arguments that are not JSON,
 `Tools said ["<result>", ...]; I saw <n> messages.`, quoting the results of the
 last round. Tool calls stream in pieces by index, as OpenAI sends them.
 
-    python3 chat_completions.py --log FILE [--ignore-stream]
+With --fail-endlessly it answers every request 500, with an error body whose
+first 2 KiB come at once and whose rest never does (a broken upstream behind a
+proxy that streams): a client that waits for the whole body waits forever.
+
+    python3 chat_completions.py --log FILE [--ignore-stream | --fail-endlessly]
 
 It listens on a free loopback port and prints it on the first line of stdout;
 each request it gets is appended to FILE as one JSON line (method, path, headers
@@ -33,6 +37,7 @@ import json
 import re
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
@@ -125,6 +130,8 @@ class Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length > 0 else b""
         self.record(body)
+        if self.server.fail_endlessly:
+            return self.fail_endlessly()
         if self.path != "/v1/chat/completions":
             return self.answer(404, {"error": {"message": f"no route {self.path}"}})
         try:
@@ -160,6 +167,18 @@ class Handler(BaseHTTPRequestHandler):
                 "usage": usage,
             },
         )
+
+    def fail_endlessly(self):
+        self.send_response(500)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        start = b"upstream failed: " + b"E" * 2048
+        self.wfile.write(b"%x\r\n%s\r\n" % (len(start), start))
+        self.wfile.flush()
+        # The rest never comes; the client gives up (or the test ends).
+        while True:
+            time.sleep(60)
 
     def do_GET(self):
         self.record(b"")
@@ -230,10 +249,12 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--log", required=True, help="append each request here as a JSON line")
     parser.add_argument("--ignore-stream", action="store_true", help="answer plain JSON even when asked to stream")
+    parser.add_argument("--fail-endlessly", action="store_true", help="answer 500 with a body that never ends")
     args = parser.parse_args()
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.log = args.log
     server.ignore_stream = args.ignore_stream
+    server.fail_endlessly = args.fail_endlessly
     print(server.server_address[1], flush=True)
     try:
         server.serve_forever()

@@ -25,16 +25,22 @@ pub struct PythonModel {
 impl PythonModel {
     /// A server that streams when asked to (`"stream": true`).
     pub fn start() -> Self {
-        Self::spawn(false)
+        Self::spawn(None)
     }
 
     /// A server that answers plain JSON even when asked to stream, like servers
     /// that do not implement streaming.
     pub fn ignoring_stream() -> Self {
-        Self::spawn(true)
+        Self::spawn(Some("--ignore-stream"))
     }
 
-    fn spawn(ignore_stream: bool) -> Self {
+    /// A server that answers 500 with an error body whose start comes at once
+    /// and whose rest never does.
+    pub fn failing_endlessly() -> Self {
+        Self::spawn(Some("--fail-endlessly"))
+    }
+
+    fn spawn(flag: Option<&str>) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let log = dir.path().join("requests.jsonl");
         let errors = dir.path().join("stderr.txt");
@@ -47,8 +53,8 @@ impl PythonModel {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(stderr);
-        if ignore_stream {
-            command.arg("--ignore-stream");
+        if let Some(flag) = flag {
+            command.arg(flag);
         }
         let mut child = command.spawn().unwrap_or_else(|e| {
             panic!(

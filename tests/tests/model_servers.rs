@@ -202,12 +202,18 @@ async fn an_empty_or_unreadable_answer_is_an_error(language: &str, wasm: &str) {
     for stream in [false, true] {
         let id = format!("{language}-{}", if stream { "stream" } else { "complete" });
         agent(&host, &id, &model.origin(), wasm, stream).await;
-        for mode in [Mode::Empty, Mode::Huge(10)] {
+        // 9 MiB is past the default `max_response_bytes` (8 MiB): the body is
+        // cut partway, and the plugin is told so in words.
+        for mode in [Mode::Empty, Mode::Huge(10), Mode::Huge(9 << 20)] {
             model.set_mode(mode);
             let e = turn(&host, &id, "hello?", false).await.unwrap_err();
             assert!(matches!(e, TurnError::Plugin { .. }), "{id}, {mode:?}: {e}");
             assert!(
                 e.to_string().contains("the model is unavailable"),
+                "{id}, {mode:?}: {e}"
+            );
+            assert!(
+                !e.to_string().contains(" object at 0x"),
                 "{id}, {mode:?}: {e}"
             );
             let snapshot = host.inspect(&id, "alice").await.unwrap();
@@ -218,6 +224,26 @@ async fn an_empty_or_unreadable_answer_is_an_error(language: &str, wasm: &str) {
             );
         }
     }
+}
+
+/// A streamed call whose model answers 500 with an error body that never ends is
+/// an error at once, with the start of that body: the SDK does not wait for the
+/// rest (it used to, until the turn's deadline).
+async fn an_error_answer_that_never_ends_is_an_error_at_once(language: &str, wasm: &str) {
+    let backend = Backend::embedded();
+    let host = backend.cached_host();
+    let model = PythonModel::failing_endlessly();
+    let id = format!("{language}-stream");
+    agent(&host, &id, &model.origin(), wasm, true).await;
+    let e = turn(&host, &id, "hello?", false).await.unwrap_err();
+    // Not TurnError::Deadline: the plugin got its error and answered with it.
+    assert!(matches!(e, TurnError::Plugin { .. }), "{id}: {e}");
+    let message = e.to_string();
+    assert!(
+        message.contains("the model is unavailable") && message.contains("500"),
+        "{id}: {message}"
+    );
+    assert!(message.contains("upstream failed: EEEE"), "{id}: {message}");
 }
 
 /// A plugin's connection to its model stays open across turns (nginx counts the
@@ -339,6 +365,15 @@ macro_rules! agents {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn tokens_are_read_through_nginx() {
                     super::tokens_are_read_through_nginx(stringify!($language), $wasm).await;
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn an_error_answer_that_never_ends_is_an_error_at_once() {
+                    super::an_error_answer_that_never_ends_is_an_error_at_once(
+                        stringify!($language),
+                        $wasm,
+                    )
+                    .await;
                 }
 
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

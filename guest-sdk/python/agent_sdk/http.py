@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 if sys.platform == "wasi":
     from componentize_py_types import Err, Ok
     from wit_world.imports import outgoing_handler
-    from wit_world.imports.streams import StreamError_Closed
+    from wit_world.imports.streams import StreamError_Closed, StreamError_LastOperationFailed
     from wit_world.imports.types import (
         Fields,
         IncomingBody,
@@ -41,6 +41,7 @@ if sys.platform == "wasi":
         OutgoingRequest,
         Scheme_Http,
         Scheme_Https,
+        http_error_code,
     )
 else:
     # A plain interpreter (a plugin's unit tests, agent_sdk.testing): the module
@@ -48,7 +49,8 @@ else:
     from agent_sdk._native import _Err as Err
 
     outgoing_handler = None
-    Ok = StreamError_Closed = IncomingBody = OutgoingBody = None
+    Ok = StreamError_Closed = StreamError_LastOperationFailed = IncomingBody = OutgoingBody = None
+    http_error_code = None
     Fields = OutgoingRequest = Method_Other = Scheme_Http = Scheme_Https = None
     Method_Get = Method_Post = Method_Put = Method_Delete = Method_Patch = None
 
@@ -164,7 +166,7 @@ class Body:
                 piece = self.stream.blocking_read(READ_SIZE)
             except Err as e:
                 if not isinstance(e.value, StreamError_Closed):
-                    raise
+                    raise Err(_failure(e.value)) from None
                 self.stream.__exit__(None, None, None)
                 self.stream = None
                 IncomingBody.finish(self.body).__exit__(None, None, None)
@@ -181,6 +183,17 @@ class Body:
         if self.body is not None:
             self.body.__exit__(None, None, None)
             self.body = None
+
+
+def _failure(value: Any) -> Any:
+    """What a body's read failed with, readable: the HTTP error the host names
+    (`ErrorCode_HttpResponseBodySize(...)`, `ErrorCode_ConnectionReadTimeout()`),
+    else its own description."""
+    if not isinstance(value, StreamError_LastOperationFailed):
+        return value
+    with value.value as error:
+        code = http_error_code(error)
+        return code if code is not None else error.to_debug_string()
 
 
 def _start(method: str, url: str, headers: Sequence[Tuple[str, str]], body: bytes) -> Any:
@@ -261,8 +274,11 @@ def _send_lines(
             if chunk is None:
                 break
             if not ok:
-                # Only the start of an error body is kept, for the message.
+                # Only the start of an error body is kept, for the message; the
+                # rest is not waited for (it may stream on until the deadline).
                 pending += chunk[: max(0, 1024 - len(pending))]
+                if len(pending) >= 1024:
+                    break
                 continue
             # Only the new bytes are searched: a long line costs its length once.
             last = chunk.rfind(b"\n")
