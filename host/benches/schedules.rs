@@ -140,11 +140,21 @@ fn main() {
         }
         let elapsed = started.elapsed();
         let cpu = cpu_seconds() - cpu;
+        // Then nothing is due: what the hosts still ask of the store.
+        let idle = Duration::from_secs(5);
+        let before = claims(&redis).await;
+        tokio::time::sleep(idle).await;
+        let idle_claims = (claims(&redis).await - before) as f64 / idle.as_secs_f64();
         for l in loops {
             l.abort();
         }
         let runs = runs.lock().unwrap().clone();
         report(&runs, count, rate, replicas, cpu, elapsed);
+        println!(
+            "idle (nothing due), {replicas} hosts: {idle_claims:.1} claims a second, {:.1} per \
+             host and plugin (a claim every `poll`, 200 ms, would be 5)",
+            idle_claims / replicas as f64
+        );
         floor(&redis, count.min(20_000), rate).await;
     });
 }
@@ -192,6 +202,28 @@ fn report(runs: &[ScheduleRun], count: u64, rate: u64, replicas: u64, cpu: f64, 
 
 /// The floor: a bare loop claiming the same kind of schedules (the claim script
 /// and nothing else) every 200 ms on the same Redis.
+/// How many scripts Redis has run so far (`INFO commandstats`; an idle host's only
+/// calls are its claims).
+async fn claims(redis: &RedisServer) -> u64 {
+    let mut conn = redis.conn().await;
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(&mut conn)
+        .await
+        .expect("INFO commandstats");
+    info.lines()
+        .filter(|l| l.starts_with("cmdstat_evalsha:") || l.starts_with("cmdstat_eval:"))
+        .filter_map(|l| {
+            l.split("calls=")
+                .nth(1)?
+                .split(',')
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
+        .sum()
+}
+
 async fn floor(redis: &RedisServer, count: u64, rate: u64) {
     let store: Arc<dyn StateStore> = Arc::new(store(redis));
     let host = Host::builder().shared_store(store.clone()).build().unwrap();
@@ -207,7 +239,8 @@ async fn floor(redis: &RedisServer, count: u64, rate: u64) {
         let claimed = store
             .claim_schedules(&ns, 0, Duration::from_secs(60), 256, "floor")
             .await
-            .unwrap();
+            .unwrap()
+            .claimed;
         let now = now_ms();
         lags.extend(
             claimed

@@ -29,7 +29,7 @@ use common::{BoxedTurn, Row, baseline_turn, env_u64, measure, rss_mib};
 
 use agent_host::keys::{Name, Namespace};
 use agent_host::store::{
-    Claimed, Commit, Entry, Finish, KeyPage, Page, Schedule, Snapshot, StoredVersion,
+    Claims, Commit, Entry, Finish, KeyPage, Page, Schedule, Snapshot, StoredVersion,
 };
 use agent_host::{Host, PluginConfig, StateStore, StoreError};
 use agent_host_tests::{RedisServer, plugins};
@@ -164,8 +164,8 @@ impl StateStore for NullStore {
         _: Duration,
         _: u32,
         _: &str,
-    ) -> Result<Vec<Claimed>, StoreError> {
-        Ok(Vec::new())
+    ) -> Result<Claims, StoreError> {
+        Ok(Claims::default())
     }
     async fn finish_schedule(
         &self,

@@ -22,6 +22,7 @@ conformance!(
     a_failing_run_is_retried_then_kept_as_failed,
     the_limits_on_schedules_hold,
     a_claim_left_by_a_dead_host_runs_out_and_its_committed_turn_is_not_run_twice,
+    a_claim_says_when_the_next_schedule_is_due,
 );
 
 fn now_ms() -> u64 {
@@ -310,6 +311,75 @@ async fn the_limits_on_schedules_hold(backend: Backend) {
     assert!(matches!(big, Err(Error::Invalid(_))), "{big:?}");
 }
 
+/// A claim tells when the bucket's next schedule is due (a host with nothing due
+/// sleeps until then): none pending, one not yet due, then a claimed one at the
+/// end of its lease.
+async fn a_claim_says_when_the_next_schedule_is_due(backend: Backend) {
+    let host = remind_host(&backend, remind()).await;
+    let store = backend.store();
+    let ns = Namespace::new(DEFAULT_ROOT, "t").unwrap();
+    let lease = Duration::from_secs(30);
+    for bucket in 0..store.schedule_buckets() {
+        let claims = store
+            .claim_schedules(&ns, bucket, lease, 10, "c")
+            .await
+            .unwrap();
+        assert!(claims.claimed.is_empty());
+        assert_eq!(claims.next_due_ms, None, "bucket {bucket}");
+    }
+    let later = now_ms() + 3_600_000;
+    let added = host
+        .add_schedule("remind", "s", Due::At(later), "later".into())
+        .await
+        .unwrap();
+    let bucket = added.bucket() % store.schedule_buckets();
+    let claims = store
+        .claim_schedules(&ns, bucket, lease, 10, "c")
+        .await
+        .unwrap();
+    assert!(claims.claimed.is_empty(), "{:?}", claims.claimed);
+    assert_eq!(claims.next_due_ms, Some(later));
+    // One due in a second, claimed once due: the next is its lease's end.
+    let soon = host
+        .add_schedule(
+            "remind",
+            "s",
+            Due::After(Duration::from_secs(1)),
+            "soon".into(),
+        )
+        .await
+        .unwrap();
+    let bucket = soon.bucket() % store.schedule_buckets();
+    let claims = store
+        .claim_schedules(&ns, bucket, lease, 10, "c")
+        .await
+        .unwrap();
+    let due = claims.next_due_ms.expect("a schedule is pending");
+    assert!(
+        due <= now_ms() + 1_000,
+        "due {due}: the one due in a second"
+    );
+    let claims = loop {
+        let claims = store
+            .claim_schedules(&ns, bucket, lease, 10, "c")
+            .await
+            .unwrap();
+        if !claims.claimed.is_empty() {
+            break claims;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(claims.claimed[0].schedule.id, soon.id);
+    // The claimed one stays pending until its lease ends, 30 s after the claim
+    // (which came at or after its due time); the other is an hour away.
+    let next = claims.next_due_ms.expect("the claimed one is pending");
+    let earliest = claims.claimed[0].due_ms + 30_000;
+    assert!(
+        next >= earliest && next <= now_ms() + 30_000,
+        "{next} vs {earliest}"
+    );
+}
+
 async fn a_claim_left_by_a_dead_host_runs_out_and_its_committed_turn_is_not_run_twice(
     backend: Backend,
 ) {
@@ -332,7 +402,8 @@ async fn a_claim_left_by_a_dead_host_runs_out_and_its_committed_turn_is_not_run_
         let claimed = store
             .claim_schedules(&ns, bucket, Duration::from_secs(3), 10, "dead host")
             .await
-            .unwrap();
+            .unwrap()
+            .claimed;
         if !claimed.is_empty() {
             break claimed;
         }

@@ -38,8 +38,15 @@ pub type RunObserver = Arc<dyn Fn(&ScheduleRun) + Send + Sync>;
 #[derive(Clone)]
 #[non_exhaustive]
 pub struct Scheduling {
-    /// How often the store is asked for due schedules. Default 200 ms.
+    /// How often the store is asked for due schedules while some are due.
+    /// Default 200 ms.
     pub poll: Duration,
+    /// The longest a host waits between two asks when none is due: it sleeps
+    /// until the soonest pending schedule of its plugins is due (at least `poll`),
+    /// and at most this long, for schedules added meanwhile. Default 1 s, the
+    /// least delay a schedule can be added with, so that one added while the
+    /// host sleeps is not late for it.
+    pub idle_poll: Duration,
     /// Most schedules claimed per plugin (and bucket) per poll. Default 256.
     pub batch: u32,
     /// Most scheduled turns running at once on this host. Default 256.
@@ -58,6 +65,7 @@ impl Default for Scheduling {
     fn default() -> Self {
         Self {
             poll: Duration::from_millis(200),
+            idle_poll: Duration::from_secs(1),
             batch: 256,
             max_running: 256,
             retry_backoff: Duration::from_secs(1),
@@ -72,6 +80,12 @@ impl Scheduling {
     /// These options with the poll interval `poll`.
     pub fn with_poll(mut self, poll: Duration) -> Self {
         self.poll = poll;
+        self
+    }
+
+    /// These options with the longest wait `idle_poll` when nothing is due.
+    pub fn with_idle_poll(mut self, idle_poll: Duration) -> Self {
+        self.idle_poll = idle_poll;
         self
     }
 
@@ -136,6 +150,26 @@ pub struct ScheduleRun {
     pub outcome: RunOutcome,
 }
 
+/// What one poll saw.
+struct Polled {
+    /// It claimed as many as it could run: more may be due.
+    more: bool,
+    /// When the soonest schedule left pending is due (unix ms), if any is.
+    next_due_ms: Option<u64>,
+}
+
+/// How long a host with nothing more to claim sleeps: until the soonest pending
+/// schedule is due, but at least `poll` (a host asks the store no more often
+/// than that) and at most `idle_poll` (a schedule added meanwhile is seen).
+fn idle_wait(next_due_ms: Option<u64>, now_ms: u64, options: &Scheduling) -> Duration {
+    let most = options.idle_poll.max(options.poll);
+    next_due_ms
+        .map_or(most, |due| {
+            Duration::from_millis(due.saturating_sub(now_ms))
+        })
+        .clamp(options.poll, most)
+}
+
 /// The part of a run's answer its record keeps: at most [`KEEP_ANSWER_BYTES`]
 /// (cut on a character boundary), so the finished schedules a plugin's bucket
 /// keeps stay small whatever its `max_output`.
@@ -171,17 +205,17 @@ impl Host {
         let permits = Arc::new(Semaphore::new(options.max_running.max(1)));
         let mut running = JoinSet::new();
         loop {
-            let more = self.claim_and_run(&options, &permits, &mut running).await;
+            let polled = self.claim_and_run(&options, &permits, &mut running).await;
             while running.try_join_next().is_some() {}
             // When this poll took all it could, the next starts as soon as a run
             // ends (or after `poll`), not a whole poll later.
-            if more && !running.is_empty() {
+            if polled.more && !running.is_empty() {
                 tokio::select! {
                     _ = running.join_next() => {}
                     () = tokio::time::sleep(options.poll) => {}
                 }
             } else {
-                tokio::time::sleep(options.poll).await;
+                tokio::time::sleep(idle_wait(polled.next_due_ms, now_ms(), &options)).await;
             }
         }
     }
@@ -195,15 +229,15 @@ impl Host {
         running.join_all().await
     }
 
-    /// Claims and starts what is due; true if it may have left due schedules
-    /// (it claimed as many as it could run).
+    /// Claims and starts what is due.
     async fn claim_and_run(
         &self,
         options: &Scheduling,
         permits: &Arc<Semaphore>,
         running: &mut JoinSet<ScheduleRun>,
-    ) -> bool {
+    ) -> Polled {
         let mut more = false;
+        let mut next_due_ms: Option<u64> = None;
         let store = self.inner.store.clone();
         for plugin in self.plugins() {
             let Some(loaded) = self.plugin(&plugin) else {
@@ -228,15 +262,19 @@ impl Host {
                 let claimed = store
                     .claim_schedules(&scope.ns, bucket, lease, free as u32, &claim)
                     .await;
-                let claimed = match claimed {
-                    Ok(claimed) => claimed,
+                let claims = match claimed {
+                    Ok(claims) => claims,
                     Err(e) => {
                         tracing::warn!(plugin, error = %e, "cannot claim due schedules");
                         break;
                     }
                 };
-                more |= claimed.len() == free;
-                for due in claimed {
+                more |= claims.claimed.len() == free;
+                next_due_ms = match (next_due_ms, claims.next_due_ms) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+                for due in claims.claimed {
                     let Ok(permit) = permits.clone().try_acquire_owned() else {
                         break;
                     };
@@ -253,7 +291,7 @@ impl Host {
                 }
             }
         }
-        more
+        Polled { more, next_due_ms }
     }
 
     /// Runs one claimed schedule and reports how it went.
@@ -392,5 +430,23 @@ mod tests {
         let kept = kept_answer(long);
         assert_eq!(kept.len(), KEEP_ANSWER_BYTES - 1);
         assert!(kept.chars().all(|c| c == 'a'));
+    }
+
+    #[test]
+    fn an_idle_host_sleeps_until_the_next_schedule_within_its_bounds() {
+        let options = Scheduling::default();
+        let ms = Duration::from_millis;
+        // Nothing pending: the longest wait.
+        assert_eq!(idle_wait(None, 10_000, &options), ms(1000));
+        // Due in 600 ms: until then.
+        assert_eq!(idle_wait(Some(10_600), 10_000, &options), ms(600));
+        // Due sooner than a poll, or already: a poll.
+        assert_eq!(idle_wait(Some(10_050), 10_000, &options), ms(200));
+        assert_eq!(idle_wait(Some(9_000), 10_000, &options), ms(200));
+        // Due in an hour: the longest wait, for schedules added meanwhile.
+        assert_eq!(idle_wait(Some(3_610_000), 10_000, &options), ms(1000));
+        // A poll longer than the idle poll wins.
+        let slow = Scheduling::default().with_poll(ms(5000));
+        assert_eq!(idle_wait(None, 10_000, &slow), ms(5000));
     }
 }

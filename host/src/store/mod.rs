@@ -24,7 +24,7 @@ use crate::store::keys::{Name, Namespace};
 pub use self::embedded::EmbeddedStore;
 pub use self::quota::{DEFAULT_MAX_SCHEDULES, ENTRY_OVERHEAD, Quota, Usage};
 pub use self::redis::{RedisOptions, RedisStore};
-pub use self::schedule::{Claimed, Finish, Schedule, ScheduleState, ScheduleWrite};
+pub use self::schedule::{Claimed, Claims, Finish, Schedule, ScheduleState, ScheduleWrite};
 pub use self::spend::{ModelCount, Periods, Spender};
 
 /// A session's state document and its version.
@@ -458,7 +458,8 @@ pub trait StateStore: Send + Sync + 'static {
 
     /// Claims up to `limit` schedules of `bucket` that are due, soonest first, for
     /// `lease` under the token `claim`: they stay pending, due when the lease runs
-    /// out, so that another host runs them if this one does not finish them.
+    /// out, so that another host runs them if this one does not finish them. Says
+    /// too when the bucket's next schedule is due.
     async fn claim_schedules(
         &self,
         ns: &Namespace,
@@ -466,7 +467,7 @@ pub trait StateStore: Send + Sync + 'static {
         lease: Duration,
         limit: u32,
         claim: &str,
-    ) -> Result<Vec<Claimed>, StoreError>;
+    ) -> Result<Claims, StoreError>;
 
     /// Reports how a claimed schedule's run went (`schedule` is its record from
     /// now on); false, and nothing written, if `claim` no longer holds it.

@@ -171,6 +171,18 @@ pub struct Claimed {
     pub due_ms: u64,
 }
 
+/// What a claim took from a bucket, and when its next schedule is due.
+#[derive(Clone, Debug, Default)]
+#[non_exhaustive]
+pub struct Claims {
+    /// The schedules claimed, soonest first.
+    pub claimed: Vec<Claimed>,
+    /// When the soonest schedule left pending in the bucket is due (unix ms): a
+    /// schedule just claimed counts as due when its lease runs out. None when the
+    /// bucket holds none. A host with nothing due sleeps until then.
+    pub next_due_ms: Option<u64>,
+}
+
 /// How a claimed schedule's run went.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Finish {

@@ -39,8 +39,8 @@ use self::usage::{Ledger, RECORD, entry_size};
 use self::writer::Writer;
 
 use super::{
-    Claimed, Commit, Entry, Finish, KeyPage, ModelCount, Page, Periods, Schedule, Snapshot,
-    Spender, StateStore, StoredVersion, Usage,
+    Claims, Commit, Entry, Finish, KeyPage, ModelCount, Page, Periods, Schedule, Snapshot, Spender,
+    StateStore, StoredVersion, Usage,
 };
 use crate::error::StoreError;
 use crate::store::keys::{Name, Namespace};
@@ -523,7 +523,7 @@ impl StateStore for EmbeddedStore {
         lease: Duration,
         limit: u32,
         claim: &str,
-    ) -> Result<Vec<Claimed>, StoreError> {
+    ) -> Result<Claims, StoreError> {
         let (ns, claim) = (ns.clone(), claim.to_owned());
         self.write(move |txn| Schedules::open(txn)?.claim(&ns, now_ms(), lease, limit, &claim))
             .await

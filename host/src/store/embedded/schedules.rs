@@ -10,7 +10,7 @@ use super::tables::{internal, key, ns_prefix, prefixed};
 use crate::error::StoreError;
 use crate::store::keys::{Name, Namespace};
 use crate::store::schedule::{KEEP_FINISHED, KEEP_FINISHED_MS};
-use crate::store::{Claimed, Finish, Schedule, ScheduleState, ScheduleWrite};
+use crate::store::{Claimed, Claims, Finish, Schedule, ScheduleState, ScheduleWrite};
 
 /// A row of [`ROWS`]: due at (unix ms, 0 = not pending), the claim of the host
 /// running it (empty = none), the record.
@@ -148,8 +148,8 @@ impl<'t> Schedules<'t> {
         lease: Duration,
         limit: u32,
         claim: &str,
-    ) -> Result<Vec<Claimed>, StoreError> {
-        let (lo, _) = prefixed(&ns_prefix(ns));
+    ) -> Result<Claims, StoreError> {
+        let (lo, end) = prefixed(&ns_prefix(ns));
         let hi = timed_key(ns, now.saturating_add(1), "");
         let mut found = Vec::new();
         for row in self
@@ -189,7 +189,26 @@ impl<'t> Schedules<'t> {
                 claimed.push(Claimed { schedule, due_ms });
             }
         }
-        Ok(claimed)
+        // The soonest left, a claimed one at its lease's end.
+        let next_due_ms = match self
+            .due
+            .range(lo.as_slice()..end.as_slice())
+            .map_err(internal)?
+            .next()
+        {
+            Some(row) => {
+                let (k, _) = row.map_err(internal)?;
+                let tail = &k.value()[lo.len()..];
+                tail.get(..8)
+                    .and_then(|at| at.try_into().ok())
+                    .map(u64::from_be_bytes)
+            }
+            None => None,
+        };
+        Ok(Claims {
+            claimed,
+            next_due_ms,
+        })
     }
 
     /// Reports a claimed schedule's run (see `StateStore::finish_schedule`).

@@ -12,8 +12,8 @@ use super::scripts::{commit_invocation, now_ms};
 use crate::error::StoreError;
 use crate::store::keys::{Name, Namespace};
 use crate::store::{
-    Claimed, Commit, Entry, Finish, KeyPage, ModelCount, Page, Periods, Schedule, Snapshot,
-    Spender, StateStore, StoredVersion, Usage,
+    Claims, Commit, Entry, Finish, KeyPage, ModelCount, Page, Periods, Schedule, Snapshot, Spender,
+    StateStore, StoredVersion, Usage,
 };
 
 #[async_trait]
@@ -352,7 +352,7 @@ impl StateStore for RedisStore {
         lease: Duration,
         limit: u32,
         claim: &str,
-    ) -> Result<Vec<Claimed>, StoreError> {
+    ) -> Result<Claims, StoreError> {
         self.claim_due(ns, bucket, lease, limit, claim).await
     }
 

@@ -14,7 +14,7 @@ use super::scripts::{limit_arg, now_ms};
 use crate::error::StoreError;
 use crate::store::keys::{INDEX_BUCKETS, Name, Namespace};
 use crate::store::schedule::{self, KEEP_FINISHED, KEEP_FINISHED_MS};
-use crate::store::{Claimed, Finish, Schedule, ScheduleState, ScheduleWrite};
+use crate::store::{Claimed, Claims, Finish, Schedule, ScheduleState, ScheduleWrite};
 
 /// The member of `session`'s schedule `id` in the by-session index.
 fn by_member(session: &Name, id: &str) -> String {
@@ -102,7 +102,7 @@ impl RedisStore {
         lease: Duration,
         limit: u32,
         claim: &str,
-    ) -> Result<Vec<Claimed>, StoreError> {
+    ) -> Result<Claims, StoreError> {
         let now = now_ms();
         let [due, rec, claims, ..] = self.bucket_keys(ns, bucket);
         let mut call = self.scripts.claim.prepare_invoke();
@@ -113,15 +113,27 @@ impl RedisStore {
             .arg((now + lease.as_millis()).to_string())
             .arg(limit)
             .arg(claim);
-        let found: Vec<(Vec<u8>, String)> = self.invoke(&call).await?;
-        Ok(found
-            .into_iter()
-            .filter_map(|(record, due)| {
-                let schedule = Schedule::from_json(&record)?;
-                let due_ms = due.parse::<f64>().ok()? as u64;
-                Some(Claimed { schedule, due_ms })
+        // Record, due, record, due..., then the next due time if any is pending.
+        let mut found: Vec<Vec<u8>> = self.invoke(&call).await?;
+        let ms = |score: &[u8]| Some(std::str::from_utf8(score).ok()?.parse::<f64>().ok()? as u64);
+        let next_due_ms = match found.len() % 2 {
+            1 => found.pop().and_then(|score| ms(&score)),
+            _ => None,
+        };
+        let claimed = found
+            .chunks_exact(2)
+            .filter_map(|pair| {
+                let schedule = Schedule::from_json(&pair[0])?;
+                Some(Claimed {
+                    schedule,
+                    due_ms: ms(&pair[1])?,
+                })
             })
-            .collect())
+            .collect();
+        Ok(Claims {
+            claimed,
+            next_due_ms,
+        })
     }
 
     pub(super) async fn finish(

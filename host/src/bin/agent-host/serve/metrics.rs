@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use agent_host::OutboundEvent;
 use agent_host::keys::{Name, Namespace};
 use agent_host::store::{
-    Claimed, Commit, Entry, Finish, KeyPage, Page, Schedule, Snapshot, StoredVersion, Usage,
+    Claims, Commit, Entry, Finish, KeyPage, Page, Schedule, Snapshot, StoredVersion, Usage,
 };
 use agent_host::{ModelCount, Periods, Spender, StateStore, StoreError};
 use async_trait::async_trait;
@@ -390,7 +390,7 @@ impl StateStore for Metered {
         lease: Duration,
         limit: u32,
         claim: &str,
-    ) -> Result<Vec<Claimed>, StoreError> {
+    ) -> Result<Claims, StoreError> {
         let call = self.inner.claim_schedules(ns, bucket, lease, limit, claim);
         self.time("claim_schedules", call).await
     }
