@@ -211,6 +211,7 @@ impl Host {
             ns,
             prefetch: PrefetchTail::default(),
         });
+        memory_images(&id, pre.instance_pre().component()).await;
         let mut info = self
             .describe(&scope, &pre)
             .await
@@ -261,6 +262,33 @@ impl Host {
             }),
             Ok(Err(e)) => Err(stopped(scope, &store, &output, e)),
             Err(_) => Err(deadline_error(scope)),
+        }
+    }
+}
+
+/// How many times a component's memory images are tried before its instances are
+/// left to make them.
+const MEMORY_IMAGE_ATTEMPTS: u32 = 5;
+
+/// Makes the copy-on-write images of a component's memories before its first
+/// instance, trying again when one cannot be made. On Linux each is a sealed
+/// memfd, and the kernel refuses the seal (EBUSY) while something else holds a
+/// page of it for a moment (seen once in a full test run on this machine, whose
+/// kernel samples pages for DAMON: `cannot add seals to the memfd`, and the
+/// plugin failed to load). Should every try fail, each instantiation tries again.
+async fn memory_images(id: &str, component: &wasmtime::component::Component) {
+    for attempt in 1..=MEMORY_IMAGE_ATTEMPTS {
+        match component.initialize_copy_on_write_image() {
+            Ok(()) => return,
+            Err(e) if attempt < MEMORY_IMAGE_ATTEMPTS => {
+                tracing::debug!(plugin = id, attempt, error = %format!("{e:#}"), "memory image not made; trying again");
+                tokio::time::sleep(Duration::from_millis(50 * u64::from(attempt))).await;
+            }
+            Err(e) => tracing::warn!(
+                plugin = id,
+                error = %format!("{e:#}"),
+                "the plugin's memory images could not be made; each instance tries again"
+            ),
         }
     }
 }
