@@ -200,8 +200,6 @@ fn report(runs: &[ScheduleRun], count: u64, rate: u64, replicas: u64, cpu: f64, 
     );
 }
 
-/// The floor: a bare loop claiming the same kind of schedules (the claim script
-/// and nothing else) every 200 ms on the same Redis.
 /// How many scripts Redis has run so far (`INFO commandstats`; an idle host's only
 /// calls are its claims).
 async fn claims(redis: &RedisServer) -> u64 {
@@ -211,19 +209,11 @@ async fn claims(redis: &RedisServer) -> u64 {
         .query_async(&mut conn)
         .await
         .expect("INFO commandstats");
-    info.lines()
-        .filter(|l| l.starts_with("cmdstat_evalsha:") || l.starts_with("cmdstat_eval:"))
-        .filter_map(|l| {
-            l.split("calls=")
-                .nth(1)?
-                .split(',')
-                .next()?
-                .parse::<u64>()
-                .ok()
-        })
-        .sum()
+    agent_host_tests::command_calls(&info, |c| c == "evalsha" || c == "eval")
 }
 
+/// The floor: a bare loop claiming the same kind of schedules (the claim script
+/// and nothing else) every 200 ms on the same Redis.
 async fn floor(redis: &RedisServer, count: u64, rate: u64) {
     let store: Arc<dyn StateStore> = Arc::new(store(redis));
     let host = Host::builder().shared_store(store.clone()).build().unwrap();
