@@ -207,21 +207,27 @@ def _post(url: str, headers: List[Tuple[str, str]], body: bytes, id: Optional[in
     stream = http.Body(incoming.consume())
     whole = bytearray()
     parser = _Events()
-    while True:
-        chunk = stream.next()
-        if chunk is None:
-            break
-        if not ok:
-            whole += chunk[: max(0, 1024 - len(whole))]
-        elif not events:
-            whole += chunk
-        else:
-            for data in parser.push(chunk):
-                reply = _response_to(id, data) if id is not None else None
-                if reply is not None:
-                    # Left here: a server may keep the stream open after it.
-                    stream.close()
-                    return status, session, reply, ""
+    try:
+        while True:
+            chunk = stream.next()
+            if chunk is None:
+                break
+            if not ok:
+                # The start of an error body, for the message; the rest is not
+                # waited for (it may stream on until the deadline).
+                whole += chunk[: max(0, 1024 - len(whole))]
+                if len(whole) >= 1024:
+                    break
+            elif not events:
+                whole += chunk
+            else:
+                for data in parser.push(chunk):
+                    reply = _response_to(id, data) if id is not None else None
+                    if reply is not None:
+                        # Left here: a server may keep the stream open after it.
+                        return status, session, reply, ""
+    finally:
+        stream.close()
     if not ok:
         return status, session, None, whole.decode(errors="replace")
     if id is None:

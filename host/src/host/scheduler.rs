@@ -270,10 +270,7 @@ impl Host {
                     }
                 };
                 more |= claims.claimed.len() == free;
-                next_due_ms = match (next_due_ms, claims.next_due_ms) {
-                    (Some(a), Some(b)) => Some(a.min(b)),
-                    (a, b) => a.or(b),
-                };
+                next_due_ms = next_due_ms.into_iter().chain(claims.next_due_ms).min();
                 for due in claims.claimed {
                     let Ok(permit) = permits.clone().try_acquire_owned() else {
                         break;

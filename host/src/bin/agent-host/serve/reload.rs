@@ -162,15 +162,13 @@ async fn prepare(
         .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let digest = hex(&Sha256::digest(&wasm));
     let config = section.config();
-    let same_file = before.is_some_and(|b| b.digest == digest);
-    let result = match host.plugin_config(id) {
-        Some(loaded) if same_file && loaded == config => {
-            if let Some(before) = before {
-                return Ok(Prepared::Unchanged(before.clone()));
-            }
-            host.prepare_reconfigured(id, config).await
+    // The same file as the loaded plugin's: its record, and its compiled code.
+    let same_file = before.filter(|b| b.digest == digest);
+    let result = match (same_file, host.plugin_config(id)) {
+        (Some(before), Some(loaded)) if loaded == config => {
+            return Ok(Prepared::Unchanged(before.clone()));
         }
-        Some(_) if same_file => host.prepare_reconfigured(id, config).await,
+        (Some(_), Some(_)) => host.prepare_reconfigured(id, config).await,
         _ => host.prepare_plugin(config, wasm).await,
     };
     let plugin = result.map_err(|e| match e {
