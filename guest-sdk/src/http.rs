@@ -1,6 +1,5 @@
-//! HTTP requests from a plugin, over `wasi:http` (through [`wstd`], the Bytecode
-//! Alliance's async standard library for WASI 0.2, run to completion here so a
-//! plugin stays plain synchronous code).
+//! HTTP requests from a plugin, over `wasi:http`: plain synchronous code, which
+//! waits in the host for the answer and for each piece of its body (`wire.rs`).
 //!
 //! The host decides which origins a plugin may reach (deny by default) and adds
 //! the credentials an origin needs itself, after the request leaves the plugin: a
@@ -21,7 +20,6 @@
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use wstd::http::{Body, Client, Request};
 
 use crate::{Error, Result};
 
@@ -100,35 +98,13 @@ pub(crate) fn no_host(method: &str, url: &str) -> Result<()> {
 
 /// Sends a request and reads the whole response.
 pub fn send(method: &str, url: &str, headers: &[(&str, &str)], body: Vec<u8>) -> Result<Response> {
-    let request = request(method, url, headers, body)?;
     no_host(method, url)?;
-    wstd::runtime::block_on(async move {
-        let response = Client::new()
-            .send(request)
-            .await
-            .map_err(|e| Error::Http(format!("{method} {}: {e:#}", without_query(url))))?;
-        let status = response.status().as_u16();
-        let headers = response
-            .headers()
-            .iter()
-            .filter_map(|(n, v)| Some((n.to_string(), v.to_str().ok()?.to_string())))
-            .collect();
-        let mut body = response.into_body();
-        let body = body
-            .contents()
-            .await
-            .map_err(|e| {
-                Error::Http(format!(
-                    "reading the response of {}: {e:#}",
-                    without_query(url)
-                ))
-            })?
-            .to_vec();
-        Ok(Response {
-            status,
-            headers,
-            body,
-        })
+    let mut response = crate::wire::send(method, url, headers, &body)?;
+    let body = response.body.rest()?;
+    Ok(Response {
+        status: response.status,
+        headers: response.headers,
+        body,
     })
 }
 
@@ -142,92 +118,50 @@ pub fn send_lines(
     body: Vec<u8>,
     mut line: impl FnMut(&str) -> Result<()>,
 ) -> Result<u16> {
-    use http_body_util::BodyExt;
-    let request = request(method, url, headers, body)?;
     no_host(method, url)?;
-    let failed = |e: &dyn std::fmt::Display| {
-        Error::Http(format!(
-            "reading the response of {}: {e}",
-            without_query(url)
-        ))
-    };
-    wstd::runtime::block_on(async move {
-        let response = Client::new()
-            .send(request)
-            .await
-            .map_err(|e| Error::Http(format!("{method} {}: {e:#}", without_query(url))))?;
-        let status = response.status().as_u16();
-        let mut body = response.into_body().into_boxed_body();
-        let mut pending: Vec<u8> = Vec::new();
-        while let Some(frame) = body.frame().await {
-            let frame = frame.map_err(|e| failed(&e))?;
-            let Ok(data) = frame.into_data() else {
-                continue;
-            };
-            if !(200..300).contains(&status) {
-                // Only the start of an error body is kept, for the message; the
-                // rest is not waited for (it may stream on until the deadline).
-                let room = 1024usize.saturating_sub(pending.len());
-                pending.extend_from_slice(&data[..data.len().min(room)]);
-                if pending.len() >= 1024 {
-                    break;
-                }
-                continue;
-            }
-            // Only the new bytes are searched: a long line costs its length once.
-            let Some(last) = data.iter().rposition(|&b| b == b'\n') else {
-                pending.extend_from_slice(&data);
-                continue;
-            };
-            pending.extend_from_slice(&data[..last]);
-            for text in pending.split(|&b| b == b'\n') {
-                line(String::from_utf8_lossy(text).trim_end_matches('\r'))?;
-            }
-            pending.clear();
-            pending.extend_from_slice(&data[last + 1..]);
-        }
+    let mut response = crate::wire::send(method, url, headers, &body)?;
+    let status = response.status;
+    let mut pending: Vec<u8> = Vec::new();
+    while let Some(data) = response.body.next()? {
         if !(200..300).contains(&status) {
-            let start: String = String::from_utf8_lossy(&pending)
-                .chars()
-                .take(200)
-                .collect();
-            return Err(Error::Http(format!(
-                "the server answered {status} ({start})"
-            )));
+            // Only the start of an error body is kept, for the message; the
+            // rest is not waited for (it may stream on until the deadline).
+            let room = 1024usize.saturating_sub(pending.len());
+            pending.extend_from_slice(&data[..data.len().min(room)]);
+            if pending.len() >= 1024 {
+                break;
+            }
+            continue;
         }
-        if !pending.is_empty() {
-            line(String::from_utf8_lossy(&pending).trim_end_matches('\r'))?;
+        // Only the new bytes are searched: a long line costs its length once.
+        let Some(last) = data.iter().rposition(|&b| b == b'\n') else {
+            pending.extend_from_slice(&data);
+            continue;
+        };
+        pending.extend_from_slice(&data[..last]);
+        for text in pending.split(|&b| b == b'\n') {
+            line(String::from_utf8_lossy(text).trim_end_matches('\r'))?;
         }
-        Ok(status)
-    })
-}
-
-pub(crate) fn request(
-    method: &str,
-    url: &str,
-    headers: &[(&str, &str)],
-    body: Vec<u8>,
-) -> Result<Request<Body>> {
-    let mut request = Request::builder().method(method).uri(url);
-    for (name, value) in headers {
-        request = request.header(*name, *value);
+        pending.clear();
+        pending.extend_from_slice(&data[last + 1..]);
     }
-    // The body is all here, so its length is known: say it. Without it the body
-    // goes out chunked, which servers that read only `Content-Length` (Python's
-    // `http.server`, some proxies and small model servers) take for an empty body.
-    let given = headers
-        .iter()
-        .any(|(name, _)| name.eq_ignore_ascii_case("content-length"));
-    if !given && (!body.is_empty() || carries_body(method)) {
-        request = request.header("content-length", body.len());
+    if !(200..300).contains(&status) {
+        let start: String = String::from_utf8_lossy(&pending)
+            .chars()
+            .take(200)
+            .collect();
+        return Err(Error::Http(format!(
+            "the server answered {status} ({start})"
+        )));
     }
-    request
-        .body(Body::from(body))
-        .map_err(|e| Error::Http(format!("bad request: {e}")))
+    if !pending.is_empty() {
+        line(String::from_utf8_lossy(&pending).trim_end_matches('\r'))?;
+    }
+    Ok(status)
 }
 
 /// Methods whose requests have a body, even an empty one (`Content-Length: 0`).
-fn carries_body(method: &str) -> bool {
+pub(crate) fn carries_body(method: &str) -> bool {
     ["POST", "PUT", "PATCH"]
         .iter()
         .any(|m| m.eq_ignore_ascii_case(method))

@@ -44,6 +44,7 @@ pub mod mcp;
 pub mod schedule;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod testing;
+mod wire;
 
 use std::fmt;
 use std::time::Duration;

@@ -48,9 +48,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use wstd::http::Client as HttpClient;
 
-use crate::http::{no_host, without_query};
+use crate::http::no_host;
 use crate::{Error, Result, llm};
 
 /// The protocol version this client offers in `initialize`.
@@ -294,95 +293,85 @@ struct Answer {
 /// Sends one JSON-RPC message and reads until its response: a JSON body whole, an
 /// event stream event by event, left once the response is in.
 fn post(url: &str, headers: &[(&str, &str)], body: Vec<u8>, id: Option<u64>) -> Result<Answer> {
-    use http_body_util::BodyExt;
-    let request = crate::http::request("POST", url, headers, body)?;
     no_host("POST", url)?;
-    let failed = |e: &dyn std::fmt::Display| {
-        Error::Http(format!("reading the answer of {}: {e}", without_query(url)))
+    let mut response = crate::wire::send("POST", url, headers, &body)?;
+    let status = response.status;
+    let header = |name: &str| {
+        response
+            .headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.clone())
     };
-    wstd::runtime::block_on(async move {
-        let response = HttpClient::new()
-            .send(request)
-            .await
-            .map_err(|e| Error::Http(format!("POST {}: {e:#}", without_query(url))))?;
-        let status = response.status().as_u16();
-        let header = |name: &str| {
-            response
-                .headers()
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string)
-        };
-        let session = header("mcp-session-id");
-        let events = header("content-type").is_some_and(|t| {
-            t.trim()
-                .to_ascii_lowercase()
-                .starts_with("text/event-stream")
-        });
-        let mut answer = Answer {
-            status,
-            session,
-            reply: None,
-            error_body: String::new(),
-        };
-        let mut body = response.into_body().into_boxed_body();
-        let mut whole: Vec<u8> = Vec::new();
-        let mut stream = Events::default();
-        let ok = (200..300).contains(&status);
-        while let Some(frame) = body.frame().await {
-            let frame = frame.map_err(|e| failed(&e))?;
-            let Ok(data) = frame.into_data() else {
-                continue;
-            };
-            if !ok {
-                let room = 1024usize.saturating_sub(whole.len());
-                whole.extend_from_slice(&data[..data.len().min(room)]);
-                continue;
-            }
-            if !events {
-                whole.extend_from_slice(&data);
-                continue;
-            }
-            for event in stream.push(&data) {
-                if let Some(reply) = id.and_then(|id| response_to(id, &event)) {
-                    answer.reply = Some(reply);
-                    // Left here: a server may keep the stream open after it.
-                    return Ok(answer);
-                }
-            }
-        }
+    let session = header("mcp-session-id");
+    let events = header("content-type").is_some_and(|t| {
+        t.trim()
+            .to_ascii_lowercase()
+            .starts_with("text/event-stream")
+    });
+    let mut answer = Answer {
+        status,
+        session,
+        reply: None,
+        error_body: String::new(),
+    };
+    let mut whole: Vec<u8> = Vec::new();
+    let mut stream = Events::default();
+    let ok = (200..300).contains(&status);
+    while let Some(data) = response.body.next()? {
         if !ok {
-            answer.error_body = String::from_utf8_lossy(&whole).into_owned();
-            return Ok(answer);
-        }
-        if events {
-            for event in stream.finish() {
-                if let Some(reply) = id.and_then(|id| response_to(id, &event)) {
-                    answer.reply = Some(reply);
-                    return Ok(answer);
-                }
+            // Only the start of an error body is kept, for the message; the rest
+            // is not waited for (it may stream on until the deadline).
+            let room = 1024usize.saturating_sub(whole.len());
+            whole.extend_from_slice(&data[..data.len().min(room)]);
+            if whole.len() >= 1024 {
+                break;
             }
-            if id.is_some() {
-                return Err(Error::Mcp(
-                    "the MCP server's event stream ended without the answer".into(),
-                ));
-            }
-        } else if let Some(id) = id {
-            let value: Value = serde_json::from_slice(&whole).map_err(|e| {
-                Error::Mcp(format!(
-                    "the MCP server's answer is not JSON ({e}): {}",
-                    String::from_utf8_lossy(&whole[..whole.len().min(200)])
-                ))
-            })?;
-            answer.reply = Some(response_to_value(id, value).ok_or_else(|| {
-                Error::Mcp(format!(
-                    "the MCP server's answer is not the JSON-RPC response to request {id}: {}",
-                    String::from_utf8_lossy(&whole[..whole.len().min(200)])
-                ))
-            })?);
+            continue;
         }
-        Ok(answer)
-    })
+        if !events {
+            whole.extend_from_slice(&data);
+            continue;
+        }
+        for event in stream.push(&data) {
+            if let Some(reply) = id.and_then(|id| response_to(id, &event)) {
+                answer.reply = Some(reply);
+                // Left here: a server may keep the stream open after it.
+                return Ok(answer);
+            }
+        }
+    }
+    if !ok {
+        answer.error_body = String::from_utf8_lossy(&whole).into_owned();
+        return Ok(answer);
+    }
+    if events {
+        for event in stream.finish() {
+            if let Some(reply) = id.and_then(|id| response_to(id, &event)) {
+                answer.reply = Some(reply);
+                return Ok(answer);
+            }
+        }
+        if id.is_some() {
+            return Err(Error::Mcp(
+                "the MCP server's event stream ended without the answer".into(),
+            ));
+        }
+    } else if let Some(id) = id {
+        let value: Value = serde_json::from_slice(&whole).map_err(|e| {
+            Error::Mcp(format!(
+                "the MCP server's answer is not JSON ({e}): {}",
+                String::from_utf8_lossy(&whole[..whole.len().min(200)])
+            ))
+        })?;
+        answer.reply = Some(response_to_value(id, value).ok_or_else(|| {
+            Error::Mcp(format!(
+                "the MCP server's answer is not the JSON-RPC response to request {id}: {}",
+                String::from_utf8_lossy(&whole[..whole.len().min(200)])
+            ))
+        })?);
+    }
+    Ok(answer)
 }
 
 /// The error of a non-2xx answer: the JSON-RPC error it carries, if any.

@@ -33,7 +33,9 @@
 //! separated: rust, python, js, floor-rust, floor-python) picks the servers. Serve's
 //! settings: `AGENT_BENCH_WORKERS` (`[server] workers`, default 1),
 //! `AGENT_BENCH_REUSE` (the plugin's `instance_reuse`, default off),
-//! `AGENT_BENCH_QUEUE_DELAY_MS` (`[server] max_queue_delay`, default serve's). The
+//! `AGENT_BENCH_QUEUE_DELAY_MS` (`[server] max_queue_delay`, default serve's);
+//! `AGENT_BENCH_MODEL_STREAM=false` has the plugins ask for whole answers (their
+//! `MODEL_STREAM`; the floors still stream), to tell the streamed call's cost. The
 //! load generator honours serve's `Retry-After: 1` on a 503 (it waits a second).
 
 mod common;
@@ -98,6 +100,9 @@ struct Settings {
     /// `[server] max_queue_delay` in ms (`AGENT_BENCH_QUEUE_DELAY_MS`; default:
     /// serve's own).
     queue_delay_ms: Option<u64>,
+    /// Whether the plugins ask for a streamed answer (`AGENT_BENCH_MODEL_STREAM`,
+    /// default true).
+    stream: bool,
     delay: Duration,
     seconds: Duration,
     connections: Vec<usize>,
@@ -148,6 +153,13 @@ impl Settings {
             reuse: number("AGENT_BENCH_REUSE", 0),
             queue_delay_ms: var("AGENT_BENCH_QUEUE_DELAY_MS")
                 .map(|_| number("AGENT_BENCH_QUEUE_DELAY_MS", 100)),
+            stream: match var("AGENT_BENCH_MODEL_STREAM").as_deref().map(str::trim) {
+                None | Some("true") => true,
+                Some("false") => false,
+                Some(v) => fail(&format!(
+                    "AGENT_BENCH_MODEL_STREAM={v:?}: expected true or false"
+                )),
+            },
             delay: Duration::from_millis(number("AGENT_BENCH_MODEL_DELAY_MS", 1000)),
             seconds: Duration::from_secs(seconds),
             connections,
@@ -199,7 +211,7 @@ async fn run(settings: Settings) {
         "model: {} words streamed over {} ms (ideal turns/s = C / {:.3} s); {} s per row \
          after a {} s warm-up; a new session per turn; turns/s, p50, p99 and CPU per turn \
          count the turns answered 200 in the window (p50 and p99: of those begun in it); CPU and memory (RSS, and PSS: a shared page split among its mappings) of the server's processes; \
-         serve: workers = {}, instance_reuse = {}, max_queue_delay = {}\n",
+         serve: workers = {}, instance_reuse = {}, max_queue_delay = {}, plugins stream: {}\n",
         model_server::WORDS.len(),
         settings.delay.as_millis(),
         ideal_per_turn,
@@ -210,6 +222,7 @@ async fn run(settings: Settings) {
         settings
             .queue_delay_ms
             .map_or_else(|| "default".to_string(), |ms| format!("{ms} ms")),
+        settings.stream,
     );
     println!(
         "| server | C | turns/s | / ideal | p50 | p99 | CPU/turn | Redis CPU/turn | peak RSS / PSS | RSS/in-flight | PSS/in-flight | errors |"
@@ -316,7 +329,7 @@ workers = {workers}
 id = "chat"
 wasm = "{wasm}"
 prefix = "bench"
-env = {{ MODEL_URL = "{origin}/v1", MODEL = "{MODEL}" }}
+env = {{ MODEL_URL = "{origin}/v1", MODEL = "{MODEL}"{stream} }}
 limits = {{ max_concurrent_turns = {turns}, deadline = "30s" }}
 quota = {{ sessions = 100000000, bytes = "1TiB" }}
 {reuse}
@@ -336,6 +349,10 @@ plugins = ["chat"]
         turns = largest.max(64),
         origin = model.origin(),
         workers = settings.workers,
+        stream = match settings.stream {
+            true => "",
+            false => ", MODEL_STREAM = \"false\"",
+        },
         queue_delay = settings
             .queue_delay_ms
             .map_or_else(String::new, |ms| format!("max_queue_delay = \"{ms}ms\"")),
