@@ -238,6 +238,53 @@ async fn trace_connect_and_userinfo_are_refused_before_any_connection() {
     );
 }
 
+/// A request is counted once its response's body is done with, by how the body
+/// ended: read whole is `ok`, cut at `max_response_bytes` is `limit`, stalled
+/// past the between-bytes timeout is `timeout` (a response head arrived each
+/// time: before, all three were `ok`). The stall is Python's `http.server`
+/// sending 2 KiB of a body and no more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_is_counted_by_how_its_body_ended() {
+    let backend = Backend::embedded();
+    let outcomes = Arc::new(Mutex::new(Vec::new()));
+    let seen = outcomes.clone();
+    let host = Host::builder()
+        .shared_store(backend.store())
+        .on_outbound(move |e| seen.lock().unwrap().push(e.outcome))
+        .build()
+        .unwrap();
+    let server = ModelServer::start().await;
+    let stalling = agent_host_tests::python_model::PythonModel::failing_endlessly();
+    let mut limits = Limits::default();
+    limits.max_response_bytes = 10_000;
+    limits.first_byte_timeout = Duration::from_millis(300);
+    let config = PluginConfig::new("h", "tenant-a")
+        .with_limits(limits)
+        .with_origin(origin(&server))
+        .with_origin(AllowedOrigin::parse(&stalling.origin()).unwrap());
+    hostile(&host, config).await;
+
+    let url = format!("{}/x", server.origin());
+    let answer = host
+        .run_turn("h", "s", &format!("fetch {url}"))
+        .await
+        .unwrap();
+    assert!(answer.starts_with("200"), "{answer}");
+    server.set_mode(Mode::Huge(20_000));
+    let answer = host
+        .run_turn("h", "s", &format!("fetch {url}"))
+        .await
+        .unwrap();
+    assert!(answer.contains("body size"), "{answer}");
+    let stalled = format!("{}/v1/chat/completions", stalling.origin());
+    let answer = host
+        .run_turn("h", "s", &format!("post 10 {stalled}"))
+        .await
+        .unwrap();
+    assert!(answer.contains("connection read timeout"), "{answer}");
+    assert_eq!(*outcomes.lock().unwrap(), ["ok", "limit", "timeout"]);
+}
+
 /// A name of this machine that the system resolver maps to a loopback address
 /// (Debian's /etc/hosts maps the host name so).
 async fn machine_name_resolving_to_loopback() -> String {

@@ -17,7 +17,10 @@ use super::hooks::Sent;
 
 /// A body that fails once more than `limit` bytes went through it (with a
 /// counter shared by the bodies of one turn, for responses), and, for a response,
-/// logs its request once it is done with (read or dropped).
+/// logs and reports its request once it is done with (read or dropped): `ok`
+/// when it was read to its end or the plugin stopped reading, `limit` when it
+/// was cut at the limit, `timeout` when it stalled past the between-bytes
+/// timeout or the turn's deadline, `error` when the connection failed.
 pub(super) struct LimitedBody<B> {
     pub(super) inner: B,
     pub(super) seen: Arc<AtomicU64>,
@@ -31,12 +34,17 @@ pub(super) struct Done {
     pub(super) sent: Sent,
     pub(super) status: u16,
     pub(super) bytes: u64,
+    /// The time to the response's head.
+    pub(super) head: Duration,
+    /// How the body ended so far (`ok` until it failed).
+    pub(super) outcome: &'static str,
 }
 
 impl<B> Drop for LimitedBody<B> {
     fn drop(&mut self) {
         if let Some(done) = &self.log {
             let sent = &done.sent;
+            sent.report_after(done.outcome, done.head);
             tracing::info!(
                 plugin = %sent.plugin,
                 method = %sent.method,
@@ -44,6 +52,7 @@ impl<B> Drop for LimitedBody<B> {
                 path = %sent.path,
                 status = done.status,
                 bytes = done.bytes,
+                outcome = done.outcome,
                 ms = sent.started.elapsed().as_millis() as u64,
                 "outbound request"
             );
@@ -66,6 +75,12 @@ where
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Error>>> {
         let frame = ready!(Pin::new(&mut self.inner).poll_frame(cx));
+        if let (Some(Err(e)), Some(done)) = (&frame, self.log.as_mut()) {
+            done.outcome = match e {
+                Error::ConnectionReadTimeout => "timeout",
+                _ => "error",
+            };
+        }
         if let Some(Ok(frame)) = &frame
             && let Some(data) = frame.data_ref()
         {
@@ -76,6 +91,9 @@ where
                 self.seen.fetch_add(data.len() as u64, Ordering::Relaxed) + data.len() as u64;
             if total > self.limit {
                 tracing::warn!(limit = self.limit, "outbound body over its limit; cut");
+                if let Some(done) = self.log.as_mut() {
+                    done.outcome = "limit";
+                }
                 return Poll::Ready(Some(Err((self.error)())));
             }
         }

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use http_body_util::BodyExt;
 use tracing::Instrument;
@@ -85,6 +85,12 @@ pub(super) struct Sent {
 
 impl Sent {
     fn report(&self, outcome: &'static str) {
+        self.report_after(outcome, self.started.elapsed());
+    }
+
+    /// Reports the request's outcome; `duration` is the time to its response's
+    /// head, or to its failure.
+    pub(super) fn report_after(&self, outcome: &'static str, duration: Duration) {
         self.span.record("outcome", outcome);
         if !matches!(outcome, "ok" | "replayed") {
             self.span.record("otel.status_code", "error");
@@ -94,7 +100,7 @@ impl Sent {
                 plugin: self.plugin.clone(),
                 origin: self.label.clone(),
                 outcome,
-                duration: self.started.elapsed(),
+                duration,
             });
         }
     }
@@ -324,7 +330,8 @@ impl WasiHttpHooks for OutboundHooks {
                     return Err(error);
                 }
             };
-            sent.report("ok");
+            // Reported once the body is done with: its outcome is the body's.
+            let head = sent.started.elapsed();
             let status = response.status().as_u16();
             sent.span.record("status", status);
             sent.span.record(
@@ -360,6 +367,8 @@ impl WasiHttpHooks for OutboundHooks {
                         sent,
                         status,
                         bytes: 0,
+                        head,
+                        outcome: "ok",
                     }),
                 }
                 .boxed_unsync()

@@ -68,7 +68,10 @@ pub(crate) struct TurnTrail {
     pub(crate) journal: Arc<journal::Journal>,
 }
 
-/// One outbound request, as a metric sees it (no path, no headers).
+/// One outbound request, as a metric sees it (no path, no headers). A request
+/// that got a response is reported once its body is done with (read to its end,
+/// cut, or dropped by the plugin), with the body's outcome; any other, when it
+/// fails.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct OutboundEvent {
@@ -76,9 +79,13 @@ pub struct OutboundEvent {
     pub plugin: String,
     /// The allowed origin it matched, as configured (`denied` when none did).
     pub origin: String,
-    /// `ok` (a response arrived), `replayed` (the turn's journal answered, see
-    /// `journal`), `denied`, `limit`, `budget` (a metered origin refused: model
-    /// budget spent), `timeout`, or `error`.
+    /// `ok` (a response arrived and its body was read to its end, or as far as
+    /// the plugin wanted), `replayed` (the turn's journal answered, see
+    /// `journal`), `denied`, `limit` (the plugin's request limits: too many
+    /// requests, a request body or a response body too large, the response's
+    /// cut partway), `budget` (a metered origin refused: model budget spent),
+    /// `timeout` (no connection, no response head, or a body that stalled or
+    /// ran past the turn's deadline), or `error`.
     pub outcome: &'static str,
     /// Time to the response head (or the failure).
     pub duration: Duration,
