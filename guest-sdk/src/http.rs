@@ -4,7 +4,10 @@
 //! The host decides which origins a plugin may reach (deny by default) and adds
 //! the credentials an origin needs itself, after the request leaves the plugin: a
 //! plugin never holds an API key. A request to an origin that is not allowed fails
-//! with [`Error::Http`] naming `HTTP-request-denied`.
+//! with [`Error::Http`] naming `HttpRequestDenied`; the other failures name
+//! `wasi:http`'s error code the same way (`ConnectionRefused`,
+//! `ConnectionReadTimeout`, `HttpResponseBodySize`...) or say the host's words
+//! (`at most 16 requests per turn`).
 //!
 //! A request body is sent whole, with its `Content-Length` (never chunked), so
 //! servers that read only that header get it.
@@ -50,7 +53,8 @@ impl Response {
             .map(|(_, v)| v.as_str())
     }
 
-    /// Every header, in the order received.
+    /// Every header whose value is text, in the order received (names in lower
+    /// case).
     pub fn headers(&self) -> &[(String, String)] {
         &self.headers
     }
@@ -92,7 +96,7 @@ pub(crate) fn no_host(method: &str, url: &str) -> Result<()> {
     Err(Error::Http(format!(
         "{method} {}: no host to send it to outside a component (a unit test runs \
          without one: test the code around the request)",
-        without_query(url)
+        shown(url)
     )))
 }
 
@@ -167,7 +171,29 @@ pub(crate) fn carries_body(method: &str) -> bool {
         .any(|m| m.eq_ignore_ascii_case(method))
 }
 
-/// A URL for messages: its query may hold things that are nobody's business.
-pub(crate) fn without_query(url: &str) -> &str {
-    url.split(['?', '#']).next().unwrap_or(url)
+/// A URL for messages: without its query and fragment, which may hold things
+/// that are nobody's business, and without user information (a password).
+pub(crate) fn shown(url: &str) -> String {
+    let url = url.split(['?', '#']).next().unwrap_or(url);
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let host = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
+    format!("{scheme}://{host}{path}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shown;
+
+    #[test]
+    fn a_url_in_a_message_has_no_query_and_no_password() {
+        assert_eq!(shown("https://h:8/p/q?key=1#f"), "https://h:8/p/q");
+        assert_eq!(shown("http://user:pw@h/x?k"), "http://h/x");
+        assert_eq!(shown("http://user@h"), "http://h");
+        assert_eq!(shown("not a url?x"), "not a url");
+    }
 }

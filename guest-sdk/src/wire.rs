@@ -8,11 +8,12 @@
 
 use wasip2::http::outgoing_handler;
 use wasip2::http::types::{
-    Fields, IncomingBody, IncomingResponse, Method, OutgoingBody, OutgoingRequest, Scheme,
+    ErrorCode, Fields, IncomingBody, IncomingResponse, Method, OutgoingBody, OutgoingRequest,
+    Scheme,
 };
 use wasip2::io::streams::{InputStream, StreamError};
 
-use crate::http::without_query;
+use crate::http::shown;
 use crate::{Error, Result};
 
 /// The most bytes read from a response body at once.
@@ -43,11 +44,11 @@ pub(crate) fn send(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> Result<Response> {
+    let shown = shown(url);
     let uri: http::Uri = url
         .parse()
-        .map_err(|e| Error::Http(format!("bad request: {e}")))?;
-    let failed =
-        |e: &dyn std::fmt::Debug| Error::Http(format!("{method} {}: {e:?}", without_query(url)));
+        .map_err(|e| Error::Http(format!("bad request: {shown}: {e}")))?;
+    let failed = |why: String| Error::Http(format!("{method} {shown}: {why}"));
     let mut fields: Vec<(String, Vec<u8>)> = headers
         .iter()
         .map(|(n, v)| (n.to_ascii_lowercase(), v.as_bytes().to_vec()))
@@ -68,18 +69,18 @@ pub(crate) fn send(
         "PATCH" => Method::Patch,
         "HEAD" => Method::Head,
         "OPTIONS" => Method::Options,
-        other => Method::Other(other.to_string()),
+        _ => Method::Other(method.to_string()),
     };
     let scheme = match uri.scheme_str() {
         Some("https") => Scheme::Https,
         Some("http") => Scheme::Http,
         _ => {
             return Err(Error::Http(format!(
-                "bad request: {url} is not an http(s) URL"
+                "bad request: {shown} is not an http(s) URL"
             )));
         }
     };
-    let bad = |what: &str| Error::Http(format!("bad request: {what} of {}", without_query(url)));
+    let bad = |what: &str| Error::Http(format!("bad request: {what} of {shown}"));
     request.set_method(&verb).map_err(|()| bad("the method"))?;
     request
         .set_scheme(Some(&scheme))
@@ -91,7 +92,7 @@ pub(crate) fn send(
         .set_path_with_query(Some(uri.path_and_query().map_or("/", |p| p.as_str())))
         .map_err(|()| bad("the path"))?;
     let outgoing = request.body().map_err(|()| bad("the body"))?;
-    let future = outgoing_handler::handle(request, None).map_err(|e| failed(&e))?;
+    let future = outgoing_handler::handle(request, None).map_err(|e| failed(words(&e)))?;
     write(outgoing, body);
     let answer = loop {
         match future.get() {
@@ -101,8 +102,8 @@ pub(crate) fn send(
     };
     let response: IncomingResponse = match answer {
         Ok(Ok(response)) => response,
-        Ok(Err(code)) => return Err(failed(&code)),
-        Err(()) => return Err(failed(&"the response was taken twice")),
+        Ok(Err(code)) => return Err(failed(words(&code))),
+        Err(()) => return Err(failed("the response was taken twice".into())),
     };
     let status = response.status();
     let headers = response
@@ -119,7 +120,7 @@ pub(crate) fn send(
         body: Body {
             stream: Some(stream),
             body: Some(body),
-            url: without_query(url).to_string(),
+            url: shown.clone(),
         },
     })
 }
@@ -147,7 +148,7 @@ impl Body {
                 Err(StreamError::Closed) => self.close(),
                 Err(StreamError::LastOperationFailed(error)) => {
                     let why = match wasip2::http::types::http_error_code(&error) {
-                        Some(code) => format!("{code:?}"),
+                        Some(code) => words(&code),
                         None => error.to_debug_string(),
                     };
                     self.close();
@@ -179,5 +180,21 @@ impl Body {
 impl Drop for Body {
     fn drop(&mut self) {
         self.close();
+    }
+}
+
+/// An error code as a message says it: its name as `wasi:http` has it
+/// (`HttpRequestDenied`, `ConnectionReadTimeout`...), then what it carries; an
+/// `InternalError`'s text (the host's words, such as a limit) as it is.
+fn words(code: &ErrorCode) -> String {
+    match code {
+        ErrorCode::InternalError(Some(text)) => text.clone(),
+        other => {
+            let debug = format!("{other:?}");
+            debug
+                .strip_prefix("ErrorCode::")
+                .map(str::to_string)
+                .unwrap_or(debug)
+        }
     }
 }

@@ -120,6 +120,7 @@ impl Sent {
             method = %self.method,
             origin = %self.origin,
             path = %self.path,
+            outcome,
             "outbound request refused: {why}"
         );
         self.report(outcome);
@@ -270,6 +271,7 @@ impl WasiHttpHooks for OutboundHooks {
                         method = %sent.method,
                         origin = %sent.origin,
                         path = %sent.path,
+                        outcome = "limit",
                         "outbound request failed: {error}"
                     );
                     sent.report("limit");
@@ -306,6 +308,7 @@ impl WasiHttpHooks for OutboundHooks {
                         plugin = %sent.plugin,
                         method = %sent.method,
                         origin = %sent.origin,
+                        outcome = "budget",
                         "outbound request refused: {why}"
                     );
                     sent.report("budget");
@@ -323,6 +326,7 @@ impl WasiHttpHooks for OutboundHooks {
                         method = %sent.method,
                         origin = %sent.origin,
                         path = %sent.path,
+                        outcome,
                         ms = sent.started.elapsed().as_millis() as u64,
                         "outbound request failed: {why}"
                     );
