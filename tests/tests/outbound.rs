@@ -236,6 +236,14 @@ async fn trace_connect_and_userinfo_are_refused_before_any_connection() {
         got[0].header("host"),
         Some(&server.origin()["http://".len()..])
     );
+    // A method of the plugin's own goes out as it was written (methods are
+    // case-sensitive).
+    let answer = host
+        .run_turn("h", "s", &format!("send Purge {url}"))
+        .await
+        .unwrap();
+    assert!(answer.starts_with("200"), "{answer}");
+    assert_eq!(server.requests()[1].method, "Purge");
 }
 
 /// A request is counted once its response's body is done with, by how the body

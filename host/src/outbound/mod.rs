@@ -70,8 +70,8 @@ pub(crate) struct TurnTrail {
 
 /// One outbound request, as a metric sees it (no path, no headers). A request
 /// that got a response is reported once its body is done with (read to its end,
-/// cut, or dropped by the plugin), with the body's outcome; any other, when it
-/// fails.
+/// cut, or dropped by the plugin; at the latest when the plugin's instance is
+/// dropped), with the body's outcome; any other, when it fails.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct OutboundEvent {
