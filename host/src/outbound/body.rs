@@ -84,9 +84,6 @@ where
         if let Some(Ok(frame)) = &frame
             && let Some(data) = frame.data_ref()
         {
-            if let Some(done) = self.log.as_mut() {
-                done.bytes += data.len() as u64;
-            }
             let total =
                 self.seen.fetch_add(data.len() as u64, Ordering::Relaxed) + data.len() as u64;
             if total > self.limit {
@@ -95,6 +92,10 @@ where
                     done.outcome = "limit";
                 }
                 return Poll::Ready(Some(Err((self.error)())));
+            }
+            // Counted once it goes on: the piece that went over is not.
+            if let Some(done) = self.log.as_mut() {
+                done.bytes += data.len() as u64;
             }
         }
         Poll::Ready(frame)
