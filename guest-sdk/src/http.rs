@@ -125,18 +125,15 @@ pub fn send_lines(
     no_host(method, url)?;
     let mut response = crate::wire::send(method, url, headers, &body)?;
     let status = response.status;
+    if !(200..300).contains(&status) {
+        let start = response.body.start(crate::wire::ERROR_START)?;
+        let start: String = String::from_utf8_lossy(&start).chars().take(200).collect();
+        return Err(Error::Http(format!(
+            "the server answered {status} ({start})"
+        )));
+    }
     let mut pending: Vec<u8> = Vec::new();
     while let Some(data) = response.body.next()? {
-        if !(200..300).contains(&status) {
-            // Only the start of an error body is kept, for the message; the
-            // rest is not waited for (it may stream on until the deadline).
-            let room = 1024usize.saturating_sub(pending.len());
-            pending.extend_from_slice(&data[..data.len().min(room)]);
-            if pending.len() >= 1024 {
-                break;
-            }
-            continue;
-        }
         // Only the new bytes are searched: a long line costs its length once.
         let Some(last) = data.iter().rposition(|&b| b == b'\n') else {
             pending.extend_from_slice(&data);
@@ -148,15 +145,6 @@ pub fn send_lines(
         }
         pending.clear();
         pending.extend_from_slice(&data[last + 1..]);
-    }
-    if !(200..300).contains(&status) {
-        let start: String = String::from_utf8_lossy(&pending)
-            .chars()
-            .take(200)
-            .collect();
-        return Err(Error::Http(format!(
-            "the server answered {status} ({start})"
-        )));
     }
     if !pending.is_empty() {
         line(String::from_utf8_lossy(&pending).trim_end_matches('\r'))?;

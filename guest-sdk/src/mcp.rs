@@ -315,20 +315,14 @@ fn post(url: &str, headers: &[(&str, &str)], body: Vec<u8>, id: Option<u64>) -> 
         reply: None,
         error_body: String::new(),
     };
+    if !(200..300).contains(&status) {
+        let start = response.body.start(crate::wire::ERROR_START)?;
+        answer.error_body = String::from_utf8_lossy(&start).into_owned();
+        return Ok(answer);
+    }
     let mut whole: Vec<u8> = Vec::new();
     let mut stream = Events::default();
-    let ok = (200..300).contains(&status);
     while let Some(data) = response.body.next()? {
-        if !ok {
-            // Only the start of an error body is kept, for the message; the rest
-            // is not waited for (it may stream on until the deadline).
-            let room = 1024usize.saturating_sub(whole.len());
-            whole.extend_from_slice(&data[..data.len().min(room)]);
-            if whole.len() >= 1024 {
-                break;
-            }
-            continue;
-        }
         if !events {
             whole.extend_from_slice(&data);
             continue;
@@ -340,10 +334,6 @@ fn post(url: &str, headers: &[(&str, &str)], body: Vec<u8>, id: Option<u64>) -> 
                 return Ok(answer);
             }
         }
-    }
-    if !ok {
-        answer.error_body = String::from_utf8_lossy(&whole).into_owned();
-        return Ok(answer);
     }
     if events {
         for event in stream.finish() {

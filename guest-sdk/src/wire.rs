@@ -20,35 +20,37 @@ use crate::{Error, Result};
 const READ_SIZE: u64 = 16 * 1024;
 /// The most bytes one blocking write may take (`wasi:io`'s limit).
 const WRITE_SIZE: usize = 4096;
+/// The most bytes of an error body read, for its message.
+pub(crate) const ERROR_START: usize = 1024;
 
 /// A request's response, once its head has arrived.
-pub(crate) struct Response {
+pub(crate) struct Response<'a> {
     pub(crate) status: u16,
     pub(crate) headers: Vec<(String, String)>,
-    pub(crate) body: Body,
+    pub(crate) body: Body<'a>,
 }
 
 /// A response body, read as its pieces arrive. Its stream is dropped before the
 /// body (a child resource dropped after its parent traps the component).
-pub(crate) struct Body {
+pub(crate) struct Body<'a> {
     stream: Option<InputStream>,
     body: Option<IncomingBody>,
-    url: String,
+    /// The request's URL, shown (`shown`) only in an error.
+    url: &'a str,
 }
 
 /// Sends the request (its `Content-Length` set, see [`crate::http`]) and waits for
 /// the response's head.
-pub(crate) fn send(
+pub(crate) fn send<'a>(
     method: &str,
-    url: &str,
+    url: &'a str,
     headers: &[(&str, &str)],
     body: &[u8],
-) -> Result<Response> {
-    let shown = shown(url);
+) -> Result<Response<'a>> {
     let uri: http::Uri = url
         .parse()
-        .map_err(|e| Error::Http(format!("bad request: {shown}: {e}")))?;
-    let failed = |why: String| Error::Http(format!("{method} {shown}: {why}"));
+        .map_err(|e| Error::Http(format!("bad request: {}: {e}", shown(url))))?;
+    let failed = |why: String| Error::Http(format!("{method} {}: {why}", shown(url)));
     let mut fields: Vec<(String, Vec<u8>)> = headers
         .iter()
         .map(|(n, v)| (n.to_ascii_lowercase(), v.as_bytes().to_vec()))
@@ -76,11 +78,12 @@ pub(crate) fn send(
         Some("http") => Scheme::Http,
         _ => {
             return Err(Error::Http(format!(
-                "bad request: {shown} is not an http(s) URL"
+                "bad request: {} is not an http(s) URL",
+                shown(url)
             )));
         }
     };
-    let bad = |what: &str| Error::Http(format!("bad request: {what} of {shown}"));
+    let bad = |what: &str| Error::Http(format!("bad request: {what} of {}", shown(url)));
     request.set_method(&verb).map_err(|()| bad("the method"))?;
     request
         .set_scheme(Some(&scheme))
@@ -120,7 +123,7 @@ pub(crate) fn send(
         body: Body {
             stream: Some(stream),
             body: Some(body),
-            url: shown.clone(),
+            url,
         },
     })
 }
@@ -138,7 +141,7 @@ fn write(outgoing: OutgoingBody, body: &[u8]) {
     let _ = OutgoingBody::finish(outgoing, None);
 }
 
-impl Body {
+impl Body<'_> {
     /// The next piece, waiting for it; `None` at the end.
     pub(crate) fn next(&mut self) -> Result<Option<Vec<u8>>> {
         while let Some(stream) = &self.stream {
@@ -154,7 +157,7 @@ impl Body {
                     self.close();
                     return Err(Error::Http(format!(
                         "reading the response of {}: {why}",
-                        self.url
+                        shown(self.url)
                     )));
                 }
             }
@@ -171,13 +174,27 @@ impl Body {
         Ok(all)
     }
 
+    /// The first `size` bytes of what is left (the start of an error body, for
+    /// its message); the rest is not waited for, as it may stream on until the
+    /// deadline. Closes the body.
+    pub(crate) fn start(&mut self, size: usize) -> Result<Vec<u8>> {
+        let mut start = Vec::new();
+        while start.len() < size {
+            let Some(piece) = self.next()? else { break };
+            start.extend_from_slice(&piece);
+        }
+        self.close();
+        start.truncate(size);
+        Ok(start)
+    }
+
     fn close(&mut self) {
         drop(self.stream.take());
         drop(self.body.take());
     }
 }
 
-impl Drop for Body {
+impl Drop for Body<'_> {
     fn drop(&mut self) {
         self.close();
     }

@@ -148,6 +148,8 @@ def _run(method: str, url: str, work: Callable[[], Any]) -> Any:
 READ_SIZE = 16 * 1024
 # The most bytes one blocking write may take (wasi:io's limit).
 WRITE_SIZE = 4096
+# The most bytes of an error body read, for its message.
+ERROR_START = 1024
 
 
 class Body:
@@ -175,6 +177,21 @@ class Body:
             if piece:
                 return piece
         return None
+
+    def start(self, size: int = ERROR_START) -> bytes:
+        """The first `size` bytes of what is left (the start of an error body, for
+        its message); the rest is not waited for, as it may stream on until the
+        deadline. Closes the body."""
+        start = bytearray()
+        try:
+            while len(start) < size:
+                chunk = self.next()
+                if chunk is None:
+                    break
+                start += chunk
+        finally:
+            self.close()
+        return bytes(start[:size])
 
     def close(self) -> None:
         if self.stream is not None:
@@ -265,21 +282,16 @@ def _send_lines(
 ) -> int:
     incoming = _start(method, url, headers, body)
     status = incoming.status()
-    ok = 200 <= status < 300
     stream = Body(incoming.consume())
+    if not 200 <= status < 300:
+        start = stream.start().decode(errors="replace")[:200]
+        raise HttpError(f"the server answered {status} ({start})")
     pending = bytearray()
     try:
         while True:
             chunk = stream.next()
             if chunk is None:
                 break
-            if not ok:
-                # Only the start of an error body is kept, for the message; the
-                # rest is not waited for (it may stream on until the deadline).
-                pending += chunk[: max(0, 1024 - len(pending))]
-                if len(pending) >= 1024:
-                    break
-                continue
             # Only the new bytes are searched: a long line costs its length once.
             last = chunk.rfind(b"\n")
             if last < 0:
@@ -291,9 +303,6 @@ def _send_lines(
             pending = bytearray(chunk[last + 1 :])
     finally:
         stream.close()
-    if not ok:
-        start = pending.decode(errors="replace")[:200]
-        raise HttpError(f"the server answered {status} ({start})")
     if pending:
         line(pending.decode(errors="replace").rstrip("\r"))
     return status

@@ -203,8 +203,9 @@ def _post(url: str, headers: List[Tuple[str, str]], body: bytes, id: Optional[in
     received = {n.lower(): v.decode(errors="replace") for n, v in incoming.headers().entries()}
     session = received.get("mcp-session-id")
     events = received.get("content-type", "").strip().lower().startswith("text/event-stream")
-    ok = 200 <= status < 300
     stream = http.Body(incoming.consume())
+    if not 200 <= status < 300:
+        return status, session, None, stream.start().decode(errors="replace")
     whole = bytearray()
     parser = _Events()
     try:
@@ -212,24 +213,16 @@ def _post(url: str, headers: List[Tuple[str, str]], body: bytes, id: Optional[in
             chunk = stream.next()
             if chunk is None:
                 break
-            if not ok:
-                # The start of an error body, for the message; the rest is not
-                # waited for (it may stream on until the deadline).
-                whole += chunk[: max(0, 1024 - len(whole))]
-                if len(whole) >= 1024:
-                    break
-            elif not events:
+            if not events:
                 whole += chunk
-            else:
-                for data in parser.push(chunk):
-                    reply = _response_to(id, data) if id is not None else None
-                    if reply is not None:
-                        # Left here: a server may keep the stream open after it.
-                        return status, session, reply, ""
+                continue
+            for data in parser.push(chunk):
+                reply = _response_to(id, data) if id is not None else None
+                if reply is not None:
+                    # Left here: a server may keep the stream open after it.
+                    return status, session, reply, ""
     finally:
         stream.close()
-    if not ok:
-        return status, session, None, whole.decode(errors="replace")
     if id is None:
         return status, session, None, ""
     if events:
