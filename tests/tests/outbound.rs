@@ -36,6 +36,21 @@ async fn chat_plugin(host: &Host, server: &ModelServer, limits: Limits, wasm: &s
     load(host, config, wasm).await;
 }
 
+/// Each outbound request's origin and outcome, as the host reported them.
+type Outcomes = Arc<Mutex<Vec<(String, &'static str)>>>;
+
+/// A host on `backend` that keeps its outbound requests' outcomes.
+fn observed_host(backend: &Backend) -> (Host, Outcomes) {
+    let outcomes = Outcomes::default();
+    let seen = outcomes.clone();
+    let host = Host::builder()
+        .shared_store(backend.store())
+        .on_outbound(move |e| seen.lock().unwrap().push((e.origin.clone(), e.outcome)))
+        .build()
+        .unwrap();
+    (host, outcomes)
+}
+
 async fn hostile(host: &Host, config: PluginConfig) {
     load(host, config, plugins::HOSTILE).await;
 }
@@ -184,13 +199,7 @@ async fn only_allowed_origins_are_reached(backend: Backend) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn trace_connect_and_userinfo_are_refused_before_any_connection() {
     let backend = Backend::embedded();
-    let outcomes = Arc::new(Mutex::new(Vec::new()));
-    let seen = outcomes.clone();
-    let host = Host::builder()
-        .shared_store(backend.store())
-        .on_outbound(move |e| seen.lock().unwrap().push((e.origin.clone(), e.outcome)))
-        .build()
-        .unwrap();
+    let (host, outcomes) = observed_host(&backend);
     let server = ModelServer::start().await;
     hostile(
         &host,
@@ -254,13 +263,7 @@ async fn trace_connect_and_userinfo_are_refused_before_any_connection() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_is_counted_by_how_its_body_ended() {
     let backend = Backend::embedded();
-    let outcomes = Arc::new(Mutex::new(Vec::new()));
-    let seen = outcomes.clone();
-    let host = Host::builder()
-        .shared_store(backend.store())
-        .on_outbound(move |e| seen.lock().unwrap().push(e.outcome))
-        .build()
-        .unwrap();
+    let (host, outcomes) = observed_host(&backend);
     let server = ModelServer::start().await;
     let stalling = agent_host_tests::python_model::PythonModel::failing_endlessly();
     let mut limits = Limits::default();
@@ -290,7 +293,8 @@ async fn a_request_is_counted_by_how_its_body_ended() {
         .await
         .unwrap();
     assert!(answer.contains("connection read timeout"), "{answer}");
-    assert_eq!(*outcomes.lock().unwrap(), ["ok", "limit", "timeout"]);
+    let outcomes: Vec<&str> = outcomes.lock().unwrap().iter().map(|(_, o)| *o).collect();
+    assert_eq!(outcomes, ["ok", "limit", "timeout"]);
 }
 
 /// A name of this machine that the system resolver maps to a loopback address
